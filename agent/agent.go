@@ -1,0 +1,106 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	golog "github.com/siddontang/go-log/log"
+
+	"github.com/hotstandby/hotstandby/checkpoint"
+)
+
+// Agent is the daemon: it streams the master's binlog into the relay log,
+// acknowledges durable positions and serves its status.
+type Agent struct {
+	cfg   Config
+	log   *slog.Logger
+	store *checkpoint.Store
+	recv  *receiver
+}
+
+// New opens the agent's data directory (0700) and checkpoint store. Only one
+// agent may use a data directory at a time.
+func New(cfg Config, log *slog.Logger) (*Agent, error) {
+	return newAgent(cfg, log, receiverHooks{})
+}
+
+func newAgent(cfg Config, log *slog.Logger, hooks receiverHooks) (*Agent, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir %s: %w", cfg.DataDir, unwrapPathError(err))
+	}
+	store, err := checkpoint.Open(cfg.CheckpointPath(), false)
+	if err != nil {
+		if errors.Is(err, checkpoint.ErrLocked) {
+			return nil, fmt.Errorf("data_dir %s is in use by another hotstandby process", cfg.DataDir)
+		}
+		return nil, err
+	}
+	return &Agent{cfg: cfg, log: log, store: store, recv: newReceiver(cfg, log, store, hooks)}, nil
+}
+
+// Run serves until ctx ends (nil) or the stream fails permanently (the
+// error, one line that says what to fix).
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.store.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var srv *http.Server
+	if a.cfg.Status.Listen != "" {
+		ln, err := net.Listen("tcp", a.cfg.Status.Listen)
+		if err != nil {
+			return fmt.Errorf("status.listen %s: %w", a.cfg.Status.Listen, err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /status", a.serveStatus)
+		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		a.log.Info("status endpoint listening", "addr", ln.Addr().String())
+	}
+	err := a.recv.run(ctx)
+	if srv != nil {
+		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = srv.Shutdown(sctx)
+		scancel()
+	}
+	return err
+}
+
+// NewLogger builds the daemon's logger from the [log] section: text or JSON,
+// to standard error or to a file rotated by go-log's rotating handler. The
+// returned closer closes the file.
+func NewLogger(cfg LogConfig, stderr io.Writer) (*slog.Logger, io.Closer, error) {
+	var w io.Writer = stderr
+	var closer io.Closer = io.NopCloser(nil)
+	if cfg.File != "" {
+		if err := os.MkdirAll(filepath.Dir(cfg.File), 0o700); err != nil {
+			return nil, nil, fmt.Errorf("log.file %s: %w", cfg.File, unwrapPathError(err))
+		}
+		f, err := os.OpenFile(cfg.File, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, nil, fmt.Errorf("log.file %s: %w", cfg.File, unwrapPathError(err))
+		}
+		f.Close()
+		h, err := golog.NewRotatingFileHandler(cfg.File, cfg.MaxSizeMB<<20, cfg.Backups)
+		if err != nil {
+			return nil, nil, fmt.Errorf("log.file %s: %w", cfg.File, err)
+		}
+		w, closer = h, h
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(strings.ToUpper(cfg.Level)))
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if cfg.Format == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(h), closer, nil
+}

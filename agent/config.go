@@ -1,0 +1,274 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/hotstandby/hotstandby/binlog"
+)
+
+// PasswordEnv is the environment variable that may hold the master's
+// password, the third way after `password` and `password_file`.
+const PasswordEnv = "HOTSTANDBY_MASTER_PASSWORD"
+
+// Duration is a time.Duration written as "5s" in the config file.
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses "250ms", "5s", "1m".
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration like 500ms or 5s", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText formats the duration.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// MasterConfig is the [master] section.
+type MasterConfig struct {
+	Host string `toml:"host"`
+	Port int    `toml:"port"`
+	User string `toml:"user"`
+	// Password is the replication user's password. Prefer PasswordFile or
+	// the HOTSTANDBY_MASTER_PASSWORD environment variable.
+	Password string `toml:"password"`
+	// PasswordFile is a file whose first line is the password.
+	PasswordFile   string   `toml:"password_file"`
+	ConnectTimeout Duration `toml:"connect_timeout"`
+	// Heartbeat is how often an idle master sends a heartbeat.
+	Heartbeat Duration `toml:"heartbeat"`
+	// ReadTimeout declares the master silent (and reconnects) when nothing,
+	// not even a heartbeat, arrived for this long. Must exceed Heartbeat.
+	ReadTimeout Duration `toml:"read_timeout"`
+}
+
+// Addr returns host:port.
+func (m MasterConfig) Addr() string { return net.JoinHostPort(m.Host, strconv.Itoa(m.Port)) }
+
+// SemiSyncConfig is the [semisync] section.
+type SemiSyncConfig struct {
+	// Enabled registers the agent as a semi-sync replica that ACKs only
+	// after fsync.
+	Enabled bool `toml:"enabled"`
+}
+
+// RelayConfig is the [relay] section.
+type RelayConfig struct {
+	// SegmentSizeMB is the size after which a relay segment is closed.
+	SegmentSizeMB int64 `toml:"segment_size_mb"`
+	// CheckpointInterval is how often the received/acked frontiers are
+	// written to the checkpoint store.
+	CheckpointInterval Duration `toml:"checkpoint_interval"`
+}
+
+// StatusConfig is the [status] section.
+type StatusConfig struct {
+	// Listen is the status endpoint's address; loopback by default. Empty
+	// string disables it.
+	Listen string `toml:"listen"`
+}
+
+// ReconnectConfig is the [reconnect] section.
+type ReconnectConfig struct {
+	Initial Duration `toml:"initial"` // first wait after a failure
+	Max     Duration `toml:"max"`     // cap of the exponential backoff
+}
+
+// LogConfig is the [log] section.
+type LogConfig struct {
+	// File, when set, receives the log (rotated at MaxSizeMB, keeping
+	// Backups old files) instead of standard error.
+	File      string `toml:"file"`
+	MaxSizeMB int    `toml:"max_size_mb"`
+	Backups   int    `toml:"backups"`
+	Level     string `toml:"level"`  // debug, info, warn, error
+	Format    string `toml:"format"` // text or json
+}
+
+// Config is the agent's configuration file.
+type Config struct {
+	// DataDir holds the relay log and the checkpoint store (created 0700).
+	DataDir string `toml:"data_dir"`
+	// ServerID is the agent's replica server_id, unique among the master's
+	// replicas and different from the master's.
+	ServerID uint32 `toml:"server_id"`
+	// Start is where the first run starts: "current", "gtid:SET" or
+	// "file:NAME:POS". Later runs resume from the checkpoint.
+	Start string `toml:"start"`
+	// ReportHost names the agent in the master's SHOW SLAVE HOSTS.
+	ReportHost string `toml:"report_host"`
+
+	Master    MasterConfig    `toml:"master"`
+	SemiSync  SemiSyncConfig  `toml:"semisync"`
+	Relay     RelayConfig     `toml:"relay"`
+	Status    StatusConfig    `toml:"status"`
+	Reconnect ReconnectConfig `toml:"reconnect"`
+	Log       LogConfig       `toml:"log"`
+
+	path     string // the file it was read from
+	password string // resolved; never printed
+}
+
+// DefaultConfig returns a Config with every default filled in.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		Start:      "current",
+		ReportHost: "hotstandby@" + host,
+		Master: MasterConfig{
+			Host: "127.0.0.1", Port: 3306,
+			ConnectTimeout: Duration{5 * time.Second},
+			Heartbeat:      Duration{1 * time.Second},
+			ReadTimeout:    Duration{5 * time.Second},
+		},
+		SemiSync:  SemiSyncConfig{Enabled: true},
+		Relay:     RelayConfig{SegmentSizeMB: 256, CheckpointInterval: Duration{250 * time.Millisecond}},
+		Status:    StatusConfig{Listen: "127.0.0.1:8910"},
+		Reconnect: ReconnectConfig{Initial: Duration{100 * time.Millisecond}, Max: Duration{10 * time.Second}},
+		Log:       LogConfig{MaxSizeMB: 100, Backups: 5, Level: "info", Format: "text"},
+	}
+}
+
+// LoadConfig reads and validates the file at path. Errors name the file and
+// the key; they never contain the password.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	cfg.path = path
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, unwrapPathError(err))
+	}
+	md, err := toml.Decode(string(data), &cfg)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return Config{}, fmt.Errorf("config %s: line %d: %s", path, perr.Position.Line, perr.Message)
+		}
+		return Config{}, fmt.Errorf("config %s: %s", path, scrubSecret(err.Error(), cfg.Master.Password))
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return Config{}, fmt.Errorf("config %s: unknown key %s", path, strings.Join(keys, ", "))
+	}
+	if cfg.DataDir != "" && !filepath.IsAbs(cfg.DataDir) {
+		cfg.DataDir = filepath.Join(filepath.Dir(path), cfg.DataDir)
+	}
+	if cfg.Master.PasswordFile != "" && !filepath.IsAbs(cfg.Master.PasswordFile) {
+		cfg.Master.PasswordFile = filepath.Join(filepath.Dir(path), cfg.Master.PasswordFile)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func scrubSecret(s, secret string) string {
+	if secret == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, secret, "********")
+}
+
+// Validate checks every field and resolves the password. Errors name the
+// key and the bad value.
+func (c *Config) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("data_dir is required")
+	}
+	if c.ServerID == 0 {
+		return errors.New("server_id is required and must not be 0")
+	}
+	if _, err := binlog.ParseStart(c.Start); err != nil {
+		return fmt.Errorf("start = %q: want current, gtid:SET or file:NAME:POS", c.Start)
+	}
+	if c.Master.Host == "" {
+		return errors.New("master.host is required")
+	}
+	if c.Master.Port <= 0 || c.Master.Port > 65535 {
+		return fmt.Errorf("master.port = %d: want 1-65535", c.Master.Port)
+	}
+	if c.Master.User == "" {
+		return errors.New("master.user is required")
+	}
+	if c.Master.Heartbeat.Duration < 100*time.Millisecond {
+		return fmt.Errorf("master.heartbeat = %s: want at least 100ms", c.Master.Heartbeat)
+	}
+	if c.Master.ReadTimeout.Duration <= c.Master.Heartbeat.Duration {
+		return fmt.Errorf("master.read_timeout = %s must be longer than master.heartbeat = %s", c.Master.ReadTimeout, c.Master.Heartbeat)
+	}
+	if c.Relay.SegmentSizeMB < 1 {
+		return fmt.Errorf("relay.segment_size_mb = %d: want at least 1", c.Relay.SegmentSizeMB)
+	}
+	if c.Relay.CheckpointInterval.Duration <= 0 {
+		return fmt.Errorf("relay.checkpoint_interval = %s: want a positive duration", c.Relay.CheckpointInterval)
+	}
+	if c.Reconnect.Initial.Duration <= 0 || c.Reconnect.Max.Duration < c.Reconnect.Initial.Duration {
+		return fmt.Errorf("reconnect.initial = %s, reconnect.max = %s: want 0 < initial <= max", c.Reconnect.Initial, c.Reconnect.Max)
+	}
+	if c.Status.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Status.Listen); err != nil {
+			return fmt.Errorf("status.listen = %q: want host:port", c.Status.Listen)
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level = %q: want debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return fmt.Errorf("log.format = %q: want text or json", c.Log.Format)
+	}
+	return c.resolvePassword()
+}
+
+func (c *Config) resolvePassword() error {
+	if c.Master.Password != "" && c.Master.PasswordFile != "" {
+		return errors.New("master.password and master.password_file are both set: keep one")
+	}
+	switch {
+	case c.Master.PasswordFile != "":
+		data, err := os.ReadFile(c.Master.PasswordFile)
+		if err != nil {
+			return fmt.Errorf("master.password_file %s: %w", c.Master.PasswordFile, unwrapPathError(err))
+		}
+		line, _, _ := strings.Cut(string(data), "\n")
+		c.password = strings.TrimRight(line, "\r")
+	case c.Master.Password != "":
+		c.password = c.Master.Password
+	default:
+		c.password = os.Getenv(PasswordEnv)
+	}
+	return nil
+}
+
+// MasterPassword returns the resolved password of the master user.
+func (c Config) MasterPassword() string { return c.password }
+
+// CheckpointPath is the checkpoint store's file.
+func (c Config) CheckpointPath() string { return filepath.Join(c.DataDir, "checkpoint.db") }
+
+// RelayDir is the relay log's directory.
+func (c Config) RelayDir() string { return filepath.Join(c.DataDir, "relay") }

@@ -1,0 +1,435 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/sandbox"
+)
+
+// hsBinary is the hotstandby binary built once for the tests that kill the
+// agent's process.
+var hsBinary string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if !testing.Short() {
+		dir, err := os.MkdirTemp("", "hsbin")
+		if err != nil {
+			panic(err)
+		}
+		hsBinary = filepath.Join(dir, "hotstandby")
+		out, err := exec.Command("go", "build", "-o", hsBinary, "github.com/hotstandby/hotstandby/cmd/hotstandby").CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "building hotstandby: %v\n%s", err, out)
+			os.Exit(1)
+		}
+		code := m.Run()
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+// testEnv is one master and one agent data directory.
+type testEnv struct {
+	t        *testing.T
+	master   *sandbox.Server
+	dir      string
+	password string
+	cfgPath  string
+}
+
+func needServers(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: needs MariaDB servers")
+	}
+	if err := sandbox.EnsureInstalled(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newEnv starts a semi-sync master and writes an agent config for it.
+func newEnv(t *testing.T, extra ...string) *testEnv {
+	t.Helper()
+	needServers(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	master, err := sandbox.Start(ctx, sandbox.Config{
+		Dir: filepath.Join(dir, "m"), ServerID: 1, Master: true, Log: t.Logf,
+		Extra: append([]string{"rpl_semi_sync_master_timeout=10000"}, extra...),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { master.Stop(context.Background()) })
+	e := &testEnv{t: t, master: master, dir: dir, password: "pw-" + randHex(12)}
+	if err := master.CreateUser(ctx, "repl", e.password, "REPLICATION SLAVE, REPLICATION CLIENT, BINLOG MONITOR, REPLICATION MASTER ADMIN"); err != nil {
+		t.Fatal(err)
+	}
+	e.exec("CREATE DATABASE IF NOT EXISTS test")
+	e.exec("CREATE TABLE test.t (id BIGINT AUTO_INCREMENT PRIMARY KEY, c INT, payload VARCHAR(200)) ENGINE=InnoDB")
+	e.writeConfig("")
+	return e
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (e *testEnv) exec(q string, args ...any) {
+	e.t.Helper()
+	if err := e.master.Exec(context.Background(), q, args...); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *testEnv) status(name string) int64 {
+	e.t.Helper()
+	v, err := e.master.Status(context.Background(), name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	n, _ := strconv.ParseInt(v, 10, 64)
+	return n
+}
+
+// writeConfig writes hotstandby.toml; extra is appended as TOML.
+func (e *testEnv) writeConfig(extra string) {
+	e.t.Helper()
+	pwFile := filepath.Join(e.dir, "master.pw")
+	if err := os.WriteFile(pwFile, []byte(e.password+"\n"), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	port, err := sandbox.FreePort()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`data_dir = %q
+server_id = 9001
+start = "current"
+
+[master]
+host = "127.0.0.1"
+port = %d
+user = "repl"
+password_file = %q
+heartbeat = "250ms"
+read_timeout = "2s"
+
+[semisync]
+enabled = true
+
+[status]
+listen = "127.0.0.1:%d"
+
+[reconnect]
+initial = "50ms"
+max = "500ms"
+`, filepath.Join(e.dir, "agent"), e.master.Port(), pwFile, port)
+	e.cfgPath = filepath.Join(e.dir, "hotstandby.toml")
+	if err := os.WriteFile(e.cfgPath, []byte(cfg+extra), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *testEnv) config() Config {
+	e.t.Helper()
+	cfg, err := LoadConfig(e.cfgPath)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return cfg
+}
+
+// logBuffer collects the agent's log for assertions and shows it on failure.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// inProcess is an agent running in the test's process.
+type inProcess struct {
+	a      *Agent
+	cancel context.CancelFunc
+	done   chan error
+	log    *logBuffer
+}
+
+func (e *testEnv) startInProcess(hooks receiverHooks) *inProcess {
+	e.t.Helper()
+	lb := &logBuffer{}
+	log := slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a, err := newAgent(e.config(), log, hooks)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &inProcess{a: a, cancel: cancel, done: make(chan error, 1), log: lb}
+	go func() { p.done <- a.Run(ctx) }()
+	e.t.Cleanup(func() {
+		p.stop()
+		if e.t.Failed() {
+			e.t.Logf("agent log:\n%s", lb.String())
+		}
+	})
+	return p
+}
+
+func (p *inProcess) stop() error {
+	p.cancel()
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return err
+	case <-time.After(20 * time.Second):
+		return errors.New("agent did not stop")
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitSemiSyncClient waits until the master counts a semi-sync replica.
+func (e *testEnv) waitSemiSyncClient() {
+	e.t.Helper()
+	waitFor(e.t, "the master to see a semi-sync replica", 20*time.Second, func() bool {
+		return e.status("Rpl_semi_sync_master_clients") >= 1
+	})
+}
+
+// masterPos returns SHOW MASTER STATUS.
+func (e *testEnv) masterPos() binlog.FilePos {
+	e.t.Helper()
+	var file string
+	var pos uint64
+	var a, b, c any
+	row := e.master.DB().QueryRow("SHOW MASTER STATUS")
+	if err := row.Scan(&file, &pos, &a, &b); err != nil {
+		if err2 := e.master.DB().QueryRow("SHOW MASTER STATUS").Scan(&file, &pos, &a, &b, &c); err2 != nil {
+			e.t.Fatal(err)
+		}
+	}
+	return binlog.FilePos{File: file, Pos: pos}
+}
+
+// waitCaughtUp waits until report() says received reached the master's
+// current position.
+func (e *testEnv) waitCaughtUp(report func() Report) {
+	e.t.Helper()
+	want := e.masterPos()
+	waitFor(e.t, "the agent to receive up to "+want.String(), 60*time.Second, func() bool {
+		r := report()
+		return r.Received.File == want.File && r.Received.Pos != nil && *r.Received.Pos == want.Pos
+	})
+}
+
+// load commits n single-row transactions from `clients` connections.
+func (e *testEnv) load(ctx context.Context, clients, n int) (committed int64, err error) {
+	db, err := sql.Open("mysql", e.master.RootDSN("test"))
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(clients)
+	var next, done atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(n) {
+					return
+				}
+				if _, err := db.ExecContext(ctx, "INSERT INTO t (c, payload) VALUES (?, ?)", i, strings.Repeat("x", int(i%100))); err != nil {
+					if ctx.Err() == nil {
+						errs <- err
+					}
+					return
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return done.Load(), <-errs
+}
+
+// compareRelay checks the relay log against the master's binlog files: every
+// stored event equals the master's event at the same position byte for
+// byte, positions follow each other with no gap and no repeat, and the
+// relay covers everything from its first event to the master's end.
+func compareRelay(t *testing.T, binlogDir, relayDir string) (events int) {
+	t.Helper()
+	segs, err := binlog.ListSegments(relayDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(segs) == 0 {
+		t.Fatal("relay log is empty")
+	}
+	masterEvents := map[string]map[uint64][]byte{}
+	readMaster := func(file string) map[uint64][]byte {
+		if m, ok := masterEvents[file]; ok {
+			return m
+		}
+		m := map[uint64][]byte{}
+		r, err := binlog.OpenSegment(filepath.Join(binlogDir, file))
+		if err != nil {
+			t.Fatalf("master binlog %s: %v", file, err)
+		}
+		defer r.Close()
+		for {
+			ev, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("master binlog %s: %v", file, err)
+			}
+			h, _ := binlog.ParseHeader(ev)
+			m[h.Start()] = append([]byte(nil), ev...)
+		}
+		masterEvents[file] = m
+		return m
+	}
+	type place struct {
+		file string
+		pos  uint64
+	}
+	seen := map[place]bool{}
+	var cur place
+	var firstFile string
+	var firstPos uint64
+	for _, seg := range segs {
+		r, err := binlog.OpenSegment(seg.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cur.file != seg.MasterFile {
+			cur = place{file: seg.MasterFile}
+		}
+		m := readMaster(seg.MasterFile)
+		for {
+			ev, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("relay segment %s: %v", seg.Path, err)
+			}
+			h, _ := binlog.ParseHeader(ev)
+			p := place{cur.file, h.Start()}
+			if firstFile == "" {
+				firstFile, firstPos = cur.file, h.Start()
+			}
+			if cur.pos != 0 && h.Start() != cur.pos {
+				t.Fatalf("relay gap in %s: event at %d, previous ended at %d", cur.file, h.Start(), cur.pos)
+			}
+			if seen[p] {
+				t.Fatalf("relay holds the event at %s:%d twice", p.file, p.pos)
+			}
+			seen[p] = true
+			want, ok := m[h.Start()]
+			if !ok {
+				t.Fatalf("relay event at %s:%d (type %d) is not an event of the master's binlog", p.file, p.pos, h.Type)
+			}
+			if !bytes.Equal(want, ev) {
+				t.Fatalf("relay event at %s:%d differs from the master's", p.file, p.pos)
+			}
+			events++
+			cur.pos = uint64(h.LogPos)
+			if h.Type == binlog.RotateEvent {
+				next, _ := binlog.RotateTarget(ev, true)
+				cur = place{file: next.File}
+				m = readMaster(next.File)
+			}
+		}
+		r.Close()
+	}
+	// Coverage: every master event from the first relay event on is there
+	// (format descriptions are the segments' headers).
+	files, _ := filepath.Glob(filepath.Join(binlogDir, "mysql-bin.[0-9]*"))
+	for _, f := range files {
+		name := filepath.Base(f)
+		if c, err := (binlog.FilePos{File: name}).Compare(binlog.FilePos{File: firstFile}); err != nil || c < 0 {
+			continue
+		}
+		for start, ev := range readMaster(name) {
+			h, _ := binlog.ParseHeader(ev)
+			if h.Type == binlog.FormatDescriptionEvent || (name == firstFile && start < firstPos) {
+				continue
+			}
+			if !seen[place{name, start}] {
+				t.Fatalf("master event %s:%d (type %d) is missing from the relay log", name, start, h.Type)
+			}
+		}
+	}
+	return events
+}
+
+// mariadbBinlogReads runs mariadb-binlog over every relay segment.
+func mariadbBinlogReads(t *testing.T, relayDir string) {
+	t.Helper()
+	segs, err := binlog.ListSegments(relayDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range segs {
+		cmd := exec.Command("mariadb-binlog", "--base64-output=never", s.Path)
+		var stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("mariadb-binlog %s: %v\n%s", s.Path, err, stderr.String())
+		}
+		if strings.Contains(strings.ToLower(stderr.String()), "error") {
+			t.Fatalf("mariadb-binlog %s reported: %s", s.Path, stderr.String())
+		}
+	}
+}

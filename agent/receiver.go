@@ -1,0 +1,376 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/checkpoint"
+	"github.com/hotstandby/hotstandby/semisync"
+)
+
+// Stream states shown by status.
+const (
+	StateConnecting = "connecting"
+	StateStreaming  = "streaming"
+	StateRetrying   = "retrying"
+	StateStopped    = "stopped"
+	StateFailed     = "failed"
+)
+
+// receiverHooks are fault-injection points for tests; the zero value is
+// production behaviour.
+type receiverHooks struct {
+	// sync replaces the relay's fsync.
+	sync func(*os.File) error
+	// beforeAck runs just before an ACK is written, with the position and
+	// the durable frontier; tests assert the order here.
+	beforeAck func(ack, durable binlog.FilePos)
+}
+
+// receiver streams the master's binlog into the relay log and acknowledges
+// durable positions. Run owns the relay writer; the status methods may be
+// called from any goroutine.
+type receiver struct {
+	cfg   Config
+	log   *slog.Logger
+	store *checkpoint.Store
+	acker *semisync.Acker
+	hooks receiverHooks
+	now   func() time.Time
+
+	relay     *binlog.Relay
+	identity  binlog.Identity
+	preflight bool // done once per run
+
+	mu sync.Mutex // mu guards the fields below
+	st streamStatus
+}
+
+// streamStatus is the receiver's live state.
+type streamStatus struct {
+	State          string
+	LastError      string
+	LastErrorAt    time.Time
+	ConnectedSince time.Time
+	Identity       binlog.Identity
+	Received       binlog.Position // end of the last whole transaction durable
+	ReceivedEvent  binlog.FilePos  // end of the last event durable
+	Acked          binlog.Position
+	LastEventAt    time.Time
+	LastHeartbeat  time.Time
+	Events         uint64
+	Bytes          uint64
+	Reconnects     uint64
+	Warnings       []string
+}
+
+func newReceiver(cfg Config, log *slog.Logger, store *checkpoint.Store, hooks receiverHooks) *receiver {
+	return &receiver{
+		cfg: cfg, log: log.With("component", "stream"), store: store, hooks: hooks,
+		acker: semisync.NewAcker(nil), now: time.Now,
+		st: streamStatus{State: StateConnecting},
+	}
+}
+
+func (r *receiver) status() streamStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.st
+	st.Warnings = append([]string(nil), r.st.Warnings...)
+	return st
+}
+
+func (r *receiver) update(f func(*streamStatus)) {
+	r.mu.Lock()
+	f(&r.st)
+	r.mu.Unlock()
+}
+
+// run streams until ctx ends (nil) or a permanent error (returned).
+func (r *receiver) run(ctx context.Context) error {
+	defer func() {
+		if r.relay != nil {
+			if err := r.relay.Close(); err != nil {
+				r.log.Error("closing relay log", "err", err)
+			}
+			r.checkpoint()
+		}
+	}()
+	backoff := r.cfg.Reconnect.Initial.Duration
+	for {
+		start := r.now()
+		err := r.session(ctx)
+		if ctx.Err() != nil {
+			r.update(func(s *streamStatus) { s.State = StateStopped })
+			return nil
+		}
+		if binlog.IsPermanent(err) {
+			r.update(func(s *streamStatus) {
+				s.State, s.LastError, s.LastErrorAt = StateFailed, err.Error(), r.now()
+			})
+			return err
+		}
+		if r.now().Sub(start) > 10*time.Second {
+			backoff = r.cfg.Reconnect.Initial.Duration
+		}
+		r.log.Warn("stream interrupted; will reconnect from the durable position", "err", err, "retry_in", backoff)
+		r.update(func(s *streamStatus) {
+			s.State, s.LastError, s.LastErrorAt = StateRetrying, err.Error(), r.now()
+			s.Reconnects++
+		})
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			r.update(func(s *streamStatus) { s.State = StateStopped })
+			return nil
+		}
+		backoff = min(backoff*2, r.cfg.Reconnect.Max.Duration)
+	}
+}
+
+// session is one connection: connect, check, dump, and stream until error.
+func (r *receiver) session(ctx context.Context) error {
+	r.update(func(s *streamStatus) { s.State = StateConnecting })
+	conn, err := binlog.Dial(ctx, binlog.SourceConfig{
+		Addr: r.cfg.Master.Addr(), User: r.cfg.Master.User, Password: r.cfg.MasterPassword(),
+		ServerID: r.cfg.ServerID, ReportHost: r.cfg.ReportHost,
+		Heartbeat: r.cfg.Master.Heartbeat.Duration, ReadTimeout: r.cfg.Master.ReadTimeout.Duration,
+		ConnectTimeout: r.cfg.Master.ConnectTimeout.Duration, SemiSync: r.cfg.SemiSync.Enabled,
+	})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	id := conn.Identity()
+	if err := r.store.CheckIdentity(id); err != nil {
+		return &binlog.SourceError{Op: "check identity", Err: err, Permanent: true}
+	}
+	r.identity = id
+	r.update(func(s *streamStatus) { s.Identity = id })
+	if !r.preflight {
+		if err := r.runPreflight(conn); err != nil {
+			return err
+		}
+		r.preflight = true
+	}
+	from, err := r.resumePoint(conn)
+	if err != nil {
+		return err
+	}
+	if err := conn.StartDump(from); err != nil {
+		return err
+	}
+	if from.UseGTID {
+		r.log.Info("streaming", "master", r.cfg.Master.Addr(), "from_gtid", from.GTID.String(), "semisync", r.cfg.SemiSync.Enabled)
+	} else {
+		r.log.Info("streaming", "master", r.cfg.Master.Addr(), "from", from.File.String(), "semisync", r.cfg.SemiSync.Enabled)
+	}
+	r.update(func(s *streamStatus) { s.State, s.ConnectedSince = StateStreaming, r.now() })
+	return r.pump(ctx, conn)
+}
+
+// resumePoint opens the relay log on first use and returns where the dump
+// must start: after the last whole transaction in the relay log, or, on the
+// very first run, at the configured start.
+func (r *receiver) resumePoint(conn *binlog.Conn) (binlog.DumpFrom, error) {
+	if r.relay == nil {
+		st, err := r.store.Load()
+		if err != nil {
+			return binlog.DumpFrom{}, &binlog.SourceError{Op: "load checkpoint", Err: err, Permanent: true}
+		}
+		hint := st.Received
+		if hint.Pos.FilePos.IsZero() && hint.Pos.GTID.IsZero() {
+			if hint, err = r.firstStart(conn); err != nil {
+				return binlog.DumpFrom{}, err
+			}
+			// Persist the start before anything is streamed, so that a crash
+			// before the first checkpoint still knows the GTID base.
+			if err := r.store.SaveFrontiers(hint, binlog.FilePos{}, r.now()); err != nil {
+				return binlog.DumpFrom{}, &binlog.SourceError{Op: "save start", Err: err, Permanent: true}
+			}
+		} else {
+			r.log.Info("resuming from durable checkpoint", "position", hint.Pos.String())
+		}
+		if hint.Pos.GTID.Flavor() == "" {
+			hint.Pos.GTID = binlog.NewGTIDSet(r.identity.Flavor)
+		}
+		rc := binlog.DefaultRelayConfig(r.cfg.RelayDir())
+		rc.SegmentSize = r.cfg.Relay.SegmentSizeMB << 20
+		rc.Sync = r.hooks.sync
+		relay, end, err := binlog.OpenRelay(rc, hint)
+		if err != nil {
+			return binlog.DumpFrom{}, &binlog.SourceError{Op: "open relay log", Err: err, Permanent: true}
+		}
+		r.relay = relay
+		r.update(func(s *streamStatus) { s.Received, s.ReceivedEvent = end.Pos, end.Pos.FilePos })
+		if !end.Pos.FilePos.IsZero() {
+			r.log.Info("relay log recovered", "end", end.Pos.String(), "segment", end.Segment, "offset", end.Offset)
+		}
+	}
+	end, err := r.relay.ResetToBoundary()
+	if err != nil {
+		return binlog.DumpFrom{}, &binlog.SourceError{Op: "reset relay log", Err: err, Permanent: true}
+	}
+	if end.Pos.FilePos.IsZero() {
+		// Only a GTID start has no file yet.
+		r.relay.ExpectGTIDStart()
+		return binlog.DumpFrom{GTID: end.Pos.GTID, UseGTID: true}, nil
+	}
+	return binlog.DumpFrom{File: end.Pos.FilePos}, nil
+}
+
+// firstStart turns the configured start into the first frontier.
+func (r *receiver) firstStart(conn *binlog.Conn) (binlog.Frontier, error) {
+	start, _ := binlog.ParseStart(r.cfg.Start) // validated with the config
+	switch start.Kind {
+	case binlog.StartGTID:
+		set, err := binlog.ParseGTIDSet(r.identity.Flavor, start.GTID)
+		if err != nil {
+			return binlog.Frontier{}, &binlog.SourceError{Op: "start " + start.String(), Err: err, Permanent: true}
+		}
+		r.log.Info("first run: starting after GTID set", "gtid", set.String())
+		return binlog.Frontier{Pos: binlog.Position{GTID: set}}, nil
+	case binlog.StartFile:
+		r.log.Info("first run: starting at file position", "from", start.File.String())
+		return binlog.Frontier{Pos: binlog.Position{FilePos: start.File, GTID: binlog.NewGTIDSet(r.identity.Flavor)}}, nil
+	}
+	ms, err := conn.MasterStatus()
+	if err != nil {
+		return binlog.Frontier{}, err
+	}
+	r.log.Info("first run: starting at the master's current position", "from", ms.String())
+	return binlog.Frontier{Pos: ms}, nil
+}
+
+// pump runs the reader goroutine and the writer loop until one fails.
+func (r *receiver) pump(ctx context.Context, conn *binlog.Conn) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	q := newQueue(8 << 20)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, 0, 1<<20)
+		for {
+			ev, ack, err := conn.ReadEvent(buf)
+			if err != nil {
+				q.fail(err)
+				return
+			}
+			if err := q.push(ctx, ev, ack); err != nil {
+				return
+			}
+			if cap(ev) > cap(buf) && cap(ev) <= 64<<20 {
+				buf = ev[:0]
+			}
+		}
+	}()
+	err := r.write(ctx, conn, q)
+	cancel()
+	conn.Close() // unblocks the reader
+	wg.Wait()
+	return err
+}
+
+// write is the single relay writer: place a batch, fsync once, ACK once.
+func (r *receiver) write(ctx context.Context, conn *binlog.Conn, q *queue) error {
+	lastCheckpoint := r.now()
+	for {
+		b, err := q.take(ctx)
+		if err != nil {
+			return err
+		}
+		var ackPos binlog.FilePos
+		var ackGTID binlog.GTIDSet
+		var nbytes uint64
+		stored := 0
+		for i := range b.items {
+			w, err := r.relay.Write(b.event(i))
+			if err != nil {
+				return r.writeFailed(err)
+			}
+			if w.Heartbeat {
+				r.update(func(s *streamStatus) { s.LastHeartbeat = r.now() })
+				continue
+			}
+			if w.Stored {
+				stored++
+				nbytes += uint64(b.items[i].n)
+				if b.items[i].ackWanted {
+					ackPos = w.End
+					if w.Boundary {
+						ackGTID = r.relay.GTIDs()
+					}
+				}
+			}
+		}
+		if stored > 0 || !ackPos.IsZero() {
+			durable, boundary, err := r.relay.Sync()
+			if err != nil {
+				return r.writeFailed(err)
+			}
+			r.acker.SetDurable(durable)
+			if !ackPos.IsZero() && r.cfg.SemiSync.Enabled {
+				if r.hooks.beforeAck != nil {
+					r.hooks.beforeAck(ackPos, durable)
+				}
+				if err := r.acker.Ack(conn.AckWriter(), ackPos); err != nil {
+					if errors.Is(err, semisync.ErrAckBeyondDurable) {
+						panic(err) // a broken invariant: never send it
+					}
+					return &binlog.SourceError{Op: "send semi-sync ACK", Err: err}
+				}
+			}
+			now := r.now()
+			r.update(func(s *streamStatus) {
+				s.Received, s.ReceivedEvent = boundary.Pos, durable
+				if !ackPos.IsZero() && r.cfg.SemiSync.Enabled {
+					s.Acked = binlog.Position{FilePos: ackPos, GTID: ackGTID}
+				}
+				s.LastEventAt = now
+				s.Events += uint64(stored)
+				s.Bytes += nbytes
+			})
+		}
+		if r.now().Sub(lastCheckpoint) >= r.cfg.Relay.CheckpointInterval.Duration {
+			r.checkpoint()
+			lastCheckpoint = r.now()
+		}
+		if b.err != nil {
+			return b.err
+		}
+	}
+}
+
+// writeFailed turns a relay failure into a retryable stream error: the
+// batch that failed is dropped (ResetToBoundary at the next session) and
+// nothing durable is touched. A checksum failure is said as such.
+func (r *receiver) writeFailed(err error) error {
+	if errors.Is(err, binlog.ErrChecksum) {
+		r.log.Error("event failed its checksum; not stored, will re-read it from the master", "err", err)
+	}
+	return &binlog.SourceError{Op: "relay log", Err: err}
+}
+
+// checkpoint writes the durable frontiers to the store.
+func (r *receiver) checkpoint() {
+	st := r.status()
+	if r.relay == nil || st.Received.FilePos.IsZero() {
+		return
+	}
+	b := r.relay.Boundary()
+	durable := r.acker.Stats().Durable
+	// Only a boundary that is durable may be checkpointed.
+	if ok, err := durable.AtLeast(b.Pos.FilePos); err != nil || !ok {
+		return
+	}
+	if err := r.store.SaveFrontiers(b, st.Acked.FilePos, r.now()); err != nil {
+		r.log.Error("checkpoint not saved", "err", err)
+	}
+}

@@ -1,0 +1,227 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/checkpoint"
+)
+
+// ReportSchemaVersion is the version of the JSON status schema. It changes
+// when a key changes meaning or disappears; new keys do not change it.
+const ReportSchemaVersion = 1
+
+// PosReport is a frontier in status output. Unknown parts are omitted, never
+// shown as zero.
+type PosReport struct {
+	File string  `json:"file,omitempty"`
+	Pos  *uint64 `json:"pos,omitempty"`
+	GTID string  `json:"gtid,omitempty"`
+}
+
+func posReport(p binlog.Position) PosReport {
+	out := PosReport{GTID: p.GTID.String()}
+	if !p.FilePos.IsZero() {
+		pos := p.Pos
+		out.File, out.Pos = p.File, &pos
+	}
+	return out
+}
+
+// StreamReport is the "stream" object.
+type StreamReport struct {
+	State          string     `json:"state"`
+	Master         string     `json:"master"`
+	MasterServerID *uint32    `json:"master_server_id,omitempty"`
+	Flavor         string     `json:"flavor,omitempty"`
+	ConnectedSince *time.Time `json:"connected_since,omitempty"`
+	LastEventAt    *time.Time `json:"last_event_at,omitempty"`
+	LastHeartbeat  *time.Time `json:"last_heartbeat_at,omitempty"`
+	Events         *uint64    `json:"events_received,omitempty"`
+	Bytes          *uint64    `json:"bytes_received,omitempty"`
+	Reconnects     *uint64    `json:"reconnects,omitempty"`
+	LastError      string     `json:"last_error,omitempty"`
+	LastErrorAt    *time.Time `json:"last_error_at,omitempty"`
+	Warnings       []string   `json:"warnings,omitempty"`
+}
+
+// SemiSyncReport is the "semisync" object.
+type SemiSyncReport struct {
+	Enabled   bool       `json:"enabled"`
+	AcksSent  *uint64    `json:"acks_sent,omitempty"`
+	LastAckAt *time.Time `json:"last_ack_at,omitempty"`
+}
+
+// Report is what `hotstandby status` shows, as a person's view or JSON.
+type Report struct {
+	Schema       int            `json:"schema_version"`
+	Daemon       string         `json:"daemon"` // running or stopped
+	Stream       StreamReport   `json:"stream"`
+	Received     PosReport      `json:"received"`
+	Acked        PosReport      `json:"acked"`
+	SemiSync     SemiSyncReport `json:"semisync"`
+	CheckpointAt *time.Time     `json:"checkpoint_at,omitempty"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// liveReport builds the report of a running daemon.
+func (a *Agent) liveReport() Report {
+	st := a.recv.status()
+	ack := a.recv.acker.Stats()
+	rep := Report{Schema: ReportSchemaVersion, Daemon: "running"}
+	rep.Stream = StreamReport{
+		State: st.State, Master: a.cfg.Master.Addr(),
+		ConnectedSince: timePtr(st.ConnectedSince), LastEventAt: timePtr(st.LastEventAt),
+		LastHeartbeat: timePtr(st.LastHeartbeat), Events: &st.Events, Bytes: &st.Bytes,
+		Reconnects: &st.Reconnects, LastError: st.LastError, LastErrorAt: timePtr(st.LastErrorAt),
+		Warnings: st.Warnings,
+	}
+	if st.State == StateStreaming {
+		rep.Stream.LastError, rep.Stream.LastErrorAt = "", nil
+	}
+	if st.Identity.Flavor != "" {
+		id := st.Identity.ServerID
+		rep.Stream.MasterServerID, rep.Stream.Flavor = &id, string(st.Identity.Flavor)
+	}
+	rep.Received = posReport(st.Received)
+	rep.Acked = posReport(st.Acked)
+	rep.SemiSync = SemiSyncReport{Enabled: a.cfg.SemiSync.Enabled, AcksSent: &ack.Sent, LastAckAt: timePtr(ack.LastAt)}
+	return rep
+}
+
+// storedReport builds the report of a stopped daemon from the checkpoint.
+func storedReport(cfg Config) (Report, error) {
+	rep := Report{Schema: ReportSchemaVersion, Daemon: "stopped"}
+	rep.Stream = StreamReport{State: StateStopped, Master: cfg.Master.Addr()}
+	rep.SemiSync.Enabled = cfg.SemiSync.Enabled
+	store, err := checkpoint.Open(cfg.CheckpointPath(), true)
+	if err != nil {
+		if errors.Is(err, checkpoint.ErrLocked) {
+			return Report{}, fmt.Errorf("the daemon holds %s but its status endpoint %s does not answer", cfg.CheckpointPath(), cfg.Status.Listen)
+		}
+		return rep, nil // never ran: nothing known
+	}
+	defer store.Close()
+	st, err := store.Load()
+	if err != nil {
+		return Report{}, err
+	}
+	if st.Identity != nil {
+		id := st.Identity.ServerID
+		rep.Stream.MasterServerID, rep.Stream.Flavor = &id, string(st.Identity.Flavor)
+	}
+	rep.Received = posReport(st.Received.Pos)
+	if !st.Acked.IsZero() {
+		rep.Acked = posReport(binlog.Position{FilePos: st.Acked})
+	}
+	rep.CheckpointAt = timePtr(st.UpdatedAt)
+	return rep, nil
+}
+
+// Status returns the report: from the running daemon's endpoint when it
+// answers, else from the checkpoint file.
+func Status(ctx context.Context, cfg Config) (Report, error) {
+	if cfg.Status.Listen != "" {
+		rep, err := fetchReport(ctx, cfg.Status.Listen)
+		if err == nil {
+			return rep, nil
+		}
+	}
+	return storedReport(cfg)
+}
+
+func fetchReport(ctx context.Context, addr string) (Report, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/status", nil)
+	if err != nil {
+		return Report{}, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return Report{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return Report{}, fmt.Errorf("status endpoint: %s", resp.Status)
+	}
+	var rep Report
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		return Report{}, fmt.Errorf("status endpoint: %w", err)
+	}
+	return rep, nil
+}
+
+// WriteText prints the report for a person.
+func (rep Report) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "daemon:      %s\n", rep.Daemon)
+	master := rep.Stream.Master
+	if rep.Stream.MasterServerID != nil {
+		master += fmt.Sprintf(" (%s, server_id %d)", rep.Stream.Flavor, *rep.Stream.MasterServerID)
+	}
+	fmt.Fprintf(w, "master:      %s\n", master)
+	fmt.Fprintf(w, "stream:      %s", rep.Stream.State)
+	if rep.Stream.ConnectedSince != nil && rep.Stream.State == StateStreaming {
+		fmt.Fprintf(w, " since %s", rep.Stream.ConnectedSince.Format(time.RFC3339))
+	}
+	fmt.Fprintln(w)
+	if rep.Stream.LastError != "" {
+		fmt.Fprintf(w, "last error:  %s\n", rep.Stream.LastError)
+	}
+	fmt.Fprintf(w, "received:    %s\n", rep.Received.text())
+	fmt.Fprintf(w, "acked:       %s\n", rep.Acked.text())
+	ss := "off"
+	if rep.SemiSync.Enabled {
+		ss = "on"
+		if rep.SemiSync.AcksSent != nil {
+			ss += fmt.Sprintf(", %d ACKs sent", *rep.SemiSync.AcksSent)
+		}
+		if rep.SemiSync.LastAckAt != nil {
+			ss += ", last at " + rep.SemiSync.LastAckAt.Format(time.RFC3339Nano)
+		}
+	}
+	fmt.Fprintf(w, "semi-sync:   %s\n", ss)
+	if rep.Stream.Events != nil {
+		fmt.Fprintf(w, "received:    %d events, %d bytes, %d reconnects\n", *rep.Stream.Events, *rep.Stream.Bytes, *rep.Stream.Reconnects)
+	}
+	if rep.CheckpointAt != nil {
+		fmt.Fprintf(w, "checkpoint:  written %s\n", rep.CheckpointAt.Format(time.RFC3339))
+	}
+	for _, warn := range rep.Stream.Warnings {
+		fmt.Fprintf(w, "warning:     %s\n", warn)
+	}
+}
+
+func (p PosReport) text() string {
+	var parts []string
+	if p.File != "" && p.Pos != nil {
+		parts = append(parts, fmt.Sprintf("%s:%d", p.File, *p.Pos))
+	}
+	if p.GTID != "" {
+		parts = append(parts, "gtid "+p.GTID)
+	}
+	if len(parts) == 0 {
+		return "unknown"
+	}
+	return strings.Join(parts, "  ")
+}
+
+func (a *Agent) serveStatus(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(a.liveReport())
+}

@@ -1,0 +1,90 @@
+package binlog
+
+import (
+	"errors"
+	"strings"
+
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+)
+
+// ErrChecksum means an event's stored CRC32 does not match its bytes: the
+// event was damaged on the wire or on disk. It is never written to the relay
+// log.
+var ErrChecksum = errors.New("binlog: event checksum mismatch")
+
+// ErrShortEvent means an event is shorter than its header says or than its
+// type requires.
+var ErrShortEvent = errors.New("binlog: event too short")
+
+// ErrCorruptRelay means a relay segment holds bytes that are not a valid
+// event at a place that is not its torn tail. Recovery never cuts such a
+// segment; an operator must look at it.
+var ErrCorruptRelay = errors.New("binlog: relay log corrupt")
+
+// ErrPositionGap means the stream delivered an event that does not follow
+// the last durable one; writing it would leave a hole in the relay log.
+var ErrPositionGap = errors.New("binlog: stream position does not follow the relay log")
+
+// ErrBackwards means a frontier was asked to move backwards.
+var ErrBackwards = errors.New("binlog: position would move backwards")
+
+// SourceError is a failure talking to the master. Permanent ones (wrong
+// password, purged binlog, conflicting server_id, different master) stop the
+// agent; the others are retried.
+type SourceError struct {
+	Op        string
+	Err       error
+	Permanent bool
+}
+
+func (e *SourceError) Error() string { return "master: " + e.Op + ": " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *SourceError) Unwrap() error { return e.Err }
+
+// IsPermanent reports whether retrying cannot help: the error is marked so,
+// or the server's error code says so.
+func IsPermanent(err error) bool {
+	var se *SourceError
+	if errors.As(err, &se) && se.Permanent {
+		return true
+	}
+	switch ServerErrorCode(err) {
+	case 1045, // ER_ACCESS_DENIED_ERROR
+		1044, 1142, 1227, // privileges
+		1236: // ER_MASTER_FATAL_ERROR_READING_BINLOG: purged or missing binlog, bad position
+		return true
+	}
+	return false
+}
+
+// ServerErrorCode returns the MySQL/MariaDB error code in err, or 0.
+func ServerErrorCode(err error) uint16 {
+	var me *gomysql.MyError
+	if errors.As(err, &me) {
+		return me.Code
+	}
+	if err != nil {
+		if code := gomysql.ErrorCode(err.Error()); code > 0 {
+			return uint16(code)
+		}
+	}
+	return 0
+}
+
+// scrub removes a password from an error's text (a server or library may
+// echo it back); the original error stays reachable for errors.As.
+func scrub(err error, secret string) error {
+	if err == nil || secret == "" || !strings.Contains(err.Error(), secret) {
+		return err
+	}
+	return &scrubbed{err: err, text: strings.ReplaceAll(err.Error(), secret, "********")}
+}
+
+type scrubbed struct {
+	err  error
+	text string
+}
+
+func (s *scrubbed) Error() string { return s.text }
+func (s *scrubbed) Unwrap() error { return s.err }

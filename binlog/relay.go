@@ -1,0 +1,429 @@
+package binlog
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// RelayConfig configures the relay log.
+type RelayConfig struct {
+	// Dir holds the segment files. It is created 0700.
+	Dir string
+	// SegmentSize is the size after which a segment is closed at the next
+	// transaction boundary and a new one begins. A segment holds whole
+	// transactions, so one may exceed it by the size of its last transaction.
+	SegmentSize int64
+	// Sync makes a segment's written bytes durable. Nil means (*os.File).Sync.
+	// Tests inject delays and failures here.
+	Sync func(*os.File) error
+}
+
+// DefaultRelayConfig returns the defaults: 256 MiB segments.
+func DefaultRelayConfig(dir string) RelayConfig {
+	return RelayConfig{Dir: dir, SegmentSize: 256 << 20}
+}
+
+// Frontier is a point in the relay log together with the master position it
+// corresponds to: the end of the event at Offset in segment Segment is
+// Pos.FilePos in the master's binlog, and Pos.GTID holds every transaction
+// complete at that point.
+type Frontier struct {
+	Segment uint64
+	Offset  int64
+	Pos     Position
+}
+
+// Segment describes one relay segment file.
+type Segment struct {
+	Seq        uint64 // 1, 2, ...
+	MasterFile string // the master binlog file its events come from
+	Path       string
+	Size       int64
+}
+
+const segmentPrefix = "relay-"
+
+// segmentName names a segment "relay-000007.mysql-bin.000004": its sequence
+// and the master file its events belong to.
+func segmentName(seq uint64, masterFile string) string {
+	return fmt.Sprintf("%s%06d.%s", segmentPrefix, seq, masterFile)
+}
+
+func parseSegmentName(name string) (uint64, string, bool) {
+	if !strings.HasPrefix(name, segmentPrefix) {
+		return 0, "", false
+	}
+	seqText, master, ok := strings.Cut(strings.TrimPrefix(name, segmentPrefix), ".")
+	if !ok || master == "" {
+		return 0, "", false
+	}
+	seq, err := strconv.ParseUint(seqText, 10, 64)
+	if err != nil {
+		return 0, "", false
+	}
+	return seq, master, true
+}
+
+// ListSegments returns the segments in dir, oldest first.
+func ListSegments(dir string) ([]Segment, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("relay: list %s: %w", dir, err)
+	}
+	var segs []Segment
+	for _, e := range ents {
+		seq, master, ok := parseSegmentName(e.Name())
+		if !ok || e.IsDir() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			return nil, fmt.Errorf("relay: stat %s: %w", e.Name(), err)
+		}
+		segs = append(segs, Segment{Seq: seq, MasterFile: master, Path: filepath.Join(dir, e.Name()), Size: info.Size()})
+	}
+	sort.Slice(segs, func(i, j int) bool { return segs[i].Seq < segs[j].Seq })
+	return segs, nil
+}
+
+// Relay is the writing end of the relay log. One goroutine owns it: every
+// method must be called from that goroutine. It places the master's events
+// by their log position, verifies each one's checksum, writes them verbatim
+// into segment files and makes them durable in groups with Sync.
+type Relay struct {
+	cfg RelayConfig
+
+	f           *os.File
+	w           *bufio.Writer
+	seg         Segment
+	size        int64  // bytes written to the segment, buffered ones included
+	fde         []byte // the segment's format description (its header)
+	checksummed bool
+
+	tr       *tracker
+	file     string // master file the stream is in
+	pos      uint64 // end of the last stored event in file; 0 = not placed yet
+	boundary Frontier
+	awaitTxn bool // GTID start: store nothing before the first transaction
+}
+
+// GTIDs returns the GTID set of the complete transactions written so far
+// (a copy).
+func (r *Relay) GTIDs() GTIDSet { return r.tr.gtids() }
+
+// Written is what one call to Write did with an event.
+type Written struct {
+	Stored    bool    // the event went into the relay log
+	Boundary  bool    // it ended a transaction (or stood between them)
+	Heartbeat bool    // a heartbeat: the master is alive at Pos
+	End       FilePos // the event's end in the master's binlog (when known)
+	Header    Header
+}
+
+// OpenRelay opens the relay log in cfg.Dir, recovering its tail, and
+// positions the writer after the last whole transaction. start is where the
+// relay begins if it is empty, or the last checkpoint of a non-empty one
+// (recovery scans forward from it, so it only needs to be at or before the
+// real end). The returned frontier is the resume point.
+func OpenRelay(cfg RelayConfig, start Frontier) (*Relay, Frontier, error) {
+	if cfg.SegmentSize <= 0 {
+		cfg.SegmentSize = 256 << 20
+	}
+	if cfg.Sync == nil {
+		cfg.Sync = (*os.File).Sync
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, Frontier{}, fmt.Errorf("relay: create %s: %w", cfg.Dir, err)
+	}
+	r := &Relay{cfg: cfg}
+	rec, err := recoverRelay(cfg.Dir, start)
+	if err != nil {
+		return nil, Frontier{}, err
+	}
+	r.tr = newTracker(rec.end.Pos.GTID)
+	r.boundary = rec.end
+	r.file, r.pos = rec.end.Pos.File, rec.end.Pos.Pos
+	if rec.seg.Path != "" {
+		f, err := os.OpenFile(rec.seg.Path, os.O_RDWR, 0o600)
+		if err != nil {
+			return nil, Frontier{}, fmt.Errorf("relay: open segment %s: %w", rec.seg.Path, err)
+		}
+		if _, err := f.Seek(rec.end.Offset, 0); err != nil {
+			f.Close()
+			return nil, Frontier{}, fmt.Errorf("relay: seek segment %s: %w", rec.seg.Path, err)
+		}
+		r.f, r.seg, r.size, r.fde = f, rec.seg, rec.end.Offset, rec.fde
+		r.checksummed = FDEChecksumAlg(rec.fde) == 1
+		r.w = bufio.NewWriterSize(f, 1<<20)
+	}
+	return r, rec.end, nil
+}
+
+// ExpectGTIDStart tells the writer that the stream starts from a GTID set:
+// the master sends its file's header events before the first transaction,
+// and those are not stored (they would leave a hole of positions).
+func (r *Relay) ExpectGTIDStart() { r.awaitTxn = true }
+
+// Boundary returns the end of the last whole transaction written (durable or
+// not): the point a new stream must resume from. Its GTID set is a fresh
+// copy: the tracker's set of complete transactions is by construction the
+// set at the last boundary.
+func (r *Relay) Boundary() Frontier {
+	b := r.boundary
+	b.Pos.GTID = r.tr.gtids()
+	return b
+}
+
+// Write places one event from the stream (header, body and checksum, no
+// packet or semi-sync bytes). The slice is not retained.
+func (r *Relay) Write(ev []byte) (Written, error) {
+	h, err := ParseHeader(ev)
+	if err != nil {
+		return Written{}, err
+	}
+	if int(h.Size) != len(ev) {
+		return Written{}, fmt.Errorf("%w: header says %d bytes, got %d", ErrShortEvent, h.Size, len(ev))
+	}
+	out := Written{Header: h}
+	switch {
+	case h.Type == HeartbeatEvent:
+		out.Heartbeat = true
+		out.End = FilePos{File: r.file, Pos: uint64(h.LogPos)}
+		return out, nil
+	case h.Type == FormatDescriptionEvent:
+		return out, r.onFormatDescription(ev)
+	case h.Type == RotateEvent && (h.LogPos == 0 || h.Flags&FlagArtificial != 0):
+		return out, r.onFakeRotate(ev)
+	case h.LogPos == 0 || h.Flags&FlagArtificial != 0:
+		return out, nil // artificial: not in the master's file
+	}
+	if r.checksummed {
+		if err := VerifyChecksum(ev); err != nil {
+			return Written{}, fmt.Errorf("relay: event at %s:%d: %w", r.file, h.Start(), err)
+		}
+	}
+	if r.awaitTxn {
+		if h.Type != MariaGTIDEvent && h.Type != MySQLGTIDEvent && h.Type != MySQLAnonymousGTID {
+			return out, nil
+		}
+		r.awaitTxn = false
+		r.pos = h.Start()
+	}
+	if r.pos != 0 && h.Start() != r.pos {
+		return Written{}, fmt.Errorf("%w: event starts at %s:%d, relay ends at %s:%d", ErrPositionGap, r.file, h.Start(), r.file, r.pos)
+	}
+	if r.f == nil {
+		return Written{}, fmt.Errorf("%w: event at %s:%d arrived before a format description", ErrPositionGap, r.file, h.Start())
+	}
+	if r.boundary.Offset == r.size && r.size >= r.cfg.SegmentSize {
+		if err := r.roll(r.file, r.fde); err != nil {
+			return Written{}, err
+		}
+	}
+	if _, err := r.w.Write(ev); err != nil {
+		return Written{}, fmt.Errorf("relay: write segment %s: %w", r.seg.Path, err)
+	}
+	r.size += int64(len(ev))
+	r.pos = uint64(h.LogPos)
+	out.Stored, out.End = true, FilePos{File: r.file, Pos: r.pos}
+	boundary, err := r.tr.feed(ev, h, r.checksummed)
+	if err != nil {
+		return Written{}, fmt.Errorf("relay: event at %s:%d: %w", r.file, h.Start(), err)
+	}
+	if h.Type == RotateEvent {
+		next, err := RotateTarget(ev, r.checksummed)
+		if err != nil {
+			return Written{}, err
+		}
+		r.file, r.pos = next.File, 0
+		// The stream now stands at the start of the next file: a boundary
+		// there, so that a resume asks for the new file.
+		r.boundary = Frontier{Segment: r.seg.Seq, Offset: r.size, Pos: Position{FilePos: FilePos{File: next.File, Pos: next.Pos}}}
+		out.Boundary = boundary
+		return out, nil
+	}
+	if boundary {
+		out.Boundary = true
+		r.boundary = Frontier{Segment: r.seg.Seq, Offset: r.size, Pos: Position{FilePos: out.End}}
+	}
+	return out, nil
+}
+
+// onFakeRotate takes the master's announcement of the file (and offset) the
+// stream starts in. On a resume it must name exactly where the relay ends.
+func (r *Relay) onFakeRotate(ev []byte) error {
+	next, err := RotateTarget(ev, hasValidChecksum(ev))
+	if err != nil {
+		return err
+	}
+	if r.pos != 0 && (next.File != r.file || next.Pos != r.pos) {
+		return fmt.Errorf("%w: master starts the stream at %s, relay ends at %s:%d", ErrPositionGap, next, r.file, r.pos)
+	}
+	r.file, r.pos = next.File, next.Pos
+	return nil
+}
+
+// onFormatDescription starts a new segment when the stream enters a master
+// file the relay has no segment for; otherwise the event is the header the
+// current segment already has.
+func (r *Relay) onFormatDescription(ev []byte) error {
+	h, _ := ParseHeader(ev)
+	alg := FDEChecksumAlg(ev)
+	if alg == 1 && h.LogPos != 0 {
+		if err := VerifyChecksum(ev); err != nil {
+			return fmt.Errorf("relay: format description of %s: %w", r.file, err)
+		}
+	}
+	if r.file == "" {
+		return fmt.Errorf("%w: format description before any rotate event", ErrPositionGap)
+	}
+	if r.f == nil || r.seg.MasterFile != r.file {
+		if err := r.roll(r.file, ev); err != nil {
+			return err
+		}
+	}
+	r.checksummed = alg == 1
+	if h.LogPos != 0 {
+		r.pos = uint64(h.LogPos)
+		r.boundary.Pos.FilePos = FilePos{File: r.file, Pos: r.pos}
+	}
+	return nil
+}
+
+// roll closes the current segment (durably) and starts the next one with
+// fde as its header. It is called only at a transaction boundary.
+func (r *Relay) roll(masterFile string, fde []byte) error {
+	seq := uint64(1)
+	if r.f != nil {
+		if err := r.flushSync(); err != nil {
+			return err
+		}
+		if err := r.f.Close(); err != nil {
+			return fmt.Errorf("relay: close segment %s: %w", r.seg.Path, err)
+		}
+		r.f = nil
+		seq = r.seg.Seq + 1
+	} else if r.seg.Seq != 0 {
+		seq = r.seg.Seq + 1
+	}
+	path := filepath.Join(r.cfg.Dir, segmentName(seq, masterFile))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("relay: create segment %s: %w", path, err)
+	}
+	hdr := append(append(make([]byte, 0, len(Magic)+len(fde)), Magic...), fde...)
+	if _, err := f.Write(hdr); err != nil {
+		f.Close()
+		os.Remove(path)
+		return fmt.Errorf("relay: write segment %s: %w", path, err)
+	}
+	if err := r.cfg.Sync(f); err != nil {
+		f.Close()
+		os.Remove(path)
+		return fmt.Errorf("relay: sync segment %s: %w", path, err)
+	}
+	if err := syncDir(r.cfg.Dir); err != nil {
+		return err
+	}
+	r.f, r.seg, r.size = f, Segment{Seq: seq, MasterFile: masterFile, Path: path}, int64(len(hdr))
+	r.fde = append([]byte(nil), fde...)
+	if r.w == nil {
+		r.w = bufio.NewWriterSize(f, 1<<20)
+	} else {
+		r.w.Reset(f)
+	}
+	pos := r.boundary.Pos.FilePos
+	if pos.File != masterFile {
+		pos = FilePos{File: masterFile, Pos: r.pos}
+	}
+	r.boundary = Frontier{Segment: seq, Offset: r.size, Pos: Position{FilePos: pos}}
+	return nil
+}
+
+// Sync makes everything written so far durable and returns the end of the
+// last stored event (what may be acknowledged) and the last whole-transaction
+// boundary (what may be checkpointed).
+func (r *Relay) Sync() (durable FilePos, boundary Frontier, err error) {
+	if r.f == nil {
+		return FilePos{}, r.Boundary(), nil
+	}
+	if err := r.flushSync(); err != nil {
+		return FilePos{}, Frontier{}, err
+	}
+	return FilePos{File: r.file, Pos: r.pos}, r.Boundary(), nil
+}
+
+func (r *Relay) flushSync() error {
+	if err := r.w.Flush(); err != nil {
+		return fmt.Errorf("relay: write segment %s: %w", r.seg.Path, err)
+	}
+	if err := r.cfg.Sync(r.f); err != nil {
+		return fmt.Errorf("relay: sync segment %s: %w", r.seg.Path, err)
+	}
+	return nil
+}
+
+// ResetToBoundary drops whatever follows the last whole transaction (a
+// transaction the broken stream never finished, or a batch a failed write
+// left behind) and returns the resume point.
+func (r *Relay) ResetToBoundary() (Frontier, error) {
+	r.tr.abort()
+	r.awaitTxn = false
+	b := r.Boundary()
+	r.file, r.pos = b.Pos.File, b.Pos.Pos
+	if r.f == nil {
+		return b, nil
+	}
+	if b.Segment != r.seg.Seq {
+		return Frontier{}, fmt.Errorf("relay: boundary in segment %d, writer in %d", b.Segment, r.seg.Seq)
+	}
+	r.w.Reset(r.f) // discard buffered bytes of the dropped tail
+	if err := r.f.Truncate(b.Offset); err != nil {
+		return Frontier{}, fmt.Errorf("relay: truncate segment %s to %d: %w", r.seg.Path, b.Offset, err)
+	}
+	if _, err := r.f.Seek(b.Offset, 0); err != nil {
+		return Frontier{}, fmt.Errorf("relay: seek segment %s: %w", r.seg.Path, err)
+	}
+	r.size = b.Offset
+	return b, nil
+}
+
+// Close flushes and syncs the current segment and closes it.
+func (r *Relay) Close() error {
+	if r.f == nil {
+		return nil
+	}
+	err := r.flushSync()
+	if cerr := r.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("relay: close segment %s: %w", r.seg.Path, cerr)
+	}
+	r.f = nil
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("relay: open dir %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("relay: sync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// hasValidChecksum reports whether the last four bytes of ev are its CRC32.
+// The master sends its first fake rotate with or without one, depending on
+// what the client declared.
+func hasValidChecksum(ev []byte) bool {
+	return len(ev) >= HeaderLen+4 && VerifyChecksum(ev) == nil
+}

@@ -1,0 +1,330 @@
+package binlog
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/client"
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+)
+
+// SourceConfig says how to reach the master as a replica.
+type SourceConfig struct {
+	Addr     string // host:port
+	User     string
+	Password string // never logged, never in an error
+	// ServerID is the replica's server_id; it must differ from the master's
+	// and from every other replica's.
+	ServerID uint32
+	// ReportHost names this agent in SHOW SLAVE HOSTS. It tells the agent's
+	// own earlier connections apart from another replica's.
+	ReportHost string
+	// Heartbeat is the master's heartbeat period while the binlog is idle.
+	Heartbeat time.Duration
+	// ReadTimeout bounds the wait for the next packet; it must exceed
+	// Heartbeat, so that only a silent master trips it.
+	ReadTimeout    time.Duration
+	ConnectTimeout time.Duration
+	// SemiSync registers the connection as a semi-sync replica.
+	SemiSync bool
+	Logger   *slog.Logger
+}
+
+// Identity is who the master is: the values that must not change between
+// two runs of the agent.
+type Identity struct {
+	ServerID   uint32 // @@server_id
+	ServerUUID string // @@server_uuid (MySQL only)
+	Flavor     Flavor
+	Version    string // @@version
+}
+
+// String formats the identity for messages.
+func (id Identity) String() string {
+	s := fmt.Sprintf("%s server_id=%d", id.Flavor, id.ServerID)
+	if id.ServerUUID != "" {
+		s += " server_uuid=" + id.ServerUUID
+	}
+	return s
+}
+
+// Conn is one replication connection to the master. ReadEvent is called from
+// one goroutine; AckWriter may be written from another (the socket takes a
+// concurrent reader and writer).
+type Conn struct {
+	cfg SourceConfig
+	c   *client.Conn
+	id  Identity
+}
+
+// Dial connects and authenticates.
+func Dial(ctx context.Context, cfg SourceConfig) (*Conn, error) {
+	d := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
+	c, err := client.ConnectWithDialer(ctx, "tcp", cfg.Addr, cfg.User, cfg.Password, "", d.DialContext,
+		func(c *client.Conn) error {
+			c.ReadTimeout = cfg.ReadTimeout
+			c.BufferSize = 1 << 20
+			c.SetAttributes(map[string]string{"program_name": "hotstandby"})
+			return nil
+		})
+	if err != nil {
+		return nil, &SourceError{Op: "connect to " + cfg.Addr, Err: scrub(err, cfg.Password)}
+	}
+	conn := &Conn{cfg: cfg, c: c}
+	if conn.id, err = conn.identity(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// Identity returns who the master is.
+func (c *Conn) Identity() Identity { return c.id }
+
+// Query runs a statement on the connection (before StartDump only) and
+// returns its rows as strings.
+func (c *Conn) Query(q string) ([][]string, error) {
+	r, err := c.c.Execute(q)
+	if err != nil {
+		return nil, &SourceError{Op: "query " + firstWords(q), Err: scrub(err, c.cfg.Password)}
+	}
+	defer r.Close()
+	out := make([][]string, r.RowNumber())
+	for i := range out {
+		out[i] = make([]string, r.ColumnNumber())
+		for j := range out[i] {
+			v, _ := r.GetString(i, j)
+			out[i][j] = strings.Clone(v) // go-mysql reuses the packet buffer
+		}
+	}
+	return out, nil
+}
+
+func firstWords(q string) string {
+	f := strings.Fields(q)
+	if len(f) > 3 {
+		f = f[:3]
+	}
+	return strings.Join(f, " ")
+}
+
+func (c *Conn) identity() (Identity, error) {
+	rows, err := c.Query("SELECT @@server_id, @@version")
+	if err != nil {
+		return Identity{}, err
+	}
+	id, _ := strconv.ParseUint(rows[0][0], 10, 32)
+	out := Identity{ServerID: uint32(id), Version: rows[0][1], Flavor: MySQL}
+	if strings.Contains(strings.ToLower(out.Version), "mariadb") {
+		out.Flavor = MariaDB
+	} else {
+		rows, err := c.Query("SELECT @@server_uuid")
+		if err != nil {
+			return Identity{}, err
+		}
+		out.ServerUUID = rows[0][0]
+	}
+	return out, nil
+}
+
+// MasterStatus returns the master's current binlog position and, on MariaDB,
+// @@gtid_binlog_pos.
+func (c *Conn) MasterStatus() (Position, error) {
+	q := "SHOW MASTER STATUS"
+	if c.id.Flavor == MySQL {
+		q = "SHOW BINARY LOG STATUS"
+	}
+	rows, err := c.Query(q)
+	if err != nil && c.id.Flavor == MySQL {
+		rows, err = c.Query("SHOW MASTER STATUS")
+	}
+	if err != nil {
+		return Position{}, err
+	}
+	if len(rows) == 0 {
+		return Position{}, &SourceError{Op: "SHOW MASTER STATUS", Err: errors.New("binary logging is off on the master (log_bin)"), Permanent: true}
+	}
+	pos, _ := strconv.ParseUint(rows[0][1], 10, 64)
+	p := Position{FilePos: FilePos{File: rows[0][0], Pos: pos}, GTID: NewGTIDSet(c.id.Flavor)}
+	gq := "SELECT @@gtid_binlog_pos"
+	if c.id.Flavor == MySQL {
+		gq = "SELECT @@gtid_executed"
+	}
+	if rows, err := c.Query(gq); err == nil && len(rows) == 1 {
+		if set, err := ParseGTIDSet(c.id.Flavor, strings.ReplaceAll(rows[0][0], "\n", "")); err == nil {
+			p.GTID = set
+		}
+	}
+	return p, nil
+}
+
+// DumpFrom is where a dump starts: a file position, or (GTID set non-empty
+// and UseGTID) after a GTID set.
+type DumpFrom struct {
+	File    FilePos
+	GTID    GTIDSet
+	UseGTID bool
+}
+
+// dump command flags
+const sendAnnotateRows = 0x02
+
+// StartDump registers as a replica and asks for the binlog from `from`.
+func (c *Conn) StartDump(from DumpFrom) error {
+	setup := []string{
+		// The events still carry their CRC32; the agent verifies it.
+		"SET @master_binlog_checksum='NONE', @source_binlog_checksum='NONE'",
+		fmt.Sprintf("SET @master_heartbeat_period=%d, @source_heartbeat_period=%d", c.cfg.Heartbeat.Nanoseconds(), c.cfg.Heartbeat.Nanoseconds()),
+	}
+	if c.id.Flavor == MariaDB {
+		setup = append(setup, "SET @mariadb_slave_capability=4")
+	}
+	if c.cfg.SemiSync {
+		setup = append(setup, "SET @rpl_semi_sync_slave=1, @rpl_semi_sync_replica=1")
+	}
+	for _, q := range setup {
+		if _, err := c.c.Execute(q); err != nil {
+			return &SourceError{Op: "prepare dump (" + firstWords(q) + ")", Err: scrub(err, c.cfg.Password)}
+		}
+	}
+	if err := c.register(); err != nil {
+		return err
+	}
+	switch {
+	case from.UseGTID && c.id.Flavor == MariaDB:
+		q := fmt.Sprintf("SET @slave_connect_state='%s', @slave_gtid_strict_mode=1", from.GTID.String())
+		if _, err := c.c.Execute(q); err != nil {
+			return &SourceError{Op: "set GTID start " + from.GTID.String(), Err: err, Permanent: true}
+		}
+		return c.writeDump(FilePos{Pos: 4})
+	case from.UseGTID:
+		return c.writeDumpMySQLGTID(from.GTID)
+	}
+	return c.writeDump(from.File)
+}
+
+func (c *Conn) register() error {
+	host := c.cfg.ReportHost
+	if len(host) > 255 {
+		host = host[:255]
+	}
+	user := c.cfg.User
+	if len(user) > 255 {
+		user = user[:255]
+	}
+	p := make([]byte, 4, 4+1+4+1+len(host)+1+len(user)+1+2+4+4)
+	p = append(p, gomysql.COM_REGISTER_SLAVE)
+	p = binary.LittleEndian.AppendUint32(p, c.cfg.ServerID)
+	p = append(p, byte(len(host)))
+	p = append(p, host...)
+	p = append(p, byte(len(user)))
+	p = append(p, user...)
+	p = append(p, 0) // password: not sent
+	p = binary.LittleEndian.AppendUint16(p, 0)
+	p = binary.LittleEndian.AppendUint32(p, 0)
+	p = binary.LittleEndian.AppendUint32(p, 0)
+	c.c.ResetSequence()
+	if err := c.c.WritePacket(p); err != nil {
+		return &SourceError{Op: "register as replica", Err: err}
+	}
+	if _, err := c.c.ReadOKPacket(); err != nil {
+		return &SourceError{Op: "register as replica", Err: scrub(err, c.cfg.Password)}
+	}
+	return nil
+}
+
+func (c *Conn) writeDump(from FilePos) error {
+	p := make([]byte, 4, 4+1+4+2+4+len(from.File))
+	p = append(p, gomysql.COM_BINLOG_DUMP)
+	p = binary.LittleEndian.AppendUint32(p, uint32(from.Pos))
+	flags := uint16(0)
+	if c.id.Flavor == MariaDB {
+		flags |= sendAnnotateRows
+	}
+	p = binary.LittleEndian.AppendUint16(p, flags)
+	p = binary.LittleEndian.AppendUint32(p, c.cfg.ServerID)
+	p = append(p, from.File...)
+	c.c.ResetSequence()
+	if err := c.c.WritePacket(p); err != nil {
+		return &SourceError{Op: "request binlog dump", Err: err}
+	}
+	return nil
+}
+
+func (c *Conn) writeDumpMySQLGTID(set GTIDSet) error {
+	data := set.mysql.Encode()
+	p := make([]byte, 4, 4+1+2+4+4+8+4+len(data))
+	p = append(p, gomysql.COM_BINLOG_DUMP_GTID)
+	p = binary.LittleEndian.AppendUint16(p, 0x04) // BINLOG_THROUGH_GTID
+	p = binary.LittleEndian.AppendUint32(p, c.cfg.ServerID)
+	p = binary.LittleEndian.AppendUint32(p, 0) // no file name
+	p = binary.LittleEndian.AppendUint64(p, 4)
+	p = binary.LittleEndian.AppendUint32(p, uint32(len(data)))
+	p = append(p, data...)
+	c.c.ResetSequence()
+	if err := c.c.WritePacket(p); err != nil {
+		return &SourceError{Op: "request binlog dump", Err: err}
+	}
+	return nil
+}
+
+// semi-sync packet header bytes
+const (
+	semiSyncIndicator = 0xef
+	semiSyncAckWanted = 0x01
+)
+
+// ReadEvent returns the next event of the dump (valid until the next call)
+// and whether the master waits for an acknowledgement of it.
+func (c *Conn) ReadEvent(buf []byte) (ev []byte, ackWanted bool, err error) {
+	data, err := c.c.ReadPacketReuseMem(buf[:0])
+	if err != nil {
+		return nil, false, &SourceError{Op: "read binlog stream", Err: err}
+	}
+	if len(data) == 0 {
+		return nil, false, &SourceError{Op: "read binlog stream", Err: errors.New("empty packet")}
+	}
+	switch data[0] {
+	case gomysql.OK_HEADER:
+	case gomysql.ERR_HEADER:
+		return nil, false, &SourceError{Op: "read binlog stream", Err: c.c.HandleErrorPacket(data)}
+	case gomysql.EOF_HEADER:
+		return nil, false, &SourceError{Op: "read binlog stream", Err: errors.New("master ended the dump (EOF)")}
+	default:
+		return nil, false, &SourceError{Op: "read binlog stream", Err: fmt.Errorf("unexpected packet header 0x%02x", data[0])}
+	}
+	data = data[1:]
+	if c.cfg.SemiSync && len(data) >= 2 && data[0] == semiSyncIndicator {
+		ackWanted = data[1] == semiSyncAckWanted
+		data = data[2:]
+		if ackWanted {
+			// The master resets its packet numbering after an event that
+			// wants an ACK (the ACK itself goes out with sequence 0).
+			c.c.Sequence = 1
+		}
+	}
+	return data, ackWanted, nil
+}
+
+// AckWriter returns the raw socket, for semi-sync ACK packets written with
+// their own header (sequence 0) from the writer goroutine.
+func (c *Conn) AckWriter() net.Conn { return c.c.Conn.Conn }
+
+// ConnectionID returns the master's id of this connection.
+func (c *Conn) ConnectionID() uint32 { return c.c.GetConnectionID() }
+
+// Close ends the connection. A connection that is not dumping says goodbye
+// with COM_QUIT; a dumping one is just closed.
+func (c *Conn) Close() error {
+	return c.c.Close()
+}
+
+// Quit ends an idle (non-dumping) connection politely.
+func (c *Conn) Quit() error { return c.c.Quit() }

@@ -1,0 +1,135 @@
+// Command hotstandby keeps a MySQL/MariaDB standby hot: it streams the
+// master's binlog into a durable relay log as the master's semi-sync replica
+// and tells the truth about its positions.
+//
+//	hotstandby run     --config FILE          the daemon
+//	hotstandby status  --config FILE [--json] positions and stream state
+//	hotstandby sandbox up|down --dir DIR      local master + standby for the demo
+//
+// Exit codes: 0 success, 1 the daemon or command failed, 2 bad usage or
+// configuration.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hotstandby/hotstandby/agent"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: hotstandby <command> [flags]
+
+commands:
+  run      --config FILE           run the daemon
+  status   --config FILE [--json]  show the stream and its positions
+  sandbox  up|down --dir DIR       start/stop a local master and standby (demo)
+`
+
+// usageError is a bad command line or configuration: exit code 2.
+type usageError struct{ error }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "run":
+		err = cmdRun(args[1:], stderr)
+	case "status":
+		err = cmdStatus(args[1:], stdout, stderr)
+	case "sandbox":
+		err = cmdSandbox(args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "hotstandby: unknown command %q\n%s", args[0], usage)
+		return 2
+	}
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "hotstandby: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
+		return 2
+	}
+	return 1
+}
+
+func loadConfig(fs *flag.FlagSet, args []string) (agent.Config, error) {
+	path := fs.String("config", "/etc/hotstandby/hotstandby.toml", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return agent.Config{}, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return agent.Config{}, usageError{fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
+	}
+	cfg, err := agent.LoadConfig(*path)
+	if err != nil {
+		return agent.Config{}, usageError{err}
+	}
+	return cfg, nil
+}
+
+func cmdRun(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg, err := loadConfig(fs, args)
+	if err != nil {
+		return err
+	}
+	syscall.Umask(0o077) // state, relay and log files: owner only
+	log, closer, err := agent.NewLogger(cfg.Log, stderr)
+	if err != nil {
+		return usageError{err}
+	}
+	defer closer.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := agent.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	log.Info("hotstandby starting", "config", fs.Lookup("config").Value.String(), "data_dir", cfg.DataDir, "master", cfg.Master.Addr(), "server_id", cfg.ServerID)
+	if err := a.Run(ctx); err != nil {
+		log.Error("stopped", "err", err)
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func cmdStatus(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print JSON (schema_version 1)")
+	cfg, err := loadConfig(fs, args)
+	if err != nil {
+		return err
+	}
+	rep, err := agent.Status(context.Background(), cfg)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	rep.WriteText(stdout)
+	return nil
+}
