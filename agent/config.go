@@ -152,6 +152,9 @@ func LoadConfig(path string) (Config, error) {
 	if err != nil {
 		var perr toml.ParseError
 		if errors.As(err, &perr) {
+			if perr.LastKey != "" {
+				return Config{}, fmt.Errorf("config %s: line %d: %s: %s", path, perr.Position.Line, perr.LastKey, perr.Message)
+			}
 			return Config{}, fmt.Errorf("config %s: line %d: %s", path, perr.Position.Line, perr.Message)
 		}
 		return Config{}, fmt.Errorf("config %s: %s", path, scrubSecret(err.Error(), cfg.Master.Password))

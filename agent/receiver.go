@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -171,7 +172,45 @@ func (r *receiver) session(ctx context.Context) error {
 		r.log.Info("streaming", "master", r.cfg.Master.Addr(), "from", from.File.String(), "semisync", r.cfg.SemiSync.Enabled)
 	}
 	r.update(func(s *streamStatus) { s.State, s.ConnectedSince = StateStreaming, r.now() })
-	return r.pump(ctx, conn)
+	if err := r.ackDurable(conn); err != nil {
+		return err
+	}
+	err = r.pump(ctx, conn)
+	if binlog.ServerErrorCode(err) == 1236 {
+		where := from.File.String()
+		if from.UseGTID {
+			where = "GTID " + from.GTID.String()
+		}
+		return &binlog.SourceError{Op: "stream from " + where, Permanent: true,
+			Err: fmt.Errorf("%w (the master no longer has these events, or never had them: if they were purged, this standby must be rebuilt from a fresh copy)", err)}
+	}
+	return err
+}
+
+// ackDurable acknowledges, once, everything the relay log already holds
+// durably. After a crash between fsync and ACK, the master still waits for
+// transactions the agent has; the resumed stream starts after them, so
+// without this ACK those commits would wait out rpl_semi_sync_master_timeout
+// and the master would fall back to asynchronous replication.
+func (r *receiver) ackDurable(conn *binlog.Conn) error {
+	if !r.cfg.SemiSync.Enabled {
+		return nil
+	}
+	durable, _, err := r.relay.Sync()
+	if err != nil {
+		return &binlog.SourceError{Op: "relay log", Err: err}
+	}
+	if durable.IsZero() || durable.Pos < 4 {
+		return nil
+	}
+	r.acker.SetDurable(durable)
+	if r.hooks.beforeAck != nil {
+		r.hooks.beforeAck(durable, durable)
+	}
+	if err := r.acker.Ack(conn.AckWriter(), durable); err != nil {
+		return &binlog.SourceError{Op: "send semi-sync ACK", Err: err}
+	}
+	return nil
 }
 
 // resumePoint opens the relay log on first use and returns where the dump
@@ -360,17 +399,14 @@ func (r *receiver) writeFailed(err error) error {
 
 // checkpoint writes the durable frontiers to the store.
 func (r *receiver) checkpoint() {
-	st := r.status()
-	if r.relay == nil || st.Received.FilePos.IsZero() {
+	if r.relay == nil {
 		return
 	}
-	b := r.relay.Boundary()
-	durable := r.acker.Stats().Durable
-	// Only a boundary that is durable may be checkpointed.
-	if ok, err := durable.AtLeast(b.Pos.FilePos); err != nil || !ok {
+	b := r.relay.Durable()
+	if b.Pos.FilePos.IsZero() {
 		return
 	}
-	if err := r.store.SaveFrontiers(b, st.Acked.FilePos, r.now()); err != nil {
+	if err := r.store.SaveFrontiers(b, r.status().Acked.FilePos, r.now()); err != nil {
 		r.log.Error("checkpoint not saved", "err", err)
 	}
 }

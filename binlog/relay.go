@@ -112,7 +112,14 @@ type Relay struct {
 	file     string // master file the stream is in
 	pos      uint64 // end of the last stored event in file; 0 = not placed yet
 	boundary Frontier
-	awaitTxn bool // GTID start: store nothing before the first transaction
+	awaitTxn bool      // GTID start: store nothing before the first transaction
+	lastType EventType // type of the last stored event
+
+	// durable is the last boundary known to be on disk (with its GTID set),
+	// and durableType the type of the event that ends there. A reset after
+	// a failed write or a broken stream returns exactly here.
+	durable     Frontier
+	durableType EventType
 }
 
 // GTIDs returns the GTID set of the complete transactions written so far
@@ -151,6 +158,8 @@ func OpenRelay(cfg RelayConfig, start Frontier) (*Relay, Frontier, error) {
 	r.tr = newTracker(rec.end.Pos.GTID)
 	r.boundary = rec.end
 	r.file, r.pos = rec.end.Pos.File, rec.end.Pos.Pos
+	r.lastType = rec.lastType
+	r.durable, r.durableType = rec.end, rec.lastType
 	if rec.seg.Path != "" {
 		f, err := os.OpenFile(rec.seg.Path, os.O_RDWR, 0o600)
 		if err != nil {
@@ -233,6 +242,7 @@ func (r *Relay) Write(ev []byte) (Written, error) {
 	}
 	r.size += int64(len(ev))
 	r.pos = uint64(h.LogPos)
+	r.lastType = h.Type
 	out.Stored, out.End = true, FilePos{File: r.file, Pos: r.pos}
 	boundary, err := r.tr.feed(ev, h, r.checksummed)
 	if err != nil {
@@ -264,6 +274,14 @@ func (r *Relay) onFakeRotate(ev []byte) error {
 	if err != nil {
 		return err
 	}
+	if r.lastType == StopEvent && next.Pos == 4 {
+		// The master stopped after the last stored event (a restart): its
+		// file ends there and the stream continues in the next one.
+		if c, err := next.Compare(FilePos{File: r.file, Pos: r.pos}); err == nil && c > 0 {
+			r.file, r.pos = next.File, next.Pos
+			return nil
+		}
+	}
 	if r.pos != 0 && (next.File != r.file || next.Pos != r.pos) {
 		return fmt.Errorf("%w: master starts the stream at %s, relay ends at %s:%d", ErrPositionGap, next, r.file, r.pos)
 	}
@@ -294,6 +312,9 @@ func (r *Relay) onFormatDescription(ev []byte) error {
 	if h.LogPos != 0 {
 		r.pos = uint64(h.LogPos)
 		r.boundary.Pos.FilePos = FilePos{File: r.file, Pos: r.pos}
+		if r.durable.Segment == r.boundary.Segment && r.durable.Offset == r.boundary.Offset {
+			r.durable.Pos.FilePos = r.boundary.Pos.FilePos
+		}
 	}
 	return nil
 }
@@ -345,6 +366,10 @@ func (r *Relay) roll(masterFile string, fde []byte) error {
 		pos = FilePos{File: masterFile, Pos: r.pos}
 	}
 	r.boundary = Frontier{Segment: seq, Offset: r.size, Pos: Position{FilePos: pos}}
+	// Everything before the new segment was synced with the old one, and
+	// the new header is synced: the new boundary is durable.
+	r.durable = r.Boundary()
+	r.durableType = r.lastType
 	return nil
 }
 
@@ -353,13 +378,38 @@ func (r *Relay) roll(masterFile string, fde []byte) error {
 // boundary (what may be checkpointed).
 func (r *Relay) Sync() (durable FilePos, boundary Frontier, err error) {
 	if r.f == nil {
-		return FilePos{}, r.Boundary(), nil
+		return FilePos{}, r.durable, nil
 	}
 	if err := r.flushSync(); err != nil {
 		return FilePos{}, Frontier{}, err
 	}
-	return FilePos{File: r.file, Pos: r.pos}, r.Boundary(), nil
+	r.markDurable()
+	return FilePos{File: r.file, Pos: r.pos}, r.durable, nil
 }
+
+// markDurable records the current boundary as durable; the caller has just
+// synced everything written.
+func (r *Relay) markDurable() {
+	if r.durable.Segment == r.boundary.Segment && r.durable.Offset == r.boundary.Offset && r.durable.Pos.FilePos == r.boundary.Pos.FilePos {
+		return // nothing new: keep the GTID snapshot
+	}
+	r.durable = r.Boundary()
+	r.durableType = r.boundaryType()
+}
+
+// boundaryType is the type of the event that ends at the current boundary.
+// Events after a boundary belong to an unfinished transaction, so the last
+// stored event is the boundary's only when the writer stands on it.
+func (r *Relay) boundaryType() EventType {
+	if r.boundary.Offset == r.size {
+		return r.lastType
+	}
+	return r.durableType
+}
+
+// Durable returns the last whole-transaction boundary known to be on disk:
+// what may be checkpointed.
+func (r *Relay) Durable() Frontier { return r.durable }
 
 func (r *Relay) flushSync() error {
 	if err := r.w.Flush(); err != nil {
@@ -371,19 +421,22 @@ func (r *Relay) flushSync() error {
 	return nil
 }
 
-// ResetToBoundary drops whatever follows the last whole transaction (a
-// transaction the broken stream never finished, or a batch a failed write
-// left behind) and returns the resume point.
+// ResetToBoundary drops whatever follows the last durable whole-transaction
+// boundary (a transaction the broken stream never finished, or a batch a
+// failed write or fsync left behind), forgets the transactions it held, and
+// returns the resume point.
 func (r *Relay) ResetToBoundary() (Frontier, error) {
-	r.tr.abort()
+	b := r.durable
+	r.tr = newTracker(b.Pos.GTID)
 	r.awaitTxn = false
-	b := r.Boundary()
+	r.boundary = Frontier{Segment: b.Segment, Offset: b.Offset, Pos: Position{FilePos: b.Pos.FilePos}}
+	r.lastType = r.durableType
 	r.file, r.pos = b.Pos.File, b.Pos.Pos
 	if r.f == nil {
 		return b, nil
 	}
 	if b.Segment != r.seg.Seq {
-		return Frontier{}, fmt.Errorf("relay: boundary in segment %d, writer in %d", b.Segment, r.seg.Seq)
+		return Frontier{}, fmt.Errorf("relay: durable boundary in segment %d, writer in %d", b.Segment, r.seg.Seq)
 	}
 	r.w.Reset(r.f) // discard buffered bytes of the dropped tail
 	if err := r.f.Truncate(b.Offset); err != nil {

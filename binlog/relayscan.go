@@ -97,9 +97,10 @@ func (s *SegmentReader) Close() error { return s.f.Close() }
 
 // recovered is what recovery found at the end of the relay log.
 type recovered struct {
-	seg Segment  // the last segment (zero if none)
-	fde []byte   // its header
-	end Frontier // the end of the last whole transaction
+	seg      Segment   // the last segment (zero if none)
+	fde      []byte    // its header
+	end      Frontier  // the end of the last whole transaction
+	lastType EventType // the type of the event that ends there
 }
 
 // recoverRelay scans the relay log forward from the checkpoint hint and
@@ -144,11 +145,11 @@ func recoverRelay(dir string, hint Frontier) (recovered, error) {
 		if segs[i].Seq == hint.Segment {
 			from, start = hint.Offset, hint.Pos.FilePos
 		}
-		end, fde, err := scanSegment(segs[i], from, start, tr, i == len(segs)-1, hint)
+		end, fde, lastType, err := scanSegment(segs[i], from, start, tr, i == len(segs)-1, hint)
 		if err != nil {
 			return recovered{}, err
 		}
-		out = recovered{seg: segs[i], fde: fde, end: end}
+		out = recovered{seg: segs[i], fde: fde, end: end, lastType: lastType}
 	}
 	out.end.Pos.GTID = tr.gtids()
 	return out, nil
@@ -172,17 +173,20 @@ func headerOnlyUnplaced(seg Segment) (bool, error) {
 // scanSegment reads one segment from offset from (0: its first event) and
 // returns the last boundary in it. In the last segment it truncates a torn or
 // unfinished tail back to that boundary.
-func scanSegment(seg Segment, from int64, start FilePos, tr *tracker, last bool, hint Frontier) (Frontier, []byte, error) {
+func scanSegment(seg Segment, from int64, start FilePos, tr *tracker, last bool, hint Frontier) (_ Frontier, _ []byte, lastType EventType, _ error) {
 	s, err := OpenSegment(seg.Path)
 	if err != nil {
-		return Frontier{}, nil, err
+		return Frontier{}, nil, 0, err
 	}
 	defer s.Close()
 	fdeHdr, _ := ParseHeader(s.FDE)
 	file, pos := seg.MasterFile, uint64(fdeHdr.LogPos)
 	if from > 0 {
+		if from > seg.Size {
+			return Frontier{}, nil, 0, fmt.Errorf("%w: segment %s is %d bytes, but %d bytes of it were checkpointed as durable", ErrCorruptRelay, seg.Path, seg.Size, from)
+		}
 		if err := s.SeekTo(from); err != nil {
-			return Frontier{}, nil, err
+			return Frontier{}, nil, 0, err
 		}
 		file, pos = start.File, start.Pos
 	}
@@ -195,7 +199,7 @@ func scanSegment(seg Segment, from int64, start FilePos, tr *tracker, last bool,
 		}
 		if err != nil {
 			if !last || (hint.Segment == seg.Seq && off < hint.Offset) {
-				return Frontier{}, nil, fmt.Errorf("%w: segment %s: %v", ErrCorruptRelay, seg.Path, err)
+				return Frontier{}, nil, 0, fmt.Errorf("%w: segment %s: %v", ErrCorruptRelay, seg.Path, err)
 			}
 			break // torn tail: cut below
 		}
@@ -207,28 +211,30 @@ func scanSegment(seg Segment, from int64, start FilePos, tr *tracker, last bool,
 		pos = uint64(h.LogPos)
 		isBoundary, err := tr.feed(ev, h, s.checksummed)
 		if err != nil {
-			return Frontier{}, nil, fmt.Errorf("%w: segment %s offset %d: %v", ErrCorruptRelay, seg.Path, off, err)
+			return Frontier{}, nil, 0, fmt.Errorf("%w: segment %s offset %d: %v", ErrCorruptRelay, seg.Path, off, err)
 		}
 		if h.Type == RotateEvent {
 			next, err := RotateTarget(ev, s.checksummed)
 			if err != nil {
-				return Frontier{}, nil, fmt.Errorf("%w: segment %s offset %d: %v", ErrCorruptRelay, seg.Path, off, err)
+				return Frontier{}, nil, 0, fmt.Errorf("%w: segment %s offset %d: %v", ErrCorruptRelay, seg.Path, off, err)
 			}
 			file, pos = next.File, 0
 			boundary = Frontier{Segment: seg.Seq, Offset: s.Offset(), Pos: Position{FilePos: next}}
+			lastType = h.Type
 			continue
 		}
 		if isBoundary {
 			boundary = Frontier{Segment: seg.Seq, Offset: s.Offset(), Pos: Position{FilePos: FilePos{File: file, Pos: pos}}}
+			lastType = h.Type
 		}
 	}
 	tr.abort()
 	if last {
 		if err := truncateTail(seg.Path, boundary.Offset); err != nil {
-			return Frontier{}, nil, err
+			return Frontier{}, nil, 0, err
 		}
 	}
-	return boundary, s.FDE, nil
+	return boundary, s.FDE, lastType, nil
 }
 
 func truncateTail(path string, off int64) error {

@@ -69,6 +69,8 @@ func EnsureInstalled(ctx context.Context) error {
 // aptGet runs apt-get with args and returns an error carrying the tail of its
 // output if it fails.
 func aptGet(ctx context.Context, args ...string) error {
+	// Wait for the dpkg lock rather than fail when another install runs.
+	args = append([]string{"-o", "DPkg::Lock::Timeout=300"}, args...)
 	cmd := exec.CommandContext(ctx, "apt-get", args...)
 	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 	out, err := cmd.CombinedOutput()

@@ -3,6 +3,8 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"syscall"
@@ -294,4 +296,55 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func TestStartFailureReportsErrorLog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs mariadb-install-db and mariadbd")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	if err := EnsureInstalled(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var logged []string
+	_, err := Start(ctx, Config{
+		Dir:      t.TempDir(),
+		ServerID: 1,
+		Extra:    []string{"no_such_option_at_all=1"},
+		Log:      func(format string, args ...any) { logged = append(logged, fmt.Sprintf(format, args...)) },
+	})
+	if err == nil {
+		t.Fatal("Start succeeded with an unknown option")
+	}
+	if !strings.Contains(err.Error(), "no_such_option_at_all") {
+		t.Fatalf("error does not quote the error log: %v", err)
+	}
+	if len(logged) == 0 {
+		t.Fatal("nothing sent to Config.Log")
+	}
+}
+
+func TestStartOnBusyPortFails(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs mariadb-install-db and mariadbd")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	if err := EnsureInstalled(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, err = Start(ctx, Config{Dir: t.TempDir(), ServerID: 1, Port: l.Addr().(*net.TCPAddr).Port, Log: t.Logf})
+	if err == nil {
+		t.Fatal("Start succeeded on a busy port")
+	}
+	if !strings.Contains(err.Error(), "Address already in use") {
+		t.Fatalf("error does not quote the error log: %v", err)
+	}
+	t.Log(err)
 }

@@ -1,0 +1,79 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/checkpoint"
+	"time"
+)
+
+// TestFullDiskLosesNothing puts the data_dir on a 1 MiB tmpfs. When the relay
+// log fills it, the agent says "no space left on device", keeps every event
+// it had, and retries; once the space grows it catches up, and the relay log
+// equals the master's binlog.
+func TestFullDiskLosesNothing(t *testing.T) {
+	e := newEnv(t)
+	mnt := filepath.Join(e.dir, "agent")
+	os.MkdirAll(mnt, 0o700)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	e.exec("SET GLOBAL rpl_semi_sync_master_timeout=300") // the stalled replica must not stall the test
+	p := e.startProcess()
+	e.waitSemiSyncClient()
+	ctx := context.Background()
+	if _, err := e.load(ctx, 4, 6000); err != nil { // ~2.5 MB of binlog
+		t.Fatal(err)
+	}
+	c := e.config()
+	waitFor(t, "the agent to report the full disk", 30*time.Second, func() bool {
+		r, err := Status(ctx, c)
+		return err == nil && strings.Contains(r.Stream.LastError, "no space left on device")
+	})
+	// Killed in the middle of a failing write, the relay may end in a torn
+	// event; recovery (as at the next start) cuts it, and everything left is
+	// the master's, with no gap.
+	p.kill()
+	st, err := checkpointState(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay, end, err := binlog.OpenRelay(binlog.DefaultRelayConfig(c.RelayDir()), st.Received)
+	if err != nil {
+		t.Fatalf("recovery after the full disk: %v", err)
+	}
+	relay.Close()
+	if ok, _ := end.Pos.FilePos.AtLeast(st.Received.Pos.FilePos); !ok {
+		t.Fatalf("recovered end %s is before the durable checkpoint %s", end.Pos, st.Received.Pos)
+	}
+	compareRelayPrefix(t, filepath.Join(e.master.Dir(), "binlog"), c.RelayDir())
+	log := readFile(t, p.logPath)
+	if !strings.Contains(log, "no space left on device") {
+		t.Fatalf("log does not say the disk is full:\n%s", log)
+	}
+	if out, err := exec.Command("mount", "-o", "remount,size=64m", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("remount: %v %s", err, out)
+	}
+	p.start()
+	e.waitSemiSyncClient()
+	e.exec("INSERT INTO test.t (c) VALUES (-1)")
+	e.waitCaughtUp(func() Report { r, _ := Status(ctx, c); return r })
+	p.kill()
+	compareRelay(t, filepath.Join(e.master.Dir(), "binlog"), c.RelayDir())
+}
+
+func checkpointState(c Config) (checkpoint.State, error) {
+	s, err := checkpoint.Open(c.CheckpointPath(), true)
+	if err != nil {
+		return checkpoint.State{}, err
+	}
+	defer s.Close()
+	return s.Load()
+}

@@ -1,0 +1,500 @@
+package binlog
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"testing"
+)
+
+// Event types the tests use that the package does not name.
+const (
+	tableMapEvent  EventType = 19
+	writeRowsEvent EventType = 23 // WRITE_ROWS_EVENT_V1, what MariaDB writes
+)
+
+// testServerID is the master's server_id in the synthetic streams.
+const testServerID = 1
+
+// mkEvent builds a v4 event: the 19-byte header, body and, with crc, the
+// CRC32 (IEEE, little endian) of header and body.
+func mkEvent(typ EventType, serverID, logPos uint32, flags uint16, body []byte, crc bool) []byte {
+	size := HeaderLen + len(body)
+	if crc {
+		size += 4
+	}
+	ev := make([]byte, HeaderLen, size)
+	binary.LittleEndian.PutUint32(ev[0:], 1700000000)
+	ev[4] = byte(typ)
+	binary.LittleEndian.PutUint32(ev[5:], serverID)
+	binary.LittleEndian.PutUint32(ev[9:], uint32(size))
+	binary.LittleEndian.PutUint32(ev[13:], logPos)
+	binary.LittleEndian.PutUint16(ev[17:], flags)
+	ev = append(ev, body...)
+	if crc {
+		ev = binary.LittleEndian.AppendUint32(ev, crc32.ChecksumIEEE(ev))
+	}
+	return ev
+}
+
+// fixCRC recomputes the trailing CRC32 of ev in place (after a test edited
+// its header or body).
+func fixCRC(ev []byte) []byte {
+	n := len(ev) - 4
+	binary.LittleEndian.PutUint32(ev[n:], crc32.ChecksumIEEE(ev[:n]))
+	return ev
+}
+
+// mariaPostHeaderLens is a plausible post-header length array of a MariaDB
+// 10.11 format description (one byte per event type from 1 on).
+func mariaPostHeaderLens() []byte {
+	lens := make([]byte, 171)
+	set := map[EventType]byte{
+		1: 0, QueryEvent: 13, StopEvent: 0, RotateEvent: 8, 5: 0, 6: 0, 7: 0, 8: 4,
+		9: 4, 10: 4, 11: 4, 12: 0, 13: 18, 14: 8, FormatDescriptionEvent: 84, XIDEvent: 0,
+		17: 0, 18: 0, tableMapEvent: 8, 20: 8, 21: 8, 22: 8, writeRowsEvent: 8, 24: 8, 25: 8,
+		26: 0, HeartbeatEvent: 0, MariaAnnotateRows: 0, MariaBinlogCheckpoint: 4,
+		MariaGTIDEvent: 19, MariaGTIDList: 4,
+	}
+	for typ, n := range set {
+		if int(typ)-1 < len(lens) {
+			lens[typ-1] = n
+		}
+	}
+	return lens
+}
+
+// fdeBody is a format description body: binlog_version 4, server_version
+// (50 bytes), create_timestamp, header_length 19, post-header lengths and
+// the checksum algorithm byte.
+func fdeBody(alg byte) []byte {
+	b := binary.LittleEndian.AppendUint16(nil, 4)
+	ver := make([]byte, 50)
+	copy(ver, "10.11.6-MariaDB-log")
+	b = append(b, ver...)
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	b = append(b, HeaderLen)
+	b = append(b, mariaPostHeaderLens()...)
+	return append(b, alg)
+}
+
+// gtidBody is a MariaDB GTID event body: seq_no, domain_id, flags2 and six
+// bytes of padding, as a server writes it.
+func gtidBody(domain uint32, seq uint64, flags2 byte) []byte {
+	b := binary.LittleEndian.AppendUint64(nil, seq)
+	b = binary.LittleEndian.AppendUint32(b, domain)
+	b = append(b, flags2)
+	return append(b, make([]byte, 6)...)
+}
+
+// xidBody is an XID event body.
+func xidBody(xid uint64) []byte { return binary.LittleEndian.AppendUint64(nil, xid) }
+
+// queryBody is a Query event body with one status variable.
+func queryBody(db, query string) []byte {
+	status := []byte{0x00, 0, 0, 0, 0}             // Q_FLAGS2_CODE, 4 bytes
+	b := binary.LittleEndian.AppendUint32(nil, 42) // thread_id
+	b = binary.LittleEndian.AppendUint32(b, 0)     // exec_time
+	b = append(b, byte(len(db)))
+	b = binary.LittleEndian.AppendUint16(b, 0) // error_code
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(status)))
+	b = append(b, status...)
+	b = append(b, db...)
+	b = append(b, 0)
+	return append(b, query...)
+}
+
+// rotateBody is a Rotate event body.
+func rotateBody(pos uint64, file string) []byte {
+	return append(binary.LittleEndian.AppendUint64(nil, pos), file...)
+}
+
+// mysqlGTIDBody is a MySQL GTID event body: flags, sid, gno and the
+// logical clock fields.
+func mysqlGTIDBody(sid [16]byte, gno int64) []byte {
+	b := append([]byte{1}, sid[:]...)
+	b = binary.LittleEndian.AppendUint64(b, uint64(gno))
+	b = append(b, 2) // lt_type
+	b = binary.LittleEndian.AppendUint64(b, 0)
+	return binary.LittleEndian.AppendUint64(b, 1)
+}
+
+func TestParseHeader(t *testing.T) {
+	ev := mkEvent(XIDEvent, 7, 1234, 0x0041, xidBody(9), true)
+	tests := []struct {
+		name    string
+		ev      []byte
+		want    Header
+		wantErr error
+	}{
+		{name: "xid", ev: ev, want: Header{Timestamp: 1700000000, Type: XIDEvent, ServerID: 7, Size: uint32(len(ev)), LogPos: 1234, Flags: 0x0041}},
+		{name: "header only", ev: ev[:HeaderLen], want: Header{Timestamp: 1700000000, Type: XIDEvent, ServerID: 7, Size: uint32(len(ev)), LogPos: 1234, Flags: 0x0041}},
+		{name: "short", ev: ev[:HeaderLen-1], wantErr: ErrShortEvent},
+		{name: "empty", ev: nil, wantErr: ErrShortEvent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseHeader(tt.ev)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("ParseHeader: err %v, want %v", err, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Errorf("ParseHeader = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestHeaderStart(t *testing.T) {
+	ev := mkEvent(XIDEvent, 1, 1000, 0, xidBody(1), true)
+	h, err := ParseHeader(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := h.Start(), uint64(1000-len(ev)); got != want {
+		t.Errorf("Start = %d, want %d", got, want)
+	}
+}
+
+func TestVerifyChecksum(t *testing.T) {
+	good := mkEvent(MariaGTIDEvent, 1, 500, 0, gtidBody(0, 42, 0), true)
+	tests := []struct {
+		name    string
+		ev      []byte
+		wantErr error
+	}{
+		{name: "valid", ev: good},
+		{name: "valid fde", ev: mkEvent(FormatDescriptionEvent, 1, 256, 0, fdeBody(1), true)},
+		{name: "header plus crc only", ev: mkEvent(StopEvent, 1, 100, 0, nil, true)},
+		{name: "no checksum", ev: mkEvent(MariaGTIDEvent, 1, 500, 0, gtidBody(0, 42, 0), false), wantErr: ErrChecksum},
+		{name: "too short", ev: good[:HeaderLen+3], wantErr: ErrShortEvent},
+		{name: "empty", ev: nil, wantErr: ErrShortEvent},
+		{name: "truncated", ev: good[:len(good)-1], wantErr: ErrChecksum},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := VerifyChecksum(tt.ev); !errors.Is(err, tt.wantErr) {
+				t.Errorf("VerifyChecksum: err %v, want %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestVerifyChecksumDetectsEveryBitFlip(t *testing.T) {
+	events := map[string][]byte{
+		"gtid":  mkEvent(MariaGTIDEvent, 1, 500, 0, gtidBody(0, 42, 0), true),
+		"query": mkEvent(QueryEvent, 1, 700, 0, queryBody("shop", "INSERT INTO t VALUES (1)"), true),
+		"fde":   mkEvent(FormatDescriptionEvent, 1, 256, 0, fdeBody(1), true),
+	}
+	for name, ev := range events {
+		t.Run(name, func(t *testing.T) {
+			for bit := 0; bit < len(ev)*8; bit++ {
+				bad := append([]byte(nil), ev...)
+				bad[bit/8] ^= 1 << (bit % 8)
+				if err := VerifyChecksum(bad); !errors.Is(err, ErrChecksum) {
+					t.Fatalf("bit %d flipped: err %v, want ErrChecksum", bit, err)
+				}
+			}
+		})
+	}
+}
+
+func TestFDEChecksumAlg(t *testing.T) {
+	tests := []struct {
+		name string
+		ev   []byte
+		want byte
+	}{
+		{name: "crc32", ev: mkEvent(FormatDescriptionEvent, 1, 256, 0, fdeBody(1), true), want: 1},
+		{name: "none", ev: mkEvent(FormatDescriptionEvent, 1, 256, 0, fdeBody(0), true), want: 0},
+		{name: "too short for the field", ev: mkEvent(FormatDescriptionEvent, 1, 80, 0, make([]byte, 57), false), want: 0},
+		{name: "empty", ev: nil, want: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := FDEChecksumAlg(tt.ev); got != tt.want {
+				t.Errorf("FDEChecksumAlg = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRotateTarget(t *testing.T) {
+	tests := []struct {
+		name        string
+		ev          []byte
+		checksummed bool
+		want        FilePos
+		wantErr     error
+	}{
+		{name: "with checksum", ev: mkEvent(RotateEvent, 1, 0, FlagArtificial, rotateBody(4, "mysql-bin.000001"), true), checksummed: true, want: FilePos{File: "mysql-bin.000001", Pos: 4}},
+		{name: "without checksum", ev: mkEvent(RotateEvent, 1, 0, FlagArtificial, rotateBody(1234, "mysql-bin.000010"), false), want: FilePos{File: "mysql-bin.000010", Pos: 1234}},
+		{name: "empty name", ev: mkEvent(RotateEvent, 1, 0, 0, rotateBody(4, ""), true), checksummed: true, want: FilePos{Pos: 4}},
+		{name: "short", ev: mkEvent(RotateEvent, 1, 0, 0, []byte{4, 0, 0, 0}, true), checksummed: true, wantErr: ErrShortEvent},
+		{name: "header only", ev: mkEvent(RotateEvent, 1, 0, 0, nil, false), wantErr: ErrShortEvent},
+		{name: "short with checksum flag", ev: mkEvent(RotateEvent, 1, 0, 0, nil, false)[:HeaderLen-2], checksummed: true, wantErr: ErrShortEvent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := RotateTarget(tt.ev, tt.checksummed)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("RotateTarget: err %v, want %v", err, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Errorf("RotateTarget = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMariaGTID(t *testing.T) {
+	// With FL_GROUP_COMMIT_ID the padding is replaced by an 8-byte commit_id.
+	groupBody := append(gtidBody(3, 99, mariaFlagGroupID)[:13], binary.LittleEndian.AppendUint64(nil, 77)...)
+	tests := []struct {
+		name           string
+		ev             []byte
+		want           GTID
+		wantStandalone bool
+		wantCommitID   uint64
+		wantErr        error
+	}{
+		{name: "transactional", ev: mkEvent(MariaGTIDEvent, 5, 500, 0, gtidBody(0, 42, 0), true), want: GTID{Domain: 0, Server: 5, Seq: 42}},
+		{name: "standalone ddl", ev: mkEvent(MariaGTIDEvent, 5, 500, 0, gtidBody(2, 7, mariaFlagStandalone), true), want: GTID{Domain: 2, Server: 5, Seq: 7}, wantStandalone: true},
+		{name: "group commit id", ev: mkEvent(MariaGTIDEvent, 5, 500, 0, groupBody, true), want: GTID{Domain: 3, Server: 5, Seq: 99}, wantCommitID: 77},
+		{name: "short", ev: mkEvent(MariaGTIDEvent, 5, 500, 0, make([]byte, 12), false), wantErr: ErrShortEvent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := ParseHeader(tt.ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, standalone, commitID, err := MariaGTID(tt.ev, h)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("MariaGTID: err %v, want %v", err, tt.wantErr)
+			}
+			if g != tt.want || standalone != tt.wantStandalone || commitID != tt.wantCommitID {
+				t.Errorf("MariaGTID = %v standalone=%v commit_id=%d, want %v %v %d", g, standalone, commitID, tt.want, tt.wantStandalone, tt.wantCommitID)
+			}
+		})
+	}
+}
+
+func TestMySQLGTID(t *testing.T) {
+	sid := [16]byte{0x3e, 0x11, 0xfa, 0x47, 0x71, 0xca, 0x11, 0xe1, 0x9e, 0x33, 0xc8, 0x0a, 0xa9, 0x42, 0x95, 0x62}
+	tests := []struct {
+		name    string
+		ev      []byte
+		wantGno int64
+		wantErr error
+	}{
+		{name: "gtid", ev: mkEvent(MySQLGTIDEvent, 1, 500, 0, mysqlGTIDBody(sid, 23), true), wantGno: 23},
+		{name: "short", ev: mkEvent(MySQLGTIDEvent, 1, 500, 0, make([]byte, 24), false), wantErr: ErrShortEvent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gotSid, gno, err := MySQLGTID(tt.ev)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("MySQLGTID: err %v, want %v", err, tt.wantErr)
+			}
+			if tt.wantErr != nil {
+				return
+			}
+			if gotSid != sid || gno != tt.wantGno {
+				t.Errorf("MySQLGTID = %x:%d, want %x:%d", gotSid, gno, sid, tt.wantGno)
+			}
+		})
+	}
+}
+
+func TestQueryText(t *testing.T) {
+	tests := []struct {
+		name        string
+		ev          []byte
+		checksummed bool
+		want        string
+	}{
+		{name: "with checksum", ev: mkEvent(QueryEvent, 1, 900, 0, queryBody("shop", "CREATE TABLE t (id int)"), true), checksummed: true, want: "CREATE TABLE t (id int)"},
+		{name: "without checksum", ev: mkEvent(QueryEvent, 1, 900, 0, queryBody("", "BEGIN"), false), want: "BEGIN"},
+		{name: "empty statement", ev: mkEvent(QueryEvent, 1, 900, 0, queryBody("db", ""), true), checksummed: true, want: ""},
+		{name: "post-header cut", ev: mkEvent(QueryEvent, 1, 900, 0, make([]byte, 12), true), checksummed: true, want: ""},
+		{name: "status vars past the end", ev: mkEvent(QueryEvent, 1, 900, 0, []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff}, true), checksummed: true, want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := string(QueryText(tt.ev, tt.checksummed)); got != tt.want {
+				t.Errorf("QueryText = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestIsCommitQuery(t *testing.T) {
+	tests := []struct {
+		q    string
+		want bool
+	}{
+		{"COMMIT", true},
+		{"commit", true},
+		{"  COMMIT\n", true},
+		{"ROLLBACK", true},
+		{"XA COMMIT 'x'", true},
+		{"xa rollback 'x'", true},
+		{"BEGIN", false},
+		{"INSERT INTO commit_log VALUES (1)", false},
+		{"COMMITTED", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.q, func(t *testing.T) {
+			if got := isCommitQuery([]byte(tt.q)); got != tt.want {
+				t.Errorf("isCommitQuery(%q) = %v, want %v", tt.q, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTrackerBoundaries(t *testing.T) {
+	sid := [16]byte{0x3e, 0x11, 0xfa, 0x47, 0x71, 0xca, 0x11, 0xe1, 0x9e, 0x33, 0xc8, 0x0a, 0xa9, 0x42, 0x95, 0x62}
+	ev := func(typ EventType, body []byte) []byte { return mkEvent(typ, testServerID, 1000, 0, body, true) }
+	rows := func() []byte { return ev(writeRowsEvent, []byte("row image")) }
+	tmap := func() []byte { return ev(tableMapEvent, []byte("table map")) }
+	tests := []struct {
+		name     string
+		start    GTIDSet
+		events   [][]byte
+		want     []bool // boundary after each event
+		wantSet  string
+		wantFlav Flavor
+	}{
+		{
+			name:   "between transactions",
+			events: [][]byte{ev(MariaGTIDList, make([]byte, 4)), ev(MariaBinlogCheckpoint, []byte{0, 0, 0, 0})},
+			want:   []bool{true, true},
+		},
+		{
+			name:    "gtid rows xid",
+			events:  [][]byte{ev(MariaGTIDEvent, gtidBody(0, 42, 0)), tmap(), rows(), ev(XIDEvent, xidBody(1))},
+			want:    []bool{false, false, false, true},
+			wantSet: "0-1-42", wantFlav: MariaDB,
+		},
+		{
+			name:    "standalone ddl",
+			events:  [][]byte{ev(MariaGTIDEvent, gtidBody(0, 43, mariaFlagStandalone)), ev(QueryEvent, queryBody("shop", "CREATE TABLE t (id int)"))},
+			want:    []bool{false, true},
+			wantSet: "0-1-43", wantFlav: MariaDB,
+		},
+		{
+			name: "begin statements commit",
+			events: [][]byte{
+				ev(MariaGTIDEvent, gtidBody(1, 5, 0)),
+				ev(QueryEvent, queryBody("shop", "BEGIN")),
+				ev(QueryEvent, queryBody("shop", "INSERT INTO m VALUES (1)")),
+				ev(QueryEvent, queryBody("shop", "INSERT INTO m VALUES (2)")),
+				ev(QueryEvent, queryBody("shop", "COMMIT")),
+			},
+			want:    []bool{false, false, false, false, true},
+			wantSet: "1-1-5", wantFlav: MariaDB,
+		},
+		{
+			name:    "rollback ends a transaction",
+			events:  [][]byte{ev(MariaGTIDEvent, gtidBody(0, 9, 0)), ev(QueryEvent, queryBody("", "BEGIN")), ev(QueryEvent, queryBody("", "ROLLBACK"))},
+			want:    []bool{false, false, true},
+			wantSet: "0-1-9", wantFlav: MariaDB,
+		},
+		{
+			name:  "unfinished transaction is not in the set",
+			start: mustGTIDSet(t, MariaDB, "0-1-41"),
+			events: [][]byte{
+				ev(MariaGTIDEvent, gtidBody(0, 42, 0)), tmap(), rows(), ev(XIDEvent, xidBody(1)),
+				ev(MariaGTIDEvent, gtidBody(0, 43, 0)), tmap(), rows(),
+			},
+			want:    []bool{false, false, false, true, false, false, false},
+			wantSet: "0-1-42", wantFlav: MariaDB,
+		},
+		{
+			name:    "domains kept apart",
+			start:   mustGTIDSet(t, MariaDB, "0-1-10,2-1-3"),
+			events:  [][]byte{ev(MariaGTIDEvent, gtidBody(1, 7, 0)), rows(), ev(XIDEvent, xidBody(1)), ev(MariaGTIDEvent, gtidBody(0, 11, mariaFlagStandalone)), ev(QueryEvent, queryBody("", "DROP TABLE x"))},
+			want:    []bool{false, false, true, false, true},
+			wantSet: "0-1-11,1-1-7,2-1-3", wantFlav: MariaDB,
+		},
+		{
+			name:    "mysql begin rows xid",
+			start:   NewGTIDSet(MySQL),
+			events:  [][]byte{ev(MySQLGTIDEvent, mysqlGTIDBody(sid, 5)), ev(QueryEvent, queryBody("", "BEGIN")), rows(), ev(XIDEvent, xidBody(1))},
+			want:    []bool{false, false, false, true},
+			wantSet: "3e11fa47-71ca-11e1-9e33-c80aa9429562:5", wantFlav: MySQL,
+		},
+		{
+			name:    "mysql ddl",
+			start:   NewGTIDSet(MySQL),
+			events:  [][]byte{ev(MySQLGTIDEvent, mysqlGTIDBody(sid, 6)), ev(QueryEvent, queryBody("", "CREATE TABLE t (id int)"))},
+			want:    []bool{false, true},
+			wantSet: "3e11fa47-71ca-11e1-9e33-c80aa9429562:6", wantFlav: MySQL,
+		},
+		{
+			name:     "mysql anonymous",
+			start:    NewGTIDSet(MySQL),
+			events:   [][]byte{ev(MySQLAnonymousGTID, make([]byte, 42)), ev(QueryEvent, queryBody("", "BEGIN")), rows(), ev(XIDEvent, xidBody(1))},
+			want:     []bool{false, false, false, true},
+			wantFlav: MySQL,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := newTracker(tt.start)
+			for i, e := range tt.events {
+				h, err := ParseHeader(e)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := tr.feed(e, h, true)
+				if err != nil {
+					t.Fatalf("event %d (type %d): %v", i, h.Type, err)
+				}
+				if got != tt.want[i] {
+					t.Errorf("event %d (type %d): boundary %v, want %v", i, h.Type, got, tt.want[i])
+				}
+			}
+			set := tr.gtids()
+			if set.String() != tt.wantSet {
+				t.Errorf("GTID set %q, want %q", set, tt.wantSet)
+			}
+			if tt.wantFlav != "" && set.Flavor() != tt.wantFlav {
+				t.Errorf("flavor %q, want %q", set.Flavor(), tt.wantFlav)
+			}
+		})
+	}
+}
+
+func TestTrackerShortGTIDEvent(t *testing.T) {
+	tr := newTracker(NewGTIDSet(MariaDB))
+	ev := mkEvent(MariaGTIDEvent, 1, 100, 0, make([]byte, 8), false)
+	h, _ := ParseHeader(ev)
+	if _, err := tr.feed(ev, h, false); !errors.Is(err, ErrShortEvent) {
+		t.Errorf("feed short GTID event: err %v, want ErrShortEvent", err)
+	}
+}
+
+func TestTrackerSnapshotIsACopy(t *testing.T) {
+	tr := newTracker(NewGTIDSet(MariaDB))
+	feedAll := func(evs ...[]byte) {
+		t.Helper()
+		for _, e := range evs {
+			h, _ := ParseHeader(e)
+			if _, err := tr.feed(e, h, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	feedAll(mkEvent(MariaGTIDEvent, 1, 100, 0, gtidBody(0, 1, mariaFlagStandalone), true), mkEvent(QueryEvent, 1, 200, 0, queryBody("", "CREATE TABLE a (i int)"), true))
+	snap := tr.gtids()
+	feedAll(mkEvent(MariaGTIDEvent, 1, 300, 0, gtidBody(0, 2, mariaFlagStandalone), true), mkEvent(QueryEvent, 1, 400, 0, queryBody("", "CREATE TABLE b (i int)"), true))
+	if snap.String() != "0-1-1" {
+		t.Errorf("snapshot changed to %q after more transactions", snap)
+	}
+	if got := tr.gtids().String(); got != "0-1-2" {
+		t.Errorf("tracker set %q, want 0-1-2", got)
+	}
+}
