@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -183,7 +182,6 @@ type corruptingProxy struct {
 	target  string
 	armed   atomic.Bool
 	flipped atomic.Int32
-	wg      sync.WaitGroup
 }
 
 func newCorruptingProxy(t *testing.T, target string) *corruptingProxy {

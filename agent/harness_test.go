@@ -86,8 +86,12 @@ func newEnv(t *testing.T, extra ...string) *testEnv {
 	if err := master.CreateUser(ctx, "repl", e.password, "REPLICATION SLAVE, REPLICATION CLIENT, BINLOG MONITOR, REPLICATION MASTER ADMIN"); err != nil {
 		t.Fatal(err)
 	}
+	// No semi-sync replica yet: don't let setup wait out the timeout.
+	e.exec("SET GLOBAL rpl_semi_sync_master_timeout=100")
 	e.exec("CREATE DATABASE IF NOT EXISTS test")
 	e.exec("CREATE TABLE test.t (id BIGINT AUTO_INCREMENT PRIMARY KEY, c INT, payload VARCHAR(200)) ENGINE=InnoDB")
+	e.exec("CREATE TABLE test.nudge (id INT PRIMARY KEY, at DATETIME(6)) ENGINE=InnoDB")
+	e.exec("SET GLOBAL rpl_semi_sync_master_timeout=10000")
 	e.writeConfig("")
 	return e
 }
@@ -232,11 +236,21 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	}
 }
 
-// waitSemiSyncClient waits until the master counts a semi-sync replica.
+// waitSemiSyncClient waits until the master counts a semi-sync replica and
+// is in semi-sync mode again. A master that fell back to async switches back
+// when the replica acknowledges its current position, which it asks for on
+// the next commit: nudge it with one.
 func (e *testEnv) waitSemiSyncClient() {
 	e.t.Helper()
 	waitFor(e.t, "the master to see a semi-sync replica", 20*time.Second, func() bool {
 		return e.status("Rpl_semi_sync_master_clients") >= 1
+	})
+	waitFor(e.t, "the master to be in semi-sync mode", 20*time.Second, func() bool {
+		if v, _ := e.master.Status(context.Background(), "Rpl_semi_sync_master_status"); v == "ON" {
+			return true
+		}
+		e.exec("REPLACE INTO test.nudge VALUES (1, NOW(6))")
+		return false
 	})
 }
 

@@ -45,6 +45,7 @@ type receiver struct {
 	now   func() time.Time
 
 	relay     *binlog.Relay
+	ckpt      *checkpointer
 	identity  binlog.Identity
 	preflight bool // done once per run
 
@@ -71,11 +72,13 @@ type streamStatus struct {
 }
 
 func newReceiver(cfg Config, log *slog.Logger, store *checkpoint.Store, hooks receiverHooks) *receiver {
-	return &receiver{
+	r := &receiver{
 		cfg: cfg, log: log.With("component", "stream"), store: store, hooks: hooks,
 		acker: semisync.NewAcker(nil), now: time.Now,
 		st: streamStatus{State: StateConnecting},
 	}
+	r.ckpt = newCheckpointer(store, r.log, r.now)
+	return r
 }
 
 func (r *receiver) status() streamStatus {
@@ -94,12 +97,18 @@ func (r *receiver) update(f func(*streamStatus)) {
 
 // run streams until ctx ends (nil) or a permanent error (returned).
 func (r *receiver) run(ctx context.Context) error {
+	ckptCtx, stopCkpt := context.WithCancel(context.Background())
+	ckptDone := make(chan struct{})
+	go func() { r.ckpt.run(ckptCtx); close(ckptDone) }()
 	defer func() {
+		stopCkpt()
+		<-ckptDone // no save may land after the final one below
 		if r.relay != nil {
 			if err := r.relay.Close(); err != nil {
 				r.log.Error("closing relay log", "err", err)
 			}
 			r.checkpoint()
+			r.ckpt.flush()
 		}
 	}()
 	backoff := r.cfg.Reconnect.Initial.Duration
@@ -247,7 +256,7 @@ func (r *receiver) resumePoint(conn *binlog.Conn) (binlog.DumpFrom, error) {
 		}
 		r.relay = relay
 		r.update(func(s *streamStatus) { s.Received, s.ReceivedEvent = end.Pos, end.Pos.FilePos })
-		if !end.Pos.FilePos.IsZero() {
+		if end.Segment != 0 {
 			r.log.Info("relay log recovered", "end", end.Pos.String(), "segment", end.Segment, "offset", end.Offset)
 		}
 	}
@@ -397,16 +406,10 @@ func (r *receiver) writeFailed(err error) error {
 	return &binlog.SourceError{Op: "relay log", Err: err}
 }
 
-// checkpoint writes the durable frontiers to the store.
+// checkpoint offers the durable frontiers to the checkpointer.
 func (r *receiver) checkpoint() {
 	if r.relay == nil {
 		return
 	}
-	b := r.relay.Durable()
-	if b.Pos.FilePos.IsZero() {
-		return
-	}
-	if err := r.store.SaveFrontiers(b, r.status().Acked.FilePos, r.now()); err != nil {
-		r.log.Error("checkpoint not saved", "err", err)
-	}
+	r.ckpt.offer(r.relay.Durable(), r.status().Acked.FilePos)
 }

@@ -37,14 +37,6 @@ func mkEvent(typ EventType, serverID, logPos uint32, flags uint16, body []byte, 
 	return ev
 }
 
-// fixCRC recomputes the trailing CRC32 of ev in place (after a test edited
-// its header or body).
-func fixCRC(ev []byte) []byte {
-	n := len(ev) - 4
-	binary.LittleEndian.PutUint32(ev[n:], crc32.ChecksumIEEE(ev[:n]))
-	return ev
-}
-
 // mariaPostHeaderLens is a plausible post-header length array of a MariaDB
 // 10.11 format description (one byte per event type from 1 on).
 func mariaPostHeaderLens() []byte {

@@ -86,7 +86,10 @@ func (p FilePos) AtLeast(q FilePos) (bool, error) {
 		return false, nil
 	}
 	c, err := p.Compare(q)
-	return c >= 0, err
+	if err != nil {
+		return false, err
+	}
+	return c >= 0, nil
 }
 
 // splitFileName splits "mysql-bin.000042" into "mysql-bin" and 42.
@@ -299,7 +302,7 @@ func (p Position) Encode() string {
 func DecodePosition(s string) (Position, error) {
 	fileText, gtidText, ok := strings.Cut(s, "|gtid:")
 	if !ok || !strings.HasPrefix(fileText, "file:") {
-		return Position{}, fmt.Errorf("binlog: stored position %q is not file:...|gtid:...", s)
+		return Position{}, fmt.Errorf("binlog: stored position %q is not in the form file:NAME:POS|gtid:FLAVOR:SET", s)
 	}
 	var p Position
 	if fp := strings.TrimPrefix(fileText, "file:"); fp != "" {

@@ -12,12 +12,17 @@ import (
 // errTorn marks an incomplete or damaged event at the place a reader stopped.
 var errTorn = errors.New("torn event")
 
+// errIncomplete marks a torn event that is simply cut short by the end of
+// the file (as a crash leaves a tail), as opposed to damaged bytes.
+var errIncomplete = fmt.Errorf("%w: cut short by the end of the file", errTorn)
+
 // SegmentReader reads the events of one relay segment in order.
 type SegmentReader struct {
-	f   *os.File
-	br  *bufio.Reader
-	off int64
-	buf []byte
+	f    *os.File
+	br   *bufio.Reader
+	off  int64
+	size int64 // the file's size when opened
+	buf  []byte
 	// FDE is the segment's header format description event.
 	FDE         []byte
 	checksummed bool
@@ -29,7 +34,12 @@ func OpenSegment(path string) (*SegmentReader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("relay: open segment %s: %w", path, err)
 	}
-	s := &SegmentReader{f: f, br: bufio.NewReaderSize(f, 1<<20)}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("relay: stat segment %s: %w", path, err)
+	}
+	s := &SegmentReader{f: f, br: bufio.NewReaderSize(f, 1<<20), size: info.Size()}
 	magic := make([]byte, len(Magic))
 	if _, err := io.ReadFull(s.br, magic); err != nil || !bytes.Equal(magic, Magic) {
 		f.Close()
@@ -39,6 +49,9 @@ func OpenSegment(path string) (*SegmentReader, error) {
 	fde, err := s.Next()
 	if err != nil {
 		f.Close()
+		if errors.Is(err, errIncomplete) || err == io.EOF {
+			return nil, fmt.Errorf("%w: segment %s: header format description: %w", ErrCorruptRelay, path, errIncomplete)
+		}
 		return nil, fmt.Errorf("%w: segment %s: header format description: %v", ErrCorruptRelay, path, err)
 	}
 	s.FDE = append([]byte(nil), fde...)
@@ -70,18 +83,26 @@ func (s *SegmentReader) Next() ([]byte, error) {
 		if len(hdr) == 0 && err == io.EOF {
 			return nil, io.EOF
 		}
-		return nil, fmt.Errorf("%w: %d bytes of header at offset %d", errTorn, len(hdr), s.off)
+		return nil, fmt.Errorf("%w: %d bytes of header at offset %d", errIncomplete, len(hdr), s.off)
 	}
 	h, _ := ParseHeader(hdr)
 	if h.Size < HeaderLen || h.Size > 1<<30 {
 		return nil, fmt.Errorf("%w: implausible event size %d at offset %d", errTorn, h.Size, s.off)
+	}
+	if s.off+int64(h.Size) > s.size {
+		// Don't allocate what a torn header claims.
+		return nil, fmt.Errorf("%w: %d-byte event at offset %d, file ends at %d", errIncomplete, h.Size, s.off, s.size)
+	}
+	if s.FDE != nil && h.Type == FormatDescriptionEvent {
+		// The relay never stores one after a segment's header.
+		return nil, fmt.Errorf("%w: format description event inside the segment at offset %d", errTorn, s.off)
 	}
 	if cap(s.buf) < int(h.Size) {
 		s.buf = make([]byte, h.Size)
 	}
 	ev := s.buf[:h.Size]
 	if n, err := io.ReadFull(s.br, ev); err != nil {
-		return nil, fmt.Errorf("%w: %d of %d bytes at offset %d", errTorn, n, h.Size, s.off)
+		return nil, fmt.Errorf("%w: %d of %d bytes at offset %d", errIncomplete, n, h.Size, s.off)
 	}
 	if s.checksummed && h.Type != FormatDescriptionEvent {
 		if err := VerifyChecksum(ev); err != nil {
@@ -139,17 +160,18 @@ func recoverRelay(dir string, hint Frontier) (recovered, error) {
 	}
 	tr := newTracker(hint.Pos.GTID)
 	var out recovered
+	var carry FilePos // where the previous segment ended
 	for i := first; i < len(segs); i++ {
-		from := int64(0)
-		start := FilePos{}
+		sc := segScan{seg: segs[i], carry: carry, tr: tr, last: i == len(segs)-1}
 		if segs[i].Seq == hint.Segment {
-			from, start = hint.Offset, hint.Pos.FilePos
+			sc.from, sc.start = hint.Offset, hint.Pos.FilePos
 		}
-		end, fde, lastType, err := scanSegment(segs[i], from, start, tr, i == len(segs)-1, hint)
+		end, fde, lastType, err := sc.run()
 		if err != nil {
 			return recovered{}, err
 		}
 		out = recovered{seg: segs[i], fde: fde, end: end, lastType: lastType}
+		carry = end.Pos.FilePos
 	}
 	out.end.Pos.GTID = tr.gtids()
 	return out, nil
@@ -158,8 +180,10 @@ func recoverRelay(dir string, hint Frontier) (recovered, error) {
 func headerOnlyUnplaced(seg Segment) (bool, error) {
 	s, err := OpenSegment(seg.Path)
 	if err != nil {
-		// A crash between create and the header's fsync leaves a short file.
-		if seg.Size < int64(len(Magic)+HeaderLen) {
+		// A crash between create and the header's fsync leaves a file cut
+		// inside its header; roll syncs the header before any event, so it
+		// holds none. Damaged (not cut) headers stay an error.
+		if errors.Is(err, errIncomplete) || seg.Size < int64(len(Magic)) {
 			return true, nil
 		}
 		return false, err
@@ -170,27 +194,51 @@ func headerOnlyUnplaced(seg Segment) (bool, error) {
 	return h.LogPos == 0 && nextErr == io.EOF, nil
 }
 
-// scanSegment reads one segment from offset from (0: its first event) and
-// returns the last boundary in it. In the last segment it truncates a torn or
-// unfinished tail back to that boundary.
-func scanSegment(seg Segment, from int64, start FilePos, tr *tracker, last bool, hint Frontier) (_ Frontier, _ []byte, lastType EventType, _ error) {
-	s, err := OpenSegment(seg.Path)
+// segScan reads one segment during recovery.
+type segScan struct {
+	seg   Segment
+	from  int64   // offset of the checkpoint in this segment; 0: none
+	start FilePos // the checkpoint's master position (with from)
+	carry FilePos // where the previous segment ended (its continuation)
+	tr    *tracker
+	last  bool // the last segment: a torn tail is cut, not an error
+}
+
+// run reads the segment and returns its last boundary. Bytes before the
+// checkpoint are re-verified (they were durable: damage there is
+// ErrCorruptRelay, never cut) without feeding the tracker, whose state is
+// the checkpoint's. In the last segment a torn or unfinished tail is
+// truncated back to the last boundary.
+func (sc segScan) run() (_ Frontier, _ []byte, lastType EventType, _ error) {
+	s, err := OpenSegment(sc.seg.Path)
 	if err != nil {
 		return Frontier{}, nil, 0, err
 	}
 	defer s.Close()
-	fdeHdr, _ := ParseHeader(s.FDE)
-	file, pos := seg.MasterFile, uint64(fdeHdr.LogPos)
-	if from > 0 {
-		if from > seg.Size {
-			return Frontier{}, nil, 0, fmt.Errorf("%w: segment %s is %d bytes, but %d bytes of it were checkpointed as durable", ErrCorruptRelay, seg.Path, seg.Size, from)
-		}
-		if err := s.SeekTo(from); err != nil {
-			return Frontier{}, nil, 0, err
-		}
-		file, pos = start.File, start.Pos
+	corrupt := func(format string, args ...any) error {
+		return fmt.Errorf("%w: segment %s: %s", ErrCorruptRelay, sc.seg.Path, fmt.Sprintf(format, args...))
 	}
-	boundary := Frontier{Segment: seg.Seq, Offset: s.Offset(), Pos: Position{FilePos: FilePos{File: file, Pos: pos}}}
+	file, pos := sc.seg.MasterFile, uint64(0)
+	if sc.carry.File == file {
+		pos = sc.carry.Pos // a continuation of the previous segment (size roll)
+	}
+	if sc.from > 0 {
+		if sc.from > sc.seg.Size {
+			return Frontier{}, nil, 0, corrupt("%d bytes, but %d bytes of it were checkpointed as durable", sc.seg.Size, sc.from)
+		}
+		for s.Offset() < sc.from {
+			ev, err := s.Next()
+			if err != nil {
+				return Frontier{}, nil, 0, corrupt("before its checkpoint at offset %d: %v", sc.from, err)
+			}
+			lastType = EventType(ev[4])
+		}
+		if s.Offset() != sc.from {
+			return Frontier{}, nil, 0, corrupt("checkpoint offset %d is not an event boundary", sc.from)
+		}
+		file, pos = sc.start.File, sc.start.Pos
+	}
+	boundary := Frontier{Segment: sc.seg.Seq, Offset: s.Offset(), Pos: Position{FilePos: FilePos{File: file, Pos: pos}}}
 	for {
 		off := s.Offset()
 		ev, err := s.Next()
@@ -198,39 +246,45 @@ func scanSegment(seg Segment, from int64, start FilePos, tr *tracker, last bool,
 			break
 		}
 		if err != nil {
-			if !last || (hint.Segment == seg.Seq && off < hint.Offset) {
-				return Frontier{}, nil, 0, fmt.Errorf("%w: segment %s: %v", ErrCorruptRelay, seg.Path, err)
+			if !sc.last {
+				return Frontier{}, nil, 0, corrupt("%v", err)
 			}
 			break // torn tail: cut below
 		}
 		h, _ := ParseHeader(ev)
 		if pos == 0 {
-			pos = h.Start()
+			pos = h.Start() // a segment that starts mid-file
 			boundary.Pos.FilePos = FilePos{File: file, Pos: pos}
 		}
 		pos = uint64(h.LogPos)
-		isBoundary, err := tr.feed(ev, h, s.checksummed)
+		isBoundary, err := sc.tr.feed(ev, h, s.checksummed)
 		if err != nil {
-			return Frontier{}, nil, 0, fmt.Errorf("%w: segment %s offset %d: %v", ErrCorruptRelay, seg.Path, off, err)
+			return Frontier{}, nil, 0, corrupt("offset %d: %v", off, err)
 		}
 		if h.Type == RotateEvent {
 			next, err := RotateTarget(ev, s.checksummed)
 			if err != nil {
-				return Frontier{}, nil, 0, fmt.Errorf("%w: segment %s offset %d: %v", ErrCorruptRelay, seg.Path, off, err)
+				return Frontier{}, nil, 0, corrupt("offset %d: %v", off, err)
 			}
 			file, pos = next.File, 0
-			boundary = Frontier{Segment: seg.Seq, Offset: s.Offset(), Pos: Position{FilePos: next}}
+			boundary = Frontier{Segment: sc.seg.Seq, Offset: s.Offset(), Pos: Position{FilePos: next}}
 			lastType = h.Type
 			continue
 		}
 		if isBoundary {
-			boundary = Frontier{Segment: seg.Seq, Offset: s.Offset(), Pos: Position{FilePos: FilePos{File: file, Pos: pos}}}
+			boundary = Frontier{Segment: sc.seg.Seq, Offset: s.Offset(), Pos: Position{FilePos: FilePos{File: file, Pos: pos}}}
 			lastType = h.Type
 		}
 	}
-	tr.abort()
-	if last {
-		if err := truncateTail(seg.Path, boundary.Offset); err != nil {
+	if boundary.Pos.Pos == 0 {
+		// A segment holding only its header: the header says where the
+		// master's file stood (0 if it was the master's re-sent copy).
+		fdeHdr, _ := ParseHeader(s.FDE)
+		boundary.Pos.Pos = uint64(fdeHdr.LogPos)
+	}
+	sc.tr.abort()
+	if sc.last {
+		if err := truncateTail(sc.seg.Path, boundary.Offset); err != nil {
 			return Frontier{}, nil, 0, err
 		}
 	}

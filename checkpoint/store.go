@@ -142,9 +142,13 @@ func (s *Store) SaveFrontiers(received binlog.Frontier, acked binlog.FilePos, no
 		if err != nil {
 			return err
 		}
-		if !received.Pos.FilePos.IsZero() {
-			if err := notBackwards("received", old.received, received.Pos.FilePos); err != nil {
-				return err
+		if !received.Pos.FilePos.IsZero() || !received.Pos.GTID.IsZero() {
+			// A GTID start has no file position yet; once one is stored,
+			// it may not move backwards.
+			if !old.received.IsZero() {
+				if err := notBackwards("received", old.received, received.Pos.FilePos); err != nil {
+					return err
+				}
 			}
 			v, _ := json.Marshal(frontierJSON{Segment: received.Segment, Offset: received.Offset, Position: received.Pos.Encode(), Updated: now.UnixNano()})
 			if err := fb.Put(keyReceived, v); err != nil {

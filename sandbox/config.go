@@ -54,6 +54,12 @@ type Config struct {
 	// answer its first query; zero means DefaultStartTimeout.
 	StartTimeout time.Duration
 
+	// Detached leaves the server running when the process that started it
+	// exits (for `hotstandby sandbox up`); StopDir stops it later. Without
+	// it a server dies with its parent, so a crashed test leaves none
+	// behind.
+	Detached bool
+
 	// Log, if not nil, receives the server's error-log lines when starting
 	// or stopping fails, and the MySQL driver's error messages. t.Logf fits.
 	Log func(format string, args ...any)

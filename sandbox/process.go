@@ -19,7 +19,7 @@ type process struct {
 // error appended to errLog. The process gets its own process group, so that
 // Kill can signal it and whatever it may fork, and a parent-death signal of
 // SIGKILL, so that a test binary that dies does not leave servers behind.
-func spawn(mariadbd, cnf, errLog string) (*process, error) {
+func spawn(mariadbd, cnf, errLog string, detached bool) (*process, error) {
 	logFile, err := os.OpenFile(errLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
@@ -29,6 +29,9 @@ func spawn(mariadbd, cnf, errLog string) (*process, error) {
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if detached {
+		cmd.SysProcAttr.Pdeathsig = 0
+	}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		return nil, err

@@ -1,0 +1,45 @@
+# hotstandby: the two commands that matter are `make demo` and `make test`.
+GO          ?= go
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.7.0
+BENCH        = HOTSTANDBY_BENCH=1 $(GO) test ./bench -v -count=1 -timeout 60m
+
+.PHONY: build test test-short lint bench bench-ingest bench-semisync demo demo-down clean
+
+build:
+	$(GO) build -o bin/hotstandby ./cmd/hotstandby
+
+# Unit and integration tests (real MariaDB servers on 127.0.0.1), with the
+# race detector.
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 25m ./...
+
+# Unit tests only: no MariaDB needed.
+test-short:
+	$(GO) test -short -count=1 ./...
+
+lint:
+	@test -z "$$(gofmt -l .)" || (gofmt -l . && echo "gofmt: files above need formatting" && exit 1)
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+bench: bench-ingest bench-semisync
+
+# Ingest of a 512 MiB binlog: hotstandby vs mariadb-binlog --raw vs a native
+# replica's IO thread (HOTSTANDBY_BENCH_MB to change the size).
+bench-ingest:
+	$(BENCH) -run TestBenchIngest ./bench
+
+# Master commits/s and latency with the agent, a native replica and a native
+# replica with sync_relay_log=1 as the only semi-sync replica.
+bench-semisync:
+	$(BENCH) -run TestBenchSemiSync ./bench
+
+demo:
+	bash scripts/demo.sh
+
+demo-down:
+	-bin/hotstandby sandbox down --dir demo
+
+clean:
+	rm -rf bin demo
