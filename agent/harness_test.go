@@ -471,3 +471,10 @@ func readFile(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+func writeFile(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
