@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,7 +27,13 @@ func (e *testEnv) runToExit(d time.Duration) (stderr string, exitCode int) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, hsBinary, "run", "--config", e.cfgPath)
-	out, err := cmd.CombinedOutput()
+	// On timeout, SIGQUIT: the Go runtime prints every goroutine's stack.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
+	cmd.WaitDelay = 5 * time.Second
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := cmd.Run()
+	out := buf.Bytes()
 	if ctx.Err() != nil {
 		e.t.Fatalf("agent did not exit within %s; output:\n%s", d, out)
 	}
@@ -255,6 +263,7 @@ func TestCorruptEventIsNotStored(t *testing.T) {
 		t.Fatal("the proxy never corrupted an event; the test proves nothing")
 	}
 	p.kill()
+	recoverRelay(t, c)
 	log := readFile(t, p.logPath)
 	if !strings.Contains(log, "event checksum mismatch") || !strings.Contains(log, "not stored, will re-read it from the master") {
 		t.Fatalf("log does not report the checksum failure:\n%s", log)

@@ -197,6 +197,7 @@ func TestKill9UnderLoad(t *testing.T) {
 	cfg := e.config()
 	e.waitCaughtUp(func() Report { r, _ := Status(context.Background(), cfg); return r })
 	p.kill()
+	recoverRelay(t, cfg)
 	events := compareRelay(t, filepath.Join(e.master.Dir(), "binlog"), cfg.RelayDir())
 	if no := e.status("Rpl_semi_sync_master_no_tx") - no0; no != 0 {
 		t.Errorf("Rpl_semi_sync_master_no_tx rose by %d across the kills: commits fell back to async", no)

@@ -478,3 +478,23 @@ func writeFile(t *testing.T, path, body string) {
 		t.Fatal(err)
 	}
 }
+
+// recoverRelay runs the relay's crash recovery, as the agent's next start
+// would, so that a relay left by kill -9 can be inspected.
+func recoverRelay(t *testing.T, c Config) {
+	t.Helper()
+	st, err := checkpointState(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay, end, err := binlog.OpenRelay(binlog.DefaultRelayConfig(c.RelayDir()), st.Received)
+	if err != nil {
+		t.Fatalf("relay recovery: %v", err)
+	}
+	if err := relay.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := end.Pos.FilePos.AtLeast(st.Received.Pos.FilePos); !ok {
+		t.Fatalf("recovered end %s is before the durable checkpoint %s", end.Pos, st.Received.Pos)
+	}
+}

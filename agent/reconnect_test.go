@@ -68,6 +68,7 @@ func TestResumeAfterMasterEvents(t *testing.T) {
 	commit(200)
 	e.waitCaughtUp(report)
 	p.kill()
+	recoverRelay(t, cfg)
 	events := compareRelay(t, filepath.Join(e.master.Dir(), "binlog"), cfg.RelayDir())
 	t.Logf("relay holds %d events equal to the master's", events)
 	mariadbBinlogReads(t, cfg.RelayDir())

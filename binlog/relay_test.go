@@ -237,6 +237,7 @@ func appendFile(t *testing.T, path string, data []byte) {
 func testRelayConfig(dir string) RelayConfig {
 	cfg := DefaultRelayConfig(dir)
 	cfg.Sync = func(*os.File) error { return nil } // the tests do not power off
+	cfg.Preallocate = -1                             // the tests read live files' exact sizes
 	return cfg
 }
 
@@ -1383,5 +1384,50 @@ func TestRelayNextFileWithoutStopIsAGap(t *testing.T) {
 	writeAll(t, r, cat(m.start(), m.txn(0, 1))...)
 	if _, err := r.Write(mkEvent(RotateEvent, testServerID, 0, FlagArtificial, rotateBody(4, "mysql-bin.000002"), true)); !errors.Is(err, ErrPositionGap) {
 		t.Errorf("fake rotate to the next file without a stop: err %v, want ErrPositionGap", err)
+	}
+}
+
+// TestRelayPreallocation: the active segment is allocated ahead (so the
+// per-batch fdatasync commits no size change); Close cuts it to its exact
+// size, and after a crash recovery cuts the zero tail back to the last whole
+// transaction.
+func TestRelayPreallocation(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "relay")
+	cfg := testRelayConfig(dir)
+	cfg.Preallocate = 1 << 20
+	m := newMaster()
+	r, _ := openRelay(t, cfg, Frontier{Pos: Position{GTID: NewGTIDSet(MariaDB)}})
+	writeAll(t, r, m.start()...)
+	writeAll(t, r, m.txn(0, 1)...)
+	_, b := mustSync(t, r)
+	if seg := lastSegment(t, dir); seg.Size < 1<<20 || seg.Size <= b.Offset {
+		t.Fatalf("live segment is %d bytes with %d written: not preallocated", seg.Size, b.Offset)
+	}
+	// A crash (no Close) with half a transaction written after the boundary.
+	t2 := m.txn(0, 2)
+	writeAll(t, r, t2[:2]...)
+	r.w.Flush()
+	r.f.Close()
+	r2, end := openRelay(t, cfg, Frontier{Pos: Position{GTID: NewGTIDSet(MariaDB)}})
+	checkFrontier(t, "recovered", end, b)
+	if seg := lastSegment(t, dir); seg.Size != b.Offset {
+		t.Fatalf("recovered segment is %d bytes, want %d", seg.Size, b.Offset)
+	}
+	writeAll(t, r2, t2...)
+	if err := r2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	seg := lastSegment(t, dir)
+	s, err := OpenSegment(seg.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for {
+		if _, err := s.Next(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("closed segment does not read to a clean end: %v", err)
+		}
 	}
 }

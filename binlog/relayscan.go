@@ -191,7 +191,9 @@ func headerOnlyUnplaced(seg Segment) (bool, error) {
 	defer s.Close()
 	h, _ := ParseHeader(s.FDE)
 	_, nextErr := s.Next()
-	return h.LogPos == 0 && nextErr == io.EOF, nil
+	// No whole event after the header: nothing, or a torn or preallocated
+	// (zero) tail.
+	return h.LogPos == 0 && (nextErr == io.EOF || errors.Is(nextErr, errTorn)), nil
 }
 
 // segScan reads one segment during recovery.
