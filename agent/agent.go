@@ -11,20 +11,24 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	golog "github.com/siddontang/go-log/log"
 
+	"github.com/hotstandby/hotstandby/applier"
+	"github.com/hotstandby/hotstandby/binlog"
 	"github.com/hotstandby/hotstandby/checkpoint"
 )
 
 // Agent is the daemon: it streams the master's binlog into the relay log,
 // acknowledges durable positions and serves its status.
 type Agent struct {
-	cfg   Config
-	log   *slog.Logger
-	store *checkpoint.Store
-	recv  *receiver
+	cfg     Config
+	log     *slog.Logger
+	store   *checkpoint.Store
+	recv    *receiver
+	applier *applier.Applier // nil without a [standby] section
 }
 
 // New opens the agent's data directory (0700) and checkpoint store. Only one
@@ -44,7 +48,19 @@ func newAgent(cfg Config, log *slog.Logger, hooks receiverHooks) (*Agent, error)
 		}
 		return nil, err
 	}
-	return &Agent{cfg: cfg, log: log, store: store, recv: newReceiver(cfg, log, store, hooks)}, nil
+	a := &Agent{cfg: cfg, log: log, store: store, recv: newReceiver(cfg, log, store, hooks)}
+	if cfg.Standby.Enabled() {
+		st, err := store.Load()
+		if err != nil {
+			store.Close()
+			return nil, err
+		}
+		a.applier = applier.New(applier.Config{
+			DSN: cfg.StandbyDSN(), RelayDir: cfg.RelayDir(), Start: st.Applied, Logger: log,
+			MasterServerID: func() uint32 { return a.recv.status().Identity.ServerID },
+		}, a.recv)
+	}
+	return a, nil
 }
 
 // Run serves until ctx ends (nil) or the stream fails permanently (the
@@ -61,17 +77,75 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /status", a.serveStatus)
+		mux.HandleFunc("POST /skip", a.serveSkip)
 		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		a.log.Info("status endpoint listening", "addr", ln.Addr().String())
 	}
+	var wg sync.WaitGroup
+	if a.applier != nil {
+		wg.Add(2)
+		go func() { defer wg.Done(); a.applier.Run(ctx) }()
+		go func() { defer wg.Done(); a.mirrorApplied(ctx) }()
+	}
 	err := a.recv.run(ctx)
+	cancel()
+	wg.Wait()
 	if srv != nil {
 		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = srv.Shutdown(sctx)
 		scancel()
 	}
 	return err
+}
+
+// mirrorApplied copies the applier's frontier into the checkpoint store once
+// a second (a hint for the next start; the standby is the truth).
+func (a *Agent) mirrorApplied(ctx context.Context) {
+	var last binlog.Frontier
+	save := func() {
+		f := a.applier.Status().Frontier
+		if f.Pos.FilePos.IsZero() || (f.Segment == last.Segment && f.Offset == last.Offset) {
+			return
+		}
+		if err := a.store.SaveApplied(f, time.Now()); err != nil {
+			a.log.Error("applied frontier not saved", "err", err)
+			return
+		}
+		last = f
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			save()
+		case <-ctx.Done():
+			save()
+			return
+		}
+	}
+}
+
+// serveSkip handles POST /skip?gtid=G&by=WHO: the explicit, recorded skip of
+// the transaction the applier is stopped on.
+func (a *Agent) serveSkip(w http.ResponseWriter, r *http.Request) {
+	gtid, by := r.URL.Query().Get("gtid"), r.URL.Query().Get("by")
+	if a.applier == nil {
+		http.Error(w, "no applier: the agent has no [standby] section", http.StatusConflict)
+		return
+	}
+	st := a.applier.Status()
+	text := fmt.Sprintf("skip GTID %s requested by %s; applier error: %s", gtid, by, st.LastError)
+	if err := a.applier.Skip(gtid); err != nil {
+		http.Error(w, err.Error(), http.StatusConflict)
+		return
+	}
+	if err := a.store.Audit("skip", text, time.Now()); err != nil {
+		a.log.Error("audit log not written", "err", err)
+	}
+	a.log.Warn("operator skip", "gtid", gtid, "by", by)
+	fmt.Fprintf(w, "skipping %s\n", gtid)
 }
 
 // NewLogger builds the daemon's logger from the [log] section: text or JSON,

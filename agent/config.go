@@ -11,12 +11,32 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/go-sql-driver/mysql"
 	"github.com/hotstandby/hotstandby/binlog"
 )
 
 // PasswordEnv is the environment variable that may hold the master's
 // password, the third way after `password` and `password_file`.
 const PasswordEnv = "HOTSTANDBY_MASTER_PASSWORD"
+
+// StandbyPasswordEnv is the same for the standby's password.
+const StandbyPasswordEnv = "HOTSTANDBY_STANDBY_PASSWORD"
+
+// StandbyConfig is the [standby] section: the server the applier writes to.
+// Without a host, the agent only streams (no applier).
+type StandbyConfig struct {
+	Host         string `toml:"host"`
+	Port         int    `toml:"port"`
+	User         string `toml:"user"`
+	Password     string `toml:"password"`
+	PasswordFile string `toml:"password_file"`
+}
+
+// Enabled reports whether a standby is configured.
+func (s StandbyConfig) Enabled() bool { return s.Host != "" }
+
+// Addr returns host:port.
+func (s StandbyConfig) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
 
 // Duration is a time.Duration written as "5s" in the config file.
 type Duration struct{ time.Duration }
@@ -109,14 +129,16 @@ type Config struct {
 	ReportHost string `toml:"report_host"`
 
 	Master    MasterConfig    `toml:"master"`
+	Standby   StandbyConfig   `toml:"standby"`
 	SemiSync  SemiSyncConfig  `toml:"semisync"`
 	Relay     RelayConfig     `toml:"relay"`
 	Status    StatusConfig    `toml:"status"`
 	Reconnect ReconnectConfig `toml:"reconnect"`
 	Log       LogConfig       `toml:"log"`
 
-	path     string // the file it was read from
-	password string // resolved; never printed
+	path            string // the file it was read from
+	password        string // resolved; never printed
+	standbyPassword string // resolved; never printed
 }
 
 // DefaultConfig returns a Config with every default filled in.
@@ -125,6 +147,7 @@ func DefaultConfig() Config {
 	return Config{
 		Start:      "current",
 		ReportHost: "hotstandby@" + host,
+		Standby:    StandbyConfig{Port: 3306},
 		Master: MasterConfig{
 			Host: "127.0.0.1", Port: 3306,
 			ConnectTimeout: Duration{5 * time.Second},
@@ -157,7 +180,7 @@ func LoadConfig(path string) (Config, error) {
 			}
 			return Config{}, fmt.Errorf("config %s: line %d: %s", path, perr.Position.Line, perr.Message)
 		}
-		return Config{}, fmt.Errorf("config %s: %s", path, scrubSecret(err.Error(), cfg.Master.Password))
+		return Config{}, fmt.Errorf("config %s: %s", path, scrubSecret(scrubSecret(err.Error(), cfg.Master.Password), cfg.Standby.Password))
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))
@@ -244,31 +267,64 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("log.format = %q: want text or json", c.Log.Format)
 	}
-	return c.resolvePassword()
-}
-
-func (c *Config) resolvePassword() error {
-	if c.Master.Password != "" && c.Master.PasswordFile != "" {
-		return errors.New("master.password and master.password_file are both set: keep one")
-	}
-	switch {
-	case c.Master.PasswordFile != "":
-		data, err := os.ReadFile(c.Master.PasswordFile)
-		if err != nil {
-			return fmt.Errorf("master.password_file %s: %w", c.Master.PasswordFile, unwrapPathError(err))
+	if c.Standby.Enabled() {
+		if c.Standby.Port <= 0 || c.Standby.Port > 65535 {
+			return fmt.Errorf("standby.port = %d: want 1-65535", c.Standby.Port)
 		}
-		line, _, _ := strings.Cut(string(data), "\n")
-		c.password = strings.TrimRight(line, "\r")
-	case c.Master.Password != "":
-		c.password = c.Master.Password
-	default:
-		c.password = os.Getenv(PasswordEnv)
+		if c.Standby.User == "" {
+			return errors.New("standby.user is required with standby.host")
+		}
+	}
+	var err error
+	if c.password, err = resolvePassword("master", c.Master.Password, c.Master.PasswordFile, PasswordEnv); err != nil {
+		return err
+	}
+	if c.standbyPassword, err = resolvePassword("standby", c.Standby.Password, c.Standby.PasswordFile, StandbyPasswordEnv); err != nil {
+		return err
 	}
 	return nil
 }
 
+// resolvePassword picks a password from the config value, a file whose
+// first line it is, or the environment variable, in that order.
+func resolvePassword(section, value, file, env string) (string, error) {
+	if value != "" && file != "" {
+		return "", fmt.Errorf("%s.password and %s.password_file are both set: keep one", section, section)
+	}
+	switch {
+	case file != "":
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("%s.password_file %s: %w", section, file, unwrapPathError(err))
+		}
+		line, _, _ := strings.Cut(string(data), "\n")
+		return strings.TrimRight(line, "\r"), nil
+	case value != "":
+		return value, nil
+	}
+	return os.Getenv(env), nil
+}
+
 // MasterPassword returns the resolved password of the master user.
 func (c Config) MasterPassword() string { return c.password }
+
+// StandbyDSN returns the go-sql-driver DSN of the standby.
+func (c Config) StandbyDSN() string {
+	m := mysql.NewConfig()
+	m.User, m.Passwd = c.Standby.User, c.standbyPassword
+	m.Net, m.Addr = "tcp", c.Standby.Addr()
+	m.Timeout, m.ReadTimeout, m.WriteTimeout = 5*time.Second, time.Hour, time.Minute
+	return m.FormatDSN()
+}
+
+// MasterDSN returns the go-sql-driver DSN of the master (for verify).
+func (c Config) MasterDSN() string {
+	m := mysql.NewConfig()
+	m.User, m.Passwd = c.Master.User, c.password
+	m.Net, m.Addr = "tcp", c.Master.Addr()
+	m.Timeout = 5 * time.Second
+	return m.FormatDSN()
+}
 
 // CheckpointPath is the checkpoint store's file.
 func (c Config) CheckpointPath() string { return filepath.Join(c.DataDir, "checkpoint.db") }

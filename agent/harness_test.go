@@ -498,3 +498,77 @@ func recoverRelay(t *testing.T, c Config) {
 		t.Fatalf("recovered end %s is before the durable checkpoint %s", end.Pos, st.Received.Pos)
 	}
 }
+
+// withStandby starts a standby server and adds a [standby] section.
+func (e *testEnv) withStandby() *sandbox.Server {
+	e.t.Helper()
+	ctx := context.Background()
+	standby, err := sandbox.Start(ctx, sandbox.Config{Dir: filepath.Join(e.dir, "s"), ServerID: 2, Log: e.t.Logf})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { standby.Stop(context.Background()) })
+	if err := standby.CreateUser(ctx, "applier", e.password, "ALL PRIVILEGES"); err != nil {
+		e.t.Fatal(err)
+	}
+	// The standby starts empty: replicate the master's whole history.
+	cfg := strings.Replace(readFile(e.t, e.cfgPath), `start = "current"`, `start = "file:mysql-bin.000001:4"`, 1)
+	cfg += fmt.Sprintf(`
+[standby]
+host = "127.0.0.1"
+port = %d
+user = "applier"
+password_file = %q
+`, standby.Port(), filepath.Join(e.dir, "master.pw"))
+	writeFile(e.t, e.cfgPath, cfg)
+	return standby
+}
+
+// waitApplied waits until the standby's gtid_binlog_pos equals the master's.
+func (e *testEnv) waitApplied(standby *sandbox.Server, d time.Duration) {
+	e.t.Helper()
+	ctx := context.Background()
+	want, _ := e.master.QueryString(ctx, "SELECT @@gtid_binlog_pos")
+	var got string
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		got, _ = standby.QueryString(ctx, "SELECT @@gtid_binlog_pos")
+		if got == want {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.t.Fatalf("standby gtid_binlog_pos %q, master %q after %s", got, want, d)
+}
+
+// tableRows returns every row of a table as text (ordered), for comparison.
+func tableRows(t *testing.T, s *sandbox.Server, table, order string) []string {
+	t.Helper()
+	rows, err := s.DB().Query("SELECT * FROM " + table + " ORDER BY " + order)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var out []string
+	for rows.Next() {
+		vals := make([]sql.RawBytes, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		for _, v := range vals {
+			if v == nil {
+				b.WriteString("NULL|")
+			} else {
+				fmt.Fprintf(&b, "%x|", []byte(v))
+			}
+		}
+		out = append(out, b.String())
+	}
+	return out
+}

@@ -49,8 +49,31 @@ type receiver struct {
 	identity  binlog.Identity
 	preflight bool // done once per run
 
-	mu sync.Mutex // mu guards the fields below
-	st streamStatus
+	changed chan struct{} // the durable frontier moved (capacity 1)
+
+	mu      sync.Mutex // mu guards the fields below
+	st      streamStatus
+	durable binlog.Frontier
+}
+
+// Durable returns the relay log's durable frontier (applier.Source).
+func (r *receiver) Durable() binlog.Frontier {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.durable
+}
+
+// Changed signals a move of the durable frontier (applier.Source).
+func (r *receiver) Changed() <-chan struct{} { return r.changed }
+
+func (r *receiver) publishDurable(f binlog.Frontier) {
+	r.mu.Lock()
+	r.durable = f
+	r.mu.Unlock()
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
 }
 
 // streamStatus is the receiver's live state.
@@ -75,7 +98,7 @@ func newReceiver(cfg Config, log *slog.Logger, store *checkpoint.Store, hooks re
 	r := &receiver{
 		cfg: cfg, log: log.With("component", "stream"), store: store, hooks: hooks,
 		acker: semisync.NewAcker(nil), now: time.Now,
-		st: streamStatus{State: StateConnecting},
+		st: streamStatus{State: StateConnecting}, changed: make(chan struct{}, 1),
 	}
 	r.ckpt = newCheckpointer(store, r.log, r.now)
 	return r
@@ -256,6 +279,7 @@ func (r *receiver) resumePoint(conn *binlog.Conn) (binlog.DumpFrom, error) {
 		}
 		r.relay = relay
 		r.update(func(s *streamStatus) { s.Received, s.ReceivedEvent = end.Pos, end.Pos.FilePos })
+		r.publishDurable(relay.Durable())
 		if end.Segment != 0 {
 			r.log.Info("relay log recovered", "end", end.Pos.String(), "segment", end.Segment, "offset", end.Offset)
 		}
@@ -364,6 +388,7 @@ func (r *receiver) write(ctx context.Context, conn *binlog.Conn, q *queue) error
 				return r.writeFailed(err)
 			}
 			r.acker.SetDurable(durable)
+			r.publishDurable(boundary)
 			if !ackPos.IsZero() && r.cfg.SemiSync.Enabled {
 				if r.hooks.beforeAck != nil {
 					r.hooks.beforeAck(ackPos, durable)

@@ -59,6 +59,17 @@ type SemiSyncReport struct {
 	LastAckAt *time.Time `json:"last_ack_at,omitempty"`
 }
 
+// ApplierReport is the "applier" object (absent without a standby).
+type ApplierReport struct {
+	State         string     `json:"state"`
+	Standby       string     `json:"standby"`
+	Transactions  *uint64    `json:"transactions_applied,omitempty"`
+	LastAppliedAt *time.Time `json:"last_applied_at,omitempty"`
+	LastError     string     `json:"last_error,omitempty"`
+	FailedGTID    string     `json:"failed_gtid,omitempty"`
+	Errant        []string   `json:"errant_gtids,omitempty"`
+}
+
 // Report is what `hotstandby status` shows, as a person's view or JSON.
 type Report struct {
 	Schema       int            `json:"schema_version"`
@@ -66,8 +77,11 @@ type Report struct {
 	Stream       StreamReport   `json:"stream"`
 	Received     PosReport      `json:"received"`
 	Acked        PosReport      `json:"acked"`
+	Applied      *PosReport     `json:"applied,omitempty"`
+	Applier      *ApplierReport `json:"applier,omitempty"`
 	SemiSync     SemiSyncReport `json:"semisync"`
 	CheckpointAt *time.Time     `json:"checkpoint_at,omitempty"`
+	Audit        []string       `json:"audit,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -99,7 +113,25 @@ func (a *Agent) liveReport() Report {
 	rep.Received = posReport(st.Received)
 	rep.Acked = posReport(st.Acked)
 	rep.SemiSync = SemiSyncReport{Enabled: a.cfg.SemiSync.Enabled, AcksSent: &ack.Sent, LastAckAt: timePtr(ack.LastAt)}
+	if a.applier != nil {
+		as := a.applier.Status()
+		applied := posReport(as.Applied)
+		rep.Applied = &applied
+		rep.Applier = &ApplierReport{State: as.State, Standby: a.cfg.Standby.Addr(), Transactions: &as.Transactions,
+			LastAppliedAt: timePtr(as.AppliedAt), LastError: as.LastError, FailedGTID: as.FailedGTID, Errant: as.Errant}
+	}
+	if entries, err := a.store.AuditLog(); err == nil {
+		rep.Audit = auditLines(entries)
+	}
 	return rep
+}
+
+func auditLines(entries []checkpoint.AuditEntry) []string {
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.At.Format(time.RFC3339)+" "+e.Kind+": "+e.Text)
+	}
+	return out
 }
 
 // storedReport builds the report of a stopped daemon from the checkpoint.
@@ -128,6 +160,14 @@ func storedReport(cfg Config) (Report, error) {
 		rep.Acked = posReport(binlog.Position{FilePos: st.Acked})
 	}
 	rep.CheckpointAt = timePtr(st.UpdatedAt)
+	if cfg.Standby.Enabled() {
+		applied := posReport(st.Applied.Pos)
+		rep.Applied = &applied
+		rep.Applier = &ApplierReport{State: StateStopped, Standby: cfg.Standby.Addr()}
+	}
+	if entries, err := store.AuditLog(); err == nil {
+		rep.Audit = auditLines(entries)
+	}
 	return rep, nil
 }
 
@@ -183,6 +223,22 @@ func (rep Report) WriteText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "received:    %s\n", rep.Received.text())
 	fmt.Fprintf(w, "acked:       %s\n", rep.Acked.text())
+	if rep.Applied != nil {
+		fmt.Fprintf(w, "applied:     %s\n", rep.Applied.text())
+	}
+	if ap := rep.Applier; ap != nil {
+		line := ap.State + " on standby " + ap.Standby
+		if ap.Transactions != nil {
+			line += fmt.Sprintf(", %d transactions applied", *ap.Transactions)
+		}
+		fmt.Fprintf(w, "applier:     %s\n", line)
+		if ap.LastError != "" {
+			fmt.Fprintf(w, "apply error: %s\n", ap.LastError)
+		}
+		for _, g := range ap.Errant {
+			fmt.Fprintf(w, "ERRANT:      %s was written on the standby by something other than the agent\n", g)
+		}
+	}
 	ss := "off"
 	if rep.SemiSync.Enabled {
 		ss = "on"
@@ -202,6 +258,9 @@ func (rep Report) WriteText(w io.Writer) {
 	}
 	for _, warn := range rep.Stream.Warnings {
 		fmt.Fprintf(w, "warning:     %s\n", warn)
+	}
+	for _, line := range rep.Audit {
+		fmt.Fprintf(w, "audit:       %s\n", line)
 	}
 }
 

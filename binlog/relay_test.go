@@ -237,7 +237,7 @@ func appendFile(t *testing.T, path string, data []byte) {
 func testRelayConfig(dir string) RelayConfig {
 	cfg := DefaultRelayConfig(dir)
 	cfg.Sync = func(*os.File) error { return nil } // the tests do not power off
-	cfg.Preallocate = -1                             // the tests read live files' exact sizes
+	cfg.Preallocate = -1                           // the tests read live files' exact sizes
 	return cfg
 }
 

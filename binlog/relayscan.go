@@ -70,8 +70,11 @@ func (s *SegmentReader) SeekTo(off int64) error {
 	if _, err := s.f.Seek(off, io.SeekStart); err != nil {
 		return fmt.Errorf("relay: seek segment %s: %w", s.f.Name(), err)
 	}
-	s.br.Reset(s.f)
+	s.br.Reset(s.f) // drop read-ahead: a live segment may have grown
 	s.off = off
+	if info, err := s.f.Stat(); err == nil {
+		s.size = info.Size()
+	}
 	return nil
 }
 

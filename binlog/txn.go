@@ -118,3 +118,31 @@ func (t *tracker) commit() {
 	}
 	t.abort()
 }
+
+// TxnTracker follows transaction boundaries through a stream of stored
+// events, in order: the same rules the relay log cuts and checkpoints by.
+type TxnTracker struct{ t *tracker }
+
+// NewTxnTracker starts a tracker whose set of complete transactions is
+// start.
+func NewTxnTracker(start GTIDSet) *TxnTracker { return &TxnTracker{t: newTracker(start)} }
+
+// Feed takes the next event and reports whether it ends a transaction (or
+// stands between transactions).
+func (x *TxnTracker) Feed(ev []byte, checksummed bool) (boundary bool, err error) {
+	h, err := ParseHeader(ev)
+	if err != nil {
+		return false, err
+	}
+	return x.t.feed(ev, h, checksummed)
+}
+
+// InTransaction reports whether the last event fed was inside a transaction
+// that has not ended.
+func (x *TxnTracker) InTransaction() bool { return x.t.inTxn }
+
+// GTIDs returns the set of complete transactions fed so far (a copy).
+func (x *TxnTracker) GTIDs() GTIDSet { return x.t.gtids() }
+
+// Abort forgets an unfinished transaction.
+func (x *TxnTracker) Abort() { x.t.abort() }

@@ -21,6 +21,7 @@ var (
 	bucketAudit     = []byte("audit")
 	keyReceived     = []byte("received")
 	keyAcked        = []byte("acked")
+	keyApplied      = []byte("applied")
 	keyIdentity     = []byte("identity")
 )
 
@@ -32,6 +33,9 @@ type State struct {
 	// Acked is the last position sent in a semi-sync ACK (as of the last
 	// checkpoint).
 	Acked binlog.FilePos
+	// Applied mirrors the standby's applied frontier (the standby's own GTID
+	// state is the truth) with its place in the relay log.
+	Applied binlog.Frontier
 	// Identity is the master the positions belong to; nil before the first
 	// connection.
 	Identity *binlog.Identity
@@ -117,6 +121,17 @@ func (s *Store) Load() (State, error) {
 			}
 			st.Acked = p
 		}
+		if v := fb.Get(keyApplied); v != nil {
+			var fj frontierJSON
+			if err := json.Unmarshal(v, &fj); err != nil {
+				return fmt.Errorf("applied frontier: %w", err)
+			}
+			pos, err := binlog.DecodePosition(fj.Position)
+			if err != nil {
+				return fmt.Errorf("applied frontier: %w", err)
+			}
+			st.Applied = binlog.Frontier{Segment: fj.Segment, Offset: fj.Offset, Pos: pos}
+		}
 		if v := tx.Bucket(bucketMaster).Get(keyIdentity); v != nil {
 			var id binlog.Identity
 			if err := json.Unmarshal(v, &id); err != nil {
@@ -164,6 +179,26 @@ func (s *Store) SaveFrontiers(received binlog.Frontier, acked binlog.FilePos, no
 			}
 		}
 		return nil
+	})
+}
+
+// SaveApplied records the applied frontier mirror. It may not move
+// backwards.
+func (s *Store) SaveApplied(applied binlog.Frontier, now time.Time) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		fb := tx.Bucket(bucketFrontiers)
+		if v := fb.Get(keyApplied); v != nil {
+			var fj frontierJSON
+			if err := json.Unmarshal(v, &fj); err == nil {
+				if old, err := binlog.DecodePosition(fj.Position); err == nil && !old.FilePos.IsZero() && !applied.Pos.FilePos.IsZero() {
+					if err := notBackwards("applied", old.FilePos, applied.Pos.FilePos); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		v, _ := json.Marshal(frontierJSON{Segment: applied.Segment, Offset: applied.Offset, Position: applied.Pos.Encode(), Updated: now.UnixNano()})
+		return fb.Put(keyApplied, v)
 	})
 }
 

@@ -1,0 +1,52 @@
+package agent
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// TestApplyRowsAndDDL: DML of several types and DDL in the middle of the
+// stream reach the standby identical, with the master's GTIDs.
+func TestApplyRowsAndDDL(t *testing.T) {
+	e := newEnv(t)
+	standby := e.withStandby()
+	p := e.startInProcess(receiverHooks{})
+	e.waitSemiSyncClient()
+	for _, q := range []string{
+		"CREATE TABLE test.types (id INT PRIMARY KEY, u BIGINT UNSIGNED, s BIGINT, d DECIMAL(65,30), f DOUBLE, b BINARY(8), vb VARBINARY(20), ts TIMESTAMP(6) NULL, dt DATETIME(6), tm TIME(6), y YEAR, bits BIT(64), e ENUM('a','b'), st SET('x','y'), j JSON, g POINT, txt TEXT CHARACTER SET utf8mb4, l VARCHAR(10) CHARACTER SET latin1, v INT AS (id * 2) VIRTUAL, pst INT AS (id + 1) PERSISTENT)",
+		"INSERT INTO test.types (id,u,s,d,f,b,vb,ts,dt,tm,y,bits,e,st,j,g,txt,l) VALUES (1, 18446744073709551615, -9223372036854775808, '-12345678901234567890123456789012345.123456789012345678901234567890', 1.7976931348623157e308, 'ab\\0', 'x\\0\\0', '2038-01-19 03:14:07.999999', '9999-12-31 23:59:59.999999', '-838:59:59.000000', 2155, b'1111111111111111111111111111111111111111111111111111111111111111', 'b', 'x,y', '{\"k\": [1, 2.5, \"s\"]}', POINT(1.5, -2.25), '😀 ünïcode', 'çà')",
+		"INSERT INTO test.types (id, u, s) VALUES (2, 0, 0)",
+		"UPDATE test.types SET s = s + 1, txt = CONCAT(IFNULL(txt,''), '!') WHERE id = 2",
+		"ALTER TABLE test.types ADD COLUMN added INT DEFAULT 7",
+		"INSERT INTO test.types (id, added) VALUES (3, 8)",
+		"CREATE TABLE test.nopk (a INT, b VARCHAR(10))",
+		"INSERT INTO test.nopk VALUES (1,'dup'),(1,'dup'),(2,'x')",
+		"DELETE FROM test.nopk WHERE a = 2",
+		"RENAME TABLE test.nopk TO test.nopk2",
+		"CREATE DATABASE other",
+		"CREATE TABLE other.t (id INT PRIMARY KEY)",
+		"INSERT INTO other.t VALUES (1),(2),(3)",
+		"DROP DATABASE other",
+	} {
+		e.exec(q)
+	}
+	if _, err := e.load(context.Background(), 8, 2000); err != nil {
+		t.Fatal(err)
+	}
+	e.waitApplied(standby, 60*time.Second)
+	for _, tc := range []struct{ table, order string }{{"test.types", "id"}, {"test.nopk2", "a, b"}, {"test.t", "id"}} {
+		m, s := tableRows(t, e.master, tc.table, tc.order), tableRows(t, standby, tc.table, tc.order)
+		if !reflect.DeepEqual(m, s) {
+			t.Fatalf("%s differs:\nmaster  %v\nstandby %v", tc.table, m, s)
+		}
+	}
+	rep := p.a.liveReport()
+	if rep.Applier == nil || rep.Applier.LastError != "" || len(rep.Applier.Errant) != 0 {
+		t.Fatalf("applier report %+v", rep.Applier)
+	}
+	if ro, _ := standby.QueryString(context.Background(), "SELECT @@read_only"); ro != "1" {
+		t.Fatalf("standby read_only = %s, want 1", ro)
+	}
+}

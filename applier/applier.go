@@ -1,0 +1,280 @@
+package applier
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/hotstandby/hotstandby/binlog"
+)
+
+// Applier states shown by status.
+const (
+	StateConnecting = "connecting"
+	StateApplying   = "applying"
+	StateWaiting    = "waiting" // caught up with the durable relay log
+	StateError      = "error"   // stopped on an apply error; needs an operator
+	StateRetrying   = "retrying"
+	StateStopped    = "stopped"
+)
+
+// Source tells the applier how far the relay log is durable.
+type Source interface {
+	// Durable returns the relay log's durable frontier; it always ends a
+	// whole transaction. The zero Frontier means nothing is durable yet.
+	Durable() binlog.Frontier
+	// Changed delivers a value after the durable frontier moved (coalesced).
+	Changed() <-chan struct{}
+}
+
+// Config configures an Applier.
+type Config struct {
+	// DSN is the standby's go-sql-driver DSN (the applier adds the options
+	// it needs).
+	DSN string
+	// RelayDir is the relay log's directory.
+	RelayDir string
+	// MasterServerID returns the master's server_id once known (0 before);
+	// GTIDs of any other server on the standby are errant.
+	MasterServerID func() uint32
+	// Start is where to start reading the relay log: the last applied
+	// frontier known (bbolt's mirror), or zero for the relay log's start.
+	Start binlog.Frontier
+	// ChunkBytes bounds the raw event bytes of one BINLOG statement.
+	ChunkBytes int
+	// Retry is the wait after a lost standby connection.
+	Retry  time.Duration
+	Logger *slog.Logger
+}
+
+// Status is the applier's live state.
+type Status struct {
+	State        string
+	Applied      binlog.Position // end of the last transaction committed on the standby
+	AppliedAt    time.Time
+	Frontier     binlog.Frontier // the same, in the relay log
+	Transactions uint64
+	LastError    string
+	FailedGTID   string
+	Errant       []string // GTIDs on the standby from servers other than the master
+}
+
+// Applier applies the relay log to the standby.
+type Applier struct {
+	cfg  Config
+	log  *slog.Logger
+	src  Source
+	skip chan string
+
+	mu sync.Mutex // mu guards the fields below
+	st Status
+}
+
+// New returns an Applier.
+func New(cfg Config, src Source) *Applier {
+	if cfg.ChunkBytes <= 0 {
+		cfg.ChunkBytes = 4 << 20
+	}
+	if cfg.Retry <= 0 {
+		cfg.Retry = time.Second
+	}
+	return &Applier{cfg: cfg, log: cfg.Logger.With("component", "applier"), src: src,
+		skip: make(chan string, 1), st: Status{State: StateConnecting, Frontier: cfg.Start}}
+}
+
+// Status returns a copy of the live state.
+func (a *Applier) Status() Status {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := a.st
+	st.Errant = append([]string(nil), a.st.Errant...)
+	return st
+}
+
+func (a *Applier) update(f func(*Status)) {
+	a.mu.Lock()
+	f(&a.st)
+	a.mu.Unlock()
+}
+
+// ErrNotFailing means Skip named a GTID the applier is not stopped on.
+var ErrNotFailing = errors.New("applier: not stopped on that GTID")
+
+// Skip asks the stopped applier to skip the failing transaction gtid: it
+// commits an empty transaction with that GTID on the standby and goes on.
+// Only the transaction it is stopped on can be skipped.
+func (a *Applier) Skip(gtid string) error {
+	st := a.Status()
+	if st.State != StateError || st.FailedGTID != gtid {
+		return fmt.Errorf("%w: %s (state %s, failing GTID %q)", ErrNotFailing, gtid, st.State, st.FailedGTID)
+	}
+	select {
+	case a.skip <- gtid:
+		return nil
+	default:
+		return errors.New("applier: a skip is already pending")
+	}
+}
+
+// ApplyError is a transaction the standby refused.
+type ApplyError struct {
+	GTID string
+	Pos  binlog.FilePos // the master position of the failing event
+	What string         // the table (db.table) or the statement
+	Err  error
+}
+
+func (e *ApplyError) Error() string {
+	return fmt.Sprintf("apply GTID %s at %s (%s): %v", e.GTID, e.Pos, e.What, e.Err)
+}
+
+func (e *ApplyError) Unwrap() error { return e.Err }
+
+// Run applies until ctx ends.
+func (a *Applier) Run(ctx context.Context) error {
+	db, err := sql.Open("mysql", a.dsn())
+	if err != nil {
+		return fmt.Errorf("applier: standby DSN: %w", err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(2)
+	var pendingSkip string
+	for {
+		err := a.session(ctx, db, pendingSkip)
+		pendingSkip = ""
+		if ctx.Err() != nil {
+			a.update(func(s *Status) { s.State = StateStopped })
+			return nil
+		}
+		var ae *ApplyError
+		if errors.As(err, &ae) {
+			a.log.Error("applier stopped: fix the standby, or skip the transaction explicitly with `hotstandby skip --gtid "+ae.GTID+"`", "err", err)
+			a.update(func(s *Status) { s.State, s.LastError, s.FailedGTID = StateError, err.Error(), ae.GTID })
+			select {
+			case g := <-a.skip:
+				pendingSkip = g
+				a.log.Warn("skipping transaction by operator request", "gtid", g)
+			case <-ctx.Done():
+				a.update(func(s *Status) { s.State = StateStopped })
+				return nil
+			}
+			continue
+		}
+		a.log.Warn("standby connection lost; retrying", "err", err, "retry_in", a.cfg.Retry)
+		a.update(func(s *Status) { s.State, s.LastError = StateRetrying, err.Error() })
+		select {
+		case <-time.After(a.cfg.Retry):
+		case <-ctx.Done():
+			a.update(func(s *Status) { s.State = StateStopped })
+			return nil
+		}
+	}
+}
+
+func (a *Applier) dsn() string {
+	c, err := mysql.ParseDSN(a.cfg.DSN)
+	if err != nil {
+		return a.cfg.DSN
+	}
+	c.InterpolateParams = false
+	c.MultiStatements = false
+	c.ParseTime = false
+	if c.Params == nil {
+		c.Params = map[string]string{}
+	}
+	c.MaxAllowedPacket = 0 // read from the server
+	return c.FormatDSN()
+}
+
+// gtidState is the standby's @@gtid_binlog_state: the last sequence number
+// per (domain, server_id).
+type gtidState map[[2]uint32]uint64
+
+func parseGTIDState(s string) (gtidState, error) {
+	st := gtidState{}
+	for _, part := range strings.Split(strings.TrimSpace(s), ",") {
+		if part == "" {
+			continue
+		}
+		g, err := binlog.ParseGTID(part)
+		if err != nil {
+			return nil, err
+		}
+		st[[2]uint32{g.Domain, g.Server}] = g.Seq
+	}
+	return st, nil
+}
+
+func (st gtidState) has(g binlog.GTID) bool { return st[[2]uint32{g.Domain, g.Server}] >= g.Seq }
+
+// session connects, reads the standby's state and applies until an error.
+func (a *Applier) session(ctx context.Context, db *sql.DB, skipGTID string) error {
+	a.update(func(s *Status) { s.State = StateConnecting })
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("applier: connect to standby: %w", err)
+	}
+	defer conn.Close()
+	s := &session{a: a, conn: conn}
+	if err := s.setup(ctx); err != nil {
+		return err
+	}
+	if skipGTID != "" {
+		if err := s.applyEmpty(ctx, skipGTID); err != nil {
+			return err
+		}
+	}
+	state, err := s.readState(ctx)
+	if err != nil {
+		return err
+	}
+	a.checkErrant(state)
+	a.update(func(s *Status) { s.State, s.LastError, s.FailedGTID = StateApplying, "", "" })
+	return s.apply(ctx, state)
+}
+
+// checkErrant records GTIDs on the standby from any server but the master.
+func (a *Applier) checkErrant(state gtidState) {
+	master := uint32(0)
+	if a.cfg.MasterServerID != nil {
+		master = a.cfg.MasterServerID()
+	}
+	if master == 0 {
+		return
+	}
+	var errant []string
+	for k, seq := range state {
+		if k[1] != master {
+			errant = append(errant, binlog.GTID{Domain: k[0], Server: k[1], Seq: seq}.String())
+		}
+	}
+	if len(errant) > 0 {
+		a.log.Error("errant transactions on the standby: written there by something other than the agent", "gtids", strings.Join(errant, ","))
+	}
+	a.update(func(s *Status) { s.Errant = errant })
+}
+
+func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+
+func base64Statement(events [][]byte) string {
+	n := 0
+	for _, ev := range events {
+		n += len(ev)
+	}
+	raw := make([]byte, 0, n)
+	for _, ev := range events {
+		raw = append(raw, ev...)
+	}
+	return "BINLOG '" + base64.StdEncoding.EncodeToString(raw) + "'"
+}
+
+func itoa(v uint64) string { return strconv.FormatUint(v, 10) }

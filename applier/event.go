@@ -1,0 +1,254 @@
+package applier
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/hotstandby/hotstandby/binlog"
+)
+
+// event applies one relay event. after is the frontier at its end.
+func (s *session) event(ctx context.Context, ev []byte, after binlog.Frontier, state gtidState) error {
+	h, _ := binlog.ParseHeader(ev)
+	checksummed := s.cur.Checksummed()
+	boundary, err := s.tr.Feed(ev, checksummed)
+	if err != nil {
+		return s.fail(after, "relay event", err)
+	}
+	if h.Type == binlog.MariaGTIDEvent {
+		g, standalone, _, err := binlog.MariaGTID(ev, h)
+		if err != nil {
+			return s.fail(after, "GTID event", err)
+		}
+		s.gtid, s.table, s.skip = g, "", state.has(g)
+		if s.skip {
+			return nil
+		}
+		if err := s.setGTID(ctx, g); err != nil {
+			return s.fail(after, "set GTID", err)
+		}
+		if !standalone {
+			if err := s.exec(ctx, "BEGIN"); err != nil {
+				return s.fail(after, "BEGIN", err)
+			}
+		}
+		return nil
+	}
+	if s.skip {
+		if boundary {
+			s.skip = false
+			s.done(after, state, false)
+		}
+		return nil
+	}
+	if !s.tr.InTransaction() && !boundary {
+		return nil
+	}
+	switch {
+	case binlog.IsRowsEvent(h.Type):
+		if h.Type == binlog.TableMapEvent {
+			if db, t, err := binlog.TableMapName(ev); err == nil {
+				s.table = db + "." + t
+			}
+		}
+		s.chunk = append(s.chunk, append([]byte(nil), ev...))
+		s.size += len(ev)
+		if h.Type != binlog.TableMapEvent && (binlog.RowsStmtEnd(ev) || s.size >= s.a.cfg.ChunkBytes) {
+			if err := s.flush(ctx, after); err != nil {
+				return err
+			}
+		}
+	case h.Type == binlog.XIDEvent:
+		if err := s.flush(ctx, after); err != nil {
+			return err
+		}
+		if err := s.exec(ctx, "COMMIT"); err != nil {
+			return s.fail(after, "COMMIT", err)
+		}
+	case h.Type == binlog.QueryEvent:
+		if err := s.flush(ctx, after); err != nil {
+			return err
+		}
+		q, err := binlog.ParseQuery(ev, checksummed)
+		if err != nil {
+			return s.fail(after, "query event", err)
+		}
+		if err := s.query(ctx, q, boundary); err != nil {
+			return s.fail(after, abbrev(q.Text), err)
+		}
+	case h.Type == binlog.IntvarEvent:
+		if err := s.intvar(ctx, ev); err != nil {
+			return s.fail(after, "INTVAR event", err)
+		}
+	case h.Type == binlog.RandEvent:
+		if len(ev) < binlog.HeaderLen+16 {
+			return s.fail(after, "RAND event", binlog.ErrShortEvent)
+		}
+		b := ev[binlog.HeaderLen:]
+		q := fmt.Sprintf("SET @@RAND_SEED1=%d, @@RAND_SEED2=%d", binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[8:]))
+		if err := s.exec(ctx, q); err != nil {
+			return s.fail(after, "RAND event", err)
+		}
+	case h.Type == binlog.MariaAnnotateRows, h.Type == binlog.RotateEvent, h.Type == binlog.StopEvent,
+		h.Type == binlog.MariaGTIDList, h.Type == binlog.MariaBinlogCheckpoint, h.Type == binlog.FormatDescriptionEvent:
+		// nothing to apply
+	default:
+		return s.fail(after, fmt.Sprintf("event type %d", h.Type), fmt.Errorf("the applier does not support this event (statement-based replication with user variables or XA?); use binlog_format=ROW"))
+	}
+	if boundary && s.gtid.Seq != 0 {
+		s.done(after, state, true)
+	}
+	return nil
+}
+
+// done records a transaction that is on the standby.
+func (s *session) done(after binlog.Frontier, state gtidState, applied bool) {
+	g := s.gtid
+	state[[2]uint32{g.Domain, g.Server}] = g.Seq
+	s.gtid = binlog.GTID{}
+	s.a.update(func(st *Status) {
+		st.Frontier = binlog.Frontier{Segment: after.Segment, Offset: after.Offset}
+		st.Applied.FilePos = after.Pos.FilePos
+		if st.Applied.GTID.Flavor() == "" {
+			st.Applied.GTID = binlog.NewGTIDSet(binlog.MariaDB)
+		}
+		st.Applied.GTID = st.Applied.GTID.AddMariaDB(g)
+		st.Frontier.Pos = st.Applied
+		if applied {
+			st.Transactions++
+			st.AppliedAt = time.Now()
+		}
+	})
+}
+
+// flush sends the pending row events as one BINLOG statement.
+func (s *session) flush(ctx context.Context, after binlog.Frontier) error {
+	if len(s.chunk) == 0 {
+		return nil
+	}
+	if !s.fdeOut {
+		if err := s.exec(ctx, base64Statement([][]byte{s.cur.FDE})); err != nil {
+			return s.fail(after, "BINLOG format description", err)
+		}
+		s.fdeOut = true
+	}
+	err := s.exec(ctx, base64Statement(s.chunk))
+	s.chunk, s.size = s.chunk[:0], 0
+	if err != nil {
+		return s.fail(after, "rows of "+s.table, err)
+	}
+	return nil
+}
+
+// Option bits of the Query event's flags2 (sql_class.h).
+const (
+	optionAutoIsNull        = 1 << 14
+	optionNoForeignKeyCheck = 1 << 26
+	optionRelaxedUnique     = 1 << 27
+)
+
+// query replays a statement with the master's session context.
+func (s *session) query(ctx context.Context, q binlog.Query, boundary bool) error {
+	text := strings.TrimSpace(q.Text)
+	switch strings.ToUpper(text) {
+	case "BEGIN":
+		return nil
+	case "COMMIT", "ROLLBACK":
+		return s.exec(ctx, text)
+	}
+	var set []string
+	if q.Microseconds != nil {
+		set = append(set, fmt.Sprintf("TIMESTAMP = %d.%06d", q.Timestamp, *q.Microseconds))
+	} else {
+		set = append(set, fmt.Sprintf("TIMESTAMP = %d", q.Timestamp))
+	}
+	if q.SQLMode != nil {
+		set = append(set, fmt.Sprintf("SESSION sql_mode = %d", *q.SQLMode))
+	}
+	if q.CharsetClient != nil {
+		set = append(set, fmt.Sprintf("SESSION character_set_client = %d, SESSION collation_connection = %d, SESSION collation_server = %d",
+			*q.CharsetClient, *q.CollationConn, *q.CollationSrv))
+	}
+	if q.CharsetDB != nil {
+		set = append(set, fmt.Sprintf("SESSION collation_database = %d", *q.CharsetDB))
+	}
+	if q.TimeZone != nil {
+		set = append(set, "SESSION time_zone = '"+strings.ReplaceAll(*q.TimeZone, "'", "''")+"'")
+	}
+	if q.LCTimeNames != nil {
+		set = append(set, fmt.Sprintf("SESSION lc_time_names = %d", *q.LCTimeNames))
+	}
+	if q.AutoIncrement != nil {
+		set = append(set, fmt.Sprintf("SESSION auto_increment_increment = %d, SESSION auto_increment_offset = %d", q.AutoIncrement[0], q.AutoIncrement[1]))
+	}
+	if q.FlagsTwo != nil {
+		f := *q.FlagsTwo
+		set = append(set, fmt.Sprintf("SESSION foreign_key_checks = %d, SESSION unique_checks = %d, SESSION sql_auto_is_null = %d",
+			b2i(f&optionNoForeignKeyCheck == 0), b2i(f&optionRelaxedUnique == 0), b2i(f&optionAutoIsNull != 0)))
+	}
+	if err := s.exec(ctx, "SET "+strings.Join(set, ", ")); err != nil {
+		return fmt.Errorf("session context: %w", err)
+	}
+	if dbStatement.MatchString(text) {
+		// The master logs CREATE/DROP/ALTER DATABASE with that database as
+		// the default one, which may not exist (yet, or any more): run it
+		// without USE, and forget the session's database afterwards.
+		s.db = ""
+		return s.exec(ctx, q.Text)
+	}
+	if q.DB != "" && q.DB != s.db {
+		if err := s.exec(ctx, "USE "+quoteIdent(q.DB)); err != nil {
+			return err
+		}
+		s.db = q.DB
+	}
+	return s.exec(ctx, q.Text)
+}
+
+// dbStatement matches statements about a whole database.
+var dbStatement = regexp.MustCompile(`(?is)^\s*(CREATE|DROP|ALTER)\s+(DATABASE|SCHEMA)\b`)
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (s *session) intvar(ctx context.Context, ev []byte) error {
+	if len(ev) < binlog.HeaderLen+9 {
+		return binlog.ErrShortEvent
+	}
+	b := ev[binlog.HeaderLen:]
+	v := binary.LittleEndian.Uint64(b[1:])
+	switch b[0] {
+	case 1:
+		return s.exec(ctx, fmt.Sprintf("SET LAST_INSERT_ID = %d", v))
+	case 2:
+		return s.exec(ctx, fmt.Sprintf("SET INSERT_ID = %d", v))
+	}
+	return fmt.Errorf("unknown INTVAR type %d", b[0])
+}
+
+// fail wraps an error with the transaction it happened in.
+func (s *session) fail(at binlog.Frontier, what string, err error) error {
+	if ae, ok := err.(*ApplyError); ok {
+		return ae
+	}
+	if isConnError(err) {
+		return fmt.Errorf("applier: %s at %s: %w", what, at.Pos.FilePos, err)
+	}
+	return &ApplyError{GTID: s.gtid.String(), Pos: at.Pos.FilePos, What: what, Err: err}
+}
+
+func abbrev(q string) string {
+	q = strings.Join(strings.Fields(q), " ")
+	if len(q) > 120 {
+		q = q[:120] + "…"
+	}
+	return q
+}

@@ -1,0 +1,209 @@
+package applier
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/hotstandby/hotstandby/binlog"
+)
+
+// session is one connection to the standby and one pass over the relay log.
+type session struct {
+	a    *Applier
+	conn *sql.Conn
+
+	cur    *binlog.SegmentReader
+	seg    binlog.Segment
+	fdeOut bool // the current segment's format description went to the server
+
+	// the transaction being applied
+	tr    *binlog.TxnTracker
+	gtid  binlog.GTID
+	skip  bool // already on the standby: read through it
+	chunk [][]byte
+	size  int
+	table string
+	db    string // the session's current default database
+}
+
+func (s *session) exec(ctx context.Context, q string) error {
+	_, err := s.conn.ExecContext(ctx, q)
+	return err
+}
+
+// setup prepares the session: replica-like behaviour for BINLOG statements,
+// and the standby made read-only for everyone without READ_ONLY ADMIN.
+func (s *session) setup(ctx context.Context) error {
+	for _, q := range []string{
+		"SET SESSION pseudo_slave_mode = 1",
+		"SET SESSION sql_log_bin = 1",
+		"SET GLOBAL read_only = ON",
+	} {
+		if err := s.exec(ctx, q); err != nil {
+			return fmt.Errorf("applier: standby setup (%s): %w", q, err)
+		}
+	}
+	return nil
+}
+
+func (s *session) readState(ctx context.Context) (gtidState, error) {
+	var v string
+	if err := s.conn.QueryRowContext(ctx, "SELECT @@GLOBAL.gtid_binlog_state").Scan(&v); err != nil {
+		return nil, fmt.Errorf("applier: read standby gtid_binlog_state: %w", err)
+	}
+	st, err := parseGTIDState(v)
+	if err != nil {
+		return nil, fmt.Errorf("applier: standby gtid_binlog_state %q: %w", v, err)
+	}
+	var pos string
+	if err := s.conn.QueryRowContext(ctx, "SELECT @@GLOBAL.gtid_binlog_pos").Scan(&pos); err != nil {
+		return nil, fmt.Errorf("applier: read standby gtid_binlog_pos: %w", err)
+	}
+	set, err := binlog.ParseGTIDSet(binlog.MariaDB, pos)
+	if err != nil {
+		return nil, fmt.Errorf("applier: standby gtid_binlog_pos %q: %w", pos, err)
+	}
+	s.a.update(func(st *Status) { st.Applied.GTID = set })
+	return st, nil
+}
+
+// setGTID makes the next transaction of the session carry g.
+func (s *session) setGTID(ctx context.Context, g binlog.GTID) error {
+	return s.exec(ctx, "SET SESSION gtid_domain_id = "+itoa(uint64(g.Domain))+
+		", SESSION server_id = "+itoa(uint64(g.Server))+", SESSION gtid_seq_no = "+itoa(g.Seq))
+}
+
+// applyEmpty commits an empty transaction with the given GTID: the recorded
+// way to skip one.
+func (s *session) applyEmpty(ctx context.Context, gtid string) error {
+	g, err := binlog.ParseGTID(gtid)
+	if err != nil {
+		return err
+	}
+	for _, f := range []func() error{
+		func() error { return s.setGTID(ctx, g) },
+		func() error { return s.exec(ctx, "BEGIN") },
+		func() error { return s.exec(ctx, "COMMIT") },
+	} {
+		if err := f(); err != nil {
+			return fmt.Errorf("applier: skip %s: %w", gtid, err)
+		}
+	}
+	return nil
+}
+
+// errCaughtUp means the cursor reached the durable frontier.
+var errCaughtUp = errors.New("caught up")
+
+// next returns the next durable event of the relay log and the frontier
+// after it, or errCaughtUp.
+func (s *session) next(durable binlog.Frontier) ([]byte, binlog.Frontier, error) {
+	for {
+		if s.cur == nil {
+			if err := s.open(durable); err != nil {
+				return nil, binlog.Frontier{}, err
+			}
+		}
+		if s.seg.Seq == durable.Segment && s.cur.Offset() >= durable.Offset {
+			// Drop read-ahead past the frontier (preallocated zeros or bytes
+			// not yet synced) before waiting.
+			if err := s.cur.SeekTo(s.cur.Offset()); err != nil {
+				return nil, binlog.Frontier{}, err
+			}
+			return nil, binlog.Frontier{}, errCaughtUp
+		}
+		if s.seg.Seq > durable.Segment {
+			return nil, binlog.Frontier{}, errCaughtUp
+		}
+		ev, err := s.cur.Next()
+		if err == io.EOF && s.seg.Seq < durable.Segment {
+			s.cur.Close()
+			s.cur, s.fdeOut = nil, false
+			s.seg = binlog.Segment{Seq: s.seg.Seq + 1}
+			continue
+		}
+		if err != nil {
+			return nil, binlog.Frontier{}, fmt.Errorf("applier: relay segment %s at %d: %w", s.seg.Path, s.cur.Offset(), err)
+		}
+		h, _ := binlog.ParseHeader(ev)
+		return ev, binlog.Frontier{Segment: s.seg.Seq, Offset: s.cur.Offset(), Pos: binlog.Position{FilePos: binlog.FilePos{File: s.seg.MasterFile, Pos: uint64(h.LogPos)}}}, nil
+	}
+}
+
+// open opens the segment s.seg.Seq (or, before the first one, the segment of
+// the start frontier or the oldest one) at its first event or the start.
+func (s *session) open(durable binlog.Frontier) error {
+	segs, err := binlog.ListSegments(s.a.cfg.RelayDir)
+	if err != nil {
+		return err
+	}
+	if len(segs) == 0 {
+		return errCaughtUp
+	}
+	start := s.a.Status().Frontier
+	want := s.seg.Seq
+	offset := int64(0)
+	if want == 0 {
+		want = segs[0].Seq
+		if start.Segment >= segs[0].Seq {
+			want, offset = start.Segment, start.Offset
+		}
+	}
+	for _, seg := range segs {
+		if seg.Seq == want {
+			r, err := binlog.OpenSegment(seg.Path)
+			if err != nil {
+				return err
+			}
+			if offset > 0 {
+				if err := r.SeekTo(offset); err != nil {
+					r.Close()
+					return err
+				}
+			}
+			s.cur, s.seg = r, seg
+			return nil
+		}
+	}
+	if want > durable.Segment {
+		return errCaughtUp
+	}
+	return fmt.Errorf("applier: relay segment %d is missing from %s", want, s.a.cfg.RelayDir)
+}
+
+// apply reads and applies durable transactions until an error.
+func (s *session) apply(ctx context.Context, state gtidState) error {
+	defer func() {
+		if s.cur != nil {
+			s.cur.Close()
+		}
+	}()
+	s.tr = binlog.NewTxnTracker(binlog.NewGTIDSet(binlog.MariaDB))
+	for {
+		ev, after, err := s.next(s.a.src.Durable())
+		if errors.Is(err, errCaughtUp) {
+			s.a.update(func(st *Status) { st.State = StateWaiting })
+			select {
+			case <-s.a.src.Changed():
+			case <-time.After(500 * time.Millisecond):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			s.a.update(func(st *Status) { st.State = StateApplying })
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.event(ctx, ev, after, state); err != nil {
+			if s.tr.InTransaction() || !s.skip {
+				_ = s.exec(context.Background(), "ROLLBACK")
+			}
+			return err
+		}
+	}
+}
