@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"os/exec"
+	"strings"
 	"reflect"
 	"testing"
 	"time"
@@ -49,4 +51,62 @@ func TestApplyRowsAndDDL(t *testing.T) {
 	if ro, _ := standby.QueryString(context.Background(), "SELECT @@read_only"); ro != "1" {
 		t.Fatalf("standby read_only = %s, want 1", ro)
 	}
+}
+
+// TestApplyErrorStopsAndSkipIsRecorded: a row changed on the standby behind
+// the agent's back makes the next transaction fail; the applier stops with
+// the GTID and the table, the stream goes on, and an explicit skip moves on
+// and is in the audit log.
+func TestApplyErrorStopsAndSkipIsRecorded(t *testing.T) {
+	e := newEnv(t)
+	standby := e.withStandby()
+	p := e.startProcess()
+	e.waitSemiSyncClient()
+	ctx := context.Background()
+	e.exec("INSERT INTO test.t (id, c) VALUES (1, 1)")
+	e.waitApplied(standby, 30*time.Second)
+	// Behind the agent's back (and not binlogged: no errant GTID).
+	if err := standby.Exec(ctx, "SET SESSION sql_log_bin=0; INSERT INTO test.t (id, c) VALUES (2, 99)"); err != nil {
+		t.Fatal(err)
+	}
+	e.exec("INSERT INTO test.t (id, c) VALUES (2, 2)")
+	failing, _ := e.master.QueryString(ctx, "SELECT @@gtid_binlog_pos")
+	e.exec("INSERT INTO test.t (id, c) VALUES (3, 3)")
+	c := e.config()
+	var rep Report
+	waitFor(t, "the applier to stop on the error", 30*time.Second, func() bool {
+		rep, _ = Status(ctx, c)
+		return rep.Applier != nil && rep.Applier.State == "error"
+	})
+	msg := rep.Applier.LastError
+	for _, want := range []string{"GTID " + failing, "test.t", "Duplicate entry '2'"} {
+		if !strings.Contains(msg, want) {
+			t.Fatalf("apply error %q does not name %q", msg, want)
+		}
+	}
+	if rep.Stream.State != StateStreaming {
+		t.Fatalf("stream state %s: the stream must keep receiving while the applier is stopped", rep.Stream.State)
+	}
+	// Skipping anything but the failing GTID is refused.
+	if out, err := exec.Command(hsBinary, "skip", "--config", e.cfgPath, "--gtid", "0-1-999").CombinedOutput(); err == nil {
+		t.Fatalf("skip of another GTID accepted: %s", out)
+	}
+	if out, err := exec.Command(hsBinary, "skip", "--config", e.cfgPath, "--gtid", failing).CombinedOutput(); err != nil {
+		t.Fatalf("skip: %v: %s", err, out)
+	}
+	e.waitApplied(standby, 30*time.Second)
+	if v, _ := standby.QueryString(ctx, "SELECT c FROM test.t WHERE id = 2"); v != "99" {
+		t.Fatalf("standby row 2 has c=%s; the skipped transaction must not have been applied", v)
+	}
+	if v, _ := standby.QueryString(ctx, "SELECT c FROM test.t WHERE id = 3"); v != "3" {
+		t.Fatalf("the transaction after the skip is not applied (c=%q)", v)
+	}
+	rep, _ = Status(ctx, c)
+	if len(rep.Audit) != 1 || !strings.Contains(rep.Audit[0], "skip GTID "+failing+" requested by ") || !strings.Contains(rep.Audit[0], "Duplicate entry") {
+		t.Fatalf("audit log %q", rep.Audit)
+	}
+	if rep.Applier.State == "error" || rep.Applier.LastError != "" {
+		t.Fatalf("applier still failing: %+v", rep.Applier)
+	}
+	p.kill()
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/hotstandby/hotstandby/binlog"
@@ -77,8 +78,10 @@ func (s *session) setGTID(ctx context.Context, g binlog.GTID) error {
 		", SESSION server_id = "+itoa(uint64(g.Server))+", SESSION gtid_seq_no = "+itoa(g.Seq))
 }
 
-// applyEmpty commits an empty transaction with the given GTID: the recorded
-// way to skip one.
+// applyEmpty puts the given GTID on the standby with a statement that changes
+// nothing: the recorded way to skip a transaction. (MariaDB does not binlog
+// an empty BEGIN/COMMIT, so it would leave no GTID; DROP TABLE IF EXISTS of
+// a table that does not exist is always binlogged.)
 func (s *session) applyEmpty(ctx context.Context, gtid string) error {
 	g, err := binlog.ParseGTID(gtid)
 	if err != nil {
@@ -86,8 +89,9 @@ func (s *session) applyEmpty(ctx context.Context, gtid string) error {
 	}
 	for _, f := range []func() error{
 		func() error { return s.setGTID(ctx, g) },
-		func() error { return s.exec(ctx, "BEGIN") },
-		func() error { return s.exec(ctx, "COMMIT") },
+		func() error {
+			return s.exec(ctx, "DROP TABLE IF EXISTS mysql.hotstandby_no_such_table /* hotstandby: skipped transaction "+g.String()+" by operator request */")
+		},
 	} {
 		if err := f(); err != nil {
 			return fmt.Errorf("applier: skip %s: %w", gtid, err)
@@ -118,6 +122,11 @@ func (s *session) next(durable binlog.Frontier) ([]byte, binlog.Frontier, error)
 		}
 		if s.seg.Seq > durable.Segment {
 			return nil, binlog.Frontier{}, errCaughtUp
+		}
+		if s.seg.Seq == durable.Segment {
+			s.cur.SetLimit(durable.Offset)
+		} else {
+			s.cur.SetLimit(math.MaxInt64) // a closed segment: whole
 		}
 		ev, err := s.cur.Next()
 		if err == io.EOF && s.seg.Seq < durable.Segment {
@@ -159,11 +168,13 @@ func (s *session) open(durable binlog.Frontier) error {
 			if err != nil {
 				return err
 			}
-			if offset > 0 {
-				if err := r.SeekTo(offset); err != nil {
-					r.Close()
-					return err
-				}
+			if offset == 0 {
+				offset = r.Offset() // after the header
+			}
+			// Reset the read-ahead OpenSegment did without a limit.
+			if err := r.SeekTo(offset); err != nil {
+				r.Close()
+				return err
 			}
 			s.cur, s.seg = r, seg
 			return nil

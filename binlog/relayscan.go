@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 )
 
@@ -19,6 +20,7 @@ var errIncomplete = fmt.Errorf("%w: cut short by the end of the file", errTorn)
 // SegmentReader reads the events of one relay segment in order.
 type SegmentReader struct {
 	f    *os.File
+	lim  *limitedFile
 	br   *bufio.Reader
 	off  int64
 	size int64 // the file's size when opened
@@ -39,7 +41,8 @@ func OpenSegment(path string) (*SegmentReader, error) {
 		f.Close()
 		return nil, fmt.Errorf("relay: stat segment %s: %w", path, err)
 	}
-	s := &SegmentReader{f: f, br: bufio.NewReaderSize(f, 1<<20), size: info.Size()}
+	lim := &limitedFile{f: f, limit: math.MaxInt64}
+	s := &SegmentReader{f: f, lim: lim, br: bufio.NewReaderSize(lim, 1<<20), size: info.Size()}
 	magic := make([]byte, len(Magic))
 	if _, err := io.ReadFull(s.br, magic); err != nil || !bytes.Equal(magic, Magic) {
 		f.Close()
@@ -70,12 +73,37 @@ func (s *SegmentReader) SeekTo(off int64) error {
 	if _, err := s.f.Seek(off, io.SeekStart); err != nil {
 		return fmt.Errorf("relay: seek segment %s: %w", s.f.Name(), err)
 	}
-	s.br.Reset(s.f) // drop read-ahead: a live segment may have grown
+	s.lim.pos = off
+	s.br.Reset(s.lim) // drop read-ahead: a live segment may have grown
 	s.off = off
 	if info, err := s.f.Stat(); err == nil {
 		s.size = info.Size()
 	}
 	return nil
+}
+
+// SetLimit makes the reader never read (not even ahead into its buffer)
+// past offset limit: readers of the live segment set it to the durable
+// frontier, so that bytes beyond it (not yet synced, or the preallocated
+// zeros they will replace) are never seen. Raising it later is fine.
+func (s *SegmentReader) SetLimit(limit int64) { s.lim.limit = limit }
+
+// limitedFile reads f up to limit.
+type limitedFile struct {
+	f          *os.File
+	pos, limit int64
+}
+
+func (l *limitedFile) Read(p []byte) (int, error) {
+	if l.pos >= l.limit {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > l.limit-l.pos {
+		p = p[:l.limit-l.pos]
+	}
+	n, err := l.f.Read(p)
+	l.pos += int64(n)
+	return n, err
 }
 
 // Next returns the next event (valid until the next call), io.EOF at the

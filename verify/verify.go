@@ -108,7 +108,7 @@ func compareTable(ctx context.Context, m, s *side, mt, st *table, chunkRows int)
 		md, sd, err := digestBoth(ctx, m, s, mt, "")
 		res.MasterRows, res.StandbyRows = md.rows, sd.rows
 		if err == nil && md != sd {
-			res.Diffs = []string{fmt.Sprintf("digests differ (master %d rows, standby %d rows)", md.rows, sd.rows)}
+			res.Diffs = []string{digestDiff(chunk{}, column{}, md, sd)}
 		}
 		return res, err
 	}
@@ -135,14 +135,22 @@ func compareChunks(ctx context.Context, m, s *side, t *table, col column, chunkR
 			continue
 		}
 		if differing++; differing <= maxChunkDiffs {
-			res.Diffs = append(res.Diffs, fmt.Sprintf("chunk %s: digests differ (master %d rows, standby %d rows)",
-				ch.label(col.name), md.rows, sd.rows))
+			res.Diffs = append(res.Diffs, digestDiff(ch, col, md, sd))
 		}
 	}
 	if differing > maxChunkDiffs {
 		res.Diffs = append(res.Diffs, fmt.Sprintf("%d more chunks differ", differing-maxChunkDiffs))
 	}
 	return res, nil
+}
+
+// digestDiff describes differing digests of chunk ch of column col.
+func digestDiff(ch chunk, col column, md, sd digest) string {
+	d := fmt.Sprintf("digests differ (master %d rows, standby %d rows)", md.rows, sd.rows)
+	if ch == (chunk{}) {
+		return d
+	}
+	return "chunk " + ch.label(col.name) + ": " + d
 }
 
 // digestBoth digests the same rows on both sides at once.

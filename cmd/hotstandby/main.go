@@ -4,6 +4,8 @@
 //
 //	hotstandby run     --config FILE          the daemon
 //	hotstandby status  --config FILE [--json] positions and stream state
+//	hotstandby skip    --config FILE --gtid G skip the failing transaction
+//	hotstandby verify  --config FILE          compare master and standby
 //	hotstandby sandbox up|down --dir DIR      local master + standby for the demo
 //
 // Exit codes: 0 success, 1 the daemon or command failed, 2 bad usage or
@@ -32,7 +34,9 @@ const usage = `usage: hotstandby <command> [flags]
 
 commands:
   run      --config FILE           run the daemon
-  status   --config FILE [--json]  show the stream and its positions
+  status   --config FILE [--json]  show the stream, the applier and their positions
+  skip     --config FILE --gtid G  skip the transaction the applier is stopped on (recorded)
+  verify   --config FILE           compare every table of master and standby
   sandbox  up|down --dir DIR       start/stop a local master and standby (demo)
 `
 
@@ -52,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdStatus(args[1:], stdout, stderr)
 	case "sandbox":
 		err = cmdSandbox(args[1:], stdout, stderr)
+	case "skip":
+		err = cmdSkip(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
