@@ -121,6 +121,9 @@ func (p *agentProcess) start() {
 		p.t.Fatal(err)
 	}
 	p.cmd = exec.Command(hsBinary, "run", "--config", p.cfgPath)
+	// The agent runs in a time zone other than the servers' (UTC): nothing
+	// it copies may depend on its own.
+	p.cmd.Env = append(os.Environ(), "TZ=Asia/Kathmandu")
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)

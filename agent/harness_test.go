@@ -528,10 +528,12 @@ password_file = %q
 func (e *testEnv) waitApplied(standby *sandbox.Server, d time.Duration) {
 	e.t.Helper()
 	ctx := context.Background()
-	want, _ := e.master.QueryString(ctx, "SELECT @@gtid_binlog_pos")
-	var got string
+	var got, want string
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
+		// Re-read the master too: commits of cancelled clients may still
+		// be finishing there.
+		want, _ = e.master.QueryString(ctx, "SELECT @@gtid_binlog_pos")
 		got, _ = standby.QueryString(ctx, "SELECT @@gtid_binlog_pos")
 		if got == want {
 			return

@@ -238,6 +238,7 @@ func (a *Applier) session(ctx context.Context, db *sql.DB, skipGTID string) erro
 		return err
 	}
 	a.checkErrant(state)
+	a.log.Info("applying", "standby_gtid_state", fmt.Sprint(state), "from_segment", a.Status().Frontier.Segment, "from_offset", a.Status().Frontier.Offset)
 	a.update(func(s *Status) { s.State, s.LastError, s.FailedGTID = StateApplying, "", "" })
 	return s.apply(ctx, state)
 }

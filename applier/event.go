@@ -108,7 +108,9 @@ func (s *session) event(ctx context.Context, ev []byte, after binlog.Frontier, s
 // done records a transaction that is on the standby.
 func (s *session) done(after binlog.Frontier, state gtidState, applied bool) {
 	g := s.gtid
-	state[[2]uint32{g.Domain, g.Server}] = g.Seq
+	if k := [2]uint32{g.Domain, g.Server}; g.Seq > state[k] {
+		state[k] = g.Seq // only ever forward: skipped transactions are older
+	}
 	s.gtid = binlog.GTID{}
 	s.a.update(func(st *Status) {
 		st.Frontier = binlog.Frontier{Segment: after.Segment, Offset: after.Offset}

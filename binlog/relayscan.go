@@ -121,6 +121,11 @@ func (s *SegmentReader) Next() ([]byte, error) {
 		return nil, fmt.Errorf("%w: implausible event size %d at offset %d", errTorn, h.Size, s.off)
 	}
 	if s.off+int64(h.Size) > s.size {
+		if info, err := s.f.Stat(); err == nil {
+			s.size = info.Size() // a live segment grows
+		}
+	}
+	if s.off+int64(h.Size) > s.size {
 		// Don't allocate what a torn header claims.
 		return nil, fmt.Errorf("%w: %d-byte event at offset %d, file ends at %d", errIncomplete, h.Size, s.off, s.size)
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -521,19 +522,15 @@ func TestCompareConsistent(t *testing.T) {
 // text ("1" if pos is empty).
 func seqAfter(t *testing.T, pos string) string {
 	t.Helper()
-	set, err := parsePosition("test", pos)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var n uint64
 	if pos != "" {
-		parts := strings.Split(set.text, "-")
 		var err error
-		if n, err = parseUint(parts[len(parts)-1]); err != nil {
-			t.Fatal(err)
+		parts := strings.Split(pos, "-")
+		if n, err = strconv.ParseUint(parts[len(parts)-1], 10, 64); err != nil || strings.Contains(pos, ",") {
+			t.Fatalf("position %q: want one domain-0 GTID", pos)
 		}
 	}
-	return formatUint(n + 1)
+	return strconv.FormatUint(n+1, 10)
 }
 
 // logged runs stmt with the binary log on, as GTID 0-1-seq, on s.

@@ -3,14 +3,10 @@ package verify
 import (
 	"bytes"
 	"errors"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
-
-func parseUint(s string) (uint64, error) { return strconv.ParseUint(s, 10, 64) }
-func formatUint(n uint64) string         { return strconv.FormatUint(n, 10) }
 
 func TestOptionsValidate(t *testing.T) {
 	tests := []struct {

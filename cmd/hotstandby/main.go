@@ -58,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdSandbox(args[1:], stdout, stderr)
 	case "skip":
 		err = cmdSkip(args[1:], stdout, stderr)
+	case "verify":
+		err = cmdVerify(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
