@@ -3,8 +3,8 @@ package agent
 import (
 	"context"
 	"os/exec"
-	"strings"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )

@@ -33,7 +33,9 @@ func (e *testEnv) randomWork(ctx context.Context, clients int) error {
 		func(r *rand.Rand) []string {
 			return []string{fmt.Sprintf("UPDATE wide SET s = s DIV 2, txt = CONCAT(IFNULL(txt,''), 'ø'), j = JSON_SET(IFNULL(j,'{}'), '$.u', %d) WHERE id %% 7 = %d LIMIT 3", r.IntN(100), r.IntN(7))}
 		},
-		func(r *rand.Rand) []string { return []string{fmt.Sprintf("DELETE FROM wide WHERE id %% 11 = %d LIMIT 1", r.IntN(11))} },
+		func(r *rand.Rand) []string {
+			return []string{fmt.Sprintf("DELETE FROM wide WHERE id %% 11 = %d LIMIT 1", r.IntN(11))}
+		},
 		func(r *rand.Rand) []string {
 			v := r.IntN(5)
 			return []string{"BEGIN", fmt.Sprintf("INSERT INTO nopk VALUES (%d, 'dup'), (%d, 'dup')", v, v),

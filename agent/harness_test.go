@@ -535,7 +535,10 @@ func (e *testEnv) waitApplied(standby *sandbox.Server, d time.Duration) {
 		// be finishing there.
 		want, _ = e.master.QueryString(ctx, "SELECT @@gtid_binlog_pos")
 		got, _ = standby.QueryString(ctx, "SELECT @@gtid_binlog_pos")
-		if got == want {
+		// The standby's binlog position moves when a transaction is
+		// written to its binlog, a moment before InnoDB makes it visible;
+		// the agent's applied frontier moves once COMMIT has returned.
+		if rep, err := Status(ctx, e.config()); got == want && err == nil && rep.Applied != nil && rep.Applied.GTID == want {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)

@@ -49,8 +49,6 @@ type Config struct {
 	// Start is where to start reading the relay log: the last applied
 	// frontier known (bbolt's mirror), or zero for the relay log's start.
 	Start binlog.Frontier
-	// ChunkBytes bounds the raw event bytes of one BINLOG statement.
-	ChunkBytes int
 	// Retry is the wait after a lost standby connection.
 	Retry  time.Duration
 	Logger *slog.Logger
@@ -81,9 +79,6 @@ type Applier struct {
 
 // New returns an Applier.
 func New(cfg Config, src Source) *Applier {
-	if cfg.ChunkBytes <= 0 {
-		cfg.ChunkBytes = 4 << 20
-	}
 	if cfg.Retry <= 0 {
 		cfg.Retry = time.Second
 	}
@@ -266,16 +261,63 @@ func (a *Applier) checkErrant(state gtidState) {
 
 func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
 
-func base64Statement(events [][]byte) string {
-	n := 0
-	for _, ev := range events {
-		n += len(ev)
+// maxStatement is the largest BINLOG statement the standby must accept.
+const maxStatement = 1 << 30
+
+// b64Stream base64-encodes bytes written one piece at a time: base64 of a
+// concatenation is the concatenation of the base64 of its 3-byte-aligned
+// parts, so only up to 2 bytes wait for the next piece.
+type b64Stream struct {
+	sb    strings.Builder
+	carry []byte // at most 2 bytes not yet encoded
+	n     int    // bytes written since the last reset
+}
+
+func (b *b64Stream) write(p []byte) {
+	b.n += len(p)
+	if len(b.carry) > 0 {
+		need := 3 - len(b.carry)
+		if len(p) < need {
+			b.carry = append(b.carry, p...)
+			return
+		}
+		b.carry = append(b.carry, p[:need]...)
+		b.encode(b.carry)
+		b.carry, p = b.carry[:0], p[need:]
 	}
-	raw := make([]byte, 0, n)
-	for _, ev := range events {
-		raw = append(raw, ev...)
+	whole := len(p) / 3 * 3
+	b.encode(p[:whole])
+	b.carry = append(b.carry, p[whole:]...)
+}
+
+func (b *b64Stream) encode(p []byte) {
+	var buf [4 * 1024]byte
+	for len(p) > 0 {
+		n := min(len(p), 3*1024)
+		base64.StdEncoding.Encode(buf[:], p[:n])
+		b.sb.Write(buf[:base64.StdEncoding.EncodedLen(n)])
+		p = p[n:]
 	}
-	return "BINLOG '" + base64.StdEncoding.EncodeToString(raw) + "'"
+}
+
+// pending is the length of the encoded text not yet taken.
+func (b *b64Stream) pending() int { return b.sb.Len() }
+
+// take returns the encoded text so far (the carry stays) and forgets it.
+func (b *b64Stream) take() string {
+	s := b.sb.String()
+	b.sb = strings.Builder{}
+	return s
+}
+
+// final returns the rest of the text, padded, and resets the stream.
+func (b *b64Stream) final() string {
+	if len(b.carry) > 0 {
+		b.sb.WriteString(base64.StdEncoding.EncodeToString(b.carry))
+	}
+	s := b.sb.String()
+	*b = b64Stream{}
+	return s
 }
 
 func itoa(v uint64) string { return strconv.FormatUint(v, 10) }

@@ -2,6 +2,7 @@ package applier
 
 import (
 	"context"
+	"database/sql"
 	"encoding/binary"
 	"fmt"
 	"regexp"
@@ -55,9 +56,14 @@ func (s *session) event(ctx context.Context, ev []byte, after binlog.Frontier, s
 				s.table = db + "." + t
 			}
 		}
-		s.chunk = append(s.chunk, append([]byte(nil), ev...))
-		s.size += len(ev)
-		if h.Type != binlog.TableMapEvent && (binlog.RowsStmtEnd(ev) || s.size >= s.a.cfg.ChunkBytes) {
+		// A statement's table maps and rows events go to the server in one
+		// BINLOG statement, as mariadb-binlog writes them: split across two,
+		// the server forgets the table maps and silently drops the rows.
+		// The events are base64-encoded as they come (no raw copy kept).
+		if err := s.writeRows(ctx, ev); err != nil {
+			return s.fail(after, "rows of "+s.table, err)
+		}
+		if h.Type != binlog.TableMapEvent && binlog.RowsStmtEnd(ev) {
 			if err := s.flush(ctx, after); err != nil {
 				return err
 			}
@@ -127,19 +133,75 @@ func (s *session) done(after binlog.Frontier, state gtidState, applied bool) {
 	})
 }
 
-// flush sends the pending row events as one BINLOG statement.
+// pieceBytes is how much base64 text of a big statement the agent holds
+// before it moves it into the server-side fragment variable.
+const pieceBytes = 8 << 20
+
+// writeRows adds a row event to the statement being built. A statement
+// whose text outgrows pieceBytes is moved to the server in pieces, into the
+// session variable @hs_rows (SET @hs_rows = CONCAT(@hs_rows, '...')), and
+// applied at its end with the fragment form BINLOG @hs_rows, @hs_none: the
+// agent never holds more than a piece, whatever the statement's size.
+func (s *session) writeRows(ctx context.Context, ev []byte) error {
+	s.rows.write(ev)
+	if s.rows.pending() < pieceBytes {
+		return nil
+	}
+	piece := s.rows.take()
+	q := "SET @hs_rows = '" + piece + "'"
+	if s.pieces > 0 {
+		q = "SET @hs_rows = CONCAT(@hs_rows, '" + piece + "')"
+	}
+	s.pieces++
+	s.sent += int64(len(piece))
+	return s.exec(ctx, q)
+}
+
+// checkFragment makes sure the server holds every character sent: CONCAT
+// past max_allowed_packet turns silently into NULL, and BINLOG would then
+// apply a truncated statement or nothing.
+func (s *session) checkFragment(ctx context.Context) error {
+	var n sql.NullInt64
+	if err := s.conn.QueryRowContext(ctx, "SELECT LENGTH(@hs_rows)").Scan(&n); err != nil {
+		return err
+	}
+	if !n.Valid || n.Int64 != s.sent {
+		return fmt.Errorf("the server holds %d of the %d characters of a large BINLOG statement (max_allowed_packet too small?)", n.Int64, s.sent)
+	}
+	return nil
+}
+
+// flush applies the statement's row events: one BINLOG statement.
 func (s *session) flush(ctx context.Context, after binlog.Frontier) error {
-	if len(s.chunk) == 0 {
+	if s.rows.n == 0 {
 		return nil
 	}
 	if !s.fdeOut {
-		if err := s.exec(ctx, base64Statement([][]byte{s.cur.FDE})); err != nil {
+		var fde b64Stream
+		fde.write(s.cur.FDE)
+		if err := s.exec(ctx, "BINLOG '"+fde.final()+"'"); err != nil {
 			return s.fail(after, "BINLOG format description", err)
 		}
 		s.fdeOut = true
 	}
-	err := s.exec(ctx, base64Statement(s.chunk))
-	s.chunk, s.size = s.chunk[:0], 0
+	var err error
+	if s.pieces == 0 {
+		err = s.exec(ctx, "BINLOG '"+s.rows.final()+"'")
+	} else {
+		last := s.rows.final()
+		s.sent += int64(len(last))
+		err = s.exec(ctx, "SET @hs_rows = CONCAT(@hs_rows, '"+last+"')")
+		if err == nil {
+			err = s.checkFragment(ctx)
+		}
+		if err == nil {
+			err = s.exec(ctx, "BINLOG @hs_rows, @hs_none")
+		}
+		if err == nil {
+			err = s.exec(ctx, "SET @hs_rows = NULL") // free the server's copy
+		}
+		s.pieces, s.sent = 0, 0
+	}
 	if err != nil {
 		return s.fail(after, "rows of "+s.table, err)
 	}

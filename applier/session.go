@@ -3,6 +3,7 @@ package applier
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
@@ -22,13 +23,14 @@ type session struct {
 	fdeOut bool // the current segment's format description went to the server
 
 	// the transaction being applied
-	tr    *binlog.TxnTracker
-	gtid  binlog.GTID
-	skip  bool // already on the standby: read through it
-	chunk [][]byte
-	size  int
-	table string
-	db    string // the session's current default database
+	tr     *binlog.TxnTracker
+	gtid   binlog.GTID
+	skip   bool      // already on the standby: read through it
+	rows   b64Stream // the row events of the statement being built
+	pieces int       // pieces of it already in @hs_rows on the server
+	sent   int64     // characters of it sent there
+	table  string
+	db     string // the session's current default database
 }
 
 func (s *session) exec(ctx context.Context, q string) error {
@@ -39,8 +41,24 @@ func (s *session) exec(ctx context.Context, q string) error {
 // setup prepares the session: replica-like behaviour for BINLOG statements,
 // and the standby made read-only for everyone without READ_ONLY ADMIN.
 func (s *session) setup(ctx context.Context) error {
+	// A statement's row events go in one BINLOG statement, which may be
+	// large: allow what a native replica's SQL thread allows
+	// (slave_max_allowed_packet). A session sees the global value from its
+	// next connection on.
+	var maxPacket int64
+	if err := s.conn.QueryRowContext(ctx, "SELECT @@SESSION.max_allowed_packet").Scan(&maxPacket); err != nil {
+		return fmt.Errorf("applier: standby setup: %w", err)
+	}
+	if maxPacket < maxStatement {
+		if err := s.exec(ctx, fmt.Sprintf("SET GLOBAL max_allowed_packet = %d", maxStatement)); err != nil {
+			return fmt.Errorf("applier: standby setup: raise max_allowed_packet: %w", err)
+		}
+		_ = s.conn.Raw(func(any) error { return driver.ErrBadConn }) // reconnect with it
+		return fmt.Errorf("applier: standby max_allowed_packet raised to %d; reconnecting: %w", int64(maxStatement), driver.ErrBadConn)
+	}
 	for _, q := range []string{
 		"SET SESSION pseudo_slave_mode = 1",
+		"SET @hs_none = ''", // the empty second fragment of BINLOG @hs_rows, @hs_none
 		"SET SESSION sql_log_bin = 1",
 		"SET GLOBAL read_only = ON",
 	} {
@@ -211,6 +229,7 @@ func (s *session) apply(ctx context.Context, state gtidState) error {
 			return err
 		}
 		if err := s.event(ctx, ev, after, state); err != nil {
+			s.rows, s.pieces, s.sent = b64Stream{}, 0, 0
 			if s.tr.InTransaction() || !s.skip {
 				_ = s.exec(context.Background(), "ROLLBACK")
 			}

@@ -224,6 +224,7 @@ type agentSpec struct {
 	ServerID uint32
 	Start    string // current, file:NAME:POS
 	SemiSync bool
+	Extra    string // appended to the config file as is (TOML), e.g. a [standby] section
 }
 
 // agentProc is a running hotstandby process.
@@ -265,6 +266,7 @@ enabled = %t
 [status]
 listen = %q
 `, filepath.Join(a.Dir, "data"), a.ServerID, a.Start, a.Master.Port(), replUser, pwFile, a.SemiSync, listen)
+	cfg += a.Extra
 	cfgPath := filepath.Join(a.Dir, "hotstandby.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -71,6 +71,12 @@ func runVerify(ctx context.Context, masterDSN, standbyDSN string, timeout time.D
 		return false, fmt.Errorf("verify: standby: %w", err)
 	}
 	defer standby.Close()
+	if err := verify.CheckCanRead(ctx, master, "master"); err != nil {
+		return false, err
+	}
+	if err := verify.CheckCanRead(ctx, standby, "standby"); err != nil {
+		return false, err
+	}
 	rep, err := verify.Compare(ctx, master, standby, verify.Options{Consistent: true, Timeout: timeout})
 	if err != nil {
 		return false, err
