@@ -31,6 +31,9 @@ func TestApplyRowsAndDDL(t *testing.T) {
 		"CREATE TABLE other.t (id INT PRIMARY KEY)",
 		"INSERT INTO other.t VALUES (1),(2),(3)",
 		"DROP DATABASE other",
+		"CREATE TABLE test.odd (id INT PRIMARY KEY, d DATE, dt DATETIME, ts TIMESTAMP NULL, blb LONGBLOB, y YEAR, bin BINARY(16), lt TEXT CHARACTER SET latin1)",
+		"SET SESSION sql_mode = ''; INSERT INTO test.odd VALUES (1, '0000-00-00', '0000-00-00 00:00:00', '0000-00-00 00:00:00', REPEAT(x'00ff7f80', 1500000), 0, x'00010000', 'Ñandú')",
+		"INSERT INTO test.odd VALUES (2, '2024-02-29', '1000-01-01 00:00:00', '1970-01-01 00:00:01', RANDOM_BYTES(1024), 1901, RANDOM_BYTES(16), NULL)",
 	} {
 		e.exec(q)
 	}
@@ -38,7 +41,7 @@ func TestApplyRowsAndDDL(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitApplied(standby, 60*time.Second)
-	for _, tc := range []struct{ table, order string }{{"test.types", "id"}, {"test.nopk2", "a, b"}, {"test.t", "id"}} {
+	for _, tc := range []struct{ table, order string }{{"test.types", "id"}, {"test.nopk2", "a, b"}, {"test.t", "id"}, {"test.odd", "id"}} {
 		m, s := tableRows(t, e.master, tc.table, tc.order), tableRows(t, standby, tc.table, tc.order)
 		if !reflect.DeepEqual(m, s) {
 			t.Fatalf("%s differs:\nmaster  %v\nstandby %v", tc.table, m, s)
@@ -51,6 +54,19 @@ func TestApplyRowsAndDDL(t *testing.T) {
 	if ro, _ := standby.QueryString(context.Background(), "SELECT @@read_only"); ro != "1" {
 		t.Fatalf("standby read_only = %s, want 1", ro)
 	}
+	e.exec("SET SESSION sql_log_bin=0; GRANT SELECT ON *.* TO 'repl'@'127.0.0.1'") // verify reads
+	out, err := exec.Command(hsBinary, "verify", "--config", e.cfgPath).CombinedOutput()
+	if err != nil {
+		t.Fatalf("verify after the workload: %v\n%s", err, out)
+	}
+	// A write that reaches the standby from elsewhere is reported.
+	if err := standby.Exec(context.Background(), "CREATE TABLE test.sneaky (id INT)"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "status to report the errant transaction", 20*time.Second, func() bool {
+		r := p.a.liveReport()
+		return r.Applier != nil && len(r.Applier.Errant) == 1 && strings.HasPrefix(r.Applier.Errant[0], "0-2-")
+	})
 }
 
 // TestApplyErrorStopsAndSkipIsRecorded: a row changed on the standby behind

@@ -212,10 +212,19 @@ func (s *session) apply(ctx context.Context, state gtidState) error {
 		}
 	}()
 	s.tr = binlog.NewTxnTracker(binlog.NewGTIDSet(binlog.MariaDB))
+	lastErrantCheck := time.Now()
 	for {
 		ev, after, err := s.next(s.a.src.Durable())
 		if errors.Is(err, errCaughtUp) {
 			s.a.update(func(st *Status) { st.State = StateWaiting })
+			if time.Since(lastErrantCheck) > 2*time.Second {
+				// Between transactions: look for writes that reached the
+				// standby from anywhere but the agent.
+				if now, err := s.readState(ctx); err == nil {
+					s.a.checkErrant(now)
+				}
+				lastErrantCheck = time.Now()
+			}
 			select {
 			case <-s.a.src.Changed():
 			case <-time.After(500 * time.Millisecond):

@@ -73,7 +73,7 @@ type applyRun struct {
 func TestBenchApply(t *testing.T) {
 	requireBench(t)
 	total := envInt(t, "HOTSTANDBY_BENCH_TXNS", 40000)
-	runs := envInt(t, "HOTSTANDBY_BENCH_RUNS", 1)
+	runs := envInt(t, "HOTSTANDBY_BENCH_RUNS", 3)
 	e := &applyEnv{base: t.TempDir(), password: "pw-" + randHex(12)}
 	src := sourceState()
 	e.bin = buildAgent(t)
