@@ -55,6 +55,18 @@ step "2,000 transactions from 8 clients; every commit waits for the agent's fsyn
 commits 2000
 semisync
 
+S="mariadb --defaults-file=$DIR/standby/my.cnf"
+caught_up() {
+  for _ in $(seq 300); do
+    [ "$($S -N -e 'SELECT @@gtid_binlog_pos')" = "$($M -N -e 'SELECT @@gtid_binlog_pos')" ] && return
+    sleep 0.1
+  done
+}
+caught_up
+step "the rows are on the standby, with the master's GTIDs"
+echo "  master:  $($M -N -e 'SELECT COUNT(*), SUM(amount) FROM demo.orders')   gtid_binlog_pos $($M -N -e 'SELECT @@gtid_binlog_pos')"
+echo "  standby: $($S -N -e 'SELECT COUNT(*), SUM(amount) FROM demo.orders')   gtid_binlog_pos $($S -N -e 'SELECT @@gtid_binlog_pos')"
+
 step "hotstandby status"
 "$BIN" status --config "$CFG"
 
@@ -69,10 +81,15 @@ grep -E "resuming|recovered" "$DIR/agent.log" | tail -2 | sed 's/^/  /'
 semisync
 "$BIN" status --config "$CFG" --json | head -40
 
-step "the relay log is a valid binlog: mariadb-binlog reads it"
-SEG=$(ls "$DIR"/agent/relay/relay-* | tail -1)
-mariadb-binlog --base64-output=never "$SEG" | grep -E "^#.*(GTID|Xid)" | tail -4 | sed 's/^/  /'
+step "hotstandby verify: every table of master and standby, compared at one GTID position"
+caught_up
+"$BIN" verify --config "$CFG"
 
 step "stopping the agent; status now comes from its checkpoint"
 kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=
 "$BIN" status --config "$CFG"
+
+step "the relay log is a valid binlog: mariadb-binlog reads its segments"
+SEG=$(ls "$DIR"/agent/relay/relay-* | tail -1)
+mariadb-binlog --base64-output=never "$SEG" | grep -E "^#.*(GTID|Xid)" | tail -4 | sed 's/^/  /'
+

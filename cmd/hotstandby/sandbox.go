@@ -67,7 +67,11 @@ func sandboxUp(ctx context.Context, dir string, stdout io.Writer) error {
 	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
 		return err
 	}
-	if err := master.CreateUser(ctx, "hotstandby", password, "REPLICATION SLAVE, REPLICATION CLIENT, BINLOG MONITOR, REPLICATION MASTER ADMIN"); err != nil {
+	// SELECT is for `hotstandby verify`, which reads every table.
+	if err := master.CreateUser(ctx, "hotstandby", password, "REPLICATION SLAVE, REPLICATION CLIENT, BINLOG MONITOR, REPLICATION MASTER ADMIN, SELECT"); err != nil {
+		return err
+	}
+	if err := standby.CreateUser(ctx, "hotstandby", password, "ALL PRIVILEGES"); err != nil {
 		return err
 	}
 	// No semi-sync replica yet: don't make setup wait out the timeout.
@@ -88,9 +92,16 @@ func sandboxUp(ctx context.Context, dir string, stdout io.Writer) error {
 	cfg := fmt.Sprintf(`# hotstandby configuration written by `+"`hotstandby sandbox up`"+`
 data_dir = %q
 server_id = 101
-start = "current"
+# The standby starts empty: take the master's whole history.
+start = "file:mysql-bin.000001:4"
 
 [master]
+host = "127.0.0.1"
+port = %d
+user = "hotstandby"
+password_file = %q
+
+[standby]
 host = "127.0.0.1"
 port = %d
 user = "hotstandby"
@@ -101,7 +112,7 @@ enabled = true
 
 [status]
 listen = "127.0.0.1:%d"
-`, filepath.Join(dir, "agent"), master.Port(), pwFile, port)
+`, filepath.Join(dir, "agent"), master.Port(), pwFile, standby.Port(), pwFile, port)
 	cfgPath := filepath.Join(dir, "hotstandby.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
