@@ -61,6 +61,8 @@ type applyEnv struct {
 type applyRun struct {
 	secs         float64 // from START SLAVE SQL_THREAD, or from the agent process's start
 	midSecs      float64 // the same, until the standby had the last OLTP transaction
+	midAgentCPU  float64 // agent only: its CPU seconds until then
+	midServerCPU float64 // the standby's mariadbd CPU seconds until then
 	startup      float64 // agent only: process start until /status first said applier.state=applying
 	agentCPU     float64 // agent process, seconds of CPU (user+system); agent runs only
 	serverCPU    float64 // the standby's mariadbd, seconds of CPU during the timed window
@@ -136,7 +138,7 @@ func (e *applyEnv) report(w io.Writer, names []string, results [][]applyRun) {
 	var rss int64
 	for j, rs := range results {
 		var xs, mids, startups, agentCPU, serverCPU []float64
-		var gc, fs []float64
+		var gc, fs, midAgent, midServer []float64
 		same := true
 		for _, r := range rs {
 			xs = append(xs, r.secs)
@@ -145,6 +147,8 @@ func (e *applyEnv) report(w io.Writer, names []string, results [][]applyRun) {
 			agentCPU = append(agentCPU, r.agentCPU)
 			serverCPU = append(serverCPU, r.serverCPU)
 			gc = append(gc, float64(r.groupCommits))
+			midAgent = append(midAgent, r.midAgentCPU)
+			midServer = append(midServer, r.midServerCPU)
 			fs = append(fs, float64(r.fsyncs))
 			rss = max(rss, r.rss)
 			same = same && r.same
@@ -154,9 +158,10 @@ func (e *applyEnv) report(w io.Writer, names []string, results [][]applyRun) {
 		for i, x := range xs {
 			all[i] = strconv.FormatFloat(x, 'f', 2, 64)
 		}
-		agent := "-"
+		agent, oltpAgent := "-", "-"
 		if names[j] == applierAgent {
 			agent = fmt.Sprintf("%.2f", median(agentCPU))
+			oltpAgent = fmt.Sprintf("%.3f", median(midAgent)*1000/float64(e.oltpTxns))
 		}
 		check := "identical"
 		if !same {
@@ -167,6 +172,8 @@ func (e *applyEnv) report(w io.Writer, names []string, results [][]applyRun) {
 			fmt.Sprintf("%.0f", float64(e.txns)/secs[j]), fmt.Sprintf("%.0f", float64(e.rows)/secs[j]),
 			fmt.Sprintf("%.2f", mid), fmt.Sprintf("%.0f", float64(e.oltpTxns)/mid),
 			fmt.Sprintf("%.2f", secs[j]-mid), fmt.Sprintf("%.0f", float64(e.rows-e.oltpRows)/(secs[j]-mid)),
+			fmt.Sprintf("%.3f", mid*1000/float64(e.oltpTxns)), oltpAgent,
+			fmt.Sprintf("%.3f", median(midServer)*1000/float64(e.oltpTxns)),
 			agent, fmt.Sprintf("%.2f", median(serverCPU)),
 			fmt.Sprintf("%.0f", median(gc)), fmt.Sprintf("%.0f", median(fs)), check, strings.Join(all, " ")})
 		if names[j] == applierAgent {
@@ -175,14 +182,15 @@ func (e *applyEnv) report(w io.Writer, names []string, results [][]applyRun) {
 			s, m := secs[j]-st, mid-st
 			rows = append(rows, []string{names[j] + ", from applier.state=applying", fmt.Sprintf("%.2f", s),
 				fmt.Sprintf("%.0f", float64(e.txns)/s), fmt.Sprintf("%.0f", float64(e.rows)/s),
-				fmt.Sprintf("%.2f", m), fmt.Sprintf("%.0f", float64(e.oltpTxns)/m), "", "", "", "", "", "", "", ""})
+				fmt.Sprintf("%.2f", m), fmt.Sprintf("%.0f", float64(e.oltpTxns)/m), "", "",
+				fmt.Sprintf("%.3f", m*1000/float64(e.oltpTxns)), "", "", "", "", "", "", "", ""})
 		}
 	}
 	fmt.Fprintf(w, "\nApply: %s to %s (%.1f MiB), GTIDs %s to %s: %d transactions, %d rows; fresh standby each run "+
 		"(sync_binlog=1, innodb_flush_log_at_trx_commit=1, log_slave_updates=ON); median of %d run(s)\n",
 		e.first.Name+":4", e.end, float64(e.bytes)/(1<<20), orEmpty(e.startGTID), e.endGTID, e.txns, e.rows, len(results[0]))
 	printTable(w, []string{"applier", "seconds", "txns/s", "rows/s", "OLTP part s", "OLTP txns/s",
-		"bulk part s", "bulk rows/s", "agent CPU s", "standby mariadbd CPU s",
+		"bulk part s", "bulk rows/s", "OLTP wall ms/txn", "OLTP agent CPU ms/txn", "OLTP standby CPU ms/txn", "agent CPU s", "standby mariadbd CPU s",
 		"standby binlog group commits", "standby InnoDB fsyncs", "data", "runs (s)"}, rows)
 	fmt.Fprintf(w, "OLTP part: %d transactions (schema, 10,000-row preload, OLTP), %d rows; bulk part: %d transactions, %d rows\n",
 		e.oltpTxns, e.oltpRows, e.txns-e.oltpTxns, e.rows-e.oltpRows)
@@ -753,9 +761,17 @@ password_file = %q
 	p = startAgent(t, e.bin, spec)
 	var firstApplying time.Duration
 	var last applierStatus
-	midSecs, secs := e.waitApplied(t, standby, p.started, "@@gtid_binlog_pos", func() error {
+	var midAgentCPU, midServerCPU float64
+	polls := 0
+	midSecs, secs := e.waitApplied(t, standby, p.started, "@@gtid_binlog_pos", func() {
+		midAgentCPU, midServerCPU = procCPU(t, p.cmd.Process.Pid), procCPU(t, standby.PID())-c0.cpu
+	}, func() error {
 		if p.exited() {
 			return fmt.Errorf("agent exited (%v); log:\n%s", p.err, p.logTail(30))
+		}
+		// /status every 100 ms, as SHOW SLAVE STATUS for the native runs.
+		if polls++; polls%10 != 1 {
+			return nil
 		}
 		st, err := p.applierStatus()
 		if err != nil || st.Applier == nil {
@@ -793,7 +809,8 @@ password_file = %q
 	if n := p.reviewLog(t, "apply-"+filepath.Base(dir)); n > 0 {
 		t.Logf("agent apply run: %d log lines above INFO", n)
 	}
-	return applyRun{secs: secs, midSecs: midSecs, startup: firstApplying.Seconds(), agentCPU: agentCPU, serverCPU: c1.cpu - c0.cpu, rss: rss,
+	return applyRun{secs: secs, midSecs: midSecs, midAgentCPU: midAgentCPU, midServerCPU: midServerCPU,
+		startup: firstApplying.Seconds(), agentCPU: agentCPU, serverCPU: c1.cpu - c0.cpu, rss: rss,
 		groupCommits: c1.groupCommits - c0.groupCommits, fsyncs: c1.fsyncs - c0.fsyncs,
 		same: e.sameData(t, applierAgent, standby)}
 }
@@ -833,7 +850,10 @@ func (e *applyEnv) runNative(t *testing.T, dir string, threads int) applyRun {
 	start := time.Now()
 	mustExec(t, r, "START SLAVE SQL_THREAD")
 	polls := 0
-	midSecs, secs := e.waitApplied(t, r, start, "@@gtid_slave_pos", func() error {
+	var midServerCPU float64
+	midSecs, secs := e.waitApplied(t, r, start, "@@gtid_slave_pos", func() {
+		midServerCPU = procCPU(t, r.PID()) - c0.cpu
+	}, func() error {
 		if polls++; polls%10 != 0 {
 			return nil
 		}
@@ -848,17 +868,17 @@ func (e *applyEnv) runNative(t *testing.T, dir string, threads int) applyRun {
 	})
 	c1 := readCounters(t, r)
 	mustExec(t, r, "STOP SLAVE")
-	return applyRun{secs: secs, midSecs: midSecs, serverCPU: c1.cpu - c0.cpu,
+	return applyRun{secs: secs, midSecs: midSecs, midServerCPU: midServerCPU, serverCPU: c1.cpu - c0.cpu,
 		groupCommits: c1.groupCommits - c0.groupCommits, fsyncs: c1.fsyncs - c0.fsyncs,
 		same: e.sameData(t, name, r)}
 }
 
 // waitApplied polls the standby every 10 ms until both its @@gtid_binlog_pos
 // and other (a second GTID variable, or the same) equal the master's end,
-// calling check on each poll (an error fails the test). It returns the
-// seconds since start until gtid_binlog_pos first held the last OLTP
-// transaction, and until the end.
-func (e *applyEnv) waitApplied(t *testing.T, s *sandbox.Server, start time.Time, other string, check func() error) (mid, end float64) {
+// calling check on each poll (an error fails the test), and atMid once when
+// gtid_binlog_pos first holds the last OLTP transaction. It returns the
+// seconds since start until then, and until the end.
+func (e *applyEnv) waitApplied(t *testing.T, s *sandbox.Server, start time.Time, other string, atMid func(), check func() error) (mid, end float64) {
 	t.Helper()
 	q := "SELECT @@gtid_binlog_pos AS b, " + other + " AS o"
 	waitFor(t, "the standby to reach "+e.endGTID, 30*time.Minute, 10*time.Millisecond, func() (bool, error) {
@@ -873,6 +893,7 @@ func (e *applyEnv) waitApplied(t *testing.T, s *sandbox.Server, start time.Time,
 		if mid == 0 {
 			if seq, err := gtidSeq(m["b"]); err == nil && seq >= e.midSeq {
 				mid = now
+				atMid()
 			}
 		}
 		if m["b"] == e.endGTID && m["o"] == e.endGTID {
