@@ -101,6 +101,9 @@ func (a *Applier) update(f func(*Status)) {
 	a.mu.Unlock()
 }
 
+// errReconnect asks Run for a new session at once.
+var errReconnect = errors.New("applier: reconnect")
+
 // ErrNotFailing means Skip named a GTID the applier is not stopped on.
 var ErrNotFailing = errors.New("applier: not stopped on that GTID")
 
@@ -164,6 +167,9 @@ func (a *Applier) Run(ctx context.Context) error {
 			}
 			continue
 		}
+		if errors.Is(err, errReconnect) {
+			continue // on purpose: at once, and nothing to warn about
+		}
 		a.log.Warn("standby connection lost; retrying", "err", err, "retry_in", a.cfg.Retry)
 		a.update(func(s *Status) { s.State, s.LastError = StateRetrying, err.Error() })
 		select {
@@ -181,7 +187,7 @@ func (a *Applier) dsn() string {
 		return a.cfg.DSN
 	}
 	c.InterpolateParams = false
-	c.MultiStatements = false
+	c.MultiStatements = true // a small transaction is one round trip
 	c.ParseTime = false
 	if c.Params == nil {
 		c.Params = map[string]string{}

@@ -29,11 +29,12 @@ func (s *session) event(ctx context.Context, ev []byte, after binlog.Frontier, s
 		if s.skip {
 			return nil
 		}
-		if err := s.setGTID(ctx, g); err != nil {
+		s.tables = s.tables[:0]
+		if err := s.queue(ctx, gtidStatement(g)); err != nil {
 			return s.fail(after, "set GTID", err)
 		}
 		if !standalone {
-			if err := s.exec(ctx, "BEGIN"); err != nil {
+			if err := s.queue(ctx, "BEGIN"); err != nil {
 				return s.fail(after, "BEGIN", err)
 			}
 		}
@@ -54,6 +55,7 @@ func (s *session) event(ctx context.Context, ev []byte, after binlog.Frontier, s
 		if h.Type == binlog.TableMapEvent {
 			if db, t, err := binlog.TableMapName(ev); err == nil {
 				s.table = db + "." + t
+				s.noteTable(s.table)
 			}
 		}
 		// A statement's table maps and rows events go to the server in one
@@ -72,12 +74,20 @@ func (s *session) event(ctx context.Context, ev []byte, after binlog.Frontier, s
 		if err := s.flush(ctx, after); err != nil {
 			return err
 		}
-		if err := s.exec(ctx, "COMMIT"); err != nil {
-			return s.fail(after, "COMMIT", err)
+		// SET GTID; BEGIN; BINLOG ...; COMMIT of a small transaction go in
+		// one round trip.
+		if err := s.queue(ctx, "COMMIT"); err != nil {
+			return s.fail(after, s.txnWhat(), err)
+		}
+		if err := s.flushQueue(ctx); err != nil {
+			return s.fail(after, s.txnWhat(), err)
 		}
 	case h.Type == binlog.QueryEvent:
 		if err := s.flush(ctx, after); err != nil {
 			return err
+		}
+		if err := s.flushQueue(ctx); err != nil {
+			return s.fail(after, s.txnWhat(), err)
 		}
 		q, err := binlog.ParseQuery(ev, checksummed)
 		if err != nil {
@@ -87,6 +97,9 @@ func (s *session) event(ctx context.Context, ev []byte, after binlog.Frontier, s
 			return s.fail(after, abbrev(q.Text), err)
 		}
 	case h.Type == binlog.IntvarEvent:
+		if err := s.flushQueue(ctx); err != nil {
+			return s.fail(after, s.txnWhat(), err)
+		}
 		if err := s.intvar(ctx, ev); err != nil {
 			return s.fail(after, "INTVAR event", err)
 		}
@@ -96,7 +109,7 @@ func (s *session) event(ctx context.Context, ev []byte, after binlog.Frontier, s
 		}
 		b := ev[binlog.HeaderLen:]
 		q := fmt.Sprintf("SET @@RAND_SEED1=%d, @@RAND_SEED2=%d", binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[8:]))
-		if err := s.exec(ctx, q); err != nil {
+		if err := s.queue(ctx, q); err != nil {
 			return s.fail(after, "RAND event", err)
 		}
 	case h.Type == binlog.MariaAnnotateRows, h.Type == binlog.RotateEvent, h.Type == binlog.StopEvent,
@@ -147,6 +160,9 @@ func (s *session) writeRows(ctx context.Context, ev []byte) error {
 	if s.rows.pending() < pieceBytes {
 		return nil
 	}
+	if err := s.flushQueue(ctx); err != nil {
+		return err
+	}
 	piece := s.rows.take()
 	q := "SET @hs_rows = '" + piece + "'"
 	if s.pieces > 0 {
@@ -179,6 +195,9 @@ func (s *session) flush(ctx context.Context, after binlog.Frontier) error {
 	if !s.fdeOut {
 		var fde b64Stream
 		fde.write(s.cur.FDE)
+		if err := s.flushQueue(ctx); err != nil {
+			return s.fail(after, s.txnWhat(), err)
+		}
 		if err := s.exec(ctx, "BINLOG '"+fde.final()+"'"); err != nil {
 			return s.fail(after, "BINLOG format description", err)
 		}
@@ -186,8 +205,17 @@ func (s *session) flush(ctx context.Context, after binlog.Frontier) error {
 	}
 	var err error
 	if s.pieces == 0 {
-		err = s.exec(ctx, "BINLOG '"+s.rows.final()+"'")
+		// A BINLOG statement always ends a round trip: its OK packet does
+		// not carry "more results", and statements after it in one
+		// multi-statement query would leave their answers unread.
+		err = s.queue(ctx, "BINLOG '"+s.rows.final()+"'")
+		if err == nil {
+			err = s.flushQueue(ctx)
+		}
 	} else {
+		if err = s.flushQueue(ctx); err != nil {
+			return s.fail(after, s.txnWhat(), err)
+		}
 		last := s.rows.final()
 		s.sent += int64(len(last))
 		err = s.exec(ctx, "SET @hs_rows = CONCAT(@hs_rows, '"+last+"')")
@@ -203,9 +231,58 @@ func (s *session) flush(ctx context.Context, after binlog.Frontier) error {
 		s.pieces, s.sent = 0, 0
 	}
 	if err != nil {
-		return s.fail(after, "rows of "+s.table, err)
+		return s.fail(after, s.txnWhat(), err)
 	}
 	return nil
+}
+
+// queueLimit bounds the statements held for one round trip.
+const queueLimit = 1 << 20
+
+// queue holds a statement for the next round trip (statements of a small
+// transaction go to the server together, as one multi-statement query).
+func (s *session) queue(ctx context.Context, q string) error {
+	if s.queued.Len() > 0 {
+		s.queued.WriteString(";\n")
+	}
+	s.queued.WriteString(q)
+	if s.queued.Len() >= queueLimit {
+		return s.flushQueue(ctx)
+	}
+	return nil
+}
+
+// flushQueue sends the held statements. The server stops at the first
+// failing one, and the driver returns its error.
+func (s *session) flushQueue(ctx context.Context) error {
+	if s.queued.Len() == 0 {
+		return nil
+	}
+	q := s.queued.String()
+	s.queued = strings.Builder{}
+	return s.exec(ctx, q)
+}
+
+func (s *session) noteTable(t string) {
+	for _, have := range s.tables {
+		if have == t {
+			return
+		}
+	}
+	s.tables = append(s.tables, t)
+}
+
+// txnWhat names what the current transaction touches, for error messages.
+func (s *session) txnWhat() string {
+	if len(s.tables) == 0 {
+		return "transaction"
+	}
+	return "rows of " + strings.Join(s.tables, ", ")
+}
+
+func gtidStatement(g binlog.GTID) string {
+	return "SET SESSION gtid_domain_id = " + itoa(uint64(g.Domain)) +
+		", SESSION server_id = " + itoa(uint64(g.Server)) + ", SESSION gtid_seq_no = " + itoa(g.Seq)
 }
 
 // Option bits of the Query event's flags2 (sql_class.h).

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/hotstandby/hotstandby/binlog"
@@ -25,10 +26,12 @@ type session struct {
 	// the transaction being applied
 	tr     *binlog.TxnTracker
 	gtid   binlog.GTID
-	skip   bool      // already on the standby: read through it
-	rows   b64Stream // the row events of the statement being built
-	pieces int       // pieces of it already in @hs_rows on the server
-	sent   int64     // characters of it sent there
+	skip   bool            // already on the standby: read through it
+	rows   b64Stream       // the row events of the statement being built
+	pieces int             // pieces of it already in @hs_rows on the server
+	sent   int64           // characters of it sent there
+	queued strings.Builder // statements held for one round trip
+	tables []string        // tables the current transaction touches
 	table  string
 	db     string // the session's current default database
 }
@@ -54,7 +57,8 @@ func (s *session) setup(ctx context.Context) error {
 			return fmt.Errorf("applier: standby setup: raise max_allowed_packet: %w", err)
 		}
 		_ = s.conn.Raw(func(any) error { return driver.ErrBadConn }) // reconnect with it
-		return fmt.Errorf("applier: standby max_allowed_packet raised to %d; reconnecting: %w", int64(maxStatement), driver.ErrBadConn)
+		s.a.log.Info("standby max_allowed_packet raised to 1 GiB (large BINLOG statements); reconnecting")
+		return errReconnect
 	}
 	for _, q := range []string{
 		"SET SESSION pseudo_slave_mode = 1",
@@ -92,8 +96,7 @@ func (s *session) readState(ctx context.Context) (gtidState, error) {
 
 // setGTID makes the next transaction of the session carry g.
 func (s *session) setGTID(ctx context.Context, g binlog.GTID) error {
-	return s.exec(ctx, "SET SESSION gtid_domain_id = "+itoa(uint64(g.Domain))+
-		", SESSION server_id = "+itoa(uint64(g.Server))+", SESSION gtid_seq_no = "+itoa(g.Seq))
+	return s.exec(ctx, gtidStatement(g))
 }
 
 // applyEmpty puts the given GTID on the standby with a statement that changes
@@ -216,6 +219,9 @@ func (s *session) apply(ctx context.Context, state gtidState) error {
 	for {
 		ev, after, err := s.next(s.a.src.Durable())
 		if errors.Is(err, errCaughtUp) {
+			if err := s.flushQueue(ctx); err != nil { // never wait with statements held
+				return s.fail(s.a.Status().Frontier, s.txnWhat(), err)
+			}
 			s.a.update(func(st *Status) { st.State = StateWaiting })
 			if time.Since(lastErrantCheck) > 2*time.Second {
 				// Between transactions: look for writes that reached the
@@ -239,6 +245,7 @@ func (s *session) apply(ctx context.Context, state gtidState) error {
 		}
 		if err := s.event(ctx, ev, after, state); err != nil {
 			s.rows, s.pieces, s.sent = b64Stream{}, 0, 0
+			s.queued = strings.Builder{}
 			if s.tr.InTransaction() || !s.skip {
 				_ = s.exec(context.Background(), "ROLLBACK")
 			}
