@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/hotstandby/hotstandby/agent"
 )
@@ -34,7 +35,8 @@ const usage = `usage: hotstandby <command> [flags]
 
 commands:
   run      --config FILE           run the daemon
-  status   --config FILE [--json]  show the stream, the applier and their positions
+  status   --config FILE [--json|--check]  show the stream, the applier and their positions;
+                                   --check: one line, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
   skip     --config FILE --gtid G  skip the transaction the applier is stopped on (recorded)
   verify   --config FILE           compare every table of master and standby
   sandbox  up|down --dir DIR       start/stop a local master and standby (demo)
@@ -69,6 +71,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if err == nil {
 		return 0
+	}
+	var code exitCode
+	if errors.As(err, &code) {
+		return int(code)
 	}
 	fmt.Fprintf(stderr, "hotstandby: %v\n", err)
 	var ue usageError
@@ -125,11 +131,30 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print JSON (schema_version 1)")
+	check := fs.Bool("check", false, "monitoring mode: one line, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN")
+	th := agent.DefaultCheckThresholds()
+	fs.Int64Var(&th.WarnApplyLag, "warn-apply-lag", th.WarnApplyLag, "--check: WARNING when the applier is more than this many transactions behind")
+	fs.Int64Var(&th.CritApplyLag, "crit-apply-lag", th.CritApplyLag, "--check: CRITICAL when the applier is more than this many transactions behind")
+	fs.DurationVar(&th.WarnSilence, "warn-silence", th.WarnSilence, "--check: WARNING when nothing (no event, no heartbeat) came from the master for this long")
+	fs.DurationVar(&th.CritSilence, "crit-silence", th.CritSilence, "--check: CRITICAL after this long")
 	cfg, err := loadConfig(fs, args)
 	if err != nil {
+		if *check {
+			fmt.Fprintf(stdout, "UNKNOWN: %v\n", err)
+			return exitCode(agent.CheckUnknown)
+		}
 		return err
 	}
 	rep, err := agent.Status(context.Background(), cfg)
+	if *check {
+		if err != nil {
+			fmt.Fprintf(stdout, "UNKNOWN: %v\n", err)
+			return exitCode(agent.CheckUnknown)
+		}
+		code, line := rep.Check(th, time.Now())
+		fmt.Fprintln(stdout, line)
+		return exitCode(code)
+	}
 	if err != nil {
 		return err
 	}
@@ -141,3 +166,8 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	rep.WriteText(stdout)
 	return nil
 }
+
+// exitCode ends the command with a given exit code and no further message.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit %d", int(e)) }

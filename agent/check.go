@@ -1,0 +1,133 @@
+package agent
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hotstandby/hotstandby/binlog"
+)
+
+// Exit codes of `status --check`, the monitoring-plugin convention
+// (Nagios, Icinga, keepalived's vrrp_script treats non-zero as failure).
+const (
+	CheckOK       = 0
+	CheckWarning  = 1
+	CheckCritical = 2
+	CheckUnknown  = 3
+)
+
+// CheckThresholds are the limits of `status --check`.
+type CheckThresholds struct {
+	WarnApplyLag, CritApplyLag int64         // transactions received but not applied
+	WarnSilence, CritSilence   time.Duration // since the last event or heartbeat
+}
+
+// DefaultCheckThresholds returns the defaults.
+func DefaultCheckThresholds() CheckThresholds {
+	return CheckThresholds{WarnApplyLag: 1000, CritApplyLag: 100000, WarnSilence: 10 * time.Second, CritSilence: 60 * time.Second}
+}
+
+// ApplyLagTransactions is how many transactions the applier is behind the
+// received frontier, counted per GTID domain; false when it cannot be
+// measured (no applier, or no GTIDs on one side).
+func (rep Report) ApplyLagTransactions() (int64, bool) {
+	if rep.Applied == nil || rep.Received.GTID == "" {
+		return 0, false
+	}
+	recv, err1 := binlog.ParseGTIDSet(binlog.MariaDB, rep.Received.GTID)
+	appl, err2 := binlog.ParseGTIDSet(binlog.MariaDB, rep.Applied.GTID)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	var lag int64
+	for _, part := range strings.Split(recv.String(), ",") {
+		r, _ := binlog.ParseGTID(part)
+		a := uint64(0)
+		for _, p := range strings.Split(appl.String(), ",") {
+			if g, err := binlog.ParseGTID(p); err == nil && g.Domain == r.Domain {
+				a = g.Seq
+			}
+		}
+		if r.Seq > a {
+			lag += int64(r.Seq - a)
+		}
+	}
+	return lag, true
+}
+
+// Check judges the report: the exit code and one summary line.
+func (rep Report) Check(th CheckThresholds, now time.Time) (int, string) {
+	type finding struct {
+		code int
+		text string
+	}
+	var fs []finding
+	add := func(code int, format string, args ...any) {
+		fs = append(fs, finding{code, fmt.Sprintf(format, args...)})
+	}
+	if rep.Daemon != "running" {
+		add(CheckCritical, "the daemon is not running")
+	} else if rep.Stream.State != StateStreaming {
+		msg := "stream " + rep.Stream.State
+		if rep.Stream.LastError != "" {
+			msg += ": " + rep.Stream.LastError
+		}
+		add(CheckCritical, "%s", msg)
+	} else {
+		last := rep.Stream.LastEventAt
+		if hb := rep.Stream.LastHeartbeat; hb != nil && (last == nil || hb.After(*last)) {
+			last = hb
+		}
+		if last == nil {
+			last = rep.Stream.ConnectedSince
+		}
+		if last != nil {
+			switch silent := now.Sub(*last); {
+			case silent > th.CritSilence:
+				add(CheckCritical, "nothing from the master for %s (no event, no heartbeat)", silent.Round(time.Second))
+			case silent > th.WarnSilence:
+				add(CheckWarning, "nothing from the master for %s (no event, no heartbeat)", silent.Round(time.Second))
+			}
+		}
+	}
+	if ap := rep.Applier; ap != nil {
+		switch {
+		case ap.State == "error":
+			add(CheckCritical, "applier stopped: %s", ap.LastError)
+		case len(ap.Errant) > 0:
+			add(CheckCritical, "errant transactions on the standby: %s", strings.Join(ap.Errant, ","))
+		}
+		if lag, ok := rep.ApplyLagTransactions(); ok {
+			switch {
+			case lag > th.CritApplyLag:
+				add(CheckCritical, "applier %d transactions behind", lag)
+			case lag > th.WarnApplyLag:
+				add(CheckWarning, "applier %d transactions behind", lag)
+			}
+		}
+	}
+	for _, w := range rep.Stream.Warnings {
+		add(CheckWarning, "%s", w)
+	}
+	code, worst := CheckOK, ""
+	var texts []string
+	for _, f := range fs {
+		if f.code > code {
+			code = f.code
+		}
+		texts = append(texts, f.text)
+	}
+	if len(texts) > 0 {
+		worst = strings.Join(texts, "; ")
+	}
+	label := map[int]string{CheckOK: "OK", CheckWarning: "WARNING", CheckCritical: "CRITICAL"}[code]
+	if code == CheckOK {
+		summary := fmt.Sprintf("streaming from %s, received %s", rep.Stream.Master, rep.Received.text())
+		if lag, ok := rep.ApplyLagTransactions(); ok {
+			summary += fmt.Sprintf(", applier %d transactions behind", lag)
+		}
+		return code, "OK: " + summary
+	}
+	return code, label + ": " + worst
+}
