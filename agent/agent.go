@@ -29,6 +29,7 @@ type Agent struct {
 	store   *checkpoint.Store
 	recv    *receiver
 	applier *applier.Applier // nil without a [standby] section
+	metrics *metrics
 }
 
 // New opens the agent's data directory (0700) and checkpoint store. Only one
@@ -48,7 +49,8 @@ func newAgent(cfg Config, log *slog.Logger, hooks receiverHooks) (*Agent, error)
 		}
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: log, store: store, recv: newReceiver(cfg, log, store, hooks)}
+	a := &Agent{cfg: cfg, log: log, store: store}
+	a.recv = newReceiver(cfg, log, store, hooks)
 	if cfg.Standby.Enabled() {
 		st, err := store.Load()
 		if err != nil {
@@ -60,6 +62,8 @@ func newAgent(cfg Config, log *slog.Logger, hooks receiverHooks) (*Agent, error)
 			MasterServerID: func() uint32 { return a.recv.status().Identity.ServerID },
 		}, a.recv)
 	}
+	a.metrics = newMetrics(a)
+	a.recv.metrics = a.metrics
 	return a, nil
 }
 
@@ -78,6 +82,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /status", a.serveStatus)
 		mux.HandleFunc("POST /skip", a.serveSkip)
+		mux.Handle("GET /metrics", a.metrics.handler())
+		mux.HandleFunc("GET /healthz", a.serveHealthz)
+		mux.HandleFunc("GET /readyz", a.serveReadyz)
 		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		a.log.Info("status endpoint listening", "addr", ln.Addr().String())

@@ -46,6 +46,7 @@ type receiver struct {
 
 	relay     *binlog.Relay
 	ckpt      *checkpointer
+	metrics   *metrics // nil in tests that build a receiver alone
 	identity  binlog.Identity
 	preflight bool // done once per run
 
@@ -358,6 +359,7 @@ func (r *receiver) write(ctx context.Context, conn *binlog.Conn, q *queue) error
 		if err != nil {
 			return err
 		}
+		took := time.Now()
 		var ackPos binlog.FilePos
 		var ackGTID binlog.GTIDSet
 		var nbytes uint64
@@ -383,9 +385,13 @@ func (r *receiver) write(ctx context.Context, conn *binlog.Conn, q *queue) error
 			}
 		}
 		if stored > 0 || !ackPos.IsZero() {
+			syncStart := time.Now()
 			durable, boundary, err := r.relay.Sync()
 			if err != nil {
 				return r.writeFailed(err)
+			}
+			if r.metrics != nil {
+				r.metrics.fsync.Observe(time.Since(syncStart).Seconds())
 			}
 			r.acker.SetDurable(durable)
 			r.publishDurable(boundary)
@@ -398,6 +404,9 @@ func (r *receiver) write(ctx context.Context, conn *binlog.Conn, q *queue) error
 						panic(err) // a broken invariant: never send it
 					}
 					return &binlog.SourceError{Op: "send semi-sync ACK", Err: err}
+				}
+				if r.metrics != nil {
+					r.metrics.ackLatency.Observe(time.Since(took).Seconds())
 				}
 			}
 			now := r.now()

@@ -1,0 +1,117 @@
+package agent
+
+import (
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the agent's Prometheus metrics, on a registry of its own (no
+// global state). Figures the status already holds are read from it when
+// scraped; latencies are observed where they happen.
+type metrics struct {
+	reg        *prometheus.Registry
+	fsync      prometheus.Histogram
+	ackLatency prometheus.Histogram
+}
+
+var latencyBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}
+
+func newMetrics(a *Agent) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.fsync = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "hotstandby_relay_fsync_duration_seconds", Help: "Time to make a batch of relay log writes durable (fdatasync).", Buckets: latencyBuckets})
+	m.ackLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "hotstandby_semisync_ack_latency_seconds", Help: "Time from receiving a batch that asks for an ACK to sending the ACK (write + fsync + send).", Buckets: latencyBuckets})
+	m.reg.MustRegister(m.fsync, m.ackLatency)
+	st := func() streamStatus { return a.recv.status() }
+	counter := func(name, help string, f func() float64) {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
+	}
+	gauge := func(name, help string, f func() float64) {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+	counter("hotstandby_received_events_total", "Events stored in the relay log.", func() float64 { return float64(st().Events) })
+	counter("hotstandby_received_bytes_total", "Bytes of events stored in the relay log.", func() float64 { return float64(st().Bytes) })
+	counter("hotstandby_stream_reconnects_total", "Times the stream to the master was re-established after an error.", func() float64 { return float64(st().Reconnects) })
+	counter("hotstandby_semisync_acks_total", "Semi-sync ACKs sent to the master.", func() float64 { return float64(a.recv.acker.Stats().Sent) })
+	gauge("hotstandby_stream_up", "1 while the stream from the master is established.", func() float64 { return b2f(st().State == StateStreaming) })
+	positions := []struct {
+		name string
+		pos  func() (string, uint64)
+	}{
+		{"received", func() (string, uint64) { p := st().Received; return p.File, p.Pos }},
+		{"acked", func() (string, uint64) { p := st().Acked; return p.File, p.Pos }},
+	}
+	if a.applier != nil {
+		positions = append(positions, struct {
+			name string
+			pos  func() (string, uint64)
+		}{"applied", func() (string, uint64) { p := a.applier.Status().Applied; return p.File, p.Pos }})
+		counter("hotstandby_applied_transactions_total", "Transactions committed on the standby by the applier.", func() float64 { return float64(a.applier.Status().Transactions) })
+		gauge("hotstandby_applier_up", "1 while the applier applies or waits for events; 0 when stopped, on an error or retrying.", func() float64 {
+			s := a.applier.Status().State
+			return b2f(s == "applying" || s == "waiting")
+		})
+		gauge("hotstandby_apply_lag_transactions", "Transactions received but not yet applied (by GTID sequence, per domain); NaN when unknown.", func() float64 {
+			if lag, ok := a.liveReport().ApplyLagTransactions(); ok {
+				return float64(lag)
+			}
+			return math.NaN()
+		})
+		gauge("hotstandby_errant_transactions", "GTIDs on the standby written by a server other than the master.", func() float64 { return float64(len(a.applier.Status().Errant)) })
+	}
+	for _, p := range positions {
+		p := p
+		gauge("hotstandby_"+p.name+"_binlog_file_number", "Numeric suffix of the master binlog file of the "+p.name+" frontier; NaN when unknown.", func() float64 {
+			file, _ := p.pos()
+			i := strings.LastIndexByte(file, '.')
+			n, err := strconv.ParseUint(file[i+1:], 10, 64)
+			if file == "" || err != nil {
+				return math.NaN()
+			}
+			return float64(n)
+		})
+		gauge("hotstandby_"+p.name+"_binlog_offset_bytes", "Offset in that master binlog file of the "+p.name+" frontier; NaN when unknown.", func() float64 {
+			file, pos := p.pos()
+			if file == "" {
+				return math.NaN()
+			}
+			return float64(pos)
+		})
+	}
+	return m
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// serveHealthz is liveness: the daemon answers.
+func (a *Agent) serveHealthz(w http.ResponseWriter, r *http.Request) {
+	w.Write([]byte("ok\n"))
+}
+
+// serveReadyz is readiness: streaming, and the applier (if any) healthy.
+func (a *Agent) serveReadyz(w http.ResponseWriter, r *http.Request) {
+	rep := a.liveReport()
+	switch {
+	case rep.Stream.State != StateStreaming:
+		http.Error(w, "stream "+rep.Stream.State+": "+rep.Stream.LastError, http.StatusServiceUnavailable)
+	case rep.Applier != nil && rep.Applier.State == "error":
+		http.Error(w, "applier stopped: "+rep.Applier.LastError, http.StatusServiceUnavailable)
+	default:
+		w.Write([]byte("ready\n"))
+	}
+}
