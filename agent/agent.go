@@ -30,6 +30,7 @@ type Agent struct {
 	recv    *receiver
 	applier *applier.Applier // nil without a [standby] section
 	metrics *metrics
+	monitor *monitor
 }
 
 // New opens the agent's data directory (0700) and checkpoint store. Only one
@@ -62,6 +63,7 @@ func newAgent(cfg Config, log *slog.Logger, hooks receiverHooks) (*Agent, error)
 			MasterServerID: func() uint32 { return a.recv.status().Identity.ServerID },
 		}, a.recv)
 	}
+	a.monitor = &monitor{cfg: cfg, log: log.With("component", "monitor")}
 	a.metrics = newMetrics(a)
 	a.recv.metrics = a.metrics
 	return a, nil
@@ -90,6 +92,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Info("status endpoint listening", "addr", ln.Addr().String())
 	}
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); a.monitor.run(ctx, 2*time.Second) }()
 	if a.applier != nil {
 		wg.Add(2)
 		go func() { defer wg.Done(); a.applier.Run(ctx) }()

@@ -59,6 +59,33 @@ type SemiSyncReport struct {
 	LastAckAt *time.Time `json:"last_ack_at,omitempty"`
 }
 
+// MasterReport is what the agent last measured on the master itself (the
+// "master" object); absent when the master could not be asked.
+type MasterReport struct {
+	Position      PosReport  `json:"position"`
+	SemiSync      string     `json:"semisync_status,omitempty"` // Rpl_semi_sync_master_status: ON or OFF
+	SemiSyncSince *time.Time `json:"semisync_status_since,omitempty"`
+	MeasuredAt    time.Time  `json:"measured_at"`
+}
+
+// LagReport holds lag figures, each named for how it is measured; absent
+// ones are unknown.
+type LagReport struct {
+	// ReceivedBytes is the master's position minus the received one, both
+	// in the same binlog file (SHOW MASTER STATUS as of master.measured_at).
+	ReceivedBytes *int64 `json:"received_bytes_behind_master,omitempty"`
+	// AppliedBytes is received minus applied, in the same file.
+	AppliedBytes *int64 `json:"applied_bytes_behind_received,omitempty"`
+	// AppliedTransactions counts GTID sequence numbers received but not applied.
+	AppliedTransactions *int64 `json:"applied_transactions_behind_received,omitempty"`
+}
+
+// RelayReport is the relay log on disk.
+type RelayReport struct {
+	Segments int   `json:"segments"`
+	Bytes    int64 `json:"bytes"`
+}
+
 // ApplierReport is the "applier" object (absent without a standby).
 type ApplierReport struct {
 	State         string     `json:"state"`
@@ -72,16 +99,22 @@ type ApplierReport struct {
 
 // Report is what `hotstandby status` shows, as a person's view or JSON.
 type Report struct {
-	Schema       int            `json:"schema_version"`
-	Daemon       string         `json:"daemon"` // running or stopped
-	Stream       StreamReport   `json:"stream"`
-	Received     PosReport      `json:"received"`
-	Acked        PosReport      `json:"acked"`
-	Applied      *PosReport     `json:"applied,omitempty"`
-	Applier      *ApplierReport `json:"applier,omitempty"`
-	SemiSync     SemiSyncReport `json:"semisync"`
-	CheckpointAt *time.Time     `json:"checkpoint_at,omitempty"`
-	Audit        []string       `json:"audit,omitempty"`
+	Schema   int            `json:"schema_version"`
+	Daemon   string         `json:"daemon"` // running or stopped
+	Stream   StreamReport   `json:"stream"`
+	Received PosReport      `json:"received"`
+	Acked    PosReport      `json:"acked"`
+	Applied  *PosReport     `json:"applied,omitempty"`
+	Applier  *ApplierReport `json:"applier,omitempty"`
+	// SafeToPromote is the end of the last whole transaction received:
+	// what a promotion may apply up to.
+	SafeToPromote PosReport      `json:"safe_to_promote"`
+	Master        *MasterReport  `json:"master,omitempty"`
+	Lag           LagReport      `json:"lag"`
+	Relay         *RelayReport   `json:"relay,omitempty"`
+	SemiSync      SemiSyncReport `json:"semisync"`
+	CheckpointAt  *time.Time     `json:"checkpoint_at,omitempty"`
+	Audit         []string       `json:"audit,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -123,7 +156,42 @@ func (a *Agent) liveReport() Report {
 	if entries, err := a.store.AuditLog(); err == nil {
 		rep.Audit = auditLines(entries)
 	}
+	rep.SafeToPromote = rep.Received
+	if mv := a.monitor.get(); mv.PosKnown || mv.SemiSync != "" {
+		rep.Master = &MasterReport{Position: posReport(mv.Pos), SemiSync: mv.SemiSync, SemiSyncSince: timePtr(mv.SemiSyncSince), MeasuredAt: mv.MeasuredAt}
+		if mv.PosKnown {
+			rep.Lag.ReceivedBytes = bytesBehind(rep.Master.Position, rep.Received)
+		}
+	}
+	if rep.Applied != nil {
+		rep.Lag.AppliedBytes = bytesBehind(rep.Received, *rep.Applied)
+		if n, ok := rep.ApplyLagTransactions(); ok {
+			rep.Lag.AppliedTransactions = &n
+		}
+	}
+	rep.Relay = relayUsage(a.cfg.RelayDir())
 	return rep
+}
+
+// bytesBehind is ahead minus behind when both are in the same binlog file.
+func bytesBehind(ahead, behind PosReport) *int64 {
+	if ahead.File == "" || ahead.File != behind.File || ahead.Pos == nil || behind.Pos == nil {
+		return nil
+	}
+	d := int64(*ahead.Pos) - int64(*behind.Pos)
+	return &d
+}
+
+func relayUsage(dir string) *RelayReport {
+	segs, err := binlog.ListSegments(dir)
+	if err != nil {
+		return nil
+	}
+	r := &RelayReport{Segments: len(segs)}
+	for _, s := range segs {
+		r.Bytes += s.Size
+	}
+	return r
 }
 
 func auditLines(entries []checkpoint.AuditEntry) []string {
@@ -160,6 +228,8 @@ func storedReport(cfg Config) (Report, error) {
 		rep.Acked = posReport(binlog.Position{FilePos: st.Acked})
 	}
 	rep.CheckpointAt = timePtr(st.UpdatedAt)
+	rep.SafeToPromote = rep.Received
+	rep.Relay = relayUsage(cfg.RelayDir())
 	if cfg.Standby.Enabled() {
 		applied := posReport(st.Applied.Pos)
 		rep.Applied = &applied
@@ -250,6 +320,33 @@ func (rep Report) WriteText(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "semi-sync:   %s\n", ss)
+	if m := rep.Master; m != nil {
+		line := "position " + m.Position.text()
+		if m.SemiSync != "" {
+			line += ", semi-sync " + m.SemiSync
+			if m.SemiSyncSince != nil {
+				line += " since " + m.SemiSyncSince.Format(time.RFC3339)
+			}
+			if m.SemiSync == "OFF" {
+				line += " (fell back to asynchronous: a failover now may lose committed transactions)"
+			}
+		}
+		fmt.Fprintf(w, "on master:   %s (measured %s)\n", line, m.MeasuredAt.Format(time.RFC3339))
+	} else if rep.Daemon == "running" {
+		fmt.Fprintf(w, "on master:   unknown (the master could not be asked)\n")
+	}
+	lag := func(p *int64, unit string) string {
+		if p == nil {
+			return "unknown"
+		}
+		return fmt.Sprintf("%d %s", *p, unit)
+	}
+	fmt.Fprintf(w, "lag:         received %s behind the master's SHOW MASTER STATUS; applied %s / %s behind received\n",
+		lag(rep.Lag.ReceivedBytes, "bytes"), lag(rep.Lag.AppliedBytes, "bytes"), lag(rep.Lag.AppliedTransactions, "transactions"))
+	fmt.Fprintf(w, "promotable:  up to %s\n", rep.SafeToPromote.text())
+	if rep.Relay != nil {
+		fmt.Fprintf(w, "relay log:   %d segments, %d bytes\n", rep.Relay.Segments, rep.Relay.Bytes)
+	}
 	if rep.Stream.Events != nil {
 		fmt.Fprintf(w, "received:    %d events, %d bytes, %d reconnects\n", *rep.Stream.Events, *rep.Stream.Bytes, *rep.Stream.Reconnects)
 	}

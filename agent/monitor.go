@@ -1,0 +1,100 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hotstandby/hotstandby/binlog"
+)
+
+// masterView is what the monitor last measured on the master.
+type masterView struct {
+	Pos           binlog.Position // SHOW MASTER STATUS and @@gtid_binlog_pos
+	PosKnown      bool
+	SemiSync      string // Rpl_semi_sync_master_status: ON, OFF, or "" unknown
+	SemiSyncSince time.Time
+	MeasuredAt    time.Time
+	Err           string
+}
+
+// monitor polls the master on a connection of its own: its current position
+// (for lag in bytes) and whether it is in semi-sync mode or fell back to
+// asynchronous replication, and since when.
+type monitor struct {
+	cfg Config
+	log *slog.Logger
+
+	mu   sync.Mutex // mu guards the field below
+	view masterView
+}
+
+func (m *monitor) get() masterView {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.view
+}
+
+func (m *monitor) run(ctx context.Context, every time.Duration) {
+	var conn *binlog.Conn
+	defer func() {
+		if conn != nil {
+			conn.Quit()
+		}
+	}()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if conn == nil {
+			c, err := binlog.Dial(ctx, binlog.SourceConfig{Addr: m.cfg.Master.Addr(), User: m.cfg.Master.User, Password: m.cfg.MasterPassword(),
+				ConnectTimeout: m.cfg.Master.ConnectTimeout.Duration, ReadTimeout: m.cfg.Master.ReadTimeout.Duration})
+			if err != nil {
+				m.mu.Lock()
+				m.view.Err, m.view.PosKnown, m.view.SemiSync = err.Error(), false, ""
+				m.mu.Unlock()
+			} else {
+				conn = c
+			}
+		}
+		if conn != nil && !m.poll(conn) {
+			conn.Close()
+			conn = nil
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// poll measures once; false means the connection is broken.
+func (m *monitor) poll(conn *binlog.Conn) bool {
+	now := time.Now()
+	pos, posErr := conn.MasterStatus()
+	rows, err := conn.Query("SHOW GLOBAL STATUS WHERE Variable_name IN ('Rpl_semi_sync_master_status', 'Rpl_semi_sync_source_status')")
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err != nil {
+		m.view.Err = err.Error()
+		return false
+	}
+	state := ""
+	for _, r := range rows {
+		state = strings.ToUpper(r[1])
+	}
+	if state != m.view.SemiSync {
+		if m.view.SemiSync != "" || state != "" {
+			m.log.Info("master semi-sync status", "status", state, "was", m.view.SemiSync)
+		}
+		m.view.SemiSync, m.view.SemiSyncSince = state, now
+	}
+	m.view.PosKnown = posErr == nil
+	if posErr == nil {
+		m.view.Pos = pos
+	}
+	m.view.MeasuredAt, m.view.Err = now, ""
+	return true
+}
