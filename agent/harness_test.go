@@ -577,3 +577,6 @@ func tableRows(t *testing.T, s *sandbox.Server, table, order string) []string {
 	}
 	return out
 }
+
+// interruptSignal stops the agent process cleanly.
+var interruptSignal = os.Interrupt

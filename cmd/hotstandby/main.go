@@ -39,6 +39,8 @@ commands:
                                    --check: one line, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
   skip     --config FILE --gtid G  skip the transaction the applier is stopped on (recorded)
   verify   --config FILE           compare every table of master and standby
+  relay    list --config FILE [--json]           the relay segments: GTIDs, positions, applied or not
+  relay    show --config FILE --gtid G | --from FILE:POS [-v]  transactions, events, tables, rows
   sandbox  up|down --dir DIR       start/stop a local master and standby (demo)
 `
 
@@ -62,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdSkip(args[1:], stdout, stderr)
 	case "verify":
 		err = cmdVerify(args[1:], stdout, stderr)
+	case "relay":
+		err = cmdRelay(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -1,0 +1,186 @@
+package agent
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/replication"
+
+	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/checkpoint"
+)
+
+// SegmentInfo is one line of `hotstandby relay list`.
+type SegmentInfo struct {
+	Seq        uint64 `json:"seq"`
+	Path       string `json:"path"`
+	Bytes      int64  `json:"bytes"`
+	MasterFile string `json:"master_file"`
+	FirstPos   uint64 `json:"first_pos"`
+	LastPos    uint64 `json:"last_pos"` // end of the last whole event
+	// LastTxnEnd is the end of the segment's last whole transaction (0: none).
+	LastTxnEnd uint64 `json:"last_transaction_end,omitempty"`
+	FirstGTID  string `json:"first_gtid,omitempty"`
+	LastGTID   string `json:"last_gtid,omitempty"`
+	// Applied: "yes" (every transaction), "partly", "no", or "unknown".
+	Applied string `json:"applied"`
+}
+
+// RelayList describes the relay segments. It only reads, and works whether
+// the daemon runs or not.
+func RelayList(cfg Config) ([]SegmentInfo, error) {
+	applied := appliedFrontier(cfg)
+	var out []SegmentInfo
+	tr := binlog.NewTxnTracker(binlog.NewGTIDSet(binlog.MariaDB))
+	err := binlog.ScanRelay(cfg.RelayDir(), func(e binlog.RelayEvent) error {
+		wasIn := tr.InTransaction() || e.Header.Type == binlog.MariaGTIDEvent
+		if len(out) == 0 || out[len(out)-1].Seq != e.Segment.Seq {
+			out = append(out, SegmentInfo{Seq: e.Segment.Seq, Path: e.Segment.Path, Bytes: e.Segment.Size, MasterFile: e.Segment.MasterFile, FirstPos: e.Header.Start()})
+		}
+		s := &out[len(out)-1]
+		s.LastPos = uint64(e.Header.LogPos)
+		if end, _ := tr.Feed(e.Raw, e.Checksummed); end && wasIn && e.Header.Type != binlog.MariaGTIDEvent {
+			s.LastTxnEnd = uint64(e.Header.LogPos)
+		}
+		if e.Header.Type == binlog.MariaGTIDEvent {
+			g, _, _, _ := binlog.MariaGTID(e.Raw, e.Header)
+			if s.FirstGTID == "" {
+				s.FirstGTID = g.String()
+			}
+			s.LastGTID = g.String()
+		}
+		return nil
+	})
+	for i := range out {
+		switch {
+		case !cfg.Standby.Enabled() || applied == nil:
+			out[i].Applied = "unknown"
+		case out[i].Seq < applied.Segment || (out[i].Seq == applied.Segment && out[i].LastTxnEnd <= applied.Pos.Pos):
+			out[i].Applied = "yes"
+		case out[i].Seq == applied.Segment:
+			out[i].Applied = "partly"
+		default:
+			out[i].Applied = "no"
+		}
+	}
+	return out, err
+}
+
+// appliedFrontier is the applied frontier: from the running daemon, else from
+// the checkpoint; nil when unknown.
+func appliedFrontier(cfg Config) *binlog.Frontier {
+	store, err := checkpoint.Open(cfg.CheckpointPath(), true)
+	if err != nil {
+		return nil // running (locked) or never run
+	}
+	defer store.Close()
+	st, err := store.Load()
+	if err != nil || st.Applied.Segment == 0 {
+		return nil
+	}
+	return &st.Applied
+}
+
+// RelayShowOptions select what `hotstandby relay show` prints.
+type RelayShowOptions struct {
+	GTID    string         // one transaction
+	From    binlog.FilePos // transactions starting at or after this position
+	Limit   int            // at most this many transactions (From)
+	Verbose bool           // decode rows, like mariadb-binlog -v
+}
+
+// RelayShow prints transactions of the relay log: GTID, position, time,
+// events and tables touched, and with Verbose the rows.
+func RelayShow(cfg Config, opt RelayShowOptions, w io.Writer) error {
+	parser := replication.NewBinlogParser()
+	parser.SetVerifyChecksum(false) // verified when stored and when read
+	var fde []byte
+	shown, inTxn, found := 0, false, false
+	err := binlog.ScanRelay(cfg.RelayDir(), func(e binlog.RelayEvent) error {
+		if fde == nil || string(fde) != string(e.FDE) {
+			fde = append([]byte(nil), e.FDE...)
+			if _, err := parser.Parse(fde); err != nil {
+				return fmt.Errorf("relay show: format description of %s: %w", e.Segment.Path, err)
+			}
+		}
+		h := e.Header
+		if h.Type == binlog.MariaGTIDEvent {
+			g, _, _, _ := binlog.MariaGTID(e.Raw, h)
+			inTxn = false
+			switch {
+			case opt.GTID != "":
+				inTxn = g.String() == opt.GTID
+			case !opt.From.IsZero():
+				if c, err := (binlog.FilePos{File: e.File, Pos: h.Start()}).Compare(opt.From); err == nil && c >= 0 {
+					inTxn = shown < opt.Limit
+				}
+			}
+			if inTxn {
+				found = true
+				shown++
+				fmt.Fprintf(w, "GTID %s at %s:%d  %s  (relay segment %d offset %d)\n", g, e.File, h.Start(),
+					time.Unix(int64(h.Timestamp), 0).UTC().Format(time.RFC3339), e.Segment.Seq, e.Offset)
+			}
+			return nil
+		}
+		if !inTxn {
+			if opt.GTID != "" && found {
+				return binlog.ErrStopScan
+			}
+			return nil
+		}
+		// go-mysql keeps slices of the event (a table map's column types):
+		// give it a copy, the reader reuses its buffer.
+		ev, err := parser.Parse(append([]byte(nil), e.Raw...))
+		if err != nil {
+			return fmt.Errorf("relay show: event at %s:%d: %w", e.File, h.Start(), err)
+		}
+		fmt.Fprintf(w, "  %s:%d  %s", e.File, h.Start(), ev.Header.EventType)
+		switch x := ev.Event.(type) {
+		case *replication.TableMapEvent:
+			fmt.Fprintf(w, "  %s.%s", x.Schema, x.Table)
+		case *replication.QueryEvent:
+			fmt.Fprintf(w, "  %s", strings.Join(strings.Fields(string(x.Query)), " "))
+		case *replication.RowsEvent:
+			fmt.Fprintf(w, "  %s.%s, %d row images", x.Table.Schema, x.Table.Table, len(x.Rows))
+			if opt.Verbose {
+				for _, row := range x.Rows {
+					fmt.Fprintf(w, "\n    ###")
+					for i, v := range row {
+						fmt.Fprintf(w, " @%d=%v", i+1, printable(v))
+					}
+				}
+			}
+		}
+		fmt.Fprintln(w)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("relay show: no transaction %s in the relay log %s", describeSelection(opt), cfg.RelayDir())
+	}
+	return nil
+}
+
+func describeSelection(opt RelayShowOptions) string {
+	if opt.GTID != "" {
+		return "with GTID " + opt.GTID
+	}
+	return "from " + opt.From.String()
+}
+
+func printable(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "NULL"
+	case []byte:
+		return fmt.Sprintf("%q", x)
+	case string:
+		return fmt.Sprintf("%q", x)
+	}
+	return fmt.Sprint(v)
+}
