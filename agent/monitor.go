@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ type masterView struct {
 	SemiSync      string // Rpl_semi_sync_master_status: ON, OFF, or "" unknown
 	SemiSyncSince time.Time
 	MeasuredAt    time.Time
+	ClockOffset   time.Duration // the master's clock minus ours, at MeasuredAt
 	Err           string
 }
 
@@ -84,6 +86,11 @@ func (m *monitor) poll(conn *binlog.Conn) bool {
 	state := ""
 	for _, r := range rows {
 		state = strings.ToUpper(r[1])
+	}
+	if clock, err := conn.Query("SELECT UNIX_TIMESTAMP(NOW(6))"); err == nil && len(clock) == 1 {
+		if f, err := strconv.ParseFloat(clock[0][0], 64); err == nil {
+			m.view.ClockOffset = time.Duration(f*float64(time.Second)) - time.Duration(now.UnixNano())
+		}
 	}
 	if state != m.view.SemiSync {
 		if m.view.SemiSync != "" || state != "" {

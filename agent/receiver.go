@@ -88,6 +88,7 @@ type streamStatus struct {
 	ReceivedEvent  binlog.FilePos  // end of the last event durable
 	Acked          binlog.Position
 	LastEventAt    time.Time
+	LastEventTS    uint32 // header timestamp (master clock) of the last stored transaction event
 	LastHeartbeat  time.Time
 	Events         uint64
 	Bytes          uint64
@@ -363,6 +364,7 @@ func (r *receiver) write(ctx context.Context, conn *binlog.Conn, q *queue) error
 		var ackPos binlog.FilePos
 		var ackGTID binlog.GTIDSet
 		var nbytes uint64
+		var lastTS uint32
 		stored := 0
 		for i := range b.items {
 			w, err := r.relay.Write(b.event(i))
@@ -376,6 +378,9 @@ func (r *receiver) write(ctx context.Context, conn *binlog.Conn, q *queue) error
 			if w.Stored {
 				stored++
 				nbytes += uint64(b.items[i].n)
+				if w.Boundary && w.Header.Timestamp != 0 {
+					lastTS = w.Header.Timestamp
+				}
 				if b.items[i].ackWanted {
 					ackPos = w.End
 					if w.Boundary {
@@ -416,6 +421,9 @@ func (r *receiver) write(ctx context.Context, conn *binlog.Conn, q *queue) error
 					s.Acked = binlog.Position{FilePos: ackPos, GTID: ackGTID}
 				}
 				s.LastEventAt = now
+				if lastTS != 0 {
+					s.LastEventTS = lastTS
+				}
 				s.Events += uint64(stored)
 				s.Bytes += nbytes
 			})

@@ -78,6 +78,16 @@ type LagReport struct {
 	AppliedBytes *int64 `json:"applied_bytes_behind_received,omitempty"`
 	// AppliedTransactions counts GTID sequence numbers received but not applied.
 	AppliedTransactions *int64 `json:"applied_transactions_behind_received,omitempty"`
+	// AppliedSeconds is the master commit time (event timestamp) of the
+	// newest received transaction minus that of the last applied one; 0
+	// when everything received is applied. Not the time since the last
+	// event: an idle master is not lag.
+	AppliedSeconds *int64 `json:"applied_seconds_behind_received_by_event_time,omitempty"`
+	// ReceivedSeconds is the master's clock (read by the monitor) minus the
+	// commit time of the newest received transaction, when the master is
+	// ahead of what was received; 0 when received equals the master's
+	// position.
+	ReceivedSeconds *int64 `json:"received_seconds_behind_master_clock,omitempty"`
 }
 
 // RelayReport is the relay log on disk.
@@ -161,12 +171,33 @@ func (a *Agent) liveReport() Report {
 		rep.Master = &MasterReport{Position: posReport(mv.Pos), SemiSync: mv.SemiSync, SemiSyncSince: timePtr(mv.SemiSyncSince), MeasuredAt: mv.MeasuredAt}
 		if mv.PosKnown {
 			rep.Lag.ReceivedBytes = bytesBehind(rep.Master.Position, rep.Received)
+			var secs int64
+			if rep.Lag.ReceivedBytes == nil || *rep.Lag.ReceivedBytes != 0 {
+				if st.LastEventTS == 0 {
+					secs = -1
+				} else {
+					masterNow := time.Now().Add(mv.ClockOffset)
+					secs = int64(masterNow.Sub(time.Unix(int64(st.LastEventTS), 0)).Seconds())
+				}
+			}
+			if secs >= 0 {
+				rep.Lag.ReceivedSeconds = &secs
+			}
 		}
 	}
 	if rep.Applied != nil {
 		rep.Lag.AppliedBytes = bytesBehind(rep.Received, *rep.Applied)
 		if n, ok := rep.ApplyLagTransactions(); ok {
 			rep.Lag.AppliedTransactions = &n
+			as := a.applier.Status()
+			switch {
+			case n == 0:
+				zero := int64(0)
+				rep.Lag.AppliedSeconds = &zero
+			case as.AppliedEventTS != 0 && st.LastEventTS >= as.AppliedEventTS:
+				d := int64(st.LastEventTS - as.AppliedEventTS)
+				rep.Lag.AppliedSeconds = &d
+			}
 		}
 	}
 	rep.Relay = relayUsage(a.cfg.RelayDir())
@@ -341,8 +372,10 @@ func (rep Report) WriteText(w io.Writer) {
 		}
 		return fmt.Sprintf("%d %s", *p, unit)
 	}
-	fmt.Fprintf(w, "lag:         received %s behind the master's SHOW MASTER STATUS; applied %s / %s behind received\n",
-		lag(rep.Lag.ReceivedBytes, "bytes"), lag(rep.Lag.AppliedBytes, "bytes"), lag(rep.Lag.AppliedTransactions, "transactions"))
+	fmt.Fprintf(w, "lag:         received %s behind the master's SHOW MASTER STATUS, %s by the master's clock\n",
+		lag(rep.Lag.ReceivedBytes, "bytes"), lag(rep.Lag.ReceivedSeconds, "s"))
+	fmt.Fprintf(w, "             applied %s / %s / %s (by commit timestamps) behind received\n",
+		lag(rep.Lag.AppliedBytes, "bytes"), lag(rep.Lag.AppliedTransactions, "transactions"), lag(rep.Lag.AppliedSeconds, "s"))
 	fmt.Fprintf(w, "promotable:  up to %s\n", rep.SafeToPromote.text())
 	if rep.Relay != nil {
 		fmt.Fprintf(w, "relay log:   %d segments, %d bytes\n", rep.Relay.Segments, rep.Relay.Bytes)

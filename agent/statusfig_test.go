@@ -46,7 +46,8 @@ func TestStatusFiguresMatchServers(t *testing.T) {
 	if r.Master.Position.File != mpos.File || r.Master.Position.GTID != mgtid || r.Master.SemiSync != "ON" {
 		t.Fatalf("master as status sees it %+v; SHOW MASTER STATUS %s, gtid %s", r.Master, mpos, mgtid)
 	}
-	if r.Lag.ReceivedBytes == nil || *r.Lag.ReceivedBytes != 0 || r.Lag.AppliedTransactions == nil || *r.Lag.AppliedTransactions != 0 {
+	if r.Lag.ReceivedBytes == nil || *r.Lag.ReceivedBytes != 0 || r.Lag.AppliedTransactions == nil || *r.Lag.AppliedTransactions != 0 ||
+		r.Lag.AppliedSeconds == nil || *r.Lag.AppliedSeconds != 0 || r.Lag.ReceivedSeconds == nil || *r.Lag.ReceivedSeconds != 0 {
 		t.Fatalf("lag while caught up: %+v", r.Lag)
 	}
 	if r.SafeToPromote.GTID != mgtid || r.Applied.GTID != mgtid || r.Relay == nil || r.Relay.Bytes == 0 {
@@ -64,8 +65,13 @@ func TestStatusFiguresMatchServers(t *testing.T) {
 		r = statusJSON(t, e.cfgPath)
 		return r.Received.GTID == mgtid && r.Lag.AppliedTransactions != nil && *r.Lag.AppliedTransactions == 25
 	})
-	if *r.Lag.AppliedBytes <= 0 {
-		t.Fatalf("applied bytes behind = %d with 25 transactions unapplied", *r.Lag.AppliedBytes)
+	if *r.Lag.AppliedBytes <= 0 || r.Lag.AppliedSeconds == nil || *r.Lag.AppliedSeconds < 0 {
+		t.Fatalf("lag with 25 transactions unapplied: %+v", r.Lag)
+	}
+	// --watch redraws with a sparkline of the applier lag.
+	out, err := exec.Command(hsBinary, "status", "--watch", "--frames", "2", "--interval", "100ms", "--config", e.cfgPath).Output()
+	if err != nil || strings.Count(string(out), "\033[H\033[2J") != 2 || !strings.Contains(string(out), "applier lag, last") || !strings.Contains(string(out), "(max 25)") {
+		t.Fatalf("status --watch: %v\n%s", err, out)
 	}
 	// The master falls back to asynchronous replication.
 	e.exec("SET GLOBAL rpl_semi_sync_master_enabled = OFF")
@@ -73,7 +79,7 @@ func TestStatusFiguresMatchServers(t *testing.T) {
 		r = statusJSON(t, e.cfgPath)
 		return r.Master != nil && r.Master.SemiSync == "OFF"
 	})
-	out, _ := exec.Command(hsBinary, "status", "--config", e.cfgPath).Output()
+	out, _ = exec.Command(hsBinary, "status", "--config", e.cfgPath).Output()
 	if !strings.Contains(string(out), "fell back to asynchronous") {
 		t.Fatalf("status text does not say the master fell back:\n%s", out)
 	}

@@ -61,9 +61,12 @@ type Status struct {
 	AppliedAt    time.Time
 	Frontier     binlog.Frontier // the same, in the relay log
 	Transactions uint64
-	LastError    string
-	FailedGTID   string
-	Errant       []string // GTIDs on the standby from servers other than the master
+	// AppliedEventTS is the master's commit timestamp (event header) of the
+	// last transaction applied.
+	AppliedEventTS uint32
+	LastError      string
+	FailedGTID     string
+	Errant         []string // GTIDs on the standby from servers other than the master
 }
 
 // Applier applies the relay log to the standby.

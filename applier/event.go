@@ -119,6 +119,8 @@ func (s *session) event(ctx context.Context, ev []byte, after binlog.Frontier, s
 		return s.fail(after, fmt.Sprintf("event type %d", h.Type), fmt.Errorf("the applier does not support this event (statement-based replication with user variables or XA?); use binlog_format=ROW"))
 	}
 	if boundary && s.gtid.Seq != 0 {
+		ts := h.Timestamp
+		s.a.update(func(st *Status) { st.AppliedEventTS = ts })
 		s.done(after, state, true)
 	}
 	return nil

@@ -136,6 +136,9 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print JSON (schema_version 1)")
 	check := fs.Bool("check", false, "monitoring mode: one line, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN")
+	watch := fs.Bool("watch", false, "refresh in place, with the applier lag over the last minutes as a sparkline")
+	interval := fs.Duration("interval", time.Second, "--watch: time between refreshes")
+	frames := fs.Int("frames", 0, "--watch: stop after this many refreshes (0: until interrupted)")
 	th := agent.DefaultCheckThresholds()
 	fs.Int64Var(&th.WarnApplyLag, "warn-apply-lag", th.WarnApplyLag, "--check: WARNING when the applier is more than this many transactions behind")
 	fs.Int64Var(&th.CritApplyLag, "crit-apply-lag", th.CritApplyLag, "--check: CRITICAL when the applier is more than this many transactions behind")
@@ -148,6 +151,9 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 			return exitCode(agent.CheckUnknown)
 		}
 		return err
+	}
+	if *watch {
+		return watchStatus(cfg, *interval, *frames, stdout)
 	}
 	rep, err := agent.Status(context.Background(), cfg)
 	if *check {
