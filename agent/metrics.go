@@ -65,6 +65,16 @@ func newMetrics(a *Agent) *metrics {
 		})
 		gauge("hotstandby_errant_transactions", "GTIDs on the standby written by a server other than the master.", func() float64 { return float64(len(a.applier.Status().Errant)) })
 	}
+	m.reg.MustRegister(errorsCollector{a})
+	gauge("hotstandby_master_semisync_up", "1 while the master reports Rpl_semi_sync_master_status=ON, 0 when it fell back to asynchronous; NaN when unknown.", func() float64 {
+		switch a.monitor.get().SemiSync {
+		case "ON":
+			return 1
+		case "OFF":
+			return 0
+		}
+		return math.NaN()
+	})
 	for _, p := range positions {
 		p := p
 		gauge("hotstandby_"+p.name+"_binlog_file_number", "Numeric suffix of the master binlog file of the "+p.name+" frontier; NaN when unknown.", func() float64 {
@@ -113,5 +123,25 @@ func (a *Agent) serveReadyz(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "applier stopped: "+rep.Applier.LastError, http.StatusServiceUnavailable)
 	default:
 		w.Write([]byte("ready\n"))
+	}
+}
+
+// errorsCollector exports hotstandby_errors_total by kind.
+type errorsCollector struct{ a *Agent }
+
+var errorsDesc = prometheus.NewDesc("hotstandby_errors_total",
+	"Errors by kind: stream (connection to the master lost), checksum (event damaged on the wire), apply (the applier stopped), standby (connection to the standby lost).",
+	[]string{"kind"}, nil)
+
+func (c errorsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- errorsDesc }
+
+func (c errorsCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.a.recv.status()
+	ch <- prometheus.MustNewConstMetric(errorsDesc, prometheus.CounterValue, float64(st.Reconnects), "stream")
+	ch <- prometheus.MustNewConstMetric(errorsDesc, prometheus.CounterValue, float64(st.ChecksumErrors), "checksum")
+	if c.a.applier != nil {
+		as := c.a.applier.Status()
+		ch <- prometheus.MustNewConstMetric(errorsDesc, prometheus.CounterValue, float64(as.Errors), "apply")
+		ch <- prometheus.MustNewConstMetric(errorsDesc, prometheus.CounterValue, float64(as.Retries), "standby")
 	}
 }

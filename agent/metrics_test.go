@@ -109,6 +109,12 @@ func TestMetricsAndHealth(t *testing.T) {
 	if value(t, fams, "hotstandby_stream_up") != 1 || value(t, fams, "hotstandby_applier_up") != 1 {
 		t.Error("stream_up or applier_up is not 1")
 	}
+	if f := fams["hotstandby_errors_total"]; f == nil || len(f.Metric) != 4 {
+		t.Errorf("hotstandby_errors_total by kind: %v", f)
+	}
+	waitFor(t, "the master's semi-sync state in the metrics", 10*time.Second, func() bool {
+		return value(t, scrape(t, addr), "hotstandby_master_semisync_up") == 1
+	})
 	for _, path := range []string{"/healthz", "/readyz"} {
 		resp, err := http.Get("http://" + addr + path)
 		if err != nil || resp.StatusCode != 200 {

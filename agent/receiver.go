@@ -93,6 +93,7 @@ type streamStatus struct {
 	Events         uint64
 	Bytes          uint64
 	Reconnects     uint64
+	ChecksumErrors uint64
 	Warnings       []string
 }
 
@@ -444,6 +445,7 @@ func (r *receiver) write(ctx context.Context, conn *binlog.Conn, q *queue) error
 func (r *receiver) writeFailed(err error) error {
 	if errors.Is(err, binlog.ErrChecksum) {
 		r.log.Error("event failed its checksum; not stored, will re-read it from the master", "err", err)
+		r.update(func(s *streamStatus) { s.ChecksumErrors++ })
 	}
 	return &binlog.SourceError{Op: "relay log", Err: err}
 }

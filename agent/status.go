@@ -111,6 +111,7 @@ type ApplierReport struct {
 type Report struct {
 	Schema   int            `json:"schema_version"`
 	Daemon   string         `json:"daemon"` // running or stopped
+	Role     string         `json:"role"`   // standby (promotion is not built yet)
 	Stream   StreamReport   `json:"stream"`
 	Received PosReport      `json:"received"`
 	Acked    PosReport      `json:"acked"`
@@ -138,7 +139,7 @@ func timePtr(t time.Time) *time.Time {
 func (a *Agent) liveReport() Report {
 	st := a.recv.status()
 	ack := a.recv.acker.Stats()
-	rep := Report{Schema: ReportSchemaVersion, Daemon: "running"}
+	rep := Report{Schema: ReportSchemaVersion, Daemon: "running", Role: "standby"}
 	rep.Stream = StreamReport{
 		State: st.State, Master: a.cfg.Master.Addr(),
 		ConnectedSince: timePtr(st.ConnectedSince), LastEventAt: timePtr(st.LastEventAt),
@@ -235,7 +236,7 @@ func auditLines(entries []checkpoint.AuditEntry) []string {
 
 // storedReport builds the report of a stopped daemon from the checkpoint.
 func storedReport(cfg Config) (Report, error) {
-	rep := Report{Schema: ReportSchemaVersion, Daemon: "stopped"}
+	rep := Report{Schema: ReportSchemaVersion, Daemon: "stopped", Role: "standby"}
 	rep.Stream = StreamReport{State: StateStopped, Master: cfg.Master.Addr()}
 	rep.SemiSync.Enabled = cfg.SemiSync.Enabled
 	store, err := checkpoint.Open(cfg.CheckpointPath(), true)
@@ -308,7 +309,7 @@ func fetchReport(ctx context.Context, addr string) (Report, error) {
 
 // WriteText prints the report for a person.
 func (rep Report) WriteText(w io.Writer) {
-	fmt.Fprintf(w, "daemon:      %s\n", rep.Daemon)
+	fmt.Fprintf(w, "daemon:      %s (role: %s)\n", rep.Daemon, rep.Role)
 	master := rep.Stream.Master
 	if rep.Stream.MasterServerID != nil {
 		master += fmt.Sprintf(" (%s, server_id %d)", rep.Stream.Flavor, *rep.Stream.MasterServerID)

@@ -64,9 +64,12 @@ type Status struct {
 	// AppliedEventTS is the master's commit timestamp (event header) of the
 	// last transaction applied.
 	AppliedEventTS uint32
-	LastError      string
-	FailedGTID     string
-	Errant         []string // GTIDs on the standby from servers other than the master
+	// Errors counts apply errors (the applier stopped), Retries lost
+	// standby connections.
+	Errors, Retries uint64
+	LastError       string
+	FailedGTID      string
+	Errant          []string // GTIDs on the standby from servers other than the master
 }
 
 // Applier applies the relay log to the standby.
@@ -159,7 +162,7 @@ func (a *Applier) Run(ctx context.Context) error {
 		var ae *ApplyError
 		if errors.As(err, &ae) {
 			a.log.Error("applier stopped: fix the standby, or skip the transaction explicitly with `hotstandby skip --gtid "+ae.GTID+"`", "err", err)
-			a.update(func(s *Status) { s.State, s.LastError, s.FailedGTID = StateError, err.Error(), ae.GTID })
+			a.update(func(s *Status) { s.State, s.LastError, s.FailedGTID = StateError, err.Error(), ae.GTID; s.Errors++ })
 			select {
 			case g := <-a.skip:
 				pendingSkip = g
@@ -174,7 +177,7 @@ func (a *Applier) Run(ctx context.Context) error {
 			continue // on purpose: at once, and nothing to warn about
 		}
 		a.log.Warn("standby connection lost; retrying", "err", err, "retry_in", a.cfg.Retry)
-		a.update(func(s *Status) { s.State, s.LastError = StateRetrying, err.Error() })
+		a.update(func(s *Status) { s.State, s.LastError = StateRetrying, err.Error(); s.Retries++ })
 		select {
 		case <-time.After(a.cfg.Retry):
 		case <-ctx.Done():
