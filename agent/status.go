@@ -92,8 +92,10 @@ type LagReport struct {
 
 // RelayReport is the relay log on disk.
 type RelayReport struct {
-	Segments int   `json:"segments"`
-	Bytes    int64 `json:"bytes"`
+	Segments int `json:"segments"`
+	// Bytes is the disk space the segments take, the live segment's
+	// preallocated tail included.
+	Bytes int64 `json:"bytes_on_disk"`
 }
 
 // ApplierReport is the "applier" object (absent without a standby).
@@ -379,7 +381,7 @@ func (rep Report) WriteText(w io.Writer) {
 		lag(rep.Lag.AppliedBytes, "bytes"), lag(rep.Lag.AppliedTransactions, "transactions"), lag(rep.Lag.AppliedSeconds, "s"))
 	fmt.Fprintf(w, "promotable:  up to %s\n", rep.SafeToPromote.text())
 	if rep.Relay != nil {
-		fmt.Fprintf(w, "relay log:   %d segments, %d bytes\n", rep.Relay.Segments, rep.Relay.Bytes)
+		fmt.Fprintf(w, "relay log:   %d segments, %d bytes on disk (the live segment is preallocated ahead of its data)\n", rep.Relay.Segments, rep.Relay.Bytes)
 	}
 	if rep.Stream.Events != nil {
 		fmt.Fprintf(w, "received:    %d events, %d bytes, %d reconnects\n", *rep.Stream.Events, *rep.Stream.Bytes, *rep.Stream.Reconnects)
