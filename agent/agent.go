@@ -95,9 +95,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); a.monitor.run(ctx, 2*time.Second) }()
 	if a.applier != nil {
-		wg.Add(2)
+		wg.Add(3)
 		go func() { defer wg.Done(); a.applier.Run(ctx) }()
 		go func() { defer wg.Done(); a.mirrorApplied(ctx) }()
+		go func() { defer wg.Done(); a.purgeLoop(ctx, purgeEvery(a.cfg.Relay.Retention.Duration)) }()
 	}
 	err := a.recv.run(ctx)
 	cancel()
@@ -108,6 +109,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		scancel()
 	}
 	return err
+}
+
+// purgeEvery is how often to look for segments to purge: a minute, or
+// sooner for short retentions.
+func purgeEvery(retention time.Duration) time.Duration {
+	return max(min(time.Minute, retention/2), 200*time.Millisecond)
 }
 
 // mirrorApplied copies the applier's frontier into the checkpoint store once

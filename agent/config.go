@@ -89,6 +89,11 @@ type RelayConfig struct {
 	// CheckpointInterval is how often the received/acked frontiers are
 	// written to the checkpoint store.
 	CheckpointInterval Duration `toml:"checkpoint_interval"`
+	// Retention keeps a closed, fully applied segment at least this long
+	// after its last write before it is deleted. Segments are deleted only
+	// with a [standby] (the applier says what is applied); a stream-only
+	// agent keeps them all.
+	Retention Duration `toml:"retention"`
 }
 
 // StatusConfig is the [status] section.
@@ -155,7 +160,7 @@ func DefaultConfig() Config {
 			ReadTimeout:    Duration{5 * time.Second},
 		},
 		SemiSync:  SemiSyncConfig{Enabled: true},
-		Relay:     RelayConfig{SegmentSizeMB: 256, CheckpointInterval: Duration{250 * time.Millisecond}},
+		Relay:     RelayConfig{SegmentSizeMB: 256, CheckpointInterval: Duration{250 * time.Millisecond}, Retention: Duration{24 * time.Hour}},
 		Status:    StatusConfig{Listen: "127.0.0.1:8910"},
 		Reconnect: ReconnectConfig{Initial: Duration{100 * time.Millisecond}, Max: Duration{10 * time.Second}},
 		Log:       LogConfig{MaxSizeMB: 100, Backups: 5, Level: "info", Format: "text"},
@@ -245,6 +250,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Relay.SegmentSizeMB < 1 {
 		return fmt.Errorf("relay.segment_size_mb = %d: want at least 1", c.Relay.SegmentSizeMB)
+	}
+	if c.Relay.Retention.Duration < 0 {
+		return fmt.Errorf("relay.retention = %s: want 0 or more", c.Relay.Retention)
 	}
 	if c.Relay.CheckpointInterval.Duration <= 0 {
 		return fmt.Errorf("relay.checkpoint_interval = %s: want a positive duration", c.Relay.CheckpointInterval)
