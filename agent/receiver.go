@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -198,9 +201,11 @@ func (r *receiver) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.killPreviousDump(conn)
 	if err := conn.StartDump(from); err != nil {
 		return err
 	}
+	r.recordDump(conn.ConnectionID())
 	if from.UseGTID {
 		r.log.Info("streaming", "master", r.cfg.Master.Addr(), "from_gtid", from.GTID.String(), "semisync", r.cfg.SemiSync.Enabled)
 	} else {
@@ -456,4 +461,40 @@ func (r *receiver) checkpoint() {
 		return
 	}
 	r.ckpt.offer(r.relay.Durable(), r.status().Acked.FilePos)
+}
+
+// dumpIDFile holds the master's connection id of the agent's last dump.
+func (r *receiver) dumpIDFile() string { return filepath.Join(r.cfg.DataDir, "dump.id") }
+
+// killPreviousDump ends the agent's own previous dump thread on the master,
+// if it is still there. After a crash (kill -9) that thread lingers until the
+// master next writes to it; a new dump with the same server_id then depends
+// on the master finding and killing it in time, which under load it may not.
+// Only a Binlog Dump thread of the agent's own user with the recorded id is
+// killed.
+func (r *receiver) killPreviousDump(conn *binlog.Conn) {
+	b, err := os.ReadFile(r.dumpIDFile())
+	if err != nil {
+		return
+	}
+	id, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
+	if err != nil || id == 0 || uint32(id) == conn.ConnectionID() {
+		return
+	}
+	rows, err := conn.Query(fmt.Sprintf("SELECT user FROM information_schema.processlist WHERE id = %d AND command LIKE 'Binlog Dump%%'", id))
+	if err != nil || len(rows) != 1 || rows[0][0] != r.cfg.Master.User {
+		return
+	}
+	if _, err := conn.Query(fmt.Sprintf("KILL CONNECTION %d", id)); err != nil {
+		r.log.Warn("could not end the previous dump thread", "id", id, "err", err)
+		return
+	}
+	r.log.Info("ended the agent's previous dump thread on the master", "id", id)
+}
+
+// recordDump remembers the connection id of the dump just started.
+func (r *receiver) recordDump(id uint32) {
+	if err := os.WriteFile(r.dumpIDFile(), []byte(strconv.FormatUint(uint64(id), 10)+"\n"), 0o600); err != nil {
+		r.log.Warn("could not record the dump connection id", "err", err)
+	}
 }
