@@ -40,20 +40,7 @@ func (rep Report) ApplyLagTransactions() (int64, bool) {
 	if err1 != nil || err2 != nil {
 		return 0, false
 	}
-	var lag int64
-	for _, part := range strings.Split(recv.String(), ",") {
-		r, _ := binlog.ParseGTID(part)
-		a := uint64(0)
-		for _, p := range strings.Split(appl.String(), ",") {
-			if g, err := binlog.ParseGTID(p); err == nil && g.Domain == r.Domain {
-				a = g.Seq
-			}
-		}
-		if r.Seq > a {
-			lag += int64(r.Seq - a)
-		}
-	}
-	return lag, true
+	return appl.SeqBehind(recv)
 }
 
 // Check judges the report: the exit code and one summary line.

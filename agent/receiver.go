@@ -88,7 +88,6 @@ type streamStatus struct {
 	ConnectedSince time.Time
 	Identity       binlog.Identity
 	Received       binlog.Position // end of the last whole transaction durable
-	ReceivedEvent  binlog.FilePos  // end of the last event durable
 	Acked          binlog.Position
 	LastEventAt    time.Time
 	LastEventTS    uint32 // header timestamp (master clock) of the last stored transaction event
@@ -286,7 +285,7 @@ func (r *receiver) resumePoint(conn *binlog.Conn) (binlog.DumpFrom, error) {
 			return binlog.DumpFrom{}, &binlog.SourceError{Op: "open relay log", Err: err, Permanent: true}
 		}
 		r.relay = relay
-		r.update(func(s *streamStatus) { s.Received, s.ReceivedEvent = end.Pos, end.Pos.FilePos })
+		r.update(func(s *streamStatus) { s.Received = end.Pos })
 		r.publishDurable(relay.Durable())
 		if end.Segment != 0 {
 			r.log.Info("relay log recovered", "end", end.Pos.String(), "segment", end.Segment, "offset", end.Offset)
@@ -422,7 +421,7 @@ func (r *receiver) write(ctx context.Context, conn *binlog.Conn, q *queue) error
 			}
 			now := r.now()
 			r.update(func(s *streamStatus) {
-				s.Received, s.ReceivedEvent = boundary.Pos, durable
+				s.Received = boundary.Pos
 				if !ackPos.IsZero() && r.cfg.SemiSync.Enabled {
 					s.Acked = binlog.Position{FilePos: ackPos, GTID: ackGTID}
 				}

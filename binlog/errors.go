@@ -25,9 +25,6 @@ var ErrCorruptRelay = errors.New("binlog: relay log corrupt")
 // the last durable one; writing it would leave a hole in the relay log.
 var ErrPositionGap = errors.New("binlog: stream position does not follow the relay log")
 
-// ErrBackwards means a frontier was asked to move backwards.
-var ErrBackwards = errors.New("binlog: position would move backwards")
-
 // SourceError is a failure talking to the master. Permanent ones (wrong
 // password, purged binlog, conflicting server_id, different master) stop the
 // agent; the others are retried.

@@ -284,6 +284,22 @@ func (s GTIDSet) Contains(o GTIDSet) (bool, error) {
 	return true, nil
 }
 
+// SeqBehind counts the MariaDB transactions in ahead that s has not reached:
+// for each of ahead's domains, its last sequence number minus s's. It is
+// false for other flavors, where sets do not count that way.
+func (s GTIDSet) SeqBehind(ahead GTIDSet) (int64, bool) {
+	if ahead.flavor != MariaDB || (s.flavor != MariaDB && !s.IsZero()) {
+		return 0, false
+	}
+	var n int64
+	for d, g := range ahead.mariadb {
+		if have := s.mariadb[d].Seq; g.Seq > have {
+			n += int64(g.Seq - have)
+		}
+	}
+	return n, true
+}
+
 // Position is a resume point on the master: a file position and, where the
 // master has them, the GTIDs up to it. It is what the agent stores for each
 // of its frontiers (received, acked, applied).

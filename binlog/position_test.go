@@ -485,3 +485,31 @@ func TestPositionString(t *testing.T) {
 		})
 	}
 }
+
+func TestGTIDSetSeqBehind(t *testing.T) {
+	tests := []struct {
+		name, have, ahead string
+		want              int64
+	}{
+		{"equal", "0-1-10", "0-1-10", 0},
+		{"behind", "0-1-7", "0-1-10", 3},
+		{"empty behind", "", "0-1-5", 5},
+		{"two domains", "0-1-7,1-1-2", "0-1-10,1-1-4", 5},
+		{"domain missing", "0-1-10", "0-1-10,2-1-3", 3},
+		{"ahead of ahead", "0-1-12", "0-1-10", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			have, _ := ParseGTIDSet(MariaDB, tt.have)
+			ahead, _ := ParseGTIDSet(MariaDB, tt.ahead)
+			got, ok := have.SeqBehind(ahead)
+			if !ok || got != tt.want {
+				t.Fatalf("SeqBehind = %d, %v; want %d", got, ok, tt.want)
+			}
+		})
+	}
+	my, _ := ParseGTIDSet(MySQL, "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5")
+	if _, ok := NewGTIDSet(MySQL).SeqBehind(my); ok {
+		t.Fatal("SeqBehind claims to count MySQL sets")
+	}
+}

@@ -102,17 +102,9 @@ func (s *Store) Load() (State, error) {
 		if fb == nil {
 			return nil
 		}
-		if v := fb.Get(keyReceived); v != nil {
-			var fj frontierJSON
-			if err := json.Unmarshal(v, &fj); err != nil {
-				return fmt.Errorf("received frontier: %w", err)
-			}
-			pos, err := binlog.DecodePosition(fj.Position)
-			if err != nil {
-				return fmt.Errorf("received frontier: %w", err)
-			}
-			st.Received = binlog.Frontier{Segment: fj.Segment, Offset: fj.Offset, Pos: pos}
-			st.UpdatedAt = time.Unix(0, fj.Updated)
+		var err error
+		if st.Received, st.UpdatedAt, err = getFrontierTx(fb, keyReceived); err != nil {
+			return err
 		}
 		if v := fb.Get(keyAcked); v != nil {
 			p, err := binlog.ParseFilePos(string(v))
@@ -121,16 +113,8 @@ func (s *Store) Load() (State, error) {
 			}
 			st.Acked = p
 		}
-		if v := fb.Get(keyApplied); v != nil {
-			var fj frontierJSON
-			if err := json.Unmarshal(v, &fj); err != nil {
-				return fmt.Errorf("applied frontier: %w", err)
-			}
-			pos, err := binlog.DecodePosition(fj.Position)
-			if err != nil {
-				return fmt.Errorf("applied frontier: %w", err)
-			}
-			st.Applied = binlog.Frontier{Segment: fj.Segment, Offset: fj.Offset, Pos: pos}
+		if st.Applied, _, err = getFrontierTx(fb, keyApplied); err != nil {
+			return err
 		}
 		if v := tx.Bucket(bucketMaster).Get(keyIdentity); v != nil {
 			var id binlog.Identity
@@ -165,8 +149,7 @@ func (s *Store) SaveFrontiers(received binlog.Frontier, acked binlog.FilePos, no
 					return err
 				}
 			}
-			v, _ := json.Marshal(frontierJSON{Segment: received.Segment, Offset: received.Offset, Position: received.Pos.Encode(), Updated: now.UnixNano()})
-			if err := fb.Put(keyReceived, v); err != nil {
+			if err := putFrontierTx(fb, keyReceived, received, now); err != nil {
 				return err
 			}
 		}
@@ -187,19 +170,42 @@ func (s *Store) SaveFrontiers(received binlog.Frontier, acked binlog.FilePos, no
 func (s *Store) SaveApplied(applied binlog.Frontier, now time.Time) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		fb := tx.Bucket(bucketFrontiers)
-		if v := fb.Get(keyApplied); v != nil {
-			var fj frontierJSON
-			if err := json.Unmarshal(v, &fj); err == nil {
-				if old, err := binlog.DecodePosition(fj.Position); err == nil && !old.FilePos.IsZero() && !applied.Pos.FilePos.IsZero() {
-					if err := notBackwards("applied", old.FilePos, applied.Pos.FilePos); err != nil {
-						return err
-					}
-				}
+		old, _, err := getFrontierTx(fb, keyApplied)
+		if err != nil {
+			return err
+		}
+		if !old.Pos.FilePos.IsZero() && !applied.Pos.FilePos.IsZero() {
+			if err := notBackwards("applied", old.Pos.FilePos, applied.Pos.FilePos); err != nil {
+				return err
 			}
 		}
-		v, _ := json.Marshal(frontierJSON{Segment: applied.Segment, Offset: applied.Offset, Position: applied.Pos.Encode(), Updated: now.UnixNano()})
-		return fb.Put(keyApplied, v)
+		return putFrontierTx(fb, keyApplied, applied, now)
 	})
+}
+
+// getFrontierTx decodes the frontier stored under key, and when it was
+// written; a missing key gives the zero Frontier. The caller holds a
+// transaction on fb.
+func getFrontierTx(fb *bolt.Bucket, key []byte) (binlog.Frontier, time.Time, error) {
+	v := fb.Get(key)
+	if v == nil {
+		return binlog.Frontier{}, time.Time{}, nil
+	}
+	var fj frontierJSON
+	if err := json.Unmarshal(v, &fj); err != nil {
+		return binlog.Frontier{}, time.Time{}, fmt.Errorf("checkpoint: stored %s frontier: %w", key, err)
+	}
+	pos, err := binlog.DecodePosition(fj.Position)
+	if err != nil {
+		return binlog.Frontier{}, time.Time{}, fmt.Errorf("checkpoint: stored %s frontier: %w", key, err)
+	}
+	return binlog.Frontier{Segment: fj.Segment, Offset: fj.Offset, Pos: pos}, time.Unix(0, fj.Updated), nil
+}
+
+// putFrontierTx stores f under key; the caller holds a write transaction.
+func putFrontierTx(fb *bolt.Bucket, key []byte, f binlog.Frontier, now time.Time) error {
+	v, _ := json.Marshal(frontierJSON{Segment: f.Segment, Offset: f.Offset, Position: f.Pos.Encode(), Updated: now.UnixNano()})
+	return fb.Put(key, v)
 }
 
 type storedPositions struct{ received, acked binlog.FilePos }
@@ -207,17 +213,11 @@ type storedPositions struct{ received, acked binlog.FilePos }
 // loadFilePosTx reads the stored file positions; the caller holds tx.
 func loadFilePosTx(fb *bolt.Bucket) (storedPositions, error) {
 	var out storedPositions
-	if v := fb.Get(keyReceived); v != nil {
-		var fj frontierJSON
-		if err := json.Unmarshal(v, &fj); err != nil {
-			return out, fmt.Errorf("checkpoint: stored received frontier: %w", err)
-		}
-		pos, err := binlog.DecodePosition(fj.Position)
-		if err != nil {
-			return out, err
-		}
-		out.received = pos.FilePos
+	received, _, err := getFrontierTx(fb, keyReceived)
+	if err != nil {
+		return out, err
 	}
+	out.received = received.Pos.FilePos
 	if v := fb.Get(keyAcked); v != nil {
 		p, err := binlog.ParseFilePos(string(v))
 		if err != nil {
