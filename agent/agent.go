@@ -17,8 +17,8 @@ import (
 	golog "github.com/siddontang/go-log/log"
 
 	"github.com/hotstandby/hotstandby/applier"
-	"github.com/hotstandby/hotstandby/binlog"
 	"github.com/hotstandby/hotstandby/checkpoint"
+	"github.com/hotstandby/hotstandby/relay"
 )
 
 // Agent is the daemon: it streams the master's binlog into the relay log,
@@ -120,7 +120,7 @@ func purgeEvery(retention time.Duration) time.Duration {
 // mirrorApplied copies the applier's frontier into the checkpoint store once
 // a second (a hint for the next start; the standby is the truth).
 func (a *Agent) mirrorApplied(ctx context.Context) {
-	var last binlog.Frontier
+	var last relay.Frontier
 	save := func() {
 		f := a.applier.Status().Frontier
 		if f.Pos.FilePos.IsZero() || (f.Segment == last.Segment && f.Offset == last.Offset) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hotstandby/hotstandby/binlog"
 	"github.com/hotstandby/hotstandby/checkpoint"
+	"github.com/hotstandby/hotstandby/relay"
 )
 
 // checkpointer writes the durable frontiers to the checkpoint store on its
@@ -25,7 +26,7 @@ type checkpointer struct {
 }
 
 type checkpointItem struct {
-	received binlog.Frontier
+	received relay.Frontier
 	acked    binlog.FilePos
 }
 
@@ -34,7 +35,7 @@ func newCheckpointer(store *checkpoint.Store, log *slog.Logger, now func() time.
 }
 
 // offer hands over the newest frontiers; it never blocks.
-func (c *checkpointer) offer(received binlog.Frontier, acked binlog.FilePos) {
+func (c *checkpointer) offer(received relay.Frontier, acked binlog.FilePos) {
 	c.mu.Lock()
 	c.pending = &checkpointItem{received: received, acked: acked}
 	c.mu.Unlock()

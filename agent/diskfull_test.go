@@ -8,8 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hotstandby/hotstandby/checkpoint"
 	"time"
+
+	"github.com/hotstandby/hotstandby/checkpoint"
 )
 
 // TestFullDiskLosesNothing puts the data_dir on a 1 MiB tmpfs. When the relay

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/relay"
 	"github.com/hotstandby/hotstandby/sandbox"
 )
 
@@ -333,7 +334,7 @@ func compareRelayPrefix(t *testing.T, binlogDir, relayDir string) (events int) {
 
 func compareRelayOpts(t *testing.T, binlogDir, relayDir string, coverage bool) (events int) {
 	t.Helper()
-	segs, err := binlog.ListSegments(relayDir)
+	segs, err := relay.ListSegments(relayDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +347,7 @@ func compareRelayOpts(t *testing.T, binlogDir, relayDir string, coverage bool) (
 			return m
 		}
 		m := map[uint64][]byte{}
-		r, err := binlog.OpenSegment(filepath.Join(binlogDir, file))
+		r, err := relay.OpenSegment(filepath.Join(binlogDir, file))
 		if err != nil {
 			t.Fatalf("master binlog %s: %v", file, err)
 		}
@@ -374,7 +375,7 @@ func compareRelayOpts(t *testing.T, binlogDir, relayDir string, coverage bool) (
 	var firstFile string
 	var firstPos uint64
 	for _, seg := range segs {
-		r, err := binlog.OpenSegment(seg.Path)
+		r, err := relay.OpenSegment(seg.Path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -446,7 +447,7 @@ func compareRelayOpts(t *testing.T, binlogDir, relayDir string, coverage bool) (
 // mariadbBinlogReads runs mariadb-binlog over every relay segment.
 func mariadbBinlogReads(t *testing.T, relayDir string) {
 	t.Helper()
-	segs, err := binlog.ListSegments(relayDir)
+	segs, err := relay.ListSegments(relayDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,7 +488,7 @@ func recoverRelay(t *testing.T, c Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay, end, err := binlog.OpenRelay(binlog.DefaultRelayConfig(c.RelayDir()), st.Received)
+	relay, end, err := relay.Open(relay.DefaultConfig(c.RelayDir()), st.Received)
 	if err != nil {
 		t.Fatalf("relay recovery: %v", err)
 	}

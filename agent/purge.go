@@ -5,7 +5,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/relay"
 )
 
 // purgeRelay deletes relay segments that nothing can need any more: closed,
@@ -22,7 +22,7 @@ func (a *Agent) purgeRelay(now time.Time) {
 	if st.Applied.Segment == 0 {
 		keepFrom = min(applied.Segment, st.Received.Segment)
 	}
-	segs, err := binlog.ListSegments(a.cfg.RelayDir())
+	segs, err := relay.ListSegments(a.cfg.RelayDir())
 	if err != nil {
 		a.log.Error("relay purge: list segments", "err", err)
 		return

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/relay"
 )
 
 // TestRelayPurgeKeepsWhatIsNeeded: applied segments past their retention are
@@ -25,10 +25,10 @@ func TestRelayPurgeKeepsWhatIsNeeded(t *testing.T) {
 	e.waitApplied(standby, 30*time.Second)
 	c := e.config()
 	waitFor(t, "old segments to be purged", 20*time.Second, func() bool {
-		segs, _ := binlog.ListSegments(c.RelayDir())
+		segs, _ := relay.ListSegments(c.RelayDir())
 		return len(segs) <= 2
 	})
-	segs, _ := binlog.ListSegments(c.RelayDir())
+	segs, _ := relay.ListSegments(c.RelayDir())
 	if last := segs[len(segs)-1]; last.MasterFile != e.masterPos().File {
 		t.Fatalf("the live segment (%s) was purged: %+v", e.masterPos().File, segs)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hotstandby/hotstandby/binlog"
 	"github.com/hotstandby/hotstandby/checkpoint"
+	"github.com/hotstandby/hotstandby/relay"
 	"github.com/hotstandby/hotstandby/semisync"
 )
 
@@ -47,7 +48,7 @@ type receiver struct {
 	hooks receiverHooks
 	now   func() time.Time
 
-	relay     *binlog.Relay
+	relay     *relay.Writer
 	ckpt      *checkpointer
 	metrics   *metrics // nil in tests that build a receiver alone
 	identity  binlog.Identity
@@ -57,11 +58,11 @@ type receiver struct {
 
 	mu      sync.Mutex // mu guards the fields below
 	st      streamStatus
-	durable binlog.Frontier
+	durable relay.Frontier
 }
 
 // Durable returns the relay log's durable frontier (applier.Source).
-func (r *receiver) Durable() binlog.Frontier {
+func (r *receiver) Durable() relay.Frontier {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.durable
@@ -70,7 +71,7 @@ func (r *receiver) Durable() binlog.Frontier {
 // Changed signals a move of the durable frontier (applier.Source).
 func (r *receiver) Changed() <-chan struct{} { return r.changed }
 
-func (r *receiver) publishDurable(f binlog.Frontier) {
+func (r *receiver) publishDurable(f relay.Frontier) {
 	r.mu.Lock()
 	r.durable = f
 	r.mu.Unlock()
@@ -277,10 +278,10 @@ func (r *receiver) resumePoint(conn *binlog.Conn) (binlog.DumpFrom, error) {
 		if hint.Pos.GTID.Flavor() == "" {
 			hint.Pos.GTID = binlog.NewGTIDSet(r.identity.Flavor)
 		}
-		rc := binlog.DefaultRelayConfig(r.cfg.RelayDir())
+		rc := relay.DefaultConfig(r.cfg.RelayDir())
 		rc.SegmentSize = r.cfg.Relay.SegmentSizeMB << 20
 		rc.Sync = r.hooks.sync
-		relay, end, err := binlog.OpenRelay(rc, hint)
+		relay, end, err := relay.Open(rc, hint)
 		if err != nil {
 			return binlog.DumpFrom{}, &binlog.SourceError{Op: "open relay log", Err: err, Permanent: true}
 		}
@@ -304,26 +305,26 @@ func (r *receiver) resumePoint(conn *binlog.Conn) (binlog.DumpFrom, error) {
 }
 
 // firstStart turns the configured start into the first frontier.
-func (r *receiver) firstStart(conn *binlog.Conn) (binlog.Frontier, error) {
+func (r *receiver) firstStart(conn *binlog.Conn) (relay.Frontier, error) {
 	start, _ := binlog.ParseStart(r.cfg.Start) // validated with the config
 	switch start.Kind {
 	case binlog.StartGTID:
 		set, err := binlog.ParseGTIDSet(r.identity.Flavor, start.GTID)
 		if err != nil {
-			return binlog.Frontier{}, &binlog.SourceError{Op: "start " + start.String(), Err: err, Permanent: true}
+			return relay.Frontier{}, &binlog.SourceError{Op: "start " + start.String(), Err: err, Permanent: true}
 		}
 		r.log.Info("first run: starting after GTID set", "gtid", set.String())
-		return binlog.Frontier{Pos: binlog.Position{GTID: set}}, nil
+		return relay.Frontier{Pos: binlog.Position{GTID: set}}, nil
 	case binlog.StartFile:
 		r.log.Info("first run: starting at file position", "from", start.File.String())
-		return binlog.Frontier{Pos: binlog.Position{FilePos: start.File, GTID: binlog.NewGTIDSet(r.identity.Flavor)}}, nil
+		return relay.Frontier{Pos: binlog.Position{FilePos: start.File, GTID: binlog.NewGTIDSet(r.identity.Flavor)}}, nil
 	}
 	ms, err := conn.MasterStatus()
 	if err != nil {
-		return binlog.Frontier{}, err
+		return relay.Frontier{}, err
 	}
 	r.log.Info("first run: starting at the master's current position", "from", ms.String())
-	return binlog.Frontier{Pos: ms}, nil
+	return relay.Frontier{Pos: ms}, nil
 }
 
 // pump runs the reader goroutine and the writer loop until one fails.

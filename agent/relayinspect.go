@@ -10,6 +10,7 @@ import (
 
 	"github.com/hotstandby/hotstandby/binlog"
 	"github.com/hotstandby/hotstandby/checkpoint"
+	"github.com/hotstandby/hotstandby/relay"
 )
 
 // SegmentInfo is one line of `hotstandby relay list`.
@@ -34,7 +35,7 @@ func RelayList(cfg Config) ([]SegmentInfo, error) {
 	applied := appliedFrontier(cfg)
 	var out []SegmentInfo
 	tr := binlog.NewTxnTracker(binlog.NewGTIDSet(binlog.MariaDB))
-	err := binlog.ScanRelay(cfg.RelayDir(), func(e binlog.RelayEvent) error {
+	err := relay.Scan(cfg.RelayDir(), func(e relay.Event) error {
 		wasIn := tr.InTransaction() || e.Header.Type == binlog.MariaGTIDEvent
 		if len(out) == 0 || out[len(out)-1].Seq != e.Segment.Seq {
 			out = append(out, SegmentInfo{Seq: e.Segment.Seq, Path: e.Segment.Path, Bytes: e.Segment.Size, MasterFile: e.Segment.MasterFile, FirstPos: e.Header.Start()})
@@ -70,7 +71,7 @@ func RelayList(cfg Config) ([]SegmentInfo, error) {
 
 // appliedFrontier is the applied frontier: from the running daemon, else from
 // the checkpoint; nil when unknown.
-func appliedFrontier(cfg Config) *binlog.Frontier {
+func appliedFrontier(cfg Config) *relay.Frontier {
 	store, err := checkpoint.Open(cfg.CheckpointPath(), true)
 	if err != nil {
 		return nil // running (locked) or never run
@@ -98,7 +99,7 @@ func RelayShow(cfg Config, opt RelayShowOptions, w io.Writer) error {
 	parser.SetVerifyChecksum(false) // verified when stored and when read
 	var fde []byte
 	shown, inTxn, found := 0, false, false
-	err := binlog.ScanRelay(cfg.RelayDir(), func(e binlog.RelayEvent) error {
+	err := relay.Scan(cfg.RelayDir(), func(e relay.Event) error {
 		if fde == nil || string(fde) != string(e.FDE) {
 			fde = append([]byte(nil), e.FDE...)
 			if _, err := parser.Parse(fde); err != nil {
@@ -127,7 +128,7 @@ func RelayShow(cfg Config, opt RelayShowOptions, w io.Writer) error {
 		}
 		if !inTxn {
 			if opt.GTID != "" && found {
-				return binlog.ErrStopScan
+				return relay.ErrStopScan
 			}
 			return nil
 		}

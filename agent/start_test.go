@@ -9,16 +9,17 @@ import (
 	"time"
 
 	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/relay"
 )
 
 // firstRelayGTID returns the first GTID stored in the relay log.
 func firstRelayGTID(t *testing.T, relayDir string) string {
 	t.Helper()
-	segs, err := binlog.ListSegments(relayDir)
+	segs, err := relay.ListSegments(relayDir)
 	if err != nil || len(segs) == 0 {
 		t.Fatalf("relay log: %v, %d segments", err, len(segs))
 	}
-	r, err := binlog.OpenSegment(segs[0].Path)
+	r, err := relay.OpenSegment(segs[0].Path)
 	if err != nil {
 		t.Fatal(err)
 	}

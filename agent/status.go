@@ -12,6 +12,7 @@ import (
 
 	"github.com/hotstandby/hotstandby/binlog"
 	"github.com/hotstandby/hotstandby/checkpoint"
+	"github.com/hotstandby/hotstandby/relay"
 )
 
 // ReportSchemaVersion is the version of the JSON status schema. It changes
@@ -217,7 +218,7 @@ func bytesBehind(ahead, behind PosReport) *int64 {
 }
 
 func relayUsage(dir string) *RelayReport {
-	segs, err := binlog.ListSegments(dir)
+	segs, err := relay.ListSegments(dir)
 	if err != nil {
 		return nil
 	}

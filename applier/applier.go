@@ -15,6 +15,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/relay"
 )
 
 // Applier states shown by status.
@@ -31,7 +32,7 @@ const (
 type Source interface {
 	// Durable returns the relay log's durable frontier; it always ends a
 	// whole transaction. The zero Frontier means nothing is durable yet.
-	Durable() binlog.Frontier
+	Durable() relay.Frontier
 	// Changed delivers a value after the durable frontier moved (coalesced).
 	Changed() <-chan struct{}
 }
@@ -48,7 +49,7 @@ type Config struct {
 	MasterServerID func() uint32
 	// Start is where to start reading the relay log: the last applied
 	// frontier known (bbolt's mirror), or zero for the relay log's start.
-	Start binlog.Frontier
+	Start relay.Frontier
 	// Retry is the wait after a lost standby connection.
 	Retry  time.Duration
 	Logger *slog.Logger
@@ -59,7 +60,7 @@ type Status struct {
 	State        string
 	Applied      binlog.Position // end of the last transaction committed on the standby
 	AppliedAt    time.Time
-	Frontier     binlog.Frontier // the same, in the relay log
+	Frontier     relay.Frontier // the same, in the relay log
 	Transactions uint64
 	// AppliedEventTS is the master's commit timestamp (event header) of the
 	// last transaction applied.

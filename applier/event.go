@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/relay"
 )
 
 // event applies one relay event. after is the frontier at its end.
-func (s *session) event(ctx context.Context, ev []byte, after binlog.Frontier, state gtidState) error {
+func (s *session) event(ctx context.Context, ev []byte, after relay.Frontier, state gtidState) error {
 	h, _ := binlog.ParseHeader(ev)
 	checksummed := s.cur.Checksummed()
 	boundary, err := s.tr.Feed(ev, checksummed)
@@ -127,14 +128,14 @@ func (s *session) event(ctx context.Context, ev []byte, after binlog.Frontier, s
 }
 
 // done records a transaction that is on the standby.
-func (s *session) done(after binlog.Frontier, state gtidState, applied bool) {
+func (s *session) done(after relay.Frontier, state gtidState, applied bool) {
 	g := s.gtid
 	if k := [2]uint32{g.Domain, g.Server}; g.Seq > state[k] {
 		state[k] = g.Seq // only ever forward: skipped transactions are older
 	}
 	s.gtid = binlog.GTID{}
 	s.a.update(func(st *Status) {
-		st.Frontier = binlog.Frontier{Segment: after.Segment, Offset: after.Offset}
+		st.Frontier = relay.Frontier{Segment: after.Segment, Offset: after.Offset}
 		st.Applied.FilePos = after.Pos.FilePos
 		if st.Applied.GTID.Flavor() == "" {
 			st.Applied.GTID = binlog.NewGTIDSet(binlog.MariaDB)
@@ -190,7 +191,7 @@ func (s *session) checkFragment(ctx context.Context) error {
 }
 
 // flush applies the statement's row events: one BINLOG statement.
-func (s *session) flush(ctx context.Context, after binlog.Frontier) error {
+func (s *session) flush(ctx context.Context, after relay.Frontier) error {
 	if s.rows.n == 0 {
 		return nil
 	}
@@ -378,7 +379,7 @@ func (s *session) intvar(ctx context.Context, ev []byte) error {
 }
 
 // fail wraps an error with the transaction it happened in.
-func (s *session) fail(at binlog.Frontier, what string, err error) error {
+func (s *session) fail(at relay.Frontier, what string, err error) error {
 	if ae, ok := err.(*ApplyError); ok {
 		return ae
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/relay"
 )
 
 // session is one connection to the standby and one pass over the relay log.
@@ -19,8 +20,8 @@ type session struct {
 	a    *Applier
 	conn *sql.Conn
 
-	cur    *binlog.SegmentReader
-	seg    binlog.Segment
+	cur    *relay.SegmentReader
+	seg    relay.Segment
 	fdeOut bool // the current segment's format description went to the server
 
 	// the transaction being applied
@@ -126,23 +127,23 @@ var errCaughtUp = errors.New("caught up")
 
 // next returns the next durable event of the relay log and the frontier
 // after it, or errCaughtUp.
-func (s *session) next(durable binlog.Frontier) ([]byte, binlog.Frontier, error) {
+func (s *session) next(durable relay.Frontier) ([]byte, relay.Frontier, error) {
 	for {
 		if s.cur == nil {
 			if err := s.open(durable); err != nil {
-				return nil, binlog.Frontier{}, err
+				return nil, relay.Frontier{}, err
 			}
 		}
 		if s.seg.Seq == durable.Segment && s.cur.Offset() >= durable.Offset {
 			// Drop read-ahead past the frontier (preallocated zeros or bytes
 			// not yet synced) before waiting.
 			if err := s.cur.SeekTo(s.cur.Offset()); err != nil {
-				return nil, binlog.Frontier{}, err
+				return nil, relay.Frontier{}, err
 			}
-			return nil, binlog.Frontier{}, errCaughtUp
+			return nil, relay.Frontier{}, errCaughtUp
 		}
 		if s.seg.Seq > durable.Segment {
-			return nil, binlog.Frontier{}, errCaughtUp
+			return nil, relay.Frontier{}, errCaughtUp
 		}
 		if s.seg.Seq == durable.Segment {
 			s.cur.SetLimit(durable.Offset)
@@ -153,21 +154,21 @@ func (s *session) next(durable binlog.Frontier) ([]byte, binlog.Frontier, error)
 		if err == io.EOF && s.seg.Seq < durable.Segment {
 			s.cur.Close()
 			s.cur, s.fdeOut = nil, false
-			s.seg = binlog.Segment{Seq: s.seg.Seq + 1}
+			s.seg = relay.Segment{Seq: s.seg.Seq + 1}
 			continue
 		}
 		if err != nil {
-			return nil, binlog.Frontier{}, fmt.Errorf("applier: relay segment %s at %d: %w", s.seg.Path, s.cur.Offset(), err)
+			return nil, relay.Frontier{}, fmt.Errorf("applier: relay segment %s at %d: %w", s.seg.Path, s.cur.Offset(), err)
 		}
 		h, _ := binlog.ParseHeader(ev)
-		return ev, binlog.Frontier{Segment: s.seg.Seq, Offset: s.cur.Offset(), Pos: binlog.Position{FilePos: binlog.FilePos{File: s.seg.MasterFile, Pos: uint64(h.LogPos)}}}, nil
+		return ev, relay.Frontier{Segment: s.seg.Seq, Offset: s.cur.Offset(), Pos: binlog.Position{FilePos: binlog.FilePos{File: s.seg.MasterFile, Pos: uint64(h.LogPos)}}}, nil
 	}
 }
 
 // open opens the segment s.seg.Seq (or, before the first one, the segment of
 // the start frontier or the oldest one) at its first event or the start.
-func (s *session) open(durable binlog.Frontier) error {
-	segs, err := binlog.ListSegments(s.a.cfg.RelayDir)
+func (s *session) open(durable relay.Frontier) error {
+	segs, err := relay.ListSegments(s.a.cfg.RelayDir)
 	if err != nil {
 		return err
 	}
@@ -185,7 +186,7 @@ func (s *session) open(durable binlog.Frontier) error {
 	}
 	for _, seg := range segs {
 		if seg.Seq == want {
-			r, err := binlog.OpenSegment(seg.Path)
+			r, err := relay.OpenSegment(seg.Path)
 			if err != nil {
 				return err
 			}

@@ -17,7 +17,7 @@ import (
 
 	_ "github.com/go-sql-driver/mysql"
 
-	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/relay"
 	"github.com/hotstandby/hotstandby/sandbox"
 )
 
@@ -190,7 +190,7 @@ func countEvents(t *testing.T, dir string, files []binlogFile) int64 {
 	t.Helper()
 	var n int64
 	for _, f := range files {
-		r, err := binlog.OpenSegment(filepath.Join(dir, f.Name))
+		r, err := relay.OpenSegment(filepath.Join(dir, f.Name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -233,7 +233,7 @@ func (e *ingestEnv) runAgent(t *testing.T, bin string) ingestRun {
 	rss := p.peakRSS(t)
 	p.stop(t)
 	p.reviewLog(t, fmt.Sprintf("ingest-%s", filepath.Base(dir)))
-	segs, err := binlog.ListSegments(filepath.Join(dir, "data", "relay"))
+	segs, err := relay.ListSegments(filepath.Join(dir, "data", "relay"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,15 +16,6 @@ var ErrChecksum = errors.New("binlog: event checksum mismatch")
 // type requires.
 var ErrShortEvent = errors.New("binlog: event too short")
 
-// ErrCorruptRelay means a relay segment holds bytes that are not a valid
-// event at a place that is not its torn tail. Recovery never cuts such a
-// segment; an operator must look at it.
-var ErrCorruptRelay = errors.New("binlog: relay log corrupt")
-
-// ErrPositionGap means the stream delivered an event that does not follow
-// the last durable one; writing it would leave a hole in the relay log.
-var ErrPositionGap = errors.New("binlog: stream position does not follow the relay log")
-
 // SourceError is a failure talking to the master. Permanent ones (wrong
 // password, purged binlog, conflicting server_id, different master) stop the
 // agent; the others are retried.

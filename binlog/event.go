@@ -43,8 +43,10 @@ const (
 
 // MariaDB GTID event flags2 bits.
 const (
-	mariaFlagStandalone = 0x01
-	mariaFlagGroupID    = 0x02
+	// MariaFlagStandalone marks a GTID event group without BEGIN/COMMIT (DDL).
+	MariaFlagStandalone = 0x01
+	// MariaFlagGroupID means the event carries a commit_id.
+	MariaFlagGroupID = 0x02
 )
 
 // Header is the decoded v4 event header.
@@ -128,10 +130,10 @@ func MariaGTID(ev []byte, h Header) (g GTID, standalone bool, commitID uint64, e
 	b := ev[HeaderLen:]
 	g = GTID{Seq: binary.LittleEndian.Uint64(b), Domain: binary.LittleEndian.Uint32(b[8:]), Server: h.ServerID}
 	flags := b[12]
-	if flags&mariaFlagGroupID != 0 && len(b) >= 21 {
+	if flags&MariaFlagGroupID != 0 && len(b) >= 21 {
 		commitID = binary.LittleEndian.Uint64(b[13:])
 	}
-	return g, flags&mariaFlagStandalone != 0, commitID, nil
+	return g, flags&MariaFlagStandalone != 0, commitID, nil
 }
 
 // MySQLGTID decodes a MySQL GTID event: the source UUID and the number.

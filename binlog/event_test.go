@@ -3,7 +3,6 @@ package binlog
 import (
 	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"testing"
 )
 
@@ -16,103 +15,8 @@ const (
 // testServerID is the master's server_id in the synthetic streams.
 const testServerID = 1
 
-// mkEvent builds a v4 event: the 19-byte header, body and, with crc, the
-// CRC32 (IEEE, little endian) of header and body.
-func mkEvent(typ EventType, serverID, logPos uint32, flags uint16, body []byte, crc bool) []byte {
-	size := HeaderLen + len(body)
-	if crc {
-		size += 4
-	}
-	ev := make([]byte, HeaderLen, size)
-	binary.LittleEndian.PutUint32(ev[0:], 1700000000)
-	ev[4] = byte(typ)
-	binary.LittleEndian.PutUint32(ev[5:], serverID)
-	binary.LittleEndian.PutUint32(ev[9:], uint32(size))
-	binary.LittleEndian.PutUint32(ev[13:], logPos)
-	binary.LittleEndian.PutUint16(ev[17:], flags)
-	ev = append(ev, body...)
-	if crc {
-		ev = binary.LittleEndian.AppendUint32(ev, crc32.ChecksumIEEE(ev))
-	}
-	return ev
-}
-
-// mariaPostHeaderLens is a plausible post-header length array of a MariaDB
-// 10.11 format description (one byte per event type from 1 on).
-func mariaPostHeaderLens() []byte {
-	lens := make([]byte, 171)
-	set := map[EventType]byte{
-		1: 0, QueryEvent: 13, StopEvent: 0, RotateEvent: 8, 5: 0, 6: 0, 7: 0, 8: 4,
-		9: 4, 10: 4, 11: 4, 12: 0, 13: 18, 14: 8, FormatDescriptionEvent: 84, XIDEvent: 0,
-		17: 0, 18: 0, tableMapEvent: 8, 20: 8, 21: 8, 22: 8, writeRowsEvent: 8, 24: 8, 25: 8,
-		26: 0, HeartbeatEvent: 0, MariaAnnotateRows: 0, MariaBinlogCheckpoint: 4,
-		MariaGTIDEvent: 19, MariaGTIDList: 4,
-	}
-	for typ, n := range set {
-		if int(typ)-1 < len(lens) {
-			lens[typ-1] = n
-		}
-	}
-	return lens
-}
-
-// fdeBody is a format description body: binlog_version 4, server_version
-// (50 bytes), create_timestamp, header_length 19, post-header lengths and
-// the checksum algorithm byte.
-func fdeBody(alg byte) []byte {
-	b := binary.LittleEndian.AppendUint16(nil, 4)
-	ver := make([]byte, 50)
-	copy(ver, "10.11.6-MariaDB-log")
-	b = append(b, ver...)
-	b = binary.LittleEndian.AppendUint32(b, 0)
-	b = append(b, HeaderLen)
-	b = append(b, mariaPostHeaderLens()...)
-	return append(b, alg)
-}
-
-// gtidBody is a MariaDB GTID event body: seq_no, domain_id, flags2 and six
-// bytes of padding, as a server writes it.
-func gtidBody(domain uint32, seq uint64, flags2 byte) []byte {
-	b := binary.LittleEndian.AppendUint64(nil, seq)
-	b = binary.LittleEndian.AppendUint32(b, domain)
-	b = append(b, flags2)
-	return append(b, make([]byte, 6)...)
-}
-
-// xidBody is an XID event body.
-func xidBody(xid uint64) []byte { return binary.LittleEndian.AppendUint64(nil, xid) }
-
-// queryBody is a Query event body with one status variable.
-func queryBody(db, query string) []byte {
-	status := []byte{0x00, 0, 0, 0, 0}             // Q_FLAGS2_CODE, 4 bytes
-	b := binary.LittleEndian.AppendUint32(nil, 42) // thread_id
-	b = binary.LittleEndian.AppendUint32(b, 0)     // exec_time
-	b = append(b, byte(len(db)))
-	b = binary.LittleEndian.AppendUint16(b, 0) // error_code
-	b = binary.LittleEndian.AppendUint16(b, uint16(len(status)))
-	b = append(b, status...)
-	b = append(b, db...)
-	b = append(b, 0)
-	return append(b, query...)
-}
-
-// rotateBody is a Rotate event body.
-func rotateBody(pos uint64, file string) []byte {
-	return append(binary.LittleEndian.AppendUint64(nil, pos), file...)
-}
-
-// mysqlGTIDBody is a MySQL GTID event body: flags, sid, gno and the
-// logical clock fields.
-func mysqlGTIDBody(sid [16]byte, gno int64) []byte {
-	b := append([]byte{1}, sid[:]...)
-	b = binary.LittleEndian.AppendUint64(b, uint64(gno))
-	b = append(b, 2) // lt_type
-	b = binary.LittleEndian.AppendUint64(b, 0)
-	return binary.LittleEndian.AppendUint64(b, 1)
-}
-
 func TestParseHeader(t *testing.T) {
-	ev := mkEvent(XIDEvent, 7, 1234, 0x0041, xidBody(9), true)
+	ev := NewEvent(XIDEvent, 7, 1234, 0x0041, XIDBody(9), true)
 	tests := []struct {
 		name    string
 		ev      []byte
@@ -138,7 +42,7 @@ func TestParseHeader(t *testing.T) {
 }
 
 func TestHeaderStart(t *testing.T) {
-	ev := mkEvent(XIDEvent, 1, 1000, 0, xidBody(1), true)
+	ev := NewEvent(XIDEvent, 1, 1000, 0, XIDBody(1), true)
 	h, err := ParseHeader(ev)
 	if err != nil {
 		t.Fatal(err)
@@ -149,16 +53,16 @@ func TestHeaderStart(t *testing.T) {
 }
 
 func TestVerifyChecksum(t *testing.T) {
-	good := mkEvent(MariaGTIDEvent, 1, 500, 0, gtidBody(0, 42, 0), true)
+	good := NewEvent(MariaGTIDEvent, 1, 500, 0, MariaGTIDBody(0, 42, 0), true)
 	tests := []struct {
 		name    string
 		ev      []byte
 		wantErr error
 	}{
 		{name: "valid", ev: good},
-		{name: "valid fde", ev: mkEvent(FormatDescriptionEvent, 1, 256, 0, fdeBody(1), true)},
-		{name: "header plus crc only", ev: mkEvent(StopEvent, 1, 100, 0, nil, true)},
-		{name: "no checksum", ev: mkEvent(MariaGTIDEvent, 1, 500, 0, gtidBody(0, 42, 0), false), wantErr: ErrChecksum},
+		{name: "valid fde", ev: NewEvent(FormatDescriptionEvent, 1, 256, 0, FDEBody(1), true)},
+		{name: "header plus crc only", ev: NewEvent(StopEvent, 1, 100, 0, nil, true)},
+		{name: "no checksum", ev: NewEvent(MariaGTIDEvent, 1, 500, 0, MariaGTIDBody(0, 42, 0), false), wantErr: ErrChecksum},
 		{name: "too short", ev: good[:HeaderLen+3], wantErr: ErrShortEvent},
 		{name: "empty", ev: nil, wantErr: ErrShortEvent},
 		{name: "truncated", ev: good[:len(good)-1], wantErr: ErrChecksum},
@@ -174,9 +78,9 @@ func TestVerifyChecksum(t *testing.T) {
 
 func TestVerifyChecksumDetectsEveryBitFlip(t *testing.T) {
 	events := map[string][]byte{
-		"gtid":  mkEvent(MariaGTIDEvent, 1, 500, 0, gtidBody(0, 42, 0), true),
-		"query": mkEvent(QueryEvent, 1, 700, 0, queryBody("shop", "INSERT INTO t VALUES (1)"), true),
-		"fde":   mkEvent(FormatDescriptionEvent, 1, 256, 0, fdeBody(1), true),
+		"gtid":  NewEvent(MariaGTIDEvent, 1, 500, 0, MariaGTIDBody(0, 42, 0), true),
+		"query": NewEvent(QueryEvent, 1, 700, 0, QueryBody("shop", "INSERT INTO t VALUES (1)"), true),
+		"fde":   NewEvent(FormatDescriptionEvent, 1, 256, 0, FDEBody(1), true),
 	}
 	for name, ev := range events {
 		t.Run(name, func(t *testing.T) {
@@ -197,9 +101,9 @@ func TestFDEChecksumAlg(t *testing.T) {
 		ev   []byte
 		want byte
 	}{
-		{name: "crc32", ev: mkEvent(FormatDescriptionEvent, 1, 256, 0, fdeBody(1), true), want: 1},
-		{name: "none", ev: mkEvent(FormatDescriptionEvent, 1, 256, 0, fdeBody(0), true), want: 0},
-		{name: "too short for the field", ev: mkEvent(FormatDescriptionEvent, 1, 80, 0, make([]byte, 57), false), want: 0},
+		{name: "crc32", ev: NewEvent(FormatDescriptionEvent, 1, 256, 0, FDEBody(1), true), want: 1},
+		{name: "none", ev: NewEvent(FormatDescriptionEvent, 1, 256, 0, FDEBody(0), true), want: 0},
+		{name: "too short for the field", ev: NewEvent(FormatDescriptionEvent, 1, 80, 0, make([]byte, 57), false), want: 0},
 		{name: "empty", ev: nil, want: 0},
 	}
 	for _, tt := range tests {
@@ -219,12 +123,12 @@ func TestRotateTarget(t *testing.T) {
 		want        FilePos
 		wantErr     error
 	}{
-		{name: "with checksum", ev: mkEvent(RotateEvent, 1, 0, FlagArtificial, rotateBody(4, "mysql-bin.000001"), true), checksummed: true, want: FilePos{File: "mysql-bin.000001", Pos: 4}},
-		{name: "without checksum", ev: mkEvent(RotateEvent, 1, 0, FlagArtificial, rotateBody(1234, "mysql-bin.000010"), false), want: FilePos{File: "mysql-bin.000010", Pos: 1234}},
-		{name: "empty name", ev: mkEvent(RotateEvent, 1, 0, 0, rotateBody(4, ""), true), checksummed: true, want: FilePos{Pos: 4}},
-		{name: "short", ev: mkEvent(RotateEvent, 1, 0, 0, []byte{4, 0, 0, 0}, true), checksummed: true, wantErr: ErrShortEvent},
-		{name: "header only", ev: mkEvent(RotateEvent, 1, 0, 0, nil, false), wantErr: ErrShortEvent},
-		{name: "short with checksum flag", ev: mkEvent(RotateEvent, 1, 0, 0, nil, false)[:HeaderLen-2], checksummed: true, wantErr: ErrShortEvent},
+		{name: "with checksum", ev: NewEvent(RotateEvent, 1, 0, FlagArtificial, RotateBody(4, "mysql-bin.000001"), true), checksummed: true, want: FilePos{File: "mysql-bin.000001", Pos: 4}},
+		{name: "without checksum", ev: NewEvent(RotateEvent, 1, 0, FlagArtificial, RotateBody(1234, "mysql-bin.000010"), false), want: FilePos{File: "mysql-bin.000010", Pos: 1234}},
+		{name: "empty name", ev: NewEvent(RotateEvent, 1, 0, 0, RotateBody(4, ""), true), checksummed: true, want: FilePos{Pos: 4}},
+		{name: "short", ev: NewEvent(RotateEvent, 1, 0, 0, []byte{4, 0, 0, 0}, true), checksummed: true, wantErr: ErrShortEvent},
+		{name: "header only", ev: NewEvent(RotateEvent, 1, 0, 0, nil, false), wantErr: ErrShortEvent},
+		{name: "short with checksum flag", ev: NewEvent(RotateEvent, 1, 0, 0, nil, false)[:HeaderLen-2], checksummed: true, wantErr: ErrShortEvent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -241,7 +145,7 @@ func TestRotateTarget(t *testing.T) {
 
 func TestMariaGTID(t *testing.T) {
 	// With FL_GROUP_COMMIT_ID the padding is replaced by an 8-byte commit_id.
-	groupBody := append(gtidBody(3, 99, mariaFlagGroupID)[:13], binary.LittleEndian.AppendUint64(nil, 77)...)
+	groupBody := append(MariaGTIDBody(3, 99, MariaFlagGroupID)[:13], binary.LittleEndian.AppendUint64(nil, 77)...)
 	tests := []struct {
 		name           string
 		ev             []byte
@@ -250,10 +154,10 @@ func TestMariaGTID(t *testing.T) {
 		wantCommitID   uint64
 		wantErr        error
 	}{
-		{name: "transactional", ev: mkEvent(MariaGTIDEvent, 5, 500, 0, gtidBody(0, 42, 0), true), want: GTID{Domain: 0, Server: 5, Seq: 42}},
-		{name: "standalone ddl", ev: mkEvent(MariaGTIDEvent, 5, 500, 0, gtidBody(2, 7, mariaFlagStandalone), true), want: GTID{Domain: 2, Server: 5, Seq: 7}, wantStandalone: true},
-		{name: "group commit id", ev: mkEvent(MariaGTIDEvent, 5, 500, 0, groupBody, true), want: GTID{Domain: 3, Server: 5, Seq: 99}, wantCommitID: 77},
-		{name: "short", ev: mkEvent(MariaGTIDEvent, 5, 500, 0, make([]byte, 12), false), wantErr: ErrShortEvent},
+		{name: "transactional", ev: NewEvent(MariaGTIDEvent, 5, 500, 0, MariaGTIDBody(0, 42, 0), true), want: GTID{Domain: 0, Server: 5, Seq: 42}},
+		{name: "standalone ddl", ev: NewEvent(MariaGTIDEvent, 5, 500, 0, MariaGTIDBody(2, 7, MariaFlagStandalone), true), want: GTID{Domain: 2, Server: 5, Seq: 7}, wantStandalone: true},
+		{name: "group commit id", ev: NewEvent(MariaGTIDEvent, 5, 500, 0, groupBody, true), want: GTID{Domain: 3, Server: 5, Seq: 99}, wantCommitID: 77},
+		{name: "short", ev: NewEvent(MariaGTIDEvent, 5, 500, 0, make([]byte, 12), false), wantErr: ErrShortEvent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -280,8 +184,8 @@ func TestMySQLGTID(t *testing.T) {
 		wantGno int64
 		wantErr error
 	}{
-		{name: "gtid", ev: mkEvent(MySQLGTIDEvent, 1, 500, 0, mysqlGTIDBody(sid, 23), true), wantGno: 23},
-		{name: "short", ev: mkEvent(MySQLGTIDEvent, 1, 500, 0, make([]byte, 24), false), wantErr: ErrShortEvent},
+		{name: "gtid", ev: NewEvent(MySQLGTIDEvent, 1, 500, 0, MySQLGTIDBody(sid, 23), true), wantGno: 23},
+		{name: "short", ev: NewEvent(MySQLGTIDEvent, 1, 500, 0, make([]byte, 24), false), wantErr: ErrShortEvent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -306,11 +210,11 @@ func TestQueryText(t *testing.T) {
 		checksummed bool
 		want        string
 	}{
-		{name: "with checksum", ev: mkEvent(QueryEvent, 1, 900, 0, queryBody("shop", "CREATE TABLE t (id int)"), true), checksummed: true, want: "CREATE TABLE t (id int)"},
-		{name: "without checksum", ev: mkEvent(QueryEvent, 1, 900, 0, queryBody("", "BEGIN"), false), want: "BEGIN"},
-		{name: "empty statement", ev: mkEvent(QueryEvent, 1, 900, 0, queryBody("db", ""), true), checksummed: true, want: ""},
-		{name: "post-header cut", ev: mkEvent(QueryEvent, 1, 900, 0, make([]byte, 12), true), checksummed: true, want: ""},
-		{name: "status vars past the end", ev: mkEvent(QueryEvent, 1, 900, 0, []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff}, true), checksummed: true, want: ""},
+		{name: "with checksum", ev: NewEvent(QueryEvent, 1, 900, 0, QueryBody("shop", "CREATE TABLE t (id int)"), true), checksummed: true, want: "CREATE TABLE t (id int)"},
+		{name: "without checksum", ev: NewEvent(QueryEvent, 1, 900, 0, QueryBody("", "BEGIN"), false), want: "BEGIN"},
+		{name: "empty statement", ev: NewEvent(QueryEvent, 1, 900, 0, QueryBody("db", ""), true), checksummed: true, want: ""},
+		{name: "post-header cut", ev: NewEvent(QueryEvent, 1, 900, 0, make([]byte, 12), true), checksummed: true, want: ""},
+		{name: "status vars past the end", ev: NewEvent(QueryEvent, 1, 900, 0, []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff}, true), checksummed: true, want: ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -348,7 +252,7 @@ func TestIsCommitQuery(t *testing.T) {
 
 func TestTrackerBoundaries(t *testing.T) {
 	sid := [16]byte{0x3e, 0x11, 0xfa, 0x47, 0x71, 0xca, 0x11, 0xe1, 0x9e, 0x33, 0xc8, 0x0a, 0xa9, 0x42, 0x95, 0x62}
-	ev := func(typ EventType, body []byte) []byte { return mkEvent(typ, testServerID, 1000, 0, body, true) }
+	ev := func(typ EventType, body []byte) []byte { return NewEvent(typ, testServerID, 1000, 0, body, true) }
 	rows := func() []byte { return ev(writeRowsEvent, []byte("row image")) }
 	tmap := func() []byte { return ev(tableMapEvent, []byte("table map")) }
 	tests := []struct {
@@ -366,31 +270,31 @@ func TestTrackerBoundaries(t *testing.T) {
 		},
 		{
 			name:    "gtid rows xid",
-			events:  [][]byte{ev(MariaGTIDEvent, gtidBody(0, 42, 0)), tmap(), rows(), ev(XIDEvent, xidBody(1))},
+			events:  [][]byte{ev(MariaGTIDEvent, MariaGTIDBody(0, 42, 0)), tmap(), rows(), ev(XIDEvent, XIDBody(1))},
 			want:    []bool{false, false, false, true},
 			wantSet: "0-1-42", wantFlav: MariaDB,
 		},
 		{
 			name:    "standalone ddl",
-			events:  [][]byte{ev(MariaGTIDEvent, gtidBody(0, 43, mariaFlagStandalone)), ev(QueryEvent, queryBody("shop", "CREATE TABLE t (id int)"))},
+			events:  [][]byte{ev(MariaGTIDEvent, MariaGTIDBody(0, 43, MariaFlagStandalone)), ev(QueryEvent, QueryBody("shop", "CREATE TABLE t (id int)"))},
 			want:    []bool{false, true},
 			wantSet: "0-1-43", wantFlav: MariaDB,
 		},
 		{
 			name: "begin statements commit",
 			events: [][]byte{
-				ev(MariaGTIDEvent, gtidBody(1, 5, 0)),
-				ev(QueryEvent, queryBody("shop", "BEGIN")),
-				ev(QueryEvent, queryBody("shop", "INSERT INTO m VALUES (1)")),
-				ev(QueryEvent, queryBody("shop", "INSERT INTO m VALUES (2)")),
-				ev(QueryEvent, queryBody("shop", "COMMIT")),
+				ev(MariaGTIDEvent, MariaGTIDBody(1, 5, 0)),
+				ev(QueryEvent, QueryBody("shop", "BEGIN")),
+				ev(QueryEvent, QueryBody("shop", "INSERT INTO m VALUES (1)")),
+				ev(QueryEvent, QueryBody("shop", "INSERT INTO m VALUES (2)")),
+				ev(QueryEvent, QueryBody("shop", "COMMIT")),
 			},
 			want:    []bool{false, false, false, false, true},
 			wantSet: "1-1-5", wantFlav: MariaDB,
 		},
 		{
 			name:    "rollback ends a transaction",
-			events:  [][]byte{ev(MariaGTIDEvent, gtidBody(0, 9, 0)), ev(QueryEvent, queryBody("", "BEGIN")), ev(QueryEvent, queryBody("", "ROLLBACK"))},
+			events:  [][]byte{ev(MariaGTIDEvent, MariaGTIDBody(0, 9, 0)), ev(QueryEvent, QueryBody("", "BEGIN")), ev(QueryEvent, QueryBody("", "ROLLBACK"))},
 			want:    []bool{false, false, true},
 			wantSet: "0-1-9", wantFlav: MariaDB,
 		},
@@ -398,8 +302,8 @@ func TestTrackerBoundaries(t *testing.T) {
 			name:  "unfinished transaction is not in the set",
 			start: mustGTIDSet(t, MariaDB, "0-1-41"),
 			events: [][]byte{
-				ev(MariaGTIDEvent, gtidBody(0, 42, 0)), tmap(), rows(), ev(XIDEvent, xidBody(1)),
-				ev(MariaGTIDEvent, gtidBody(0, 43, 0)), tmap(), rows(),
+				ev(MariaGTIDEvent, MariaGTIDBody(0, 42, 0)), tmap(), rows(), ev(XIDEvent, XIDBody(1)),
+				ev(MariaGTIDEvent, MariaGTIDBody(0, 43, 0)), tmap(), rows(),
 			},
 			want:    []bool{false, false, false, true, false, false, false},
 			wantSet: "0-1-42", wantFlav: MariaDB,
@@ -407,28 +311,28 @@ func TestTrackerBoundaries(t *testing.T) {
 		{
 			name:    "domains kept apart",
 			start:   mustGTIDSet(t, MariaDB, "0-1-10,2-1-3"),
-			events:  [][]byte{ev(MariaGTIDEvent, gtidBody(1, 7, 0)), rows(), ev(XIDEvent, xidBody(1)), ev(MariaGTIDEvent, gtidBody(0, 11, mariaFlagStandalone)), ev(QueryEvent, queryBody("", "DROP TABLE x"))},
+			events:  [][]byte{ev(MariaGTIDEvent, MariaGTIDBody(1, 7, 0)), rows(), ev(XIDEvent, XIDBody(1)), ev(MariaGTIDEvent, MariaGTIDBody(0, 11, MariaFlagStandalone)), ev(QueryEvent, QueryBody("", "DROP TABLE x"))},
 			want:    []bool{false, false, true, false, true},
 			wantSet: "0-1-11,1-1-7,2-1-3", wantFlav: MariaDB,
 		},
 		{
 			name:    "mysql begin rows xid",
 			start:   NewGTIDSet(MySQL),
-			events:  [][]byte{ev(MySQLGTIDEvent, mysqlGTIDBody(sid, 5)), ev(QueryEvent, queryBody("", "BEGIN")), rows(), ev(XIDEvent, xidBody(1))},
+			events:  [][]byte{ev(MySQLGTIDEvent, MySQLGTIDBody(sid, 5)), ev(QueryEvent, QueryBody("", "BEGIN")), rows(), ev(XIDEvent, XIDBody(1))},
 			want:    []bool{false, false, false, true},
 			wantSet: "3e11fa47-71ca-11e1-9e33-c80aa9429562:5", wantFlav: MySQL,
 		},
 		{
 			name:    "mysql ddl",
 			start:   NewGTIDSet(MySQL),
-			events:  [][]byte{ev(MySQLGTIDEvent, mysqlGTIDBody(sid, 6)), ev(QueryEvent, queryBody("", "CREATE TABLE t (id int)"))},
+			events:  [][]byte{ev(MySQLGTIDEvent, MySQLGTIDBody(sid, 6)), ev(QueryEvent, QueryBody("", "CREATE TABLE t (id int)"))},
 			want:    []bool{false, true},
 			wantSet: "3e11fa47-71ca-11e1-9e33-c80aa9429562:6", wantFlav: MySQL,
 		},
 		{
 			name:     "mysql anonymous",
 			start:    NewGTIDSet(MySQL),
-			events:   [][]byte{ev(MySQLAnonymousGTID, make([]byte, 42)), ev(QueryEvent, queryBody("", "BEGIN")), rows(), ev(XIDEvent, xidBody(1))},
+			events:   [][]byte{ev(MySQLAnonymousGTID, make([]byte, 42)), ev(QueryEvent, QueryBody("", "BEGIN")), rows(), ev(XIDEvent, XIDBody(1))},
 			want:     []bool{false, false, false, true},
 			wantFlav: MySQL,
 		},
@@ -462,7 +366,7 @@ func TestTrackerBoundaries(t *testing.T) {
 
 func TestTrackerShortGTIDEvent(t *testing.T) {
 	tr := newTracker(NewGTIDSet(MariaDB))
-	ev := mkEvent(MariaGTIDEvent, 1, 100, 0, make([]byte, 8), false)
+	ev := NewEvent(MariaGTIDEvent, 1, 100, 0, make([]byte, 8), false)
 	h, _ := ParseHeader(ev)
 	if _, err := tr.feed(ev, h, false); !errors.Is(err, ErrShortEvent) {
 		t.Errorf("feed short GTID event: err %v, want ErrShortEvent", err)
@@ -480,9 +384,9 @@ func TestTrackerSnapshotIsACopy(t *testing.T) {
 			}
 		}
 	}
-	feedAll(mkEvent(MariaGTIDEvent, 1, 100, 0, gtidBody(0, 1, mariaFlagStandalone), true), mkEvent(QueryEvent, 1, 200, 0, queryBody("", "CREATE TABLE a (i int)"), true))
+	feedAll(NewEvent(MariaGTIDEvent, 1, 100, 0, MariaGTIDBody(0, 1, MariaFlagStandalone), true), NewEvent(QueryEvent, 1, 200, 0, QueryBody("", "CREATE TABLE a (i int)"), true))
 	snap := tr.gtids()
-	feedAll(mkEvent(MariaGTIDEvent, 1, 300, 0, gtidBody(0, 2, mariaFlagStandalone), true), mkEvent(QueryEvent, 1, 400, 0, queryBody("", "CREATE TABLE b (i int)"), true))
+	feedAll(NewEvent(MariaGTIDEvent, 1, 300, 0, MariaGTIDBody(0, 2, MariaFlagStandalone), true), NewEvent(QueryEvent, 1, 400, 0, QueryBody("", "CREATE TABLE b (i int)"), true))
 	if snap.String() != "0-1-1" {
 		t.Errorf("snapshot changed to %q after more transactions", snap)
 	}

@@ -137,6 +137,11 @@ func (x *TxnTracker) Feed(ev []byte, checksummed bool) (boundary bool, err error
 	return x.t.feed(ev, h, checksummed)
 }
 
+// FeedHeader is Feed for a caller that already parsed the event's header.
+func (x *TxnTracker) FeedHeader(ev []byte, h Header, checksummed bool) (boundary bool, err error) {
+	return x.t.feed(ev, h, checksummed)
+}
+
 // InTransaction reports whether the last event fed was inside a transaction
 // that has not ended.
 func (x *TxnTracker) InTransaction() bool { return x.t.inTxn }

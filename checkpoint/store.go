@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/relay"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -29,13 +30,13 @@ var (
 type State struct {
 	// Received is the end of the last whole transaction durable in the relay
 	// log (as of the last checkpoint), with its place in the relay log.
-	Received binlog.Frontier
+	Received relay.Frontier
 	// Acked is the last position sent in a semi-sync ACK (as of the last
 	// checkpoint).
 	Acked binlog.FilePos
 	// Applied mirrors the standby's applied frontier (the standby's own GTID
 	// state is the truth) with its place in the relay log.
-	Applied binlog.Frontier
+	Applied relay.Frontier
 	// Identity is the master the positions belong to; nil before the first
 	// connection.
 	Identity *binlog.Identity
@@ -134,7 +135,7 @@ func (s *Store) Load() (State, error) {
 // SaveFrontiers records the received frontier and the acked position in one
 // transaction. Either may be zero (left as it is). Neither may move
 // backwards.
-func (s *Store) SaveFrontiers(received binlog.Frontier, acked binlog.FilePos, now time.Time) error {
+func (s *Store) SaveFrontiers(received relay.Frontier, acked binlog.FilePos, now time.Time) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		fb := tx.Bucket(bucketFrontiers)
 		old, err := loadFilePosTx(fb)
@@ -167,7 +168,7 @@ func (s *Store) SaveFrontiers(received binlog.Frontier, acked binlog.FilePos, no
 
 // SaveApplied records the applied frontier mirror. It may not move
 // backwards.
-func (s *Store) SaveApplied(applied binlog.Frontier, now time.Time) error {
+func (s *Store) SaveApplied(applied relay.Frontier, now time.Time) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		fb := tx.Bucket(bucketFrontiers)
 		old, _, err := getFrontierTx(fb, keyApplied)
@@ -186,24 +187,24 @@ func (s *Store) SaveApplied(applied binlog.Frontier, now time.Time) error {
 // getFrontierTx decodes the frontier stored under key, and when it was
 // written; a missing key gives the zero Frontier. The caller holds a
 // transaction on fb.
-func getFrontierTx(fb *bolt.Bucket, key []byte) (binlog.Frontier, time.Time, error) {
+func getFrontierTx(fb *bolt.Bucket, key []byte) (relay.Frontier, time.Time, error) {
 	v := fb.Get(key)
 	if v == nil {
-		return binlog.Frontier{}, time.Time{}, nil
+		return relay.Frontier{}, time.Time{}, nil
 	}
 	var fj frontierJSON
 	if err := json.Unmarshal(v, &fj); err != nil {
-		return binlog.Frontier{}, time.Time{}, fmt.Errorf("checkpoint: stored %s frontier: %w", key, err)
+		return relay.Frontier{}, time.Time{}, fmt.Errorf("checkpoint: stored %s frontier: %w", key, err)
 	}
 	pos, err := binlog.DecodePosition(fj.Position)
 	if err != nil {
-		return binlog.Frontier{}, time.Time{}, fmt.Errorf("checkpoint: stored %s frontier: %w", key, err)
+		return relay.Frontier{}, time.Time{}, fmt.Errorf("checkpoint: stored %s frontier: %w", key, err)
 	}
-	return binlog.Frontier{Segment: fj.Segment, Offset: fj.Offset, Pos: pos}, time.Unix(0, fj.Updated), nil
+	return relay.Frontier{Segment: fj.Segment, Offset: fj.Offset, Pos: pos}, time.Unix(0, fj.Updated), nil
 }
 
 // putFrontierTx stores f under key; the caller holds a write transaction.
-func putFrontierTx(fb *bolt.Bucket, key []byte, f binlog.Frontier, now time.Time) error {
+func putFrontierTx(fb *bolt.Bucket, key []byte, f relay.Frontier, now time.Time) error {
 	v, _ := json.Marshal(frontierJSON{Segment: f.Segment, Offset: f.Offset, Position: f.Pos.Encode(), Updated: now.UnixNano()})
 	return fb.Put(key, v)
 }

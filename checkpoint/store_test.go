@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/relay"
 )
 
 func openStore(t *testing.T, path string) *Store {
@@ -23,13 +24,13 @@ func openStore(t *testing.T, path string) *Store {
 
 func fp(file string, pos uint64) binlog.FilePos { return binlog.FilePos{File: file, Pos: pos} }
 
-func frontier(t *testing.T, file string, pos uint64, gtid string) binlog.Frontier {
+func frontier(t *testing.T, file string, pos uint64, gtid string) relay.Frontier {
 	t.Helper()
 	set, err := binlog.ParseGTIDSet(binlog.MariaDB, gtid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return binlog.Frontier{Segment: 3, Offset: int64(pos) + 100, Pos: binlog.Position{FilePos: fp(file, pos), GTID: set}}
+	return relay.Frontier{Segment: 3, Offset: int64(pos) + 100, Pos: binlog.Position{FilePos: fp(file, pos), GTID: set}}
 }
 
 func TestOpenCreatesPrivateFiles(t *testing.T) {
@@ -85,7 +86,7 @@ func TestSaveAndLoadFrontiers(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A zero argument leaves the stored value as it is.
-	if err := s.SaveFrontiers(binlog.Frontier{}, fp("mysql-bin.000009", 2100), now.Add(time.Second)); err != nil {
+	if err := s.SaveFrontiers(relay.Frontier{}, fp("mysql-bin.000009", 2100), now.Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -134,10 +135,10 @@ func TestSaveFrontiersNeverBackwards(t *testing.T) {
 			n := max(len(tt.received), len(tt.acked))
 			var err error
 			for i := 0; i < n; i++ {
-				var recv binlog.Frontier
+				var recv relay.Frontier
 				var ack binlog.FilePos
 				if i < len(tt.received) {
-					recv = binlog.Frontier{Segment: 1, Offset: 4, Pos: binlog.Position{FilePos: tt.received[i], GTID: binlog.NewGTIDSet(binlog.MariaDB)}}
+					recv = relay.Frontier{Segment: 1, Offset: 4, Pos: binlog.Position{FilePos: tt.received[i], GTID: binlog.NewGTIDSet(binlog.MariaDB)}}
 				}
 				if i < len(tt.acked) {
 					ack = tt.acked[i]
@@ -188,7 +189,7 @@ func TestSaveFrontiersGTIDOnlyStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SaveFrontiers(binlog.Frontier{Pos: binlog.Position{GTID: set}}, binlog.FilePos{}, time.Unix(1700000000, 0)); err != nil {
+	if err := s.SaveFrontiers(relay.Frontier{Pos: binlog.Position{GTID: set}}, binlog.FilePos{}, time.Unix(1700000000, 0)); err != nil {
 		t.Fatal(err)
 	}
 	st, err := s.Load()

@@ -1,29 +1,31 @@
-package binlog
+package relay
 
 import (
+	"github.com/hotstandby/hotstandby/binlog"
+
 	"errors"
 	"io"
 )
 
-// RelayEvent is one stored event as ScanRelay delivers it.
-type RelayEvent struct {
+// Event is one stored event as Scan delivers it.
+type Event struct {
 	Segment     Segment
 	Offset      int64  // in the segment file
 	File        string // the master binlog file it belongs to
-	Header      Header
+	Header      binlog.Header
 	Raw         []byte // valid during the callback only
 	FDE         []byte // the segment's format description
 	Checksummed bool
 }
 
-// ErrStopScan ends ScanRelay early without an error.
+// ErrStopScan ends Scan early without an error.
 var ErrStopScan = errors.New("stop scan")
 
-// ScanRelay calls fn for every stored event of the relay log in dir, in
+// Scan calls fn for every stored event of the relay log in dir, in
 // order. It only reads: the end of the live segment (bytes not yet written,
 // or its preallocated zeros) ends the scan quietly; damage anywhere else is
-// ErrCorruptRelay.
-func ScanRelay(dir string, fn func(RelayEvent) error) error {
+// ErrCorrupt.
+func Scan(dir string, fn func(Event) error) error {
 	segs, err := ListSegments(dir)
 	if err != nil {
 		return err
@@ -48,10 +50,10 @@ func ScanRelay(dir string, fn func(RelayEvent) error) error {
 				if i == len(segs)-1 {
 					return nil // the live or crashed tail
 				}
-				return errors.Join(ErrCorruptRelay, err)
+				return errors.Join(ErrCorrupt, err)
 			}
-			h, _ := ParseHeader(ev)
-			e := RelayEvent{Segment: seg, Offset: off, File: file, Header: h, Raw: ev, FDE: r.FDE, Checksummed: r.Checksummed()}
+			h, _ := binlog.ParseHeader(ev)
+			e := Event{Segment: seg, Offset: off, File: file, Header: h, Raw: ev, FDE: r.FDE, Checksummed: r.Checksummed()}
 			if err := fn(e); err != nil {
 				r.Close()
 				if errors.Is(err, ErrStopScan) {
@@ -59,8 +61,8 @@ func ScanRelay(dir string, fn func(RelayEvent) error) error {
 				}
 				return err
 			}
-			if h.Type == RotateEvent {
-				if next, err := RotateTarget(ev, r.Checksummed()); err == nil {
+			if h.Type == binlog.RotateEvent {
+				if next, err := binlog.RotateTarget(ev, r.Checksummed()); err == nil {
 					file = next.File
 				}
 			}

@@ -1,6 +1,8 @@
-package binlog
+package relay
 
 import (
+	"github.com/hotstandby/hotstandby/binlog"
+
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -23,15 +25,15 @@ type master struct {
 func newMaster() *master { return &master{file: "mysql-bin.000001", pos: 4} }
 
 // event returns the next event of the master's current file.
-func (m *master) event(typ EventType, body []byte) []byte {
-	m.pos += uint32(HeaderLen + len(body) + 4)
-	return mkEvent(typ, testServerID, m.pos, 0, body, true)
+func (m *master) event(typ binlog.EventType, body []byte) []byte {
+	m.pos += uint32(binlog.HeaderLen + len(body) + 4)
+	return binlog.NewEvent(typ, testServerID, m.pos, 0, body, true)
 }
 
 // fakeRotate is the artificial Rotate that opens a dump: log_pos 0, flag
 // LOG_EVENT_ARTIFICIAL_F, naming the file and offset the stream starts at.
 func (m *master) fakeRotate() []byte {
-	return mkEvent(RotateEvent, testServerID, 0, FlagArtificial, rotateBody(uint64(m.pos), m.file), true)
+	return binlog.NewEvent(binlog.RotateEvent, testServerID, 0, binlog.FlagArtificial, binlog.RotateBody(uint64(m.pos), m.file), true)
 }
 
 // fileHeader returns the events a binlog file starts with: the format
@@ -41,9 +43,9 @@ func (m *master) fileHeader() [][]byte {
 	m.pos = 4
 	ckpt := binary.LittleEndian.AppendUint32(nil, uint32(len(m.file)))
 	return [][]byte{
-		m.event(FormatDescriptionEvent, fdeBody(1)),
-		m.event(MariaGTIDList, make([]byte, 4)),
-		m.event(MariaBinlogCheckpoint, append(ckpt, m.file...)),
+		m.event(binlog.FormatDescriptionEvent, binlog.FDEBody(1)),
+		m.event(binlog.MariaGTIDList, make([]byte, 4)),
+		m.event(binlog.MariaBinlogCheckpoint, append(ckpt, m.file...)),
 	}
 }
 
@@ -57,25 +59,25 @@ func (m *master) start() [][]byte {
 // the file's format description with log_pos 0 (not part of the stream's
 // positions).
 func (m *master) resume() [][]byte {
-	return [][]byte{m.fakeRotate(), mkEvent(FormatDescriptionEvent, testServerID, 0, 0, fdeBody(1), true)}
+	return [][]byte{m.fakeRotate(), binlog.NewEvent(binlog.FormatDescriptionEvent, testServerID, 0, 0, binlog.FDEBody(1), true)}
 }
 
 // txn is a row-based transaction: GTID, table map, rows, XID.
 func (m *master) txn(domain uint32, seq uint64) [][]byte {
 	m.xid++
 	return [][]byte{
-		m.event(MariaGTIDEvent, gtidBody(domain, seq, 0)),
-		m.event(tableMapEvent, []byte("\x10\x00\x00\x00\x00\x00\x01\x00\x04shop\x00\x01t\x00\x01\x03\x00")),
-		m.event(writeRowsEvent, bytes.Repeat([]byte{0xab}, 40)),
-		m.event(XIDEvent, xidBody(m.xid)),
+		m.event(binlog.MariaGTIDEvent, binlog.MariaGTIDBody(domain, seq, 0)),
+		m.event(binlog.TableMapEvent, []byte("\x10\x00\x00\x00\x00\x00\x01\x00\x04shop\x00\x01t\x00\x01\x03\x00")),
+		m.event(binlog.WriteRowsV1, bytes.Repeat([]byte{0xab}, 40)),
+		m.event(binlog.XIDEvent, binlog.XIDBody(m.xid)),
 	}
 }
 
 // ddl is a standalone statement: GTID with FL_STANDALONE and one Query.
 func (m *master) ddl(domain uint32, seq uint64, q string) [][]byte {
 	return [][]byte{
-		m.event(MariaGTIDEvent, gtidBody(domain, seq, mariaFlagStandalone)),
-		m.event(QueryEvent, queryBody("shop", q)),
+		m.event(binlog.MariaGTIDEvent, binlog.MariaGTIDBody(domain, seq, binlog.MariaFlagStandalone)),
+		m.event(binlog.QueryEvent, binlog.QueryBody("shop", q)),
 	}
 }
 
@@ -83,29 +85,29 @@ func (m *master) ddl(domain uint32, seq uint64, q string) [][]byte {
 // GTID, Query BEGIN, statements, Query COMMIT.
 func (m *master) stmt(domain uint32, seq uint64) [][]byte {
 	return [][]byte{
-		m.event(MariaGTIDEvent, gtidBody(domain, seq, 0)),
-		m.event(QueryEvent, queryBody("shop", "BEGIN")),
-		m.event(QueryEvent, queryBody("shop", "INSERT INTO m VALUES (1)")),
-		m.event(QueryEvent, queryBody("shop", "INSERT INTO m VALUES (2)")),
-		m.event(QueryEvent, queryBody("shop", "COMMIT")),
+		m.event(binlog.MariaGTIDEvent, binlog.MariaGTIDBody(domain, seq, 0)),
+		m.event(binlog.QueryEvent, binlog.QueryBody("shop", "BEGIN")),
+		m.event(binlog.QueryEvent, binlog.QueryBody("shop", "INSERT INTO m VALUES (1)")),
+		m.event(binlog.QueryEvent, binlog.QueryBody("shop", "INSERT INTO m VALUES (2)")),
+		m.event(binlog.QueryEvent, binlog.QueryBody("shop", "COMMIT")),
 	}
 }
 
 // rotate ends the current file with a Rotate event and starts the next one.
 func (m *master) rotate(next string) [][]byte {
-	rot := m.event(RotateEvent, rotateBody(4, next))
+	rot := m.event(binlog.RotateEvent, binlog.RotateBody(4, next))
 	m.file = next
 	return append([][]byte{rot}, m.fileHeader()...)
 }
 
 // at is the master's current position.
-func (m *master) at() FilePos { return FilePos{File: m.file, Pos: uint64(m.pos)} }
+func (m *master) at() binlog.FilePos { return binlog.FilePos{File: m.file, Pos: uint64(m.pos)} }
 
-func openRelay(t *testing.T, cfg RelayConfig, hint Frontier) (*Relay, Frontier) {
+func openRelay(t *testing.T, cfg Config, hint Frontier) (*Writer, Frontier) {
 	t.Helper()
-	r, end, err := OpenRelay(cfg, hint)
+	r, end, err := Open(cfg, hint)
 	if err != nil {
-		t.Fatalf("OpenRelay(hint %+v): %v", hint, err)
+		t.Fatalf("Open(hint %+v): %v", hint, err)
 	}
 	t.Cleanup(func() { r.Close() })
 	return r, end
@@ -113,22 +115,22 @@ func openRelay(t *testing.T, cfg RelayConfig, hint Frontier) (*Relay, Frontier) 
 
 // tryOpenRelay opens the relay log, which may fail; an opened one is closed
 // at the end of the test.
-func tryOpenRelay(t *testing.T, cfg RelayConfig, hint Frontier) (Frontier, error) {
+func tryOpenRelay(t *testing.T, cfg Config, hint Frontier) (Frontier, error) {
 	t.Helper()
-	r, end, err := OpenRelay(cfg, hint)
+	r, end, err := Open(cfg, hint)
 	if err == nil {
 		t.Cleanup(func() { r.Close() })
 	}
 	return end, err
 }
 
-func writeAll(t *testing.T, r *Relay, evs ...[]byte) []Written {
+func writeAll(t *testing.T, r *Writer, evs ...[]byte) []Written {
 	t.Helper()
 	out := make([]Written, 0, len(evs))
 	for i, ev := range evs {
 		w, err := r.Write(ev)
 		if err != nil {
-			h, _ := ParseHeader(ev)
+			h, _ := binlog.ParseHeader(ev)
 			t.Fatalf("Write event %d (type %d, log_pos %d): %v", i, h.Type, h.LogPos, err)
 		}
 		out = append(out, w)
@@ -144,7 +146,7 @@ func cat(groups ...[][]byte) [][]byte {
 	return out
 }
 
-func mustSync(t *testing.T, r *Relay) (FilePos, Frontier) {
+func mustSync(t *testing.T, r *Writer) (binlog.FilePos, Frontier) {
 	t.Helper()
 	durable, boundary, err := r.Sync()
 	if err != nil {
@@ -234,8 +236,8 @@ func appendFile(t *testing.T, path string, data []byte) {
 	}
 }
 
-func testRelayConfig(dir string) RelayConfig {
-	cfg := DefaultRelayConfig(dir)
+func testRelayConfig(dir string) Config {
+	cfg := DefaultConfig(dir)
 	cfg.Sync = func(*os.File) error { return nil } // the tests do not power off
 	cfg.Preallocate = -1                           // the tests read live files' exact sizes
 	return cfg
@@ -243,7 +245,7 @@ func testRelayConfig(dir string) RelayConfig {
 
 func TestOpenRelayEmpty(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "relay")
-	hint := Frontier{Pos: Position{FilePos: FilePos{File: "mysql-bin.000004", Pos: 189}, GTID: NewGTIDSet(MariaDB)}}
+	hint := Frontier{Pos: binlog.Position{FilePos: binlog.FilePos{File: "mysql-bin.000004", Pos: 189}, GTID: binlog.NewGTIDSet(binlog.MariaDB)}}
 	r, end := openRelay(t, testRelayConfig(dir), hint)
 	checkFrontier(t, "frontier of an empty relay", end, hint)
 	info, err := os.Stat(dir)
@@ -274,8 +276,8 @@ func TestRelayWriteAndReopen(t *testing.T) {
 	if ws[0].Stored || ws[1].Stored {
 		t.Errorf("fake rotate or format description stored in the body: %+v %+v", ws[0], ws[1])
 	}
-	glist, _ := ParseHeader(start[2])
-	if !ws[2].Stored || !ws[2].Boundary || ws[2].End != (FilePos{File: m.file, Pos: uint64(glist.LogPos)}) {
+	glist, _ := binlog.ParseHeader(start[2])
+	if !ws[2].Stored || !ws[2].Boundary || ws[2].End != (binlog.FilePos{File: m.file, Pos: uint64(glist.LogPos)}) {
 		t.Errorf("GTID list: %+v", ws[2])
 	}
 	checkpointAfterHeader := r.Boundary()
@@ -297,7 +299,7 @@ func TestRelayWriteAndReopen(t *testing.T) {
 		t.Errorf("durable %v, want %v", durable, m.at())
 	}
 	seg := lastSegment(t, dir)
-	want := Frontier{Segment: 1, Offset: seg.Size, Pos: Position{FilePos: m.at(), GTID: mustGTIDSet(t, MariaDB, "0-1-3,1-1-5")}}
+	want := Frontier{Segment: 1, Offset: seg.Size, Pos: binlog.Position{FilePos: m.at(), GTID: mustGTIDSet(t, binlog.MariaDB, "0-1-3,1-1-5")}}
 	checkFrontier(t, "boundary after sync", b, want)
 	if seg.Seq != 1 || seg.MasterFile != "mysql-bin.000001" || filepath.Base(seg.Path) != "relay-000001.mysql-bin.000001" {
 		t.Errorf("segment %+v", seg)
@@ -314,7 +316,7 @@ func TestRelayWriteAndReopen(t *testing.T) {
 	}
 
 	for _, hint := range []Frontier{{}, checkpointAfterHeader, b1, b} {
-		r2, end, err := OpenRelay(cfg, hint)
+		r2, end, err := Open(cfg, hint)
 		if err != nil {
 			t.Fatalf("reopen with hint %v: %v", hint.Pos, err)
 		}
@@ -350,7 +352,7 @@ func TestRelayWriteAndReopen(t *testing.T) {
 
 // crashBase writes a start, txn 0-1-1 and txn 0-1-2, syncs, and returns the
 // boundaries after each transaction. The relay is still open.
-func crashBase(t *testing.T, cfg RelayConfig) (r *Relay, m *master, b1, b2 Frontier) {
+func crashBase(t *testing.T, cfg Config) (r *Writer, m *master, b1, b2 Frontier) {
 	t.Helper()
 	m = newMaster()
 	r, _ = openRelay(t, cfg, Frontier{})
@@ -372,17 +374,17 @@ func TestRelayCrashRecovery(t *testing.T) {
 		name string
 		// crash leaves the tail the way a crash would; the relay holds
 		// txns 0-1-1 and 0-1-2, b2 is the end of the second.
-		crash func(t *testing.T, r *Relay, m *master, path string, b2 Frontier)
+		crash func(t *testing.T, r *Writer, m *master, path string, b2 Frontier)
 	}{
 		{
 			name: "clean",
-			crash: func(t *testing.T, r *Relay, m *master, path string, b2 Frontier) {
+			crash: func(t *testing.T, r *Writer, m *master, path string, b2 Frontier) {
 				r.Close()
 			},
 		},
 		{
 			name: "event cut in its body",
-			crash: func(t *testing.T, r *Relay, m *master, path string, b2 Frontier) {
+			crash: func(t *testing.T, r *Writer, m *master, path string, b2 Frontier) {
 				t3 := m.txn(0, 3)
 				writeAll(t, r, t3...)
 				r.Close()
@@ -394,7 +396,7 @@ func TestRelayCrashRecovery(t *testing.T) {
 		},
 		{
 			name: "event cut in its header",
-			crash: func(t *testing.T, r *Relay, m *master, path string, b2 Frontier) {
+			crash: func(t *testing.T, r *Writer, m *master, path string, b2 Frontier) {
 				writeAll(t, r, m.txn(0, 3)...)
 				r.Close()
 				if err := os.Truncate(path, b2.Offset+7); err != nil {
@@ -404,7 +406,7 @@ func TestRelayCrashRecovery(t *testing.T) {
 		},
 		{
 			name: "checksum cut",
-			crash: func(t *testing.T, r *Relay, m *master, path string, b2 Frontier) {
+			crash: func(t *testing.T, r *Writer, m *master, path string, b2 Frontier) {
 				writeAll(t, r, m.txn(0, 3)...)
 				r.Close()
 				if err := os.Truncate(path, fileSize(t, path)-2); err != nil {
@@ -414,45 +416,45 @@ func TestRelayCrashRecovery(t *testing.T) {
 		},
 		{
 			name: "transaction without XID",
-			crash: func(t *testing.T, r *Relay, m *master, path string, b2 Frontier) {
+			crash: func(t *testing.T, r *Writer, m *master, path string, b2 Frontier) {
 				writeAll(t, r, m.txn(0, 3)[:3]...)
 				r.Close()
 			},
 		},
 		{
 			name: "statement transaction without COMMIT",
-			crash: func(t *testing.T, r *Relay, m *master, path string, b2 Frontier) {
+			crash: func(t *testing.T, r *Writer, m *master, path string, b2 Frontier) {
 				writeAll(t, r, m.stmt(0, 3)[:4]...)
 				r.Close()
 			},
 		},
 		{
 			name: "garbage",
-			crash: func(t *testing.T, r *Relay, m *master, path string, b2 Frontier) {
+			crash: func(t *testing.T, r *Writer, m *master, path string, b2 Frontier) {
 				r.Close()
 				appendFile(t, path, []byte("\x13\x37\xc0\xde\x02garbage that is not an event at all, really not"))
 			},
 		},
 		{
 			name: "zeros",
-			crash: func(t *testing.T, r *Relay, m *master, path string, b2 Frontier) {
+			crash: func(t *testing.T, r *Writer, m *master, path string, b2 Frontier) {
 				r.Close()
 				appendFile(t, path, make([]byte, 4096))
 			},
 		},
 		{
 			name: "implausible size",
-			crash: func(t *testing.T, r *Relay, m *master, path string, b2 Frontier) {
+			crash: func(t *testing.T, r *Writer, m *master, path string, b2 Frontier) {
 				r.Close()
-				appendFile(t, path, mkEvent(XIDEvent, 1, 0, 0, nil, false)[:9]) // size field cut
-				hdr := mkEvent(XIDEvent, 1, 0, 0, nil, false)
+				appendFile(t, path, binlog.NewEvent(binlog.XIDEvent, 1, 0, 0, nil, false)[:9]) // size field cut
+				hdr := binlog.NewEvent(binlog.XIDEvent, 1, 0, 0, nil, false)
 				binary.LittleEndian.PutUint32(hdr[9:], 0xfffffff0)
 				appendFile(t, path, hdr)
 			},
 		},
 		{
 			name: "bit flipped in the last event",
-			crash: func(t *testing.T, r *Relay, m *master, path string, b2 Frontier) {
+			crash: func(t *testing.T, r *Writer, m *master, path string, b2 Frontier) {
 				writeAll(t, r, m.txn(0, 3)...)
 				r.Close()
 				flipBit(t, path, fileSize(t, path)-6, 3) // in the XID
@@ -460,15 +462,15 @@ func TestRelayCrashRecovery(t *testing.T) {
 		},
 		{
 			name: "bit flipped in the tail transaction's GTID",
-			crash: func(t *testing.T, r *Relay, m *master, path string, b2 Frontier) {
+			crash: func(t *testing.T, r *Writer, m *master, path string, b2 Frontier) {
 				writeAll(t, r, m.txn(0, 3)...)
 				r.Close()
-				flipBit(t, path, b2.Offset+HeaderLen+2, 0)
+				flipBit(t, path, b2.Offset+binlog.HeaderLen+2, 0)
 			},
 		},
 		{
 			name: "bit flipped in the tail event's header",
-			crash: func(t *testing.T, r *Relay, m *master, path string, b2 Frontier) {
+			crash: func(t *testing.T, r *Writer, m *master, path string, b2 Frontier) {
 				t3 := m.txn(0, 3)
 				writeAll(t, r, t3...)
 				r.Close()
@@ -478,11 +480,11 @@ func TestRelayCrashRecovery(t *testing.T) {
 		},
 		{
 			name: "damage after the last checkpoint drops later transactions",
-			crash: func(t *testing.T, r *Relay, m *master, path string, b2 Frontier) {
+			crash: func(t *testing.T, r *Writer, m *master, path string, b2 Frontier) {
 				t3 := m.txn(0, 3)
 				writeAll(t, r, cat(t3, m.txn(0, 4))...)
 				r.Close()
-				flipBit(t, path, b2.Offset+lens(t3)[0]+HeaderLen+1, 5) // table map of 0-1-3
+				flipBit(t, path, b2.Offset+lens(t3)[0]+binlog.HeaderLen+1, 5) // table map of 0-1-3
 			},
 		},
 	}
@@ -496,9 +498,9 @@ func TestRelayCrashRecovery(t *testing.T) {
 				tt.crash(t, r, m, path, b2)
 				hint := map[string]Frontier{"no hint": {}, "hint after txn 1": b1, "hint after txn 2": b2}[hintName]
 
-				r2, end, err := OpenRelay(cfg, hint)
+				r2, end, err := Open(cfg, hint)
 				if err != nil {
-					t.Fatalf("OpenRelay: %v", err)
+					t.Fatalf("Open: %v", err)
 				}
 				checkFrontier(t, "recovered frontier", end, b2)
 				if got := fileSize(t, path); got != b2.Offset {
@@ -534,7 +536,7 @@ func TestRelayCorruptBeforeHint(t *testing.T) {
 		_, b3 := mustSync(t, r)
 		r.Close()
 		path := lastSegment(t, dir).Path
-		flipBit(t, path, b1.Offset+HeaderLen+1, 2) // GTID of 0-1-2, before the hint
+		flipBit(t, path, b1.Offset+binlog.HeaderLen+1, 2) // GTID of 0-1-2, before the hint
 		before, _ := os.ReadFile(path)
 
 		_, err := tryOpenRelay(t, cfg, b3)
@@ -542,10 +544,10 @@ func TestRelayCorruptBeforeHint(t *testing.T) {
 		if !bytes.Equal(before, after) {
 			t.Errorf("recovery changed the segment: %d -> %d bytes", len(before), len(after))
 		}
-		if !errors.Is(err, ErrCorruptRelay) {
+		if !errors.Is(err, ErrCorrupt) {
 			// recoverRelay seeks to hint.Offset and never reads the durable
 			// bytes before it.
-			t.Errorf("OpenRelay with damage before the hint: err %v, want ErrCorruptRelay", err)
+			t.Errorf("Open with damage before the hint: err %v, want ErrCorrupt", err)
 		}
 	})
 
@@ -565,8 +567,8 @@ func TestRelayCorruptBeforeHint(t *testing.T) {
 		if got := fileSize(t, path); got != b1.Offset+10 {
 			t.Errorf("recovery changed the segment size to %d, want %d (untouched)", got, b1.Offset+10)
 		}
-		if !errors.Is(err, ErrCorruptRelay) {
-			t.Errorf("OpenRelay with a hint past the segment's end: err %v, want ErrCorruptRelay", err)
+		if !errors.Is(err, ErrCorrupt) {
+			t.Errorf("Open with a hint past the segment's end: err %v, want ErrCorrupt", err)
 		}
 	})
 
@@ -599,8 +601,8 @@ func TestRelayCorruptBeforeHint(t *testing.T) {
 					sizes[s.Path] = s.Size
 				}
 				_, err := tryOpenRelay(t, cfg, hint)
-				if !errors.Is(err, ErrCorruptRelay) {
-					t.Errorf("OpenRelay: err %v, want ErrCorruptRelay", err)
+				if !errors.Is(err, ErrCorrupt) {
+					t.Errorf("Open: err %v, want ErrCorrupt", err)
 				}
 				for _, s := range segments(t, dir) {
 					if s.Size != sizes[s.Path] {
@@ -620,7 +622,7 @@ func TestRelayTornTailLooksLikeFormatDescription(t *testing.T) {
 	r, _, _, b2 := crashBase(t, cfg)
 	r.Close()
 	path := lastSegment(t, dir).Path
-	junk := mkEvent(FormatDescriptionEvent, 1, 0, 0, []byte("not a format description"), true)
+	junk := binlog.NewEvent(binlog.FormatDescriptionEvent, 1, 0, 0, []byte("not a format description"), true)
 	junk[len(junk)-1] ^= 0xff // bad checksum
 	appendFile(t, path, junk)
 	end, err := tryOpenRelay(t, cfg, Frontier{})
@@ -672,16 +674,16 @@ func TestRelaySegmentRoll(t *testing.T) {
 			t.Errorf("segment %d: %+v", i, s)
 		}
 		fde, evs := readSegment(t, s.Path)
-		if FDEChecksumAlg(fde) != 1 {
+		if binlog.FDEChecksumAlg(fde) != 1 {
 			t.Errorf("segment %d header declares no checksums", s.Seq)
 		}
 		// Every segment holds whole transactions.
-		tr := newTracker(NewGTIDSet(MariaDB))
+		tr := binlog.NewTxnTracker(binlog.NewGTIDSet(binlog.MariaDB))
 		boundary := true
 		for _, ev := range evs {
-			h, _ := ParseHeader(ev)
+			h, _ := binlog.ParseHeader(ev)
 			var err error
-			if boundary, err = tr.feed(ev, h, true); err != nil {
+			if boundary, err = tr.FeedHeader(ev, h, true); err != nil {
 				t.Fatalf("segment %d: %v", s.Seq, err)
 			}
 		}
@@ -707,7 +709,7 @@ func TestRelaySegmentRoll(t *testing.T) {
 			t.Fatalf("event %d differs", i)
 		}
 	}
-	want := Frontier{Segment: segs[len(segs)-1].Seq, Offset: segs[len(segs)-1].Size, Pos: Position{FilePos: m.at(), GTID: mustGTIDSet(t, MariaDB, "0-1-12")}}
+	want := Frontier{Segment: segs[len(segs)-1].Seq, Offset: segs[len(segs)-1].Size, Pos: binlog.Position{FilePos: m.at(), GTID: mustGTIDSet(t, binlog.MariaDB, "0-1-12")}}
 	checkFrontier(t, "boundary", b, want)
 	// Checkpoints taken in earlier segments are good hints too.
 	if checkpoints[1].Segment == checkpoints[10].Segment {
@@ -740,10 +742,10 @@ func TestRelayCrashRightAfterRoll(t *testing.T) {
 		t.Fatalf("want 2 segments, got %+v", segs)
 	}
 	fde, _ := readSegment(t, segs[1].Path)
-	hdrLen := int64(len(Magic) + len(fde))
-	want := Frontier{Segment: 2, Offset: hdrLen, Pos: Position{FilePos: b1.Pos.FilePos, GTID: mustGTIDSet(t, MariaDB, "0-1-1")}}
+	hdrLen := int64(len(binlog.Magic) + len(fde))
+	want := Frontier{Segment: 2, Offset: hdrLen, Pos: binlog.Position{FilePos: b1.Pos.FilePos, GTID: mustGTIDSet(t, binlog.MariaDB, "0-1-1")}}
 	for _, hint := range []Frontier{{}, b1} {
-		r2, end, err := OpenRelay(cfg, hint)
+		r2, end, err := Open(cfg, hint)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -775,11 +777,11 @@ func TestRelayRotate(t *testing.T) {
 	endOfFile1 := m.at()
 	rot := m.rotate("mysql-bin.000002")
 	ws := writeAll(t, r, rot[0])
-	rotEnd := FilePos{File: endOfFile1.File, Pos: endOfFile1.Pos + uint64(len(rot[0]))}
+	rotEnd := binlog.FilePos{File: endOfFile1.File, Pos: endOfFile1.Pos + uint64(len(rot[0]))}
 	if !ws[0].Stored || !ws[0].Boundary || ws[0].End != rotEnd {
 		t.Errorf("rotate: %+v", ws[0])
 	}
-	if got := r.Boundary().Pos.FilePos; got != (FilePos{File: "mysql-bin.000002", Pos: 4}) {
+	if got := r.Boundary().Pos.FilePos; got != (binlog.FilePos{File: "mysql-bin.000002", Pos: 4}) {
 		t.Errorf("boundary after the rotate %v, want mysql-bin.000002:4", got)
 	}
 	writeAll(t, r, rot[1:]...)
@@ -801,7 +803,7 @@ func TestRelayRotate(t *testing.T) {
 	if !bytes.Equal(fde, rot[1]) {
 		t.Error("segment 2's header is not mysql-bin.000002's format description")
 	}
-	want := Frontier{Segment: 2, Offset: segs[1].Size, Pos: Position{FilePos: m.at(), GTID: mustGTIDSet(t, MariaDB, "0-1-2")}}
+	want := Frontier{Segment: 2, Offset: segs[1].Size, Pos: binlog.Position{FilePos: m.at(), GTID: mustGTIDSet(t, binlog.MariaDB, "0-1-2")}}
 	checkFrontier(t, "boundary", b, want)
 	_, end := openRelay(t, cfg, Frontier{})
 	checkFrontier(t, "recovered frontier", end, want)
@@ -815,7 +817,7 @@ func TestRelayCrashAtRotate(t *testing.T) {
 	}{
 		{name: "after the rotate event", tail: func(m *master) [][]byte { return nil }},
 		{name: "after an unplaced format description", tail: func(m *master) [][]byte {
-			return [][]byte{mkEvent(FormatDescriptionEvent, testServerID, 0, 0, fdeBody(1), true)}
+			return [][]byte{binlog.NewEvent(binlog.FormatDescriptionEvent, testServerID, 0, 0, binlog.FDEBody(1), true)}
 		}},
 	}
 	for _, tt := range tests {
@@ -832,7 +834,7 @@ func TestRelayCrashAtRotate(t *testing.T) {
 			seg1 := segments(t, dir)[0]
 
 			r2, end := openRelay(t, cfg, Frontier{})
-			want := Frontier{Segment: 1, Offset: seg1.Size, Pos: Position{FilePos: FilePos{File: "mysql-bin.000002", Pos: 4}, GTID: mustGTIDSet(t, MariaDB, "0-1-1")}}
+			want := Frontier{Segment: 1, Offset: seg1.Size, Pos: binlog.Position{FilePos: binlog.FilePos{File: "mysql-bin.000002", Pos: 4}, GTID: mustGTIDSet(t, binlog.MariaDB, "0-1-1")}}
 			checkFrontier(t, "recovered frontier", end, want)
 			if segs := segments(t, dir); len(segs) != 1 {
 				t.Errorf("segments after recovery: %+v", segs)
@@ -856,7 +858,7 @@ func TestRelayCrashAtRotate(t *testing.T) {
 // A crash while a new segment's header was being written leaves a last
 // segment that ends inside its format description: it holds no events.
 func TestRelayTornSegmentHeader(t *testing.T) {
-	for _, keep := range []int{0, 3, 4 + HeaderLen - 1, 4 + HeaderLen, 100} {
+	for _, keep := range []int{0, 3, 4 + binlog.HeaderLen - 1, 4 + binlog.HeaderLen, 100} {
 		t.Run("keep "+strconv.Itoa(keep)+" bytes", func(t *testing.T) {
 			dir := t.TempDir()
 			cfg := testRelayConfig(dir)
@@ -875,7 +877,7 @@ func TestRelayTornSegmentHeader(t *testing.T) {
 			if err != nil {
 				// headerOnlyUnplaced drops a torn segment only below
 				// len(Magic)+HeaderLen bytes.
-				t.Fatalf("OpenRelay: %v", err)
+				t.Fatalf("Open: %v", err)
 			}
 			checkFrontier(t, "recovered frontier", end, b2)
 			if _, err := os.Stat(torn); !os.IsNotExist(err) {
@@ -898,10 +900,10 @@ func TestRelayResetToBoundary(t *testing.T) {
 			before := m.pos
 			t3 := m.txn(0, 3)
 			writeAll(t, r, t3[:3]...)
-			rows, _ := ParseHeader(t3[2])
+			rows, _ := binlog.ParseHeader(t3[2])
 			if synced {
 				durable, b := mustSync(t, r)
-				if want := (FilePos{File: m.file, Pos: uint64(rows.LogPos)}); durable != want {
+				if want := (binlog.FilePos{File: m.file, Pos: uint64(rows.LogPos)}); durable != want {
 					t.Errorf("durable %v, want %v", durable, want)
 				}
 				checkFrontier(t, "boundary mid-transaction", b, b2)
@@ -956,7 +958,7 @@ func TestRelayRejects(t *testing.T) {
 			bad: func(m *master) []byte {
 				skipped := *m
 				skipped.pos += 10
-				return skipped.event(MariaGTIDEvent, gtidBody(0, 1, 0))
+				return skipped.event(binlog.MariaGTIDEvent, binlog.MariaGTIDBody(0, 1, 0))
 			},
 			then:    func(m *master) [][]byte { return m.txn(0, 1) },
 			wantErr: ErrPositionGap,
@@ -964,26 +966,26 @@ func TestRelayRejects(t *testing.T) {
 		{
 			name: "overlap inside a transaction",
 			prefix: func(m *master) [][]byte {
-				return cat(m.start(), [][]byte{m.event(MariaGTIDEvent, gtidBody(0, 1, 0))})
+				return cat(m.start(), [][]byte{m.event(binlog.MariaGTIDEvent, binlog.MariaGTIDBody(0, 1, 0))})
 			},
 			bad: func(m *master) []byte {
 				overlap := *m
 				overlap.pos -= 5
-				return overlap.event(XIDEvent, xidBody(1))
+				return overlap.event(binlog.XIDEvent, binlog.XIDBody(1))
 			},
-			then:    func(m *master) [][]byte { return [][]byte{m.event(XIDEvent, xidBody(1))} },
+			then:    func(m *master) [][]byte { return [][]byte{m.event(binlog.XIDEvent, binlog.XIDBody(1))} },
 			wantErr: ErrPositionGap,
 		},
 		{
 			name:    "event before a format description",
 			prefix:  func(m *master) [][]byte { m.pos = 4; return [][]byte{m.fakeRotate()} },
-			bad:     func(m *master) []byte { return m.event(MariaGTIDList, make([]byte, 4)) },
+			bad:     func(m *master) []byte { return m.event(binlog.MariaGTIDList, make([]byte, 4)) },
 			wantErr: ErrPositionGap,
 		},
 		{
 			name:    "format description before a rotate",
 			prefix:  func(m *master) [][]byte { return nil },
-			bad:     func(m *master) []byte { m.pos = 4; return m.event(FormatDescriptionEvent, fdeBody(1)) },
+			bad:     func(m *master) []byte { m.pos = 4; return m.event(binlog.FormatDescriptionEvent, binlog.FDEBody(1)) },
 			wantErr: ErrPositionGap,
 		},
 		{
@@ -1002,55 +1004,55 @@ func TestRelayRejects(t *testing.T) {
 			prefix: func(m *master) [][]byte { return m.start() },
 			bad: func(m *master) []byte {
 				next := *m
-				ev := next.event(MariaGTIDEvent, gtidBody(0, 1, 0))
-				ev[HeaderLen+3] ^= 0x10
+				ev := next.event(binlog.MariaGTIDEvent, binlog.MariaGTIDBody(0, 1, 0))
+				ev[binlog.HeaderLen+3] ^= 0x10
 				return ev
 			},
 			then:    func(m *master) [][]byte { return m.txn(0, 1) },
-			wantErr: ErrChecksum,
+			wantErr: binlog.ErrChecksum,
 		},
 		{
 			name: "bad checksum in the last byte",
 			prefix: func(m *master) [][]byte {
-				return cat(m.start(), [][]byte{m.event(MariaGTIDEvent, gtidBody(0, 1, 0)), m.event(writeRowsEvent, []byte("rows"))})
+				return cat(m.start(), [][]byte{m.event(binlog.MariaGTIDEvent, binlog.MariaGTIDBody(0, 1, 0)), m.event(binlog.WriteRowsV1, []byte("rows"))})
 			},
 			bad: func(m *master) []byte {
 				next := *m
-				ev := next.event(XIDEvent, xidBody(1))
+				ev := next.event(binlog.XIDEvent, binlog.XIDBody(1))
 				ev[len(ev)-1] ^= 0x80
 				return ev
 			},
-			then:    func(m *master) [][]byte { return [][]byte{m.event(XIDEvent, xidBody(1))} },
-			wantErr: ErrChecksum,
+			then:    func(m *master) [][]byte { return [][]byte{m.event(binlog.XIDEvent, binlog.XIDBody(1))} },
+			wantErr: binlog.ErrChecksum,
 		},
 		{
 			name:   "bad checksum in a format description",
 			prefix: func(m *master) [][]byte { m.pos = 4; return [][]byte{m.fakeRotate()} },
 			bad: func(m *master) []byte {
 				next := *m
-				ev := next.event(FormatDescriptionEvent, fdeBody(1))
-				ev[HeaderLen+5] ^= 1
+				ev := next.event(binlog.FormatDescriptionEvent, binlog.FDEBody(1))
+				ev[binlog.HeaderLen+5] ^= 1
 				return ev
 			},
 			then:    func(m *master) [][]byte { return m.fileHeader() },
-			wantErr: ErrChecksum,
+			wantErr: binlog.ErrChecksum,
 		},
 		{
 			name:   "size differs from the header",
 			prefix: func(m *master) [][]byte { return m.start() },
 			bad: func(m *master) []byte {
 				next := *m
-				ev := next.event(XIDEvent, xidBody(1))
+				ev := next.event(binlog.XIDEvent, binlog.XIDBody(1))
 				return ev[:len(ev)-1]
 			},
 			then:    func(m *master) [][]byte { return m.txn(0, 1) },
-			wantErr: ErrShortEvent,
+			wantErr: binlog.ErrShortEvent,
 		},
 		{
 			name:    "shorter than a header",
 			prefix:  func(m *master) [][]byte { return m.start() },
-			bad:     func(m *master) []byte { return make([]byte, HeaderLen-1) },
-			wantErr: ErrShortEvent,
+			bad:     func(m *master) []byte { return make([]byte, binlog.HeaderLen-1) },
+			wantErr: binlog.ErrShortEvent,
 		},
 	}
 	for _, tt := range tests {
@@ -1092,7 +1094,7 @@ func TestRelayHeartbeatAndArtificial(t *testing.T) {
 	r, _ := openRelay(t, testRelayConfig(dir), Frontier{})
 	writeAll(t, r, cat(m.start(), m.txn(0, 1))...)
 	_, b := mustSync(t, r)
-	hb := mkEvent(HeartbeatEvent, testServerID, m.pos, 0, []byte(m.file), true)
+	hb := binlog.NewEvent(binlog.HeartbeatEvent, testServerID, m.pos, 0, []byte(m.file), true)
 	w, err := r.Write(hb)
 	if err != nil {
 		t.Fatal(err)
@@ -1100,7 +1102,7 @@ func TestRelayHeartbeatAndArtificial(t *testing.T) {
 	if !w.Heartbeat || w.Stored || w.End != m.at() {
 		t.Errorf("heartbeat: %+v", w)
 	}
-	art := mkEvent(MariaGTIDList, testServerID, 0, FlagArtificial, make([]byte, 4), true)
+	art := binlog.NewEvent(binlog.MariaGTIDList, testServerID, 0, binlog.FlagArtificial, make([]byte, 4), true)
 	if w, err := r.Write(art); err != nil || w.Stored {
 		t.Errorf("artificial GTID list: %+v, %v", w, err)
 	}
@@ -1115,7 +1117,7 @@ func TestRelayHeartbeatAndArtificial(t *testing.T) {
 func TestRelayGTIDStart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testRelayConfig(dir)
-	hint := Frontier{Pos: Position{GTID: mustGTIDSet(t, MariaDB, "0-1-41")}}
+	hint := Frontier{Pos: binlog.Position{GTID: mustGTIDSet(t, binlog.MariaDB, "0-1-41")}}
 	r, end := openRelay(t, cfg, hint)
 	checkFrontier(t, "frontier of an empty relay", end, hint)
 	r.ExpectGTIDStart()
@@ -1225,16 +1227,16 @@ func TestListSegments(t *testing.T) {
 
 func TestOpenSegmentErrors(t *testing.T) {
 	dir := t.TempDir()
-	fde := mkEvent(FormatDescriptionEvent, 1, 256, 0, fdeBody(1), true)
+	fde := binlog.NewEvent(binlog.FormatDescriptionEvent, 1, 256, 0, binlog.FDEBody(1), true)
 	tests := []struct {
 		name    string
 		content []byte
 		wantErr error
 	}{
-		{name: "empty", content: nil, wantErr: ErrCorruptRelay},
-		{name: "wrong magic", content: append([]byte{0xfe, 'b', 'i', 'x'}, fde...), wantErr: ErrCorruptRelay},
-		{name: "header cut", content: append(append([]byte(nil), Magic...), fde[:40]...), wantErr: ErrCorruptRelay},
-		{name: "good", content: append(append([]byte(nil), Magic...), fde...)},
+		{name: "empty", content: nil, wantErr: ErrCorrupt},
+		{name: "wrong magic", content: append([]byte{0xfe, 'b', 'i', 'x'}, fde...), wantErr: ErrCorrupt},
+		{name: "header cut", content: append(append([]byte(nil), binlog.Magic...), fde[:40]...), wantErr: ErrCorrupt},
+		{name: "good", content: append(append([]byte(nil), binlog.Magic...), fde...)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1250,7 +1252,7 @@ func TestOpenSegmentErrors(t *testing.T) {
 				return
 			}
 			defer s.Close()
-			if !s.Checksummed() || !bytes.Equal(s.FDE, fde) || s.Offset() != int64(len(Magic)+len(fde)) {
+			if !s.Checksummed() || !bytes.Equal(s.FDE, fde) || s.Offset() != int64(len(binlog.Magic)+len(fde)) {
 				t.Errorf("segment: checksummed %v offset %d", s.Checksummed(), s.Offset())
 			}
 			if _, err := s.Next(); err != io.EOF {
@@ -1268,10 +1270,10 @@ func TestOpenSegmentErrors(t *testing.T) {
 func TestSegmentReaderHugeTornSize(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, segmentName(1, "mysql-bin.000001"))
-	fde := mkEvent(FormatDescriptionEvent, testServerID, 256, 0, fdeBody(1), true)
-	torn := mkEvent(XIDEvent, testServerID, 0, 0, nil, false)
+	fde := binlog.NewEvent(binlog.FormatDescriptionEvent, testServerID, 256, 0, binlog.FDEBody(1), true)
+	torn := binlog.NewEvent(binlog.XIDEvent, testServerID, 0, 0, nil, false)
 	binary.LittleEndian.PutUint32(torn[9:], 1<<30)
-	if err := os.WriteFile(path, append(append(append([]byte(nil), Magic...), fde...), torn...), 0o600); err != nil {
+	if err := os.WriteFile(path, append(append(append([]byte(nil), binlog.Magic...), fde...), torn...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s, err := OpenSegment(path)
@@ -1343,7 +1345,7 @@ func TestRelayMasterRestartAfterStop(t *testing.T) {
 			m := newMaster()
 			r, _ := openRelay(t, cfg, Frontier{})
 			writeAll(t, r, cat(m.start(), m.txn(0, 1))...)
-			ws := writeAll(t, r, m.event(StopEvent, nil))
+			ws := writeAll(t, r, m.event(binlog.StopEvent, nil))
 			if !ws[0].Stored || !ws[0].Boundary {
 				t.Errorf("stop event: %+v", ws[0])
 			}
@@ -1356,18 +1358,18 @@ func TestRelayMasterRestartAfterStop(t *testing.T) {
 				r, _ = openRelay(t, cfg, tt.hint(b))
 			}
 			// A resume at some other place of the next file is still a gap.
-			if _, err := r.Write(mkEvent(RotateEvent, testServerID, 0, FlagArtificial, rotateBody(1000, "mysql-bin.000002"), true)); !errors.Is(err, ErrPositionGap) {
+			if _, err := r.Write(binlog.NewEvent(binlog.RotateEvent, testServerID, 0, binlog.FlagArtificial, binlog.RotateBody(1000, "mysql-bin.000002"), true)); !errors.Is(err, ErrPositionGap) {
 				t.Errorf("fake rotate to mysql-bin.000002:1000 after a stop: err %v, want ErrPositionGap", err)
 			}
 			// An earlier file is too.
-			if _, err := r.Write(mkEvent(RotateEvent, testServerID, 0, FlagArtificial, rotateBody(4, "mysql-bin.000000"), true)); !errors.Is(err, ErrPositionGap) {
+			if _, err := r.Write(binlog.NewEvent(binlog.RotateEvent, testServerID, 0, binlog.FlagArtificial, binlog.RotateBody(4, "mysql-bin.000000"), true)); !errors.Is(err, ErrPositionGap) {
 				t.Errorf("fake rotate to mysql-bin.000000:4 after a stop: err %v, want ErrPositionGap", err)
 			}
 			m.file, m.pos = "mysql-bin.000002", 4
 			writeAll(t, r, m.fakeRotate())
 			writeAll(t, r, cat(m.fileHeader(), m.txn(0, 2))...)
 			_, b = mustSync(t, r)
-			want := Frontier{Segment: 2, Offset: lastSegment(t, dir).Size, Pos: Position{FilePos: m.at(), GTID: mustGTIDSet(t, MariaDB, "0-1-2")}}
+			want := Frontier{Segment: 2, Offset: lastSegment(t, dir).Size, Pos: binlog.Position{FilePos: m.at(), GTID: mustGTIDSet(t, binlog.MariaDB, "0-1-2")}}
 			checkFrontier(t, "boundary in the next file", b, want)
 			if segs := segments(t, dir); len(segs) != 2 || segs[1].MasterFile != "mysql-bin.000002" {
 				t.Errorf("segments %+v", segs)
@@ -1382,7 +1384,7 @@ func TestRelayNextFileWithoutStopIsAGap(t *testing.T) {
 	m := newMaster()
 	r, _ := openRelay(t, testRelayConfig(t.TempDir()), Frontier{})
 	writeAll(t, r, cat(m.start(), m.txn(0, 1))...)
-	if _, err := r.Write(mkEvent(RotateEvent, testServerID, 0, FlagArtificial, rotateBody(4, "mysql-bin.000002"), true)); !errors.Is(err, ErrPositionGap) {
+	if _, err := r.Write(binlog.NewEvent(binlog.RotateEvent, testServerID, 0, binlog.FlagArtificial, binlog.RotateBody(4, "mysql-bin.000002"), true)); !errors.Is(err, ErrPositionGap) {
 		t.Errorf("fake rotate to the next file without a stop: err %v, want ErrPositionGap", err)
 	}
 }
@@ -1396,7 +1398,7 @@ func TestRelayPreallocation(t *testing.T) {
 	cfg := testRelayConfig(dir)
 	cfg.Preallocate = 1 << 20
 	m := newMaster()
-	r, _ := openRelay(t, cfg, Frontier{Pos: Position{GTID: NewGTIDSet(MariaDB)}})
+	r, _ := openRelay(t, cfg, Frontier{Pos: binlog.Position{GTID: binlog.NewGTIDSet(binlog.MariaDB)}})
 	writeAll(t, r, m.start()...)
 	writeAll(t, r, m.txn(0, 1)...)
 	_, b := mustSync(t, r)
@@ -1408,7 +1410,7 @@ func TestRelayPreallocation(t *testing.T) {
 	writeAll(t, r, t2[:2]...)
 	r.w.Flush()
 	r.f.Close()
-	r2, end := openRelay(t, cfg, Frontier{Pos: Position{GTID: NewGTIDSet(MariaDB)}})
+	r2, end := openRelay(t, cfg, Frontier{Pos: binlog.Position{GTID: binlog.NewGTIDSet(binlog.MariaDB)}})
 	checkFrontier(t, "recovered", end, b)
 	if seg := lastSegment(t, dir); seg.Size != b.Offset {
 		t.Fatalf("recovered segment is %d bytes, want %d", seg.Size, b.Offset)
@@ -1430,4 +1432,16 @@ func TestRelayPreallocation(t *testing.T) {
 			t.Fatalf("closed segment does not read to a clean end: %v", err)
 		}
 	}
+}
+
+// testServerID is the master's server_id in the synthetic streams.
+const testServerID = 1
+
+func mustGTIDSet(t testing.TB, f binlog.Flavor, s string) binlog.GTIDSet {
+	t.Helper()
+	set, err := binlog.ParseGTIDSet(f, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
 }

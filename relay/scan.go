@@ -1,6 +1,8 @@
-package binlog
+package relay
 
 import (
+	"github.com/hotstandby/hotstandby/binlog"
+
 	"bufio"
 	"bytes"
 	"errors"
@@ -43,22 +45,22 @@ func OpenSegment(path string) (*SegmentReader, error) {
 	}
 	lim := &limitedFile{f: f, limit: math.MaxInt64}
 	s := &SegmentReader{f: f, lim: lim, br: bufio.NewReaderSize(lim, 1<<20), size: info.Size()}
-	magic := make([]byte, len(Magic))
-	if _, err := io.ReadFull(s.br, magic); err != nil || !bytes.Equal(magic, Magic) {
+	magic := make([]byte, len(binlog.Magic))
+	if _, err := io.ReadFull(s.br, magic); err != nil || !bytes.Equal(magic, binlog.Magic) {
 		f.Close()
-		return nil, fmt.Errorf("%w: segment %s does not start with the binlog magic", ErrCorruptRelay, path)
+		return nil, fmt.Errorf("%w: segment %s does not start with the binlog magic", ErrCorrupt, path)
 	}
-	s.off = int64(len(Magic))
+	s.off = int64(len(binlog.Magic))
 	fde, err := s.Next()
 	if err != nil {
 		f.Close()
 		if errors.Is(err, errIncomplete) || err == io.EOF {
-			return nil, fmt.Errorf("%w: segment %s: header format description: %w", ErrCorruptRelay, path, errIncomplete)
+			return nil, fmt.Errorf("%w: segment %s: header format description: %w", ErrCorrupt, path, errIncomplete)
 		}
-		return nil, fmt.Errorf("%w: segment %s: header format description: %v", ErrCorruptRelay, path, err)
+		return nil, fmt.Errorf("%w: segment %s: header format description: %v", ErrCorrupt, path, err)
 	}
 	s.FDE = append([]byte(nil), fde...)
-	s.checksummed = FDEChecksumAlg(fde) == 1
+	s.checksummed = binlog.FDEChecksumAlg(fde) == 1
 	return s, nil
 }
 
@@ -109,15 +111,15 @@ func (l *limitedFile) Read(p []byte) (int, error) {
 // Next returns the next event (valid until the next call), io.EOF at the
 // clean end, or an error wrapping errTorn for an incomplete or damaged event.
 func (s *SegmentReader) Next() ([]byte, error) {
-	hdr, err := s.br.Peek(HeaderLen)
+	hdr, err := s.br.Peek(binlog.HeaderLen)
 	if err != nil {
 		if len(hdr) == 0 && err == io.EOF {
 			return nil, io.EOF
 		}
 		return nil, fmt.Errorf("%w: %d bytes of header at offset %d", errIncomplete, len(hdr), s.off)
 	}
-	h, _ := ParseHeader(hdr)
-	if h.Size < HeaderLen || h.Size > 1<<30 {
+	h, _ := binlog.ParseHeader(hdr)
+	if h.Size < binlog.HeaderLen || h.Size > 1<<30 {
 		return nil, fmt.Errorf("%w: implausible event size %d at offset %d", errTorn, h.Size, s.off)
 	}
 	if s.off+int64(h.Size) > s.size {
@@ -129,7 +131,7 @@ func (s *SegmentReader) Next() ([]byte, error) {
 		// Don't allocate what a torn header claims.
 		return nil, fmt.Errorf("%w: %d-byte event at offset %d, file ends at %d", errIncomplete, h.Size, s.off, s.size)
 	}
-	if s.FDE != nil && h.Type == FormatDescriptionEvent {
+	if s.FDE != nil && h.Type == binlog.FormatDescriptionEvent {
 		// The relay never stores one after a segment's header.
 		return nil, fmt.Errorf("%w: format description event inside the segment at offset %d", errTorn, s.off)
 	}
@@ -140,8 +142,8 @@ func (s *SegmentReader) Next() ([]byte, error) {
 	if n, err := io.ReadFull(s.br, ev); err != nil {
 		return nil, fmt.Errorf("%w: %d of %d bytes at offset %d", errIncomplete, n, h.Size, s.off)
 	}
-	if s.checksummed && h.Type != FormatDescriptionEvent {
-		if err := VerifyChecksum(ev); err != nil {
+	if s.checksummed && h.Type != binlog.FormatDescriptionEvent {
+		if err := binlog.VerifyChecksum(ev); err != nil {
 			return nil, fmt.Errorf("%w: at offset %d: %v", errTorn, s.off, err)
 		}
 	}
@@ -154,15 +156,15 @@ func (s *SegmentReader) Close() error { return s.f.Close() }
 
 // recovered is what recovery found at the end of the relay log.
 type recovered struct {
-	seg      Segment   // the last segment (zero if none)
-	fde      []byte    // its header
-	end      Frontier  // the end of the last whole transaction
-	lastType EventType // the type of the event that ends there
+	seg      Segment          // the last segment (zero if none)
+	fde      []byte           // its header
+	end      Frontier         // the end of the last whole transaction
+	lastType binlog.EventType // the type of the event that ends there
 }
 
 // recoverRelay scans the relay log forward from the checkpoint hint and
 // cuts the last segment back to its last whole transaction. Damage anywhere
-// but the tail of the last segment is ErrCorruptRelay: those bytes were
+// but the tail of the last segment is ErrCorrupt: those bytes were
 // durable, and nothing durable is ever cut.
 func recoverRelay(dir string, hint Frontier) (recovered, error) {
 	segs, err := ListSegments(dir)
@@ -194,9 +196,9 @@ func recoverRelay(dir string, hint Frontier) (recovered, error) {
 			first = i
 		}
 	}
-	tr := newTracker(hint.Pos.GTID)
+	tr := binlog.NewTxnTracker(hint.Pos.GTID)
 	var out recovered
-	var carry FilePos // where the previous segment ended
+	var carry binlog.FilePos // where the previous segment ended
 	for i := first; i < len(segs); i++ {
 		sc := segScan{seg: segs[i], carry: carry, tr: tr, last: i == len(segs)-1}
 		if segs[i].Seq == hint.Segment {
@@ -209,7 +211,7 @@ func recoverRelay(dir string, hint Frontier) (recovered, error) {
 		out = recovered{seg: segs[i], fde: fde, end: end, lastType: lastType}
 		carry = end.Pos.FilePos
 	}
-	out.end.Pos.GTID = tr.gtids()
+	out.end.Pos.GTID = tr.GTIDs()
 	return out, nil
 }
 
@@ -219,13 +221,13 @@ func headerOnlyUnplaced(seg Segment) (bool, error) {
 		// A crash between create and the header's fsync leaves a file cut
 		// inside its header; roll syncs the header before any event, so it
 		// holds none. Damaged (not cut) headers stay an error.
-		if errors.Is(err, errIncomplete) || seg.Size < int64(len(Magic)) {
+		if errors.Is(err, errIncomplete) || seg.Size < int64(len(binlog.Magic)) {
 			return true, nil
 		}
 		return false, err
 	}
 	defer s.Close()
-	h, _ := ParseHeader(s.FDE)
+	h, _ := binlog.ParseHeader(s.FDE)
 	_, nextErr := s.Next()
 	// No whole event after the header: nothing, or a torn or preallocated
 	// (zero) tail.
@@ -235,26 +237,26 @@ func headerOnlyUnplaced(seg Segment) (bool, error) {
 // segScan reads one segment during recovery.
 type segScan struct {
 	seg   Segment
-	from  int64   // offset of the checkpoint in this segment; 0: none
-	start FilePos // the checkpoint's master position (with from)
-	carry FilePos // where the previous segment ended (its continuation)
-	tr    *tracker
+	from  int64          // offset of the checkpoint in this segment; 0: none
+	start binlog.FilePos // the checkpoint's master position (with from)
+	carry binlog.FilePos // where the previous segment ended (its continuation)
+	tr    *binlog.TxnTracker
 	last  bool // the last segment: a torn tail is cut, not an error
 }
 
 // run reads the segment and returns its last boundary. Bytes before the
 // checkpoint are re-verified (they were durable: damage there is
-// ErrCorruptRelay, never cut) without feeding the tracker, whose state is
+// ErrCorrupt, never cut) without feeding the tracker, whose state is
 // the checkpoint's. In the last segment a torn or unfinished tail is
 // truncated back to the last boundary.
-func (sc segScan) run() (_ Frontier, _ []byte, lastType EventType, _ error) {
+func (sc segScan) run() (_ Frontier, _ []byte, lastType binlog.EventType, _ error) {
 	s, err := OpenSegment(sc.seg.Path)
 	if err != nil {
 		return Frontier{}, nil, 0, err
 	}
 	defer s.Close()
 	corrupt := func(format string, args ...any) error {
-		return fmt.Errorf("%w: segment %s: %s", ErrCorruptRelay, sc.seg.Path, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%w: segment %s: %s", ErrCorrupt, sc.seg.Path, fmt.Sprintf(format, args...))
 	}
 	file, pos := sc.seg.MasterFile, uint64(0)
 	if sc.carry.File == file {
@@ -269,14 +271,14 @@ func (sc segScan) run() (_ Frontier, _ []byte, lastType EventType, _ error) {
 			if err != nil {
 				return Frontier{}, nil, 0, corrupt("before its checkpoint at offset %d: %v", sc.from, err)
 			}
-			lastType = EventType(ev[4])
+			lastType = binlog.EventType(ev[4])
 		}
 		if s.Offset() != sc.from {
 			return Frontier{}, nil, 0, corrupt("checkpoint offset %d is not an event boundary", sc.from)
 		}
 		file, pos = sc.start.File, sc.start.Pos
 	}
-	boundary := Frontier{Segment: sc.seg.Seq, Offset: s.Offset(), Pos: Position{FilePos: FilePos{File: file, Pos: pos}}}
+	boundary := Frontier{Segment: sc.seg.Seq, Offset: s.Offset(), Pos: binlog.Position{FilePos: binlog.FilePos{File: file, Pos: pos}}}
 	for {
 		off := s.Offset()
 		ev, err := s.Next()
@@ -289,38 +291,38 @@ func (sc segScan) run() (_ Frontier, _ []byte, lastType EventType, _ error) {
 			}
 			break // torn tail: cut below
 		}
-		h, _ := ParseHeader(ev)
+		h, _ := binlog.ParseHeader(ev)
 		if pos == 0 {
 			pos = h.Start() // a segment that starts mid-file
-			boundary.Pos.FilePos = FilePos{File: file, Pos: pos}
+			boundary.Pos.FilePos = binlog.FilePos{File: file, Pos: pos}
 		}
 		pos = uint64(h.LogPos)
-		isBoundary, err := sc.tr.feed(ev, h, s.checksummed)
+		isBoundary, err := sc.tr.FeedHeader(ev, h, s.checksummed)
 		if err != nil {
 			return Frontier{}, nil, 0, corrupt("offset %d: %v", off, err)
 		}
-		if h.Type == RotateEvent {
-			next, err := RotateTarget(ev, s.checksummed)
+		if h.Type == binlog.RotateEvent {
+			next, err := binlog.RotateTarget(ev, s.checksummed)
 			if err != nil {
 				return Frontier{}, nil, 0, corrupt("offset %d: %v", off, err)
 			}
 			file, pos = next.File, 0
-			boundary = Frontier{Segment: sc.seg.Seq, Offset: s.Offset(), Pos: Position{FilePos: next}}
+			boundary = Frontier{Segment: sc.seg.Seq, Offset: s.Offset(), Pos: binlog.Position{FilePos: next}}
 			lastType = h.Type
 			continue
 		}
 		if isBoundary {
-			boundary = Frontier{Segment: sc.seg.Seq, Offset: s.Offset(), Pos: Position{FilePos: FilePos{File: file, Pos: pos}}}
+			boundary = Frontier{Segment: sc.seg.Seq, Offset: s.Offset(), Pos: binlog.Position{FilePos: binlog.FilePos{File: file, Pos: pos}}}
 			lastType = h.Type
 		}
 	}
 	if boundary.Pos.Pos == 0 {
 		// A segment holding only its header: the header says where the
 		// master's file stood (0 if it was the master's re-sent copy).
-		fdeHdr, _ := ParseHeader(s.FDE)
+		fdeHdr, _ := binlog.ParseHeader(s.FDE)
 		boundary.Pos.Pos = uint64(fdeHdr.LogPos)
 	}
-	sc.tr.abort()
+	sc.tr.Abort()
 	if sc.last {
 		if err := truncateTail(sc.seg.Path, boundary.Offset); err != nil {
 			return Frontier{}, nil, 0, err

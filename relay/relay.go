@@ -1,6 +1,8 @@
-package binlog
+package relay
 
 import (
+	"github.com/hotstandby/hotstandby/binlog"
+
 	"bufio"
 	"fmt"
 	"os"
@@ -11,8 +13,8 @@ import (
 	"syscall"
 )
 
-// RelayConfig configures the relay log.
-type RelayConfig struct {
+// Config configures the relay log.
+type Config struct {
 	// Dir holds the segment files. It is created 0700.
 	Dir string
 	// SegmentSize is the size after which a segment is closed at the next
@@ -45,9 +47,9 @@ func fdatasync(f *os.File) error {
 	}
 }
 
-// DefaultRelayConfig returns the defaults: 256 MiB segments.
-func DefaultRelayConfig(dir string) RelayConfig {
-	return RelayConfig{Dir: dir, SegmentSize: 256 << 20}
+// DefaultConfig returns the defaults: 256 MiB segments.
+func DefaultConfig(dir string) Config {
+	return Config{Dir: dir, SegmentSize: 256 << 20}
 }
 
 // Frontier is a point in the relay log together with the master position it
@@ -57,7 +59,7 @@ func DefaultRelayConfig(dir string) RelayConfig {
 type Frontier struct {
 	Segment uint64
 	Offset  int64
-	Pos     Position
+	Pos     binlog.Position
 }
 
 // Segment describes one relay segment file.
@@ -116,12 +118,12 @@ func ListSegments(dir string) ([]Segment, error) {
 	return segs, nil
 }
 
-// Relay is the writing end of the relay log. One goroutine owns it: every
+// Writer is the writing end of the relay log. One goroutine owns it: every
 // method must be called from that goroutine. It places the master's events
 // by their log position, verifies each one's checksum, writes them verbatim
 // into segment files and makes them durable in groups with Sync.
-type Relay struct {
-	cfg RelayConfig
+type Writer struct {
+	cfg Config
 
 	f           *os.File
 	w           *bufio.Writer
@@ -133,39 +135,39 @@ type Relay struct {
 	allocEnd   int64 // the segment is allocated (and that durable) up to here
 	noPrealloc bool  // fallocate failed in this segment: just append
 
-	tr       *tracker
+	tr       *binlog.TxnTracker
 	file     string // master file the stream is in
 	pos      uint64 // end of the last stored event in file; 0 = not placed yet
 	boundary Frontier
-	awaitTxn bool      // GTID start: store nothing before the first transaction
-	lastType EventType // type of the last stored event
+	awaitTxn bool             // GTID start: store nothing before the first transaction
+	lastType binlog.EventType // type of the last stored event
 
 	// durable is the last boundary known to be on disk (with its GTID set),
 	// and durableType the type of the event that ends there. A reset after
 	// a failed write or a broken stream returns exactly here.
 	durable     Frontier
-	durableType EventType
+	durableType binlog.EventType
 }
 
 // GTIDs returns the GTID set of the complete transactions written so far
 // (a copy).
-func (r *Relay) GTIDs() GTIDSet { return r.tr.gtids() }
+func (r *Writer) GTIDs() binlog.GTIDSet { return r.tr.GTIDs() }
 
 // Written is what one call to Write did with an event.
 type Written struct {
-	Stored    bool    // the event went into the relay log
-	Boundary  bool    // it ended a transaction (or stood between them)
-	Heartbeat bool    // a heartbeat: the master is alive at Pos
-	End       FilePos // the event's end in the master's binlog (when known)
-	Header    Header
+	Stored    bool           // the event went into the relay log
+	Boundary  bool           // it ended a transaction (or stood between them)
+	Heartbeat bool           // a heartbeat: the master is alive at Pos
+	End       binlog.FilePos // the event's end in the master's binlog (when known)
+	Header    binlog.Header
 }
 
-// OpenRelay opens the relay log in cfg.Dir, recovering its tail, and
+// Open opens the relay log in cfg.Dir, recovering its tail, and
 // positions the writer after the last whole transaction. start is where the
 // relay begins if it is empty, or the last checkpoint of a non-empty one
 // (recovery scans forward from it, so it only needs to be at or before the
 // real end). The returned frontier is the resume point.
-func OpenRelay(cfg RelayConfig, start Frontier) (*Relay, Frontier, error) {
+func Open(cfg Config, start Frontier) (*Writer, Frontier, error) {
 	if cfg.SegmentSize <= 0 {
 		cfg.SegmentSize = 256 << 20
 	}
@@ -178,12 +180,12 @@ func OpenRelay(cfg RelayConfig, start Frontier) (*Relay, Frontier, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, Frontier{}, fmt.Errorf("relay: create %s: %w", cfg.Dir, err)
 	}
-	r := &Relay{cfg: cfg}
+	r := &Writer{cfg: cfg}
 	rec, err := recoverRelay(cfg.Dir, start)
 	if err != nil {
 		return nil, Frontier{}, err
 	}
-	r.tr = newTracker(rec.end.Pos.GTID)
+	r.tr = binlog.NewTxnTracker(rec.end.Pos.GTID)
 	r.boundary = rec.end
 	r.file, r.pos = rec.end.Pos.File, rec.end.Pos.Pos
 	r.lastType = rec.lastType
@@ -198,7 +200,7 @@ func OpenRelay(cfg RelayConfig, start Frontier) (*Relay, Frontier, error) {
 			return nil, Frontier{}, fmt.Errorf("relay: seek segment %s: %w", rec.seg.Path, err)
 		}
 		r.f, r.seg, r.size, r.fde = f, rec.seg, rec.end.Offset, rec.fde
-		r.checksummed = FDEChecksumAlg(rec.fde) == 1
+		r.checksummed = binlog.FDEChecksumAlg(rec.fde) == 1
 		r.w = bufio.NewWriterSize(f, 1<<20)
 	}
 	return r, rec.end, nil
@@ -207,48 +209,48 @@ func OpenRelay(cfg RelayConfig, start Frontier) (*Relay, Frontier, error) {
 // ExpectGTIDStart tells the writer that the stream starts from a GTID set:
 // the master sends its file's header events before the first transaction,
 // and those are not stored (they would leave a hole of positions).
-func (r *Relay) ExpectGTIDStart() { r.awaitTxn = true }
+func (r *Writer) ExpectGTIDStart() { r.awaitTxn = true }
 
 // Boundary returns the end of the last whole transaction written (durable or
 // not): the point a new stream must resume from. Its GTID set is a fresh
 // copy: the tracker's set of complete transactions is by construction the
 // set at the last boundary.
-func (r *Relay) Boundary() Frontier {
+func (r *Writer) Boundary() Frontier {
 	b := r.boundary
-	b.Pos.GTID = r.tr.gtids()
+	b.Pos.GTID = r.tr.GTIDs()
 	return b
 }
 
 // Write places one event from the stream (header, body and checksum, no
 // packet or semi-sync bytes). The slice is not retained.
-func (r *Relay) Write(ev []byte) (Written, error) {
-	h, err := ParseHeader(ev)
+func (r *Writer) Write(ev []byte) (Written, error) {
+	h, err := binlog.ParseHeader(ev)
 	if err != nil {
 		return Written{}, err
 	}
 	if int(h.Size) != len(ev) {
-		return Written{}, fmt.Errorf("%w: header says %d bytes, got %d", ErrShortEvent, h.Size, len(ev))
+		return Written{}, fmt.Errorf("%w: header says %d bytes, got %d", binlog.ErrShortEvent, h.Size, len(ev))
 	}
 	out := Written{Header: h}
 	switch {
-	case h.Type == HeartbeatEvent:
+	case h.Type == binlog.HeartbeatEvent:
 		out.Heartbeat = true
-		out.End = FilePos{File: r.file, Pos: uint64(h.LogPos)}
+		out.End = binlog.FilePos{File: r.file, Pos: uint64(h.LogPos)}
 		return out, nil
-	case h.Type == FormatDescriptionEvent:
+	case h.Type == binlog.FormatDescriptionEvent:
 		return out, r.onFormatDescription(ev)
-	case h.Type == RotateEvent && (h.LogPos == 0 || h.Flags&FlagArtificial != 0):
+	case h.Type == binlog.RotateEvent && (h.LogPos == 0 || h.Flags&binlog.FlagArtificial != 0):
 		return out, r.onFakeRotate(ev)
-	case h.LogPos == 0 || h.Flags&FlagArtificial != 0:
+	case h.LogPos == 0 || h.Flags&binlog.FlagArtificial != 0:
 		return out, nil // artificial: not in the master's file
 	}
 	if r.checksummed {
-		if err := VerifyChecksum(ev); err != nil {
+		if err := binlog.VerifyChecksum(ev); err != nil {
 			return Written{}, fmt.Errorf("relay: event at %s:%d: %w", r.file, h.Start(), err)
 		}
 	}
 	if r.awaitTxn {
-		if h.Type != MariaGTIDEvent && h.Type != MySQLGTIDEvent && h.Type != MySQLAnonymousGTID {
+		if h.Type != binlog.MariaGTIDEvent && h.Type != binlog.MySQLGTIDEvent && h.Type != binlog.MySQLAnonymousGTID {
 			return out, nil
 		}
 		r.awaitTxn = false
@@ -274,41 +276,41 @@ func (r *Relay) Write(ev []byte) (Written, error) {
 	r.size += int64(len(ev))
 	r.pos = uint64(h.LogPos)
 	r.lastType = h.Type
-	out.Stored, out.End = true, FilePos{File: r.file, Pos: r.pos}
-	boundary, err := r.tr.feed(ev, h, r.checksummed)
+	out.Stored, out.End = true, binlog.FilePos{File: r.file, Pos: r.pos}
+	boundary, err := r.tr.FeedHeader(ev, h, r.checksummed)
 	if err != nil {
 		return Written{}, fmt.Errorf("relay: event at %s:%d: %w", r.file, h.Start(), err)
 	}
-	if h.Type == RotateEvent {
-		next, err := RotateTarget(ev, r.checksummed)
+	if h.Type == binlog.RotateEvent {
+		next, err := binlog.RotateTarget(ev, r.checksummed)
 		if err != nil {
 			return Written{}, err
 		}
 		r.file, r.pos = next.File, 0
 		// The stream now stands at the start of the next file: a boundary
 		// there, so that a resume asks for the new file.
-		r.boundary = Frontier{Segment: r.seg.Seq, Offset: r.size, Pos: Position{FilePos: FilePos{File: next.File, Pos: next.Pos}}}
+		r.boundary = Frontier{Segment: r.seg.Seq, Offset: r.size, Pos: binlog.Position{FilePos: binlog.FilePos{File: next.File, Pos: next.Pos}}}
 		out.Boundary = boundary
 		return out, nil
 	}
 	if boundary {
 		out.Boundary = true
-		r.boundary = Frontier{Segment: r.seg.Seq, Offset: r.size, Pos: Position{FilePos: out.End}}
+		r.boundary = Frontier{Segment: r.seg.Seq, Offset: r.size, Pos: binlog.Position{FilePos: out.End}}
 	}
 	return out, nil
 }
 
 // onFakeRotate takes the master's announcement of the file (and offset) the
 // stream starts in. On a resume it must name exactly where the relay ends.
-func (r *Relay) onFakeRotate(ev []byte) error {
-	next, err := RotateTarget(ev, hasValidChecksum(ev))
+func (r *Writer) onFakeRotate(ev []byte) error {
+	next, err := binlog.RotateTarget(ev, hasValidChecksum(ev))
 	if err != nil {
 		return err
 	}
-	if r.lastType == StopEvent && next.Pos == 4 {
+	if r.lastType == binlog.StopEvent && next.Pos == 4 {
 		// The master stopped after the last stored event (a restart): its
 		// file ends there and the stream continues in the next one.
-		if c, err := next.Compare(FilePos{File: r.file, Pos: r.pos}); err == nil && c > 0 {
+		if c, err := next.Compare(binlog.FilePos{File: r.file, Pos: r.pos}); err == nil && c > 0 {
 			r.file, r.pos = next.File, next.Pos
 			return nil
 		}
@@ -323,11 +325,11 @@ func (r *Relay) onFakeRotate(ev []byte) error {
 // onFormatDescription starts a new segment when the stream enters a master
 // file the relay has no segment for; otherwise the event is the header the
 // current segment already has.
-func (r *Relay) onFormatDescription(ev []byte) error {
-	h, _ := ParseHeader(ev)
-	alg := FDEChecksumAlg(ev)
+func (r *Writer) onFormatDescription(ev []byte) error {
+	h, _ := binlog.ParseHeader(ev)
+	alg := binlog.FDEChecksumAlg(ev)
 	if alg == 1 && h.LogPos != 0 {
-		if err := VerifyChecksum(ev); err != nil {
+		if err := binlog.VerifyChecksum(ev); err != nil {
 			return fmt.Errorf("relay: format description of %s: %w", r.file, err)
 		}
 	}
@@ -342,7 +344,7 @@ func (r *Relay) onFormatDescription(ev []byte) error {
 	r.checksummed = alg == 1
 	if h.LogPos != 0 {
 		r.pos = uint64(h.LogPos)
-		r.boundary.Pos.FilePos = FilePos{File: r.file, Pos: r.pos}
+		r.boundary.Pos.FilePos = binlog.FilePos{File: r.file, Pos: r.pos}
 		if r.durable.Segment == r.boundary.Segment && r.durable.Offset == r.boundary.Offset {
 			r.durable.Pos.FilePos = r.boundary.Pos.FilePos
 		}
@@ -354,7 +356,7 @@ func (r *Relay) onFormatDescription(ev []byte) error {
 // the segment. Preallocation is an optimisation only: when it fails (no
 // space, no filesystem support) the writer appends, and fdatasync flushes
 // the size with the data.
-func (r *Relay) reserve(n int64) error {
+func (r *Writer) reserve(n int64) error {
 	if r.size+n <= r.allocEnd || r.noPrealloc || r.cfg.Preallocate < 0 {
 		return nil
 	}
@@ -374,7 +376,7 @@ func (r *Relay) reserve(n int64) error {
 
 // closeSegment makes the current segment durable at its exact size (the
 // preallocated tail cut off) and closes it.
-func (r *Relay) closeSegment() error {
+func (r *Writer) closeSegment() error {
 	if err := r.w.Flush(); err != nil {
 		return fmt.Errorf("relay: write segment %s: %w", r.seg.Path, err)
 	}
@@ -393,7 +395,7 @@ func (r *Relay) closeSegment() error {
 
 // roll closes the current segment (durably) and starts the next one with
 // fde as its header. It is called only at a transaction boundary.
-func (r *Relay) roll(masterFile string, fde []byte) error {
+func (r *Writer) roll(masterFile string, fde []byte) error {
 	seq := uint64(1)
 	if r.f != nil {
 		if err := r.closeSegment(); err != nil {
@@ -408,7 +410,7 @@ func (r *Relay) roll(masterFile string, fde []byte) error {
 	if err != nil {
 		return fmt.Errorf("relay: create segment %s: %w", path, err)
 	}
-	hdr := append(append(make([]byte, 0, len(Magic)+len(fde)), Magic...), fde...)
+	hdr := append(append(make([]byte, 0, len(binlog.Magic)+len(fde)), binlog.Magic...), fde...)
 	if _, err := f.Write(hdr); err != nil {
 		f.Close()
 		os.Remove(path)
@@ -431,9 +433,9 @@ func (r *Relay) roll(masterFile string, fde []byte) error {
 	}
 	pos := r.boundary.Pos.FilePos
 	if pos.File != masterFile {
-		pos = FilePos{File: masterFile, Pos: r.pos}
+		pos = binlog.FilePos{File: masterFile, Pos: r.pos}
 	}
-	r.boundary = Frontier{Segment: seq, Offset: r.size, Pos: Position{FilePos: pos}}
+	r.boundary = Frontier{Segment: seq, Offset: r.size, Pos: binlog.Position{FilePos: pos}}
 	// Everything before the new segment was synced with the old one, and
 	// the new header is synced: the new boundary is durable.
 	r.durable = r.Boundary()
@@ -444,20 +446,20 @@ func (r *Relay) roll(masterFile string, fde []byte) error {
 // Sync makes everything written so far durable and returns the end of the
 // last stored event (what may be acknowledged) and the last whole-transaction
 // boundary (what may be checkpointed).
-func (r *Relay) Sync() (durable FilePos, boundary Frontier, err error) {
+func (r *Writer) Sync() (durable binlog.FilePos, boundary Frontier, err error) {
 	if r.f == nil {
-		return FilePos{}, r.durable, nil
+		return binlog.FilePos{}, r.durable, nil
 	}
 	if err := r.flushSync(); err != nil {
-		return FilePos{}, Frontier{}, err
+		return binlog.FilePos{}, Frontier{}, err
 	}
 	r.markDurable()
-	return FilePos{File: r.file, Pos: r.pos}, r.durable, nil
+	return binlog.FilePos{File: r.file, Pos: r.pos}, r.durable, nil
 }
 
 // markDurable records the current boundary as durable; the caller has just
 // synced everything written.
-func (r *Relay) markDurable() {
+func (r *Writer) markDurable() {
 	if r.durable.Segment == r.boundary.Segment && r.durable.Offset == r.boundary.Offset && r.durable.Pos.FilePos == r.boundary.Pos.FilePos {
 		return // nothing new: keep the GTID snapshot
 	}
@@ -468,7 +470,7 @@ func (r *Relay) markDurable() {
 // boundaryType is the type of the event that ends at the current boundary.
 // Events after a boundary belong to an unfinished transaction, so the last
 // stored event is the boundary's only when the writer stands on it.
-func (r *Relay) boundaryType() EventType {
+func (r *Writer) boundaryType() binlog.EventType {
 	if r.boundary.Offset == r.size {
 		return r.lastType
 	}
@@ -477,9 +479,9 @@ func (r *Relay) boundaryType() EventType {
 
 // Durable returns the last whole-transaction boundary known to be on disk:
 // what may be checkpointed.
-func (r *Relay) Durable() Frontier { return r.durable }
+func (r *Writer) Durable() Frontier { return r.durable }
 
-func (r *Relay) flushSync() error {
+func (r *Writer) flushSync() error {
 	if err := r.w.Flush(); err != nil {
 		return fmt.Errorf("relay: write segment %s: %w", r.seg.Path, err)
 	}
@@ -493,11 +495,11 @@ func (r *Relay) flushSync() error {
 // boundary (a transaction the broken stream never finished, or a batch a
 // failed write or fsync left behind), forgets the transactions it held, and
 // returns the resume point.
-func (r *Relay) ResetToBoundary() (Frontier, error) {
+func (r *Writer) ResetToBoundary() (Frontier, error) {
 	b := r.durable
-	r.tr = newTracker(b.Pos.GTID)
+	r.tr = binlog.NewTxnTracker(b.Pos.GTID)
 	r.awaitTxn = false
-	r.boundary = Frontier{Segment: b.Segment, Offset: b.Offset, Pos: Position{FilePos: b.Pos.FilePos}}
+	r.boundary = Frontier{Segment: b.Segment, Offset: b.Offset, Pos: binlog.Position{FilePos: b.Pos.FilePos}}
 	r.lastType = r.durableType
 	r.file, r.pos = b.Pos.File, b.Pos.Pos
 	if r.f == nil {
@@ -518,7 +520,7 @@ func (r *Relay) ResetToBoundary() (Frontier, error) {
 }
 
 // Close flushes and syncs the current segment and closes it.
-func (r *Relay) Close() error {
+func (r *Writer) Close() error {
 	if r.f == nil {
 		return nil
 	}
@@ -546,5 +548,5 @@ func syncDir(dir string) error {
 // The master sends its first fake rotate with or without one, depending on
 // what the client declared.
 func hasValidChecksum(ev []byte) bool {
-	return len(ev) >= HeaderLen+4 && VerifyChecksum(ev) == nil
+	return len(ev) >= binlog.HeaderLen+4 && binlog.VerifyChecksum(ev) == nil
 }
