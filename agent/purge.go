@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"os"
 	"time"
 
 	"github.com/hotstandby/hotstandby/relay"
@@ -22,24 +21,12 @@ func (a *Agent) purgeRelay(now time.Time) {
 	if st.Applied.Segment == 0 {
 		keepFrom = min(applied.Segment, st.Received.Segment)
 	}
-	segs, err := relay.ListSegments(a.cfg.RelayDir())
-	if err != nil {
-		a.log.Error("relay purge: list segments", "err", err)
-		return
-	}
-	for i, s := range segs {
-		if s.Seq >= keepFrom || i == len(segs)-1 {
-			return // segments are ordered: the rest are needed
-		}
-		info, err := os.Stat(s.Path)
-		if err != nil || now.Sub(info.ModTime()) < a.cfg.Relay.Retention.Duration {
-			return
-		}
-		if err := os.Remove(s.Path); err != nil {
-			a.log.Error("relay purge: remove segment", "segment", s.Path, "err", err)
-			return
-		}
+	purged, err := relay.Purge(a.cfg.RelayDir(), keepFrom, now.Add(-a.cfg.Relay.Retention.Duration))
+	for _, s := range purged {
 		a.log.Info("relay segment purged: applied and past retention", "segment", s.Path, "bytes", s.Size)
+	}
+	if err != nil {
+		a.log.Error("relay purge", "err", err)
 	}
 }
 

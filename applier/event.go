@@ -195,16 +195,16 @@ func (s *session) flush(ctx context.Context, after relay.Frontier) error {
 	if s.rows.n == 0 {
 		return nil
 	}
-	if !s.fdeOut {
+	if s.fdeSeg != s.cur.Segment().Seq {
 		var fde b64Stream
-		fde.write(s.cur.FDE)
+		fde.write(s.cur.FDE())
 		if err := s.flushQueue(ctx); err != nil {
 			return s.fail(after, s.txnWhat(), err)
 		}
 		if err := s.exec(ctx, "BINLOG '"+fde.final()+"'"); err != nil {
 			return s.fail(after, "BINLOG format description", err)
 		}
-		s.fdeOut = true
+		s.fdeSeg = s.cur.Segment().Seq
 	}
 	var err error
 	if s.pieces == 0 {

@@ -6,8 +6,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"io"
-	"math"
 	"strings"
 	"time"
 
@@ -20,9 +18,8 @@ type session struct {
 	a    *Applier
 	conn *sql.Conn
 
-	cur    *relay.SegmentReader
-	seg    relay.Segment
-	fdeOut bool // the current segment's format description went to the server
+	cur    *relay.Cursor
+	fdeSeg uint64 // the segment whose format description went to the server
 
 	// the transaction being applied
 	tr     *binlog.TxnTracker
@@ -122,104 +119,15 @@ func (s *session) applyEmpty(ctx context.Context, gtid string) error {
 	return nil
 }
 
-// errCaughtUp means the cursor reached the durable frontier.
-var errCaughtUp = errors.New("caught up")
-
-// next returns the next durable event of the relay log and the frontier
-// after it, or errCaughtUp.
-func (s *session) next(durable relay.Frontier) ([]byte, relay.Frontier, error) {
-	for {
-		if s.cur == nil {
-			if err := s.open(durable); err != nil {
-				return nil, relay.Frontier{}, err
-			}
-		}
-		if s.seg.Seq == durable.Segment && s.cur.Offset() >= durable.Offset {
-			// Drop read-ahead past the frontier (preallocated zeros or bytes
-			// not yet synced) before waiting.
-			if err := s.cur.SeekTo(s.cur.Offset()); err != nil {
-				return nil, relay.Frontier{}, err
-			}
-			return nil, relay.Frontier{}, errCaughtUp
-		}
-		if s.seg.Seq > durable.Segment {
-			return nil, relay.Frontier{}, errCaughtUp
-		}
-		if s.seg.Seq == durable.Segment {
-			s.cur.SetLimit(durable.Offset)
-		} else {
-			s.cur.SetLimit(math.MaxInt64) // a closed segment: whole
-		}
-		ev, err := s.cur.Next()
-		if err == io.EOF && s.seg.Seq < durable.Segment {
-			s.cur.Close()
-			s.cur, s.fdeOut = nil, false
-			s.seg = relay.Segment{Seq: s.seg.Seq + 1}
-			continue
-		}
-		if err != nil {
-			return nil, relay.Frontier{}, fmt.Errorf("applier: relay segment %s at %d: %w", s.seg.Path, s.cur.Offset(), err)
-		}
-		h, _ := binlog.ParseHeader(ev)
-		return ev, relay.Frontier{Segment: s.seg.Seq, Offset: s.cur.Offset(), Pos: binlog.Position{FilePos: binlog.FilePos{File: s.seg.MasterFile, Pos: uint64(h.LogPos)}}}, nil
-	}
-}
-
-// open opens the segment s.seg.Seq (or, before the first one, the segment of
-// the start frontier or the oldest one) at its first event or the start.
-func (s *session) open(durable relay.Frontier) error {
-	segs, err := relay.ListSegments(s.a.cfg.RelayDir)
-	if err != nil {
-		return err
-	}
-	if len(segs) == 0 {
-		return errCaughtUp
-	}
-	start := s.a.Status().Frontier
-	want := s.seg.Seq
-	offset := int64(0)
-	if want == 0 {
-		want = segs[0].Seq
-		if start.Segment >= segs[0].Seq {
-			want, offset = start.Segment, start.Offset
-		}
-	}
-	for _, seg := range segs {
-		if seg.Seq == want {
-			r, err := relay.OpenSegment(seg.Path)
-			if err != nil {
-				return err
-			}
-			if offset == 0 {
-				offset = r.Offset() // after the header
-			}
-			// Reset the read-ahead OpenSegment did without a limit.
-			if err := r.SeekTo(offset); err != nil {
-				r.Close()
-				return err
-			}
-			s.cur, s.seg = r, seg
-			return nil
-		}
-	}
-	if want > durable.Segment {
-		return errCaughtUp
-	}
-	return fmt.Errorf("applier: relay segment %d is missing from %s", want, s.a.cfg.RelayDir)
-}
-
 // apply reads and applies durable transactions until an error.
 func (s *session) apply(ctx context.Context, state gtidState) error {
-	defer func() {
-		if s.cur != nil {
-			s.cur.Close()
-		}
-	}()
+	s.cur = relay.NewCursor(s.a.cfg.RelayDir, s.a.Status().Frontier)
+	defer s.cur.Close()
 	s.tr = binlog.NewTxnTracker(binlog.NewGTIDSet(binlog.MariaDB))
 	lastErrantCheck := time.Now()
 	for {
-		ev, after, err := s.next(s.a.src.Durable())
-		if errors.Is(err, errCaughtUp) {
+		ev, after, err := s.cur.Next(s.a.src.Durable())
+		if errors.Is(err, relay.ErrCaughtUp) {
 			if err := s.flushQueue(ctx); err != nil { // never wait with statements held
 				return s.fail(s.a.Status().Frontier, s.txnWhat(), err)
 			}
@@ -242,7 +150,7 @@ func (s *session) apply(ctx context.Context, state gtidState) error {
 			continue
 		}
 		if err != nil {
-			return err
+			return fmt.Errorf("applier: %w", err)
 		}
 		if err := s.event(ctx, ev, after, state); err != nil {
 			s.rows, s.pieces, s.sent = b64Stream{}, 0, 0

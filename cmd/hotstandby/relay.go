@@ -10,6 +10,7 @@ import (
 
 	"github.com/hotstandby/hotstandby/agent"
 	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/relay"
 )
 
 // cmdRelay inspects the relay log: which events are here, and which are safe.
@@ -29,7 +30,7 @@ func cmdRelay(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if args[0] == "list" {
-		segs, err := agent.RelayList(cfg)
+		segs, err := relay.List(cfg.RelayDir(), agent.AppliedHint(cfg))
 		if err != nil {
 			return err
 		}
@@ -45,7 +46,7 @@ func cmdRelay(args []string, stdout, stderr io.Writer) error {
 		}
 		return tw.Flush()
 	}
-	opt := agent.RelayShowOptions{GTID: *gtid, Limit: *limit, Verbose: *verbose}
+	opt := relay.ShowOptions{GTID: *gtid, Limit: *limit, Verbose: *verbose}
 	switch {
 	case (*gtid == "") == (*from == ""):
 		return usageError{errors.New("relay show: give exactly one of --gtid G or --from FILE:POS")}
@@ -54,5 +55,5 @@ func cmdRelay(args []string, stdout, stderr io.Writer) error {
 			return usageError{err}
 		}
 	}
-	return agent.RelayShow(cfg, opt, stdout)
+	return relay.Show(cfg.RelayDir(), opt, stdout)
 }

@@ -1,4 +1,4 @@
-package agent
+package relay
 
 import (
 	"fmt"
@@ -9,8 +9,6 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 
 	"github.com/hotstandby/hotstandby/binlog"
-	"github.com/hotstandby/hotstandby/checkpoint"
-	"github.com/hotstandby/hotstandby/relay"
 )
 
 // SegmentInfo is one line of `hotstandby relay list`.
@@ -29,13 +27,13 @@ type SegmentInfo struct {
 	Applied string `json:"applied"`
 }
 
-// RelayList describes the relay segments. It only reads, and works whether
-// the daemon runs or not.
-func RelayList(cfg Config) ([]SegmentInfo, error) {
-	applied := appliedFrontier(cfg)
+// List describes the segments of the relay log in dir. applied is the
+// applied frontier, nil when unknown (or without a standby). It only reads,
+// so it works whether the daemon runs or not.
+func List(dir string, applied *Frontier) ([]SegmentInfo, error) {
 	var out []SegmentInfo
 	tr := binlog.NewTxnTracker(binlog.NewGTIDSet(binlog.MariaDB))
-	err := relay.Scan(cfg.RelayDir(), func(e relay.Event) error {
+	err := Scan(dir, func(e Event) error {
 		wasIn := tr.InTransaction() || e.Header.Type == binlog.MariaGTIDEvent
 		if len(out) == 0 || out[len(out)-1].Seq != e.Segment.Seq {
 			out = append(out, SegmentInfo{Seq: e.Segment.Seq, Path: e.Segment.Path, Bytes: e.Segment.Size, MasterFile: e.Segment.MasterFile, FirstPos: e.Header.Start()})
@@ -56,7 +54,7 @@ func RelayList(cfg Config) ([]SegmentInfo, error) {
 	})
 	for i := range out {
 		switch {
-		case !cfg.Standby.Enabled() || applied == nil:
+		case applied == nil:
 			out[i].Applied = "unknown"
 		case out[i].Seq < applied.Segment || (out[i].Seq == applied.Segment && out[i].LastTxnEnd <= applied.Pos.Pos):
 			out[i].Applied = "yes"
@@ -69,37 +67,22 @@ func RelayList(cfg Config) ([]SegmentInfo, error) {
 	return out, err
 }
 
-// appliedFrontier is the applied frontier: from the running daemon, else from
-// the checkpoint; nil when unknown.
-func appliedFrontier(cfg Config) *relay.Frontier {
-	store, err := checkpoint.Open(cfg.CheckpointPath(), true)
-	if err != nil {
-		return nil // running (locked) or never run
-	}
-	defer store.Close()
-	st, err := store.Load()
-	if err != nil || st.Applied.Segment == 0 {
-		return nil
-	}
-	return &st.Applied
-}
-
-// RelayShowOptions select what `hotstandby relay show` prints.
-type RelayShowOptions struct {
+// ShowOptions select what `hotstandby relay show` prints.
+type ShowOptions struct {
 	GTID    string         // one transaction
 	From    binlog.FilePos // transactions starting at or after this position
 	Limit   int            // at most this many transactions (From)
 	Verbose bool           // decode rows, like mariadb-binlog -v
 }
 
-// RelayShow prints transactions of the relay log: GTID, position, time,
+// Show prints transactions of the relay log: GTID, position, time,
 // events and tables touched, and with Verbose the rows.
-func RelayShow(cfg Config, opt RelayShowOptions, w io.Writer) error {
+func Show(dir string, opt ShowOptions, w io.Writer) error {
 	parser := replication.NewBinlogParser()
 	parser.SetVerifyChecksum(false) // verified when stored and when read
 	var fde []byte
 	shown, inTxn, found := 0, false, false
-	err := relay.Scan(cfg.RelayDir(), func(e relay.Event) error {
+	err := Scan(dir, func(e Event) error {
 		if fde == nil || string(fde) != string(e.FDE) {
 			fde = append([]byte(nil), e.FDE...)
 			if _, err := parser.Parse(fde); err != nil {
@@ -128,7 +111,7 @@ func RelayShow(cfg Config, opt RelayShowOptions, w io.Writer) error {
 		}
 		if !inTxn {
 			if opt.GTID != "" && found {
-				return relay.ErrStopScan
+				return ErrStopScan
 			}
 			return nil
 		}
@@ -162,12 +145,12 @@ func RelayShow(cfg Config, opt RelayShowOptions, w io.Writer) error {
 		return err
 	}
 	if !found {
-		return fmt.Errorf("relay show: no transaction %s in the relay log %s", describeSelection(opt), cfg.RelayDir())
+		return fmt.Errorf("relay show: no transaction %s in the relay log %s", describeSelection(opt), dir)
 	}
 	return nil
 }
 
-func describeSelection(opt RelayShowOptions) string {
+func describeSelection(opt ShowOptions) string {
 	if opt.GTID != "" {
 		return "with GTID " + opt.GTID
 	}

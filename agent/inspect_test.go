@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hotstandby/hotstandby/relay"
 )
 
 // TestRelayListAndShow: relay list names every segment with its GTIDs,
@@ -32,7 +34,7 @@ func TestRelayListAndShow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var segs []SegmentInfo
+	var segs []relay.SegmentInfo
 	if err := json.Unmarshal(out, &segs); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
