@@ -18,6 +18,7 @@ import (
 
 	"github.com/hotstandby/hotstandby/applier"
 	"github.com/hotstandby/hotstandby/checkpoint"
+	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/hotstandby/hotstandby/relay"
 )
 
@@ -27,19 +28,19 @@ type Agent struct {
 	cfg     Config
 	log     *slog.Logger
 	store   *checkpoint.Store
-	recv    *receiver
+	recv    *ingest.Receiver
 	applier *applier.Applier // nil without a [standby] section
 	metrics *metrics
-	monitor *monitor
+	monitor *ingest.Monitor
 }
 
 // New opens the agent's data directory (0700) and checkpoint store. Only one
 // agent may use a data directory at a time.
 func New(cfg Config, log *slog.Logger) (*Agent, error) {
-	return newAgent(cfg, log, receiverHooks{})
+	return newAgent(cfg, log, ingest.Hooks{})
 }
 
-func newAgent(cfg Config, log *slog.Logger, hooks receiverHooks) (*Agent, error) {
+func newAgent(cfg Config, log *slog.Logger, hooks ingest.Hooks) (*Agent, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir %s: %w", cfg.DataDir, unwrapPathError(err))
 	}
@@ -51,7 +52,10 @@ func newAgent(cfg Config, log *slog.Logger, hooks receiverHooks) (*Agent, error)
 		return nil, err
 	}
 	a := &Agent{cfg: cfg, log: log, store: store}
-	a.recv = newReceiver(cfg, log, store, hooks)
+	a.metrics = newMetrics(a)
+	ic := cfg.IngestConfig()
+	ic.Metrics = ingest.Metrics{Fsync: a.metrics.fsync, AckLatency: a.metrics.ackLatency}
+	a.recv = ingest.NewReceiver(ic, log, store, hooks)
 	if cfg.Standby.Enabled() {
 		st, err := store.Load()
 		if err != nil {
@@ -60,12 +64,10 @@ func newAgent(cfg Config, log *slog.Logger, hooks receiverHooks) (*Agent, error)
 		}
 		a.applier = applier.New(applier.Config{
 			DSN: cfg.StandbyDSN(), RelayDir: cfg.RelayDir(), Start: st.Applied, Logger: log,
-			MasterServerID: func() uint32 { return a.recv.status().Identity.ServerID },
+			MasterServerID: func() uint32 { return a.recv.Status().Identity.ServerID },
 		}, a.recv)
 	}
-	a.monitor = &monitor{cfg: cfg, log: log.With("component", "monitor")}
-	a.metrics = newMetrics(a)
-	a.recv.metrics = a.metrics
+	a.monitor = ingest.NewMonitor(ic.Source, log)
 	return a, nil
 }
 
@@ -93,14 +95,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); a.monitor.run(ctx, 2*time.Second) }()
+	go func() { defer wg.Done(); a.monitor.Run(ctx, 2*time.Second) }()
 	if a.applier != nil {
 		wg.Add(3)
 		go func() { defer wg.Done(); a.applier.Run(ctx) }()
 		go func() { defer wg.Done(); a.mirrorApplied(ctx) }()
 		go func() { defer wg.Done(); a.purgeLoop(ctx, purgeEvery(a.cfg.Relay.Retention.Duration)) }()
 	}
-	err := a.recv.run(ctx)
+	err := a.recv.Run(ctx)
 	cancel()
 	wg.Wait()
 	if srv != nil {

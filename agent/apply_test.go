@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hotstandby/hotstandby/ingest"
+	"github.com/hotstandby/hotstandby/status"
 )
 
 // TestApplyRowsAndDDL: DML of several types and DDL in the middle of the
@@ -14,7 +17,7 @@ import (
 func TestApplyRowsAndDDL(t *testing.T) {
 	e := newEnv(t)
 	standby := e.withStandby()
-	p := e.startInProcess(receiverHooks{})
+	p := e.startInProcess(ingest.Hooks{})
 	e.waitSemiSyncClient()
 	for _, q := range []string{
 		"CREATE TABLE test.types (id INT PRIMARY KEY, u BIGINT UNSIGNED, s BIGINT, d DECIMAL(65,30), f DOUBLE, b BINARY(8), vb VARBINARY(20), ts TIMESTAMP(6) NULL, dt DATETIME(6), tm TIME(6), y YEAR, bits BIT(64), e ENUM('a','b'), st SET('x','y'), j JSON, g POINT, txt TEXT CHARACTER SET utf8mb4, l VARCHAR(10) CHARACTER SET latin1, v INT AS (id * 2) VIRTUAL, pst INT AS (id + 1) PERSISTENT)",
@@ -89,9 +92,9 @@ func TestApplyErrorStopsAndSkipIsRecorded(t *testing.T) {
 	failing, _ := e.master.QueryString(ctx, "SELECT @@gtid_binlog_pos")
 	e.exec("INSERT INTO test.t (id, c) VALUES (3, 3)")
 	c := e.config()
-	var rep Report
+	var rep status.Report
 	waitFor(t, "the applier to stop on the error", 30*time.Second, func() bool {
-		rep, _ = Status(ctx, c)
+		rep, _ = status.Get(ctx, c.StatusSource())
 		return rep.Applier != nil && rep.Applier.State == "error"
 	})
 	msg := rep.Applier.LastError
@@ -100,7 +103,7 @@ func TestApplyErrorStopsAndSkipIsRecorded(t *testing.T) {
 			t.Fatalf("apply error %q does not name %q", msg, want)
 		}
 	}
-	if rep.Stream.State != StateStreaming {
+	if rep.Stream.State != ingest.StateStreaming {
 		t.Fatalf("stream state %s: the stream must keep receiving while the applier is stopped", rep.Stream.State)
 	}
 	// Skipping anything but the failing GTID is refused.
@@ -117,7 +120,7 @@ func TestApplyErrorStopsAndSkipIsRecorded(t *testing.T) {
 	if v, _ := standby.QueryString(ctx, "SELECT c FROM test.t WHERE id = 3"); v != "3" {
 		t.Fatalf("the transaction after the skip is not applied (c=%q)", v)
 	}
-	rep, _ = Status(ctx, c)
+	rep, _ = status.Get(ctx, c.StatusSource())
 	if len(rep.Audit) != 1 || !strings.Contains(rep.Audit[0], "skip GTID "+failing+" requested by ") || !strings.Contains(rep.Audit[0], "Duplicate entry") {
 		t.Fatalf("audit log %q", rep.Audit)
 	}

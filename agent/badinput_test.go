@@ -18,7 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/hotstandby/hotstandby/sandbox"
+	"github.com/hotstandby/hotstandby/status"
 )
 
 // runToExit runs the agent binary and waits for it to stop on its own.
@@ -82,8 +84,8 @@ func TestUnreachableMasterIsRetried(t *testing.T) {
 	p := e.startProcess()
 	c := e.config()
 	waitFor(t, "status to report the retries", 20*time.Second, func() bool {
-		r, err := Status(context.Background(), c)
-		return err == nil && r.Stream.State == StateRetrying && strings.Contains(r.Stream.LastError, "connection refused") &&
+		r, err := status.Get(context.Background(), c.StatusSource())
+		return err == nil && r.Stream.State == ingest.StateRetrying && strings.Contains(r.Stream.LastError, "connection refused") &&
 			r.Stream.Reconnects != nil && *r.Stream.Reconnects >= 3
 	})
 	if strings.Count(readFile(t, p.logPath), "connection refused") < 3 {
@@ -258,7 +260,7 @@ func TestCorruptEventIsNotStored(t *testing.T) {
 	e.exec("INSERT INTO test.t (c, payload) VALUES (2, REPEAT('a', 190)), (3, REPEAT('b', 190)), (4, REPEAT('c', 190)), (5, REPEAT('d', 190)), (6, REPEAT('e', 190)), (7, REPEAT('f', 190)), (8, REPEAT('g', 190)), (9, REPEAT('h', 190)), (10, REPEAT('i', 190)), (11, REPEAT('j', 190)), (12, REPEAT('k', 190))")
 	e.exec("INSERT INTO test.t (c) VALUES (13)")
 	c := e.config()
-	e.waitCaughtUp(func() Report { r, _ := Status(context.Background(), c); return r })
+	e.waitCaughtUp(func() status.Report { r, _ := status.Get(context.Background(), c.StatusSource()); return r })
 	if proxy.flipped.Load() != 1 {
 		t.Fatal("the proxy never corrupted an event; the test proves nothing")
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hotstandby/hotstandby/status"
 )
 
 // runCheck runs `hotstandby status --check` and returns its exit code and
@@ -35,17 +37,17 @@ func TestStatusCheckExitCodes(t *testing.T) {
 	standby := e.withStandby()
 	ctx := context.Background()
 
-	if code, line := runCheck(t, filepath.Join(e.dir, "missing.toml")); code != CheckUnknown || !strings.HasPrefix(line, "UNKNOWN: ") {
+	if code, line := runCheck(t, filepath.Join(e.dir, "missing.toml")); code != status.CheckUnknown || !strings.HasPrefix(line, "UNKNOWN: ") {
 		t.Fatalf("missing config: exit %d %q, want 3 UNKNOWN", code, line)
 	}
-	if code, line := runCheck(t, e.cfgPath); code != CheckCritical || !strings.Contains(line, "not running") {
+	if code, line := runCheck(t, e.cfgPath); code != status.CheckCritical || !strings.Contains(line, "not running") {
 		t.Fatalf("daemon never started: exit %d %q, want 2 CRITICAL", code, line)
 	}
 	p := e.startProcess()
 	e.waitSemiSyncClient()
 	e.exec("INSERT INTO test.t (id, c) VALUES (1, 1)")
 	e.waitApplied(standby, 30*time.Second)
-	if code, line := runCheck(t, e.cfgPath); code != CheckOK || !strings.Contains(line, "applier 0 transactions behind") {
+	if code, line := runCheck(t, e.cfgPath); code != status.CheckOK || !strings.Contains(line, "applier 0 transactions behind") {
 		t.Fatalf("healthy: exit %d %q, want 0 OK", code, line)
 	}
 	// A row changed behind the agent's back stops the applier.
@@ -55,7 +57,7 @@ func TestStatusCheckExitCodes(t *testing.T) {
 	e.exec("INSERT INTO test.t (id, c) VALUES (2, 2)")
 	waitFor(t, "--check to report the stopped applier", 30*time.Second, func() bool {
 		code, line := runCheck(t, e.cfgPath)
-		return code == CheckCritical && strings.Contains(line, "applier stopped") && strings.Contains(line, "Duplicate entry")
+		return code == status.CheckCritical && strings.Contains(line, "applier stopped") && strings.Contains(line, "Duplicate entry")
 	})
 	p.kill()
 	// A master setting that breaks the lossless promise: WARNING.
@@ -67,7 +69,7 @@ func TestStatusCheckExitCodes(t *testing.T) {
 	e.waitSemiSyncClient()
 	waitFor(t, "--check to warn about the master's settings", 30*time.Second, func() bool {
 		code, line := runCheck(t, e.cfgPath)
-		return code == CheckWarning && strings.Contains(line, "binlog_row_metadata")
+		return code == status.CheckWarning && strings.Contains(line, "binlog_row_metadata")
 	})
 	p.kill()
 }

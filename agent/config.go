@@ -13,6 +13,8 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/go-sql-driver/mysql"
 	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/ingest"
+	"github.com/hotstandby/hotstandby/status"
 )
 
 // PasswordEnv is the environment variable that may hold the master's
@@ -339,3 +341,29 @@ func (c Config) CheckpointPath() string { return filepath.Join(c.DataDir, "check
 
 // RelayDir is the relay log's directory.
 func (c Config) RelayDir() string { return filepath.Join(c.DataDir, "relay") }
+
+// IngestConfig is the receiver's configuration: the [master], [semisync],
+// [relay] and [reconnect] sections.
+func (c Config) IngestConfig() ingest.Config {
+	return ingest.Config{
+		Source: binlog.SourceConfig{
+			Addr: c.Master.Addr(), User: c.Master.User, Password: c.password,
+			ServerID: c.ServerID, ReportHost: c.ReportHost,
+			Heartbeat: c.Master.Heartbeat.Duration, ReadTimeout: c.Master.ReadTimeout.Duration,
+			ConnectTimeout: c.Master.ConnectTimeout.Duration, SemiSync: c.SemiSync.Enabled,
+		},
+		DataDir: c.DataDir, RelayDir: c.RelayDir(), SegmentSize: c.Relay.SegmentSizeMB << 20,
+		CheckpointInterval: c.Relay.CheckpointInterval.Duration, Start: c.Start,
+		ReconnectInitial: c.Reconnect.Initial.Duration, ReconnectMax: c.Reconnect.Max.Duration,
+	}
+}
+
+// StatusSource says where `hotstandby status` finds this daemon's report.
+func (c Config) StatusSource() status.Source {
+	src := status.Source{Listen: c.Status.Listen, CheckpointPath: c.CheckpointPath(), RelayDir: c.RelayDir(),
+		Master: c.Master.Addr(), SemiSync: c.SemiSync.Enabled}
+	if c.Standby.Enabled() {
+		src.Standby = c.Standby.Addr()
+	}
+	return src
+}

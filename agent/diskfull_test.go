@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hotstandby/hotstandby/checkpoint"
+	"github.com/hotstandby/hotstandby/status"
 )
 
 // TestFullDiskLosesNothing puts the data_dir on a 1 MiB tmpfs. When the relay
@@ -34,7 +35,7 @@ func TestFullDiskLosesNothing(t *testing.T) {
 	}
 	c := e.config()
 	waitFor(t, "the agent to report the full disk", 30*time.Second, func() bool {
-		r, err := Status(ctx, c)
+		r, err := status.Get(ctx, c.StatusSource())
 		return err == nil && strings.Contains(r.Stream.LastError, "no space left on device")
 	})
 	// Killed in the middle of a failing write, the relay may end in a torn
@@ -53,7 +54,7 @@ func TestFullDiskLosesNothing(t *testing.T) {
 	p.start()
 	e.waitSemiSyncClient()
 	e.exec("INSERT INTO test.t (c) VALUES (-1)")
-	e.waitCaughtUp(func() Report { r, _ := Status(ctx, c); return r })
+	e.waitCaughtUp(func() status.Report { r, _ := status.Get(ctx, c.StatusSource()); return r })
 	p.kill()
 	recoverRelay(t, c)
 	compareRelay(t, filepath.Join(e.master.Dir(), "binlog"), c.RelayDir())

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/ingest"
+	"github.com/hotstandby/hotstandby/status"
 )
 
 // TestAckWaitsForFsync: while the relay's fsync is held back, a commit on the
@@ -24,8 +26,8 @@ func TestAckWaitsForFsync(t *testing.T) {
 	gate := make(chan struct{})
 	entered := make(chan struct{}, 1)
 	var badAck atomic.Value
-	hooks := receiverHooks{
-		sync: func(f *os.File) error {
+	hooks := ingest.Hooks{
+		Sync: func(f *os.File) error {
 			if armed.Load() {
 				select {
 				case entered <- struct{}{}:
@@ -35,7 +37,7 @@ func TestAckWaitsForFsync(t *testing.T) {
 			}
 			return f.Sync()
 		},
-		beforeAck: func(ack, durable binlog.FilePos) {
+		BeforeAck: func(ack, durable binlog.FilePos) {
 			if ok, err := durable.AtLeast(ack); err != nil || !ok {
 				badAck.Store(ack.String() + " > durable " + durable.String())
 			}
@@ -198,7 +200,7 @@ func TestKill9UnderLoad(t *testing.T) {
 		return v == "ON"
 	})
 	cfg := e.config()
-	e.waitCaughtUp(func() Report { r, _ := Status(context.Background(), cfg); return r })
+	e.waitCaughtUp(func() status.Report { r, _ := status.Get(context.Background(), cfg.StatusSource()); return r })
 	p.kill()
 	recoverRelay(t, cfg)
 	events := compareRelay(t, filepath.Join(e.master.Dir(), "binlog"), cfg.RelayDir())

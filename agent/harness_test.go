@@ -22,8 +22,10 @@ import (
 	"time"
 
 	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/hotstandby/hotstandby/relay"
 	"github.com/hotstandby/hotstandby/sandbox"
+	"github.com/hotstandby/hotstandby/status"
 )
 
 // hsBinary is the hotstandby binary built once for the tests that kill the
@@ -194,7 +196,7 @@ type inProcess struct {
 	log    *logBuffer
 }
 
-func (e *testEnv) startInProcess(hooks receiverHooks) *inProcess {
+func (e *testEnv) startInProcess(hooks ingest.Hooks) *inProcess {
 	e.t.Helper()
 	lb := &logBuffer{}
 	log := slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -272,7 +274,7 @@ func (e *testEnv) masterPos() binlog.FilePos {
 
 // waitCaughtUp waits until report() says received reached the master's
 // current position.
-func (e *testEnv) waitCaughtUp(report func() Report) {
+func (e *testEnv) waitCaughtUp(report func() status.Report) {
 	e.t.Helper()
 	want := e.masterPos()
 	waitFor(e.t, "the agent to receive up to "+want.String(), 60*time.Second, func() bool {
@@ -539,7 +541,7 @@ func (e *testEnv) waitApplied(standby *sandbox.Server, d time.Duration) {
 		// The standby's binlog position moves when a transaction is
 		// written to its binlog, a moment before InnoDB makes it visible;
 		// the agent's applied frontier moves once COMMIT has returned.
-		if rep, err := Status(ctx, e.config()); got == want && err == nil && rep.Applied != nil && rep.Applied.GTID == want {
+		if rep, err := status.Get(ctx, e.config().StatusSource()); got == want && err == nil && rep.Applied != nil && rep.Applied.GTID == want {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -28,7 +29,7 @@ func newMetrics(a *Agent) *metrics {
 	m.ackLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "hotstandby_semisync_ack_latency_seconds", Help: "Time from receiving a batch that asks for an ACK to sending the ACK (write + fsync + send).", Buckets: latencyBuckets})
 	m.reg.MustRegister(m.fsync, m.ackLatency)
-	st := func() streamStatus { return a.recv.status() }
+	st := func() ingest.Status { return a.recv.Status() }
 	counter := func(name, help string, f func() float64) {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
 	}
@@ -38,8 +39,8 @@ func newMetrics(a *Agent) *metrics {
 	counter("hotstandby_received_events_total", "Events stored in the relay log.", func() float64 { return float64(st().Events) })
 	counter("hotstandby_received_bytes_total", "Bytes of events stored in the relay log.", func() float64 { return float64(st().Bytes) })
 	counter("hotstandby_stream_reconnects_total", "Times the stream to the master was re-established after an error.", func() float64 { return float64(st().Reconnects) })
-	counter("hotstandby_semisync_acks_total", "Semi-sync ACKs sent to the master.", func() float64 { return float64(a.recv.acker.Stats().Sent) })
-	gauge("hotstandby_stream_up", "1 while the stream from the master is established.", func() float64 { return b2f(st().State == StateStreaming) })
+	counter("hotstandby_semisync_acks_total", "Semi-sync ACKs sent to the master.", func() float64 { return float64(a.recv.AckStats().Sent) })
+	gauge("hotstandby_stream_up", "1 while the stream from the master is established.", func() float64 { return b2f(st().State == ingest.StateStreaming) })
 	positions := []struct {
 		name string
 		pos  func() (string, uint64)
@@ -67,7 +68,7 @@ func newMetrics(a *Agent) *metrics {
 	}
 	m.reg.MustRegister(errorsCollector{a})
 	gauge("hotstandby_master_semisync_up", "1 while the master reports Rpl_semi_sync_master_status=ON, 0 when it fell back to asynchronous; NaN when unknown.", func() float64 {
-		switch a.monitor.get().SemiSync {
+		switch a.monitor.View().SemiSync {
 		case "ON":
 			return 1
 		case "OFF":
@@ -117,7 +118,7 @@ func (a *Agent) serveHealthz(w http.ResponseWriter, r *http.Request) {
 func (a *Agent) serveReadyz(w http.ResponseWriter, r *http.Request) {
 	rep := a.liveReport()
 	switch {
-	case rep.Stream.State != StateStreaming:
+	case rep.Stream.State != ingest.StateStreaming:
 		http.Error(w, "stream "+rep.Stream.State+": "+rep.Stream.LastError, http.StatusServiceUnavailable)
 	case rep.Applier != nil && rep.Applier.State == "error":
 		http.Error(w, "applier stopped: "+rep.Applier.LastError, http.StatusServiceUnavailable)
@@ -136,7 +137,7 @@ var errorsDesc = prometheus.NewDesc("hotstandby_errors_total",
 func (c errorsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- errorsDesc }
 
 func (c errorsCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.a.recv.status()
+	st := c.a.recv.Status()
 	ch <- prometheus.MustNewConstMetric(errorsDesc, prometheus.CounterValue, float64(st.Reconnects), "stream")
 	ch <- prometheus.MustNewConstMetric(errorsDesc, prometheus.CounterValue, float64(st.ChecksumErrors), "checksum")
 	if c.a.applier != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -65,7 +66,7 @@ func TestMetricsAndHealth(t *testing.T) {
 	e := newEnv(t)
 	standby := e.withStandby()
 	// Unknown is NaN, never 0: an agent that has not connected yet.
-	fresh, err := newAgent(e.config(), slog.New(slog.DiscardHandler), receiverHooks{})
+	fresh, err := newAgent(e.config(), slog.New(slog.DiscardHandler), ingest.Hooks{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +81,7 @@ func TestMetricsAndHealth(t *testing.T) {
 	if v := value(t, ff, "hotstandby_received_binlog_offset_bytes"); !math.IsNaN(v) {
 		t.Fatalf("received offset before any connection = %v, want NaN (unknown)", v)
 	}
-	e.startInProcess(receiverHooks{})
+	e.startInProcess(ingest.Hooks{})
 	e.waitSemiSyncClient()
 	yes0 := e.status("Rpl_semi_sync_master_yes_tx")
 	if _, err := e.load(context.Background(), 4, 300); err != nil {

@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hotstandby/hotstandby/status"
 )
 
 // TestResumeAfterMasterEvents: the master kills the agent's dump thread, the
@@ -18,7 +20,7 @@ func TestResumeAfterMasterEvents(t *testing.T) {
 	e.waitSemiSyncClient()
 	ctx := context.Background()
 	cfg := e.config()
-	report := func() Report { r, _ := Status(ctx, cfg); return r }
+	report := func() status.Report { r, _ := status.Get(ctx, cfg.StatusSource()); return r }
 	commit := func(n int) {
 		t.Helper()
 		if got, err := e.load(ctx, 4, n); err != nil || got != int64(n) {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/hotstandby/hotstandby/status"
 )
 
 // TestSecretsStaySecret: with the password in the environment, it appears
@@ -25,14 +27,14 @@ func TestSecretsStaySecret(t *testing.T) {
 	e.waitSemiSyncClient()
 	e.exec("INSERT INTO test.t (c) VALUES (1)")
 	c := e.config()
-	e.waitCaughtUp(func() Report { r, _ := Status(context.Background(), c); return r })
+	e.waitCaughtUp(func() status.Report { r, _ := status.Get(context.Background(), c.StatusSource()); return r })
 
 	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/cmdline")
 	if err != nil {
 		t.Fatal(err)
 	}
 	assertNoSecret(t, "argv", string(cmdline), e.password)
-	rep, err := Status(context.Background(), c)
+	rep, err := status.Get(context.Background(), c.StatusSource())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/hotstandby/hotstandby/relay"
 )
 
@@ -65,7 +66,7 @@ func TestFirstRunStartPositions(t *testing.T) {
 			e.exec("SET GLOBAL rpl_semi_sync_master_timeout=10000")
 			cfg := strings.Replace(readFile(t, e.cfgPath), `start = "current"`, `start = "`+tt.start(e, gtid1, pos2)+`"`, 1)
 			writeFile(t, e.cfgPath, cfg)
-			p := e.startInProcess(receiverHooks{})
+			p := e.startInProcess(ingest.Hooks{})
 			e.waitSemiSyncClient()
 			e.exec("INSERT INTO test.t (c) VALUES (4)")
 			e.waitCaughtUp(p.a.liveReport)
@@ -109,7 +110,7 @@ func TestPreflightWarnings(t *testing.T) {
 	e := newEnv(t)
 	e.exec("SET GLOBAL binlog_row_metadata = MINIMAL")
 	e.exec("SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_COMMIT")
-	p := e.startInProcess(receiverHooks{})
+	p := e.startInProcess(ingest.Hooks{})
 	e.waitSemiSyncClient()
 	rep := p.a.liveReport()
 	warnings := strings.Join(rep.Stream.Warnings, "\n")
@@ -121,7 +122,7 @@ func TestPreflightWarnings(t *testing.T) {
 			t.Errorf("warning %q missing; status warnings:\n%s", want, warnings)
 		}
 	}
-	if rep.Stream.State != StateStreaming {
+	if rep.Stream.State != ingest.StateStreaming {
 		t.Fatalf("stream state %s, want streaming", rep.Stream.State)
 	}
 }

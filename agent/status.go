@@ -1,180 +1,51 @@
 package agent
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"time"
 
-	"github.com/hotstandby/hotstandby/binlog"
-	"github.com/hotstandby/hotstandby/checkpoint"
-	"github.com/hotstandby/hotstandby/relay"
+	"github.com/hotstandby/hotstandby/ingest"
+	"github.com/hotstandby/hotstandby/status"
 )
 
-// ReportSchemaVersion is the version of the JSON status schema. It changes
-// when a key changes meaning or disappears; new keys do not change it.
-const ReportSchemaVersion = 1
-
-// PosReport is a frontier in status output. Unknown parts are omitted, never
-// shown as zero.
-type PosReport struct {
-	File string  `json:"file,omitempty"`
-	Pos  *uint64 `json:"pos,omitempty"`
-	GTID string  `json:"gtid,omitempty"`
-}
-
-func posReport(p binlog.Position) PosReport {
-	out := PosReport{GTID: p.GTID.String()}
-	if !p.FilePos.IsZero() {
-		pos := p.Pos
-		out.File, out.Pos = p.File, &pos
-	}
-	return out
-}
-
-// StreamReport is the "stream" object.
-type StreamReport struct {
-	State          string     `json:"state"`
-	Master         string     `json:"master"`
-	MasterServerID *uint32    `json:"master_server_id,omitempty"`
-	Flavor         string     `json:"flavor,omitempty"`
-	ConnectedSince *time.Time `json:"connected_since,omitempty"`
-	LastEventAt    *time.Time `json:"last_event_at,omitempty"`
-	LastHeartbeat  *time.Time `json:"last_heartbeat_at,omitempty"`
-	Events         *uint64    `json:"events_received,omitempty"`
-	Bytes          *uint64    `json:"bytes_received,omitempty"`
-	Reconnects     *uint64    `json:"reconnects,omitempty"`
-	LastError      string     `json:"last_error,omitempty"`
-	LastErrorAt    *time.Time `json:"last_error_at,omitempty"`
-	Warnings       []string   `json:"warnings,omitempty"`
-}
-
-// SemiSyncReport is the "semisync" object.
-type SemiSyncReport struct {
-	Enabled   bool       `json:"enabled"`
-	AcksSent  *uint64    `json:"acks_sent,omitempty"`
-	LastAckAt *time.Time `json:"last_ack_at,omitempty"`
-}
-
-// MasterReport is what the agent last measured on the master itself (the
-// "master" object); absent when the master could not be asked.
-type MasterReport struct {
-	Position      PosReport  `json:"position"`
-	SemiSync      string     `json:"semisync_status,omitempty"` // Rpl_semi_sync_master_status: ON or OFF
-	SemiSyncSince *time.Time `json:"semisync_status_since,omitempty"`
-	MeasuredAt    time.Time  `json:"measured_at"`
-}
-
-// LagReport holds lag figures, each named for how it is measured; absent
-// ones are unknown.
-type LagReport struct {
-	// ReceivedBytes is the master's position minus the received one, both
-	// in the same binlog file (SHOW MASTER STATUS as of master.measured_at).
-	ReceivedBytes *int64 `json:"received_bytes_behind_master,omitempty"`
-	// AppliedBytes is received minus applied, in the same file.
-	AppliedBytes *int64 `json:"applied_bytes_behind_received,omitempty"`
-	// AppliedTransactions counts GTID sequence numbers received but not applied.
-	AppliedTransactions *int64 `json:"applied_transactions_behind_received,omitempty"`
-	// AppliedSeconds is the master commit time (event timestamp) of the
-	// newest received transaction minus that of the last applied one; 0
-	// when everything received is applied. Not the time since the last
-	// event: an idle master is not lag.
-	AppliedSeconds *int64 `json:"applied_seconds_behind_received_by_event_time,omitempty"`
-	// ReceivedSeconds is the master's clock (read by the monitor) minus the
-	// commit time of the newest received transaction, when the master is
-	// ahead of what was received; 0 when received equals the master's
-	// position.
-	ReceivedSeconds *int64 `json:"received_seconds_behind_master_clock,omitempty"`
-}
-
-// RelayReport is the relay log on disk.
-type RelayReport struct {
-	Segments int `json:"segments"`
-	// Bytes is the disk space the segments take, the live segment's
-	// preallocated tail included.
-	Bytes int64 `json:"bytes_on_disk"`
-}
-
-// ApplierReport is the "applier" object (absent without a standby).
-type ApplierReport struct {
-	State         string     `json:"state"`
-	Standby       string     `json:"standby"`
-	Transactions  *uint64    `json:"transactions_applied,omitempty"`
-	LastAppliedAt *time.Time `json:"last_applied_at,omitempty"`
-	LastError     string     `json:"last_error,omitempty"`
-	FailedGTID    string     `json:"failed_gtid,omitempty"`
-	Errant        []string   `json:"errant_gtids,omitempty"`
-}
-
-// Report is what `hotstandby status` shows, as a person's view or JSON.
-type Report struct {
-	Schema   int            `json:"schema_version"`
-	Daemon   string         `json:"daemon"` // running or stopped
-	Role     string         `json:"role"`   // standby (promotion is not built yet)
-	Stream   StreamReport   `json:"stream"`
-	Received PosReport      `json:"received"`
-	Acked    PosReport      `json:"acked"`
-	Applied  *PosReport     `json:"applied,omitempty"`
-	Applier  *ApplierReport `json:"applier,omitempty"`
-	// SafeToPromote is the end of the last whole transaction received:
-	// what a promotion may apply up to.
-	SafeToPromote PosReport      `json:"safe_to_promote"`
-	Master        *MasterReport  `json:"master,omitempty"`
-	Lag           LagReport      `json:"lag"`
-	Relay         *RelayReport   `json:"relay,omitempty"`
-	SemiSync      SemiSyncReport `json:"semisync"`
-	CheckpointAt  *time.Time     `json:"checkpoint_at,omitempty"`
-	Audit         []string       `json:"audit,omitempty"`
-}
-
-func timePtr(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
 // liveReport builds the report of a running daemon.
-func (a *Agent) liveReport() Report {
-	st := a.recv.status()
-	ack := a.recv.acker.Stats()
-	rep := Report{Schema: ReportSchemaVersion, Daemon: "running", Role: "standby"}
-	rep.Stream = StreamReport{
+func (a *Agent) liveReport() status.Report {
+	st := a.recv.Status()
+	ack := a.recv.AckStats()
+	rep := status.Report{Schema: status.ReportSchemaVersion, Daemon: "running", Role: "standby"}
+	rep.Stream = status.StreamReport{
 		State: st.State, Master: a.cfg.Master.Addr(),
-		ConnectedSince: timePtr(st.ConnectedSince), LastEventAt: timePtr(st.LastEventAt),
-		LastHeartbeat: timePtr(st.LastHeartbeat), Events: &st.Events, Bytes: &st.Bytes,
-		Reconnects: &st.Reconnects, LastError: st.LastError, LastErrorAt: timePtr(st.LastErrorAt),
+		ConnectedSince: status.TimePtr(st.ConnectedSince), LastEventAt: status.TimePtr(st.LastEventAt),
+		LastHeartbeat: status.TimePtr(st.LastHeartbeat), Events: &st.Events, Bytes: &st.Bytes,
+		Reconnects: &st.Reconnects, LastError: st.LastError, LastErrorAt: status.TimePtr(st.LastErrorAt),
 		Warnings: st.Warnings,
 	}
-	if st.State == StateStreaming {
+	if st.State == ingest.StateStreaming {
 		rep.Stream.LastError, rep.Stream.LastErrorAt = "", nil
 	}
 	if st.Identity.Flavor != "" {
 		id := st.Identity.ServerID
 		rep.Stream.MasterServerID, rep.Stream.Flavor = &id, string(st.Identity.Flavor)
 	}
-	rep.Received = posReport(st.Received)
-	rep.Acked = posReport(st.Acked)
-	rep.SemiSync = SemiSyncReport{Enabled: a.cfg.SemiSync.Enabled, AcksSent: &ack.Sent, LastAckAt: timePtr(ack.LastAt)}
+	rep.Received = status.Pos(st.Received)
+	rep.Acked = status.Pos(st.Acked)
+	rep.SemiSync = status.SemiSyncReport{Enabled: a.cfg.SemiSync.Enabled, AcksSent: &ack.Sent, LastAckAt: status.TimePtr(ack.LastAt)}
 	if a.applier != nil {
 		as := a.applier.Status()
-		applied := posReport(as.Applied)
+		applied := status.Pos(as.Applied)
 		rep.Applied = &applied
-		rep.Applier = &ApplierReport{State: as.State, Standby: a.cfg.Standby.Addr(), Transactions: &as.Transactions,
-			LastAppliedAt: timePtr(as.AppliedAt), LastError: as.LastError, FailedGTID: as.FailedGTID, Errant: as.Errant}
+		rep.Applier = &status.ApplierReport{State: as.State, Standby: a.cfg.Standby.Addr(), Transactions: &as.Transactions,
+			LastAppliedAt: status.TimePtr(as.AppliedAt), LastError: as.LastError, FailedGTID: as.FailedGTID, Errant: as.Errant}
 	}
 	if entries, err := a.store.AuditLog(); err == nil {
-		rep.Audit = auditLines(entries)
+		rep.Audit = status.AuditLines(entries)
 	}
 	rep.SafeToPromote = rep.Received
-	if mv := a.monitor.get(); mv.PosKnown || mv.SemiSync != "" {
-		rep.Master = &MasterReport{Position: posReport(mv.Pos), SemiSync: mv.SemiSync, SemiSyncSince: timePtr(mv.SemiSyncSince), MeasuredAt: mv.MeasuredAt}
+	if mv := a.monitor.View(); mv.PosKnown || mv.SemiSync != "" {
+		rep.Master = &status.MasterReport{Position: status.Pos(mv.Pos), SemiSync: mv.SemiSync, SemiSyncSince: status.TimePtr(mv.SemiSyncSince), MeasuredAt: mv.MeasuredAt}
 		if mv.PosKnown {
-			rep.Lag.ReceivedBytes = bytesBehind(rep.Master.Position, rep.Received)
+			rep.Lag.ReceivedBytes = status.BytesBehind(rep.Master.Position, rep.Received)
 			var secs int64
 			if rep.Lag.ReceivedBytes == nil || *rep.Lag.ReceivedBytes != 0 {
 				if st.LastEventTS == 0 {
@@ -190,7 +61,7 @@ func (a *Agent) liveReport() Report {
 		}
 	}
 	if rep.Applied != nil {
-		rep.Lag.AppliedBytes = bytesBehind(rep.Received, *rep.Applied)
+		rep.Lag.AppliedBytes = status.BytesBehind(rep.Received, *rep.Applied)
 		if n, ok := rep.ApplyLagTransactions(); ok {
 			rep.Lag.AppliedTransactions = &n
 			as := a.applier.Status()
@@ -204,212 +75,8 @@ func (a *Agent) liveReport() Report {
 			}
 		}
 	}
-	rep.Relay = relayUsage(a.cfg.RelayDir())
+	rep.Relay = status.RelayUsage(a.cfg.RelayDir())
 	return rep
-}
-
-// bytesBehind is ahead minus behind when both are in the same binlog file.
-func bytesBehind(ahead, behind PosReport) *int64 {
-	if ahead.File == "" || ahead.File != behind.File || ahead.Pos == nil || behind.Pos == nil {
-		return nil
-	}
-	d := int64(*ahead.Pos) - int64(*behind.Pos)
-	return &d
-}
-
-func relayUsage(dir string) *RelayReport {
-	segs, err := relay.ListSegments(dir)
-	if err != nil {
-		return nil
-	}
-	r := &RelayReport{Segments: len(segs)}
-	for _, s := range segs {
-		r.Bytes += s.Size
-	}
-	return r
-}
-
-func auditLines(entries []checkpoint.AuditEntry) []string {
-	var out []string
-	for _, e := range entries {
-		out = append(out, e.At.Format(time.RFC3339)+" "+e.Kind+": "+e.Text)
-	}
-	return out
-}
-
-// storedReport builds the report of a stopped daemon from the checkpoint.
-func storedReport(cfg Config) (Report, error) {
-	rep := Report{Schema: ReportSchemaVersion, Daemon: "stopped", Role: "standby"}
-	rep.Stream = StreamReport{State: StateStopped, Master: cfg.Master.Addr()}
-	rep.SemiSync.Enabled = cfg.SemiSync.Enabled
-	store, err := checkpoint.Open(cfg.CheckpointPath(), true)
-	if err != nil {
-		if errors.Is(err, checkpoint.ErrLocked) {
-			return Report{}, fmt.Errorf("the daemon holds %s but its status endpoint %s does not answer", cfg.CheckpointPath(), cfg.Status.Listen)
-		}
-		return rep, nil // never ran: nothing known
-	}
-	defer store.Close()
-	st, err := store.Load()
-	if err != nil {
-		return Report{}, err
-	}
-	if st.Identity != nil {
-		id := st.Identity.ServerID
-		rep.Stream.MasterServerID, rep.Stream.Flavor = &id, string(st.Identity.Flavor)
-	}
-	rep.Received = posReport(st.Received.Pos)
-	if !st.Acked.IsZero() {
-		rep.Acked = posReport(binlog.Position{FilePos: st.Acked})
-	}
-	rep.CheckpointAt = timePtr(st.UpdatedAt)
-	rep.SafeToPromote = rep.Received
-	rep.Relay = relayUsage(cfg.RelayDir())
-	if cfg.Standby.Enabled() {
-		applied := posReport(st.Applied.Pos)
-		rep.Applied = &applied
-		rep.Applier = &ApplierReport{State: StateStopped, Standby: cfg.Standby.Addr()}
-	}
-	if entries, err := store.AuditLog(); err == nil {
-		rep.Audit = auditLines(entries)
-	}
-	return rep, nil
-}
-
-// Status returns the report: from the running daemon's endpoint when it
-// answers, else from the checkpoint file.
-func Status(ctx context.Context, cfg Config) (Report, error) {
-	if cfg.Status.Listen != "" {
-		rep, err := fetchReport(ctx, cfg.Status.Listen)
-		if err == nil {
-			return rep, nil
-		}
-	}
-	return storedReport(cfg)
-}
-
-func fetchReport(ctx context.Context, addr string) (Report, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/status", nil)
-	if err != nil {
-		return Report{}, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return Report{}, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return Report{}, fmt.Errorf("status endpoint: %s", resp.Status)
-	}
-	var rep Report
-	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
-		return Report{}, fmt.Errorf("status endpoint: %w", err)
-	}
-	return rep, nil
-}
-
-// WriteText prints the report for a person.
-func (rep Report) WriteText(w io.Writer) {
-	fmt.Fprintf(w, "daemon:      %s (role: %s)\n", rep.Daemon, rep.Role)
-	master := rep.Stream.Master
-	if rep.Stream.MasterServerID != nil {
-		master += fmt.Sprintf(" (%s, server_id %d)", rep.Stream.Flavor, *rep.Stream.MasterServerID)
-	}
-	fmt.Fprintf(w, "master:      %s\n", master)
-	fmt.Fprintf(w, "stream:      %s", rep.Stream.State)
-	if rep.Stream.ConnectedSince != nil && rep.Stream.State == StateStreaming {
-		fmt.Fprintf(w, " since %s", rep.Stream.ConnectedSince.Format(time.RFC3339))
-	}
-	fmt.Fprintln(w)
-	if rep.Stream.LastError != "" {
-		fmt.Fprintf(w, "last error:  %s\n", rep.Stream.LastError)
-	}
-	fmt.Fprintf(w, "received:    %s\n", rep.Received.text())
-	fmt.Fprintf(w, "acked:       %s\n", rep.Acked.text())
-	if rep.Applied != nil {
-		fmt.Fprintf(w, "applied:     %s\n", rep.Applied.text())
-	}
-	if ap := rep.Applier; ap != nil {
-		line := ap.State + " on standby " + ap.Standby
-		if ap.Transactions != nil {
-			line += fmt.Sprintf(", %d transactions applied", *ap.Transactions)
-		}
-		fmt.Fprintf(w, "applier:     %s\n", line)
-		if ap.LastError != "" {
-			fmt.Fprintf(w, "apply error: %s\n", ap.LastError)
-		}
-		for _, g := range ap.Errant {
-			fmt.Fprintf(w, "ERRANT:      %s was written on the standby by something other than the agent\n", g)
-		}
-	}
-	ss := "off"
-	if rep.SemiSync.Enabled {
-		ss = "on"
-		if rep.SemiSync.AcksSent != nil {
-			ss += fmt.Sprintf(", %d ACKs sent", *rep.SemiSync.AcksSent)
-		}
-		if rep.SemiSync.LastAckAt != nil {
-			ss += ", last at " + rep.SemiSync.LastAckAt.Format(time.RFC3339Nano)
-		}
-	}
-	fmt.Fprintf(w, "semi-sync:   %s\n", ss)
-	if m := rep.Master; m != nil {
-		line := "position " + m.Position.text()
-		if m.SemiSync != "" {
-			line += ", semi-sync " + m.SemiSync
-			if m.SemiSyncSince != nil {
-				line += " since " + m.SemiSyncSince.Format(time.RFC3339)
-			}
-			if m.SemiSync == "OFF" {
-				line += " (fell back to asynchronous: a failover now may lose committed transactions)"
-			}
-		}
-		fmt.Fprintf(w, "on master:   %s (measured %s)\n", line, m.MeasuredAt.Format(time.RFC3339))
-	} else if rep.Daemon == "running" {
-		fmt.Fprintf(w, "on master:   unknown (the master could not be asked)\n")
-	}
-	lag := func(p *int64, unit string) string {
-		if p == nil {
-			return "unknown"
-		}
-		return fmt.Sprintf("%d %s", *p, unit)
-	}
-	fmt.Fprintf(w, "lag:         received %s behind the master's SHOW MASTER STATUS, %s by the master's clock\n",
-		lag(rep.Lag.ReceivedBytes, "bytes"), lag(rep.Lag.ReceivedSeconds, "s"))
-	fmt.Fprintf(w, "             applied %s / %s / %s (by commit timestamps) behind received\n",
-		lag(rep.Lag.AppliedBytes, "bytes"), lag(rep.Lag.AppliedTransactions, "transactions"), lag(rep.Lag.AppliedSeconds, "s"))
-	fmt.Fprintf(w, "promotable:  up to %s\n", rep.SafeToPromote.text())
-	if rep.Relay != nil {
-		fmt.Fprintf(w, "relay log:   %d segments, %d bytes on disk (the live segment is preallocated ahead of its data)\n", rep.Relay.Segments, rep.Relay.Bytes)
-	}
-	if rep.Stream.Events != nil {
-		fmt.Fprintf(w, "received:    %d events, %d bytes, %d reconnects\n", *rep.Stream.Events, *rep.Stream.Bytes, *rep.Stream.Reconnects)
-	}
-	if rep.CheckpointAt != nil {
-		fmt.Fprintf(w, "checkpoint:  written %s\n", rep.CheckpointAt.Format(time.RFC3339))
-	}
-	for _, warn := range rep.Stream.Warnings {
-		fmt.Fprintf(w, "warning:     %s\n", warn)
-	}
-	for _, line := range rep.Audit {
-		fmt.Fprintf(w, "audit:       %s\n", line)
-	}
-}
-
-func (p PosReport) text() string {
-	var parts []string
-	if p.File != "" && p.Pos != nil {
-		parts = append(parts, fmt.Sprintf("%s:%d", p.File, *p.Pos))
-	}
-	if p.GTID != "" {
-		parts = append(parts, "gtid "+p.GTID)
-	}
-	if len(parts) == 0 {
-		return "unknown"
-	}
-	return strings.Join(parts, "  ")
 }
 
 func (a *Agent) serveStatus(w http.ResponseWriter, r *http.Request) {

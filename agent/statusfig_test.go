@@ -7,15 +7,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hotstandby/hotstandby/status"
 )
 
-func statusJSON(t *testing.T, cfgPath string) Report {
+func statusJSON(t *testing.T, cfgPath string) status.Report {
 	t.Helper()
 	out, err := exec.Command(hsBinary, "status", "--json", "--config", cfgPath).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r Report
+	var r status.Report
 	if err := json.Unmarshal(out, &r); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, out)
 	}
@@ -38,7 +40,7 @@ func TestStatusFiguresMatchServers(t *testing.T) {
 	e.waitApplied(standby, 30*time.Second)
 	mpos := e.masterPos()
 	mgtid, _ := e.master.QueryString(ctx, "SELECT @@gtid_binlog_pos")
-	var r Report
+	var r status.Report
 	waitFor(t, "the monitor to measure the master", 10*time.Second, func() bool {
 		r = statusJSON(t, e.cfgPath)
 		return r.Master != nil && r.Master.Position.Pos != nil && *r.Master.Position.Pos == mpos.Pos

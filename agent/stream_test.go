@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/hotstandby/hotstandby/ingest"
 )
 
 // TestSemiSyncLosslessUnderLoad: with the agent as the master's only
@@ -13,7 +15,7 @@ import (
 // exactly the master's events.
 func TestSemiSyncLosslessUnderLoad(t *testing.T) {
 	e := newEnv(t)
-	p := e.startInProcess(receiverHooks{})
+	p := e.startInProcess(ingest.Hooks{})
 	e.waitSemiSyncClient()
 	yes0, no0 := e.status("Rpl_semi_sync_master_yes_tx"), e.status("Rpl_semi_sync_master_no_tx")
 	n, err := e.load(context.Background(), 16, 10000)

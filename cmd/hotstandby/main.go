@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/hotstandby/hotstandby/agent"
+	"github.com/hotstandby/hotstandby/status"
 )
 
 func main() {
@@ -139,7 +140,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	watch := fs.Bool("watch", false, "refresh in place, with the applier lag over the last minutes as a sparkline")
 	interval := fs.Duration("interval", time.Second, "--watch: time between refreshes")
 	frames := fs.Int("frames", 0, "--watch: stop after this many refreshes (0: until interrupted)")
-	th := agent.DefaultCheckThresholds()
+	th := status.DefaultCheckThresholds()
 	fs.Int64Var(&th.WarnApplyLag, "warn-apply-lag", th.WarnApplyLag, "--check: WARNING when the applier is more than this many transactions behind")
 	fs.Int64Var(&th.CritApplyLag, "crit-apply-lag", th.CritApplyLag, "--check: CRITICAL when the applier is more than this many transactions behind")
 	fs.DurationVar(&th.WarnSilence, "warn-silence", th.WarnSilence, "--check: WARNING when nothing (no event, no heartbeat) came from the master for this long")
@@ -148,18 +149,18 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		if *check {
 			fmt.Fprintf(stdout, "UNKNOWN: %v\n", err)
-			return exitCode(agent.CheckUnknown)
+			return exitCode(status.CheckUnknown)
 		}
 		return err
 	}
 	if *watch {
 		return watchStatus(cfg, *interval, *frames, stdout)
 	}
-	rep, err := agent.Status(context.Background(), cfg)
+	rep, err := status.Get(context.Background(), cfg.StatusSource())
 	if *check {
 		if err != nil {
 			fmt.Fprintf(stdout, "UNKNOWN: %v\n", err)
-			return exitCode(agent.CheckUnknown)
+			return exitCode(status.CheckUnknown)
 		}
 		code, line := rep.Check(th, time.Now())
 		fmt.Fprintln(stdout, line)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hotstandby/hotstandby/agent"
+	"github.com/hotstandby/hotstandby/status"
 )
 
 // watchStatus redraws the status in place every interval, with the applier
@@ -19,7 +20,7 @@ func watchStatus(cfg agent.Config, interval time.Duration, frames int, w io.Writ
 	defer stop()
 	var history []int64 // -1: unknown
 	for n := 0; frames == 0 || n < frames; n++ {
-		rep, err := agent.Status(ctx, cfg)
+		rep, err := status.Get(ctx, cfg.StatusSource())
 		fmt.Fprint(w, "\033[H\033[2J") // home, clear screen
 		fmt.Fprintf(w, "hotstandby status — every %s — %s\n\n", interval, time.Now().Format(time.TimeOnly))
 		if err != nil {

@@ -1,4 +1,4 @@
-package agent
+package ingest
 
 import (
 	"context"
@@ -27,51 +27,53 @@ const (
 	StateFailed     = "failed"
 )
 
-// receiverHooks are fault-injection points for tests; the zero value is
+// Hooks are fault-injection points for tests; the zero value is
 // production behaviour.
-type receiverHooks struct {
-	// sync replaces the relay's fsync.
-	sync func(*os.File) error
-	// beforeAck runs just before an ACK is written, with the position and
+type Hooks struct {
+	// Sync replaces the relay's fsync.
+	Sync func(*os.File) error
+	// BeforeAck runs just before an ACK is written, with the position and
 	// the durable frontier; tests assert the order here.
-	beforeAck func(ack, durable binlog.FilePos)
+	BeforeAck func(ack, durable binlog.FilePos)
 }
 
-// receiver streams the master's binlog into the relay log and acknowledges
+// Receiver streams the master's binlog into the relay log and acknowledges
 // durable positions. Run owns the relay writer; the status methods may be
 // called from any goroutine.
-type receiver struct {
+type Receiver struct {
 	cfg   Config
 	log   *slog.Logger
 	store *checkpoint.Store
 	acker *semisync.Acker
-	hooks receiverHooks
+	hooks Hooks
 	now   func() time.Time
 
 	relay     *relay.Writer
 	ckpt      *checkpointer
-	metrics   *metrics // nil in tests that build a receiver alone
 	identity  binlog.Identity
 	preflight bool // done once per run
 
 	changed chan struct{} // the durable frontier moved (capacity 1)
 
 	mu      sync.Mutex // mu guards the fields below
-	st      streamStatus
+	st      Status
 	durable relay.Frontier
 }
 
 // Durable returns the relay log's durable frontier (applier.Source).
-func (r *receiver) Durable() relay.Frontier {
+func (r *Receiver) Durable() relay.Frontier {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.durable
 }
 
-// Changed signals a move of the durable frontier (applier.Source).
-func (r *receiver) Changed() <-chan struct{} { return r.changed }
+// AckStats returns the semi-sync ACK counters.
+func (r *Receiver) AckStats() semisync.Stats { return r.acker.Stats() }
 
-func (r *receiver) publishDurable(f relay.Frontier) {
+// Changed signals a move of the durable frontier (applier.Source).
+func (r *Receiver) Changed() <-chan struct{} { return r.changed }
+
+func (r *Receiver) publishDurable(f relay.Frontier) {
 	r.mu.Lock()
 	r.durable = f
 	r.mu.Unlock()
@@ -81,8 +83,8 @@ func (r *receiver) publishDurable(f relay.Frontier) {
 	}
 }
 
-// streamStatus is the receiver's live state.
-type streamStatus struct {
+// Status is the Receiver's live state.
+type Status struct {
 	State          string
 	LastError      string
 	LastErrorAt    time.Time
@@ -100,17 +102,17 @@ type streamStatus struct {
 	Warnings       []string
 }
 
-func newReceiver(cfg Config, log *slog.Logger, store *checkpoint.Store, hooks receiverHooks) *receiver {
-	r := &receiver{
+func NewReceiver(cfg Config, log *slog.Logger, store *checkpoint.Store, hooks Hooks) *Receiver {
+	r := &Receiver{
 		cfg: cfg, log: log.With("component", "stream"), store: store, hooks: hooks,
 		acker: semisync.NewAcker(nil), now: time.Now,
-		st: streamStatus{State: StateConnecting}, changed: make(chan struct{}, 1),
+		st: Status{State: StateConnecting}, changed: make(chan struct{}, 1),
 	}
 	r.ckpt = newCheckpointer(store, r.log, r.now)
 	return r
 }
 
-func (r *receiver) status() streamStatus {
+func (r *Receiver) Status() Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := r.st
@@ -118,14 +120,14 @@ func (r *receiver) status() streamStatus {
 	return st
 }
 
-func (r *receiver) update(f func(*streamStatus)) {
+func (r *Receiver) update(f func(*Status)) {
 	r.mu.Lock()
 	f(&r.st)
 	r.mu.Unlock()
 }
 
 // run streams until ctx ends (nil) or a permanent error (returned).
-func (r *receiver) run(ctx context.Context) error {
+func (r *Receiver) Run(ctx context.Context) error {
 	ckptCtx, stopCkpt := context.WithCancel(context.Background())
 	ckptDone := make(chan struct{})
 	go func() { r.ckpt.run(ckptCtx); close(ckptDone) }()
@@ -140,47 +142,42 @@ func (r *receiver) run(ctx context.Context) error {
 			r.ckpt.flush()
 		}
 	}()
-	backoff := r.cfg.Reconnect.Initial.Duration
+	backoff := r.cfg.ReconnectInitial
 	for {
 		start := r.now()
 		err := r.session(ctx)
 		if ctx.Err() != nil {
-			r.update(func(s *streamStatus) { s.State = StateStopped })
+			r.update(func(s *Status) { s.State = StateStopped })
 			return nil
 		}
 		if binlog.IsPermanent(err) {
-			r.update(func(s *streamStatus) {
+			r.update(func(s *Status) {
 				s.State, s.LastError, s.LastErrorAt = StateFailed, err.Error(), r.now()
 			})
 			return err
 		}
 		if r.now().Sub(start) > 10*time.Second {
-			backoff = r.cfg.Reconnect.Initial.Duration
+			backoff = r.cfg.ReconnectInitial
 		}
 		r.log.Warn("stream interrupted; will reconnect from the durable position", "err", err, "retry_in", backoff)
-		r.update(func(s *streamStatus) {
+		r.update(func(s *Status) {
 			s.State, s.LastError, s.LastErrorAt = StateRetrying, err.Error(), r.now()
 			s.Reconnects++
 		})
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
-			r.update(func(s *streamStatus) { s.State = StateStopped })
+			r.update(func(s *Status) { s.State = StateStopped })
 			return nil
 		}
-		backoff = min(backoff*2, r.cfg.Reconnect.Max.Duration)
+		backoff = min(backoff*2, r.cfg.ReconnectMax)
 	}
 }
 
 // session is one connection: connect, check, dump, and stream until error.
-func (r *receiver) session(ctx context.Context) error {
-	r.update(func(s *streamStatus) { s.State = StateConnecting })
-	conn, err := binlog.Dial(ctx, binlog.SourceConfig{
-		Addr: r.cfg.Master.Addr(), User: r.cfg.Master.User, Password: r.cfg.MasterPassword(),
-		ServerID: r.cfg.ServerID, ReportHost: r.cfg.ReportHost,
-		Heartbeat: r.cfg.Master.Heartbeat.Duration, ReadTimeout: r.cfg.Master.ReadTimeout.Duration,
-		ConnectTimeout: r.cfg.Master.ConnectTimeout.Duration, SemiSync: r.cfg.SemiSync.Enabled,
-	})
+func (r *Receiver) session(ctx context.Context) error {
+	r.update(func(s *Status) { s.State = StateConnecting })
+	conn, err := binlog.Dial(ctx, r.cfg.Source)
 	if err != nil {
 		return err
 	}
@@ -190,7 +187,7 @@ func (r *receiver) session(ctx context.Context) error {
 		return &binlog.SourceError{Op: "check identity", Err: err, Permanent: true}
 	}
 	r.identity = id
-	r.update(func(s *streamStatus) { s.Identity = id })
+	r.update(func(s *Status) { s.Identity = id })
 	if !r.preflight {
 		if err := r.runPreflight(conn); err != nil {
 			return err
@@ -207,11 +204,11 @@ func (r *receiver) session(ctx context.Context) error {
 	}
 	r.recordDump(conn.ConnectionID())
 	if from.UseGTID {
-		r.log.Info("streaming", "master", r.cfg.Master.Addr(), "from_gtid", from.GTID.String(), "semisync", r.cfg.SemiSync.Enabled)
+		r.log.Info("streaming", "master", r.cfg.Source.Addr, "from_gtid", from.GTID.String(), "semisync", r.cfg.Source.SemiSync)
 	} else {
-		r.log.Info("streaming", "master", r.cfg.Master.Addr(), "from", from.File.String(), "semisync", r.cfg.SemiSync.Enabled)
+		r.log.Info("streaming", "master", r.cfg.Source.Addr, "from", from.File.String(), "semisync", r.cfg.Source.SemiSync)
 	}
-	r.update(func(s *streamStatus) { s.State, s.ConnectedSince = StateStreaming, r.now() })
+	r.update(func(s *Status) { s.State, s.ConnectedSince = StateStreaming, r.now() })
 	if err := r.ackDurable(conn); err != nil {
 		return err
 	}
@@ -232,8 +229,8 @@ func (r *receiver) session(ctx context.Context) error {
 // transactions the agent has; the resumed stream starts after them, so
 // without this ACK those commits would wait out rpl_semi_sync_master_timeout
 // and the master would fall back to asynchronous replication.
-func (r *receiver) ackDurable(conn *binlog.Conn) error {
-	if !r.cfg.SemiSync.Enabled {
+func (r *Receiver) ackDurable(conn *binlog.Conn) error {
+	if !r.cfg.Source.SemiSync {
 		return nil
 	}
 	durable, _, err := r.relay.Sync()
@@ -244,8 +241,8 @@ func (r *receiver) ackDurable(conn *binlog.Conn) error {
 		return nil
 	}
 	r.acker.SetDurable(durable)
-	if r.hooks.beforeAck != nil {
-		r.hooks.beforeAck(durable, durable)
+	if r.hooks.BeforeAck != nil {
+		r.hooks.BeforeAck(durable, durable)
 	}
 	if err := r.acker.Ack(conn.AckWriter(), durable); err != nil {
 		return &binlog.SourceError{Op: "send semi-sync ACK", Err: err}
@@ -256,7 +253,7 @@ func (r *receiver) ackDurable(conn *binlog.Conn) error {
 // resumePoint opens the relay log on first use and returns where the dump
 // must start: after the last whole transaction in the relay log, or, on the
 // very first run, at the configured start.
-func (r *receiver) resumePoint(conn *binlog.Conn) (binlog.DumpFrom, error) {
+func (r *Receiver) resumePoint(conn *binlog.Conn) (binlog.DumpFrom, error) {
 	if r.relay == nil {
 		st, err := r.store.Load()
 		if err != nil {
@@ -278,15 +275,15 @@ func (r *receiver) resumePoint(conn *binlog.Conn) (binlog.DumpFrom, error) {
 		if hint.Pos.GTID.Flavor() == "" {
 			hint.Pos.GTID = binlog.NewGTIDSet(r.identity.Flavor)
 		}
-		rc := relay.DefaultConfig(r.cfg.RelayDir())
-		rc.SegmentSize = r.cfg.Relay.SegmentSizeMB << 20
-		rc.Sync = r.hooks.sync
+		rc := relay.DefaultConfig(r.cfg.RelayDir)
+		rc.SegmentSize = r.cfg.SegmentSize
+		rc.Sync = r.hooks.Sync
 		relay, end, err := relay.Open(rc, hint)
 		if err != nil {
 			return binlog.DumpFrom{}, &binlog.SourceError{Op: "open relay log", Err: err, Permanent: true}
 		}
 		r.relay = relay
-		r.update(func(s *streamStatus) { s.Received = end.Pos })
+		r.update(func(s *Status) { s.Received = end.Pos })
 		r.publishDurable(relay.Durable())
 		if end.Segment != 0 {
 			r.log.Info("relay log recovered", "end", end.Pos.String(), "segment", end.Segment, "offset", end.Offset)
@@ -305,7 +302,7 @@ func (r *receiver) resumePoint(conn *binlog.Conn) (binlog.DumpFrom, error) {
 }
 
 // firstStart turns the configured start into the first frontier.
-func (r *receiver) firstStart(conn *binlog.Conn) (relay.Frontier, error) {
+func (r *Receiver) firstStart(conn *binlog.Conn) (relay.Frontier, error) {
 	start, _ := binlog.ParseStart(r.cfg.Start) // validated with the config
 	switch start.Kind {
 	case binlog.StartGTID:
@@ -328,7 +325,7 @@ func (r *receiver) firstStart(conn *binlog.Conn) (relay.Frontier, error) {
 }
 
 // pump runs the reader goroutine and the writer loop until one fails.
-func (r *receiver) pump(ctx context.Context, conn *binlog.Conn) error {
+func (r *Receiver) pump(ctx context.Context, conn *binlog.Conn) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	q := newQueue(8 << 20)
@@ -359,7 +356,7 @@ func (r *receiver) pump(ctx context.Context, conn *binlog.Conn) error {
 }
 
 // write is the single relay writer: place a batch, fsync once, ACK once.
-func (r *receiver) write(ctx context.Context, conn *binlog.Conn, q *queue) error {
+func (r *Receiver) write(ctx context.Context, conn *binlog.Conn, q *queue) error {
 	lastCheckpoint := r.now()
 	for {
 		b, err := q.take(ctx)
@@ -378,7 +375,7 @@ func (r *receiver) write(ctx context.Context, conn *binlog.Conn, q *queue) error
 				return r.writeFailed(err)
 			}
 			if w.Heartbeat {
-				r.update(func(s *streamStatus) { s.LastHeartbeat = r.now() })
+				r.update(func(s *Status) { s.LastHeartbeat = r.now() })
 				continue
 			}
 			if w.Stored {
@@ -401,14 +398,14 @@ func (r *receiver) write(ctx context.Context, conn *binlog.Conn, q *queue) error
 			if err != nil {
 				return r.writeFailed(err)
 			}
-			if r.metrics != nil {
-				r.metrics.fsync.Observe(time.Since(syncStart).Seconds())
+			if m := r.cfg.Metrics.Fsync; m != nil {
+				m.Observe(time.Since(syncStart).Seconds())
 			}
 			r.acker.SetDurable(durable)
 			r.publishDurable(boundary)
-			if !ackPos.IsZero() && r.cfg.SemiSync.Enabled {
-				if r.hooks.beforeAck != nil {
-					r.hooks.beforeAck(ackPos, durable)
+			if !ackPos.IsZero() && r.cfg.Source.SemiSync {
+				if r.hooks.BeforeAck != nil {
+					r.hooks.BeforeAck(ackPos, durable)
 				}
 				if err := r.acker.Ack(conn.AckWriter(), ackPos); err != nil {
 					if errors.Is(err, semisync.ErrAckBeyondDurable) {
@@ -416,14 +413,14 @@ func (r *receiver) write(ctx context.Context, conn *binlog.Conn, q *queue) error
 					}
 					return &binlog.SourceError{Op: "send semi-sync ACK", Err: err}
 				}
-				if r.metrics != nil {
-					r.metrics.ackLatency.Observe(time.Since(took).Seconds())
+				if m := r.cfg.Metrics.AckLatency; m != nil {
+					m.Observe(time.Since(took).Seconds())
 				}
 			}
 			now := r.now()
-			r.update(func(s *streamStatus) {
+			r.update(func(s *Status) {
 				s.Received = boundary.Pos
-				if !ackPos.IsZero() && r.cfg.SemiSync.Enabled {
+				if !ackPos.IsZero() && r.cfg.Source.SemiSync {
 					s.Acked = binlog.Position{FilePos: ackPos, GTID: ackGTID}
 				}
 				s.LastEventAt = now
@@ -434,7 +431,7 @@ func (r *receiver) write(ctx context.Context, conn *binlog.Conn, q *queue) error
 				s.Bytes += nbytes
 			})
 		}
-		if r.now().Sub(lastCheckpoint) >= r.cfg.Relay.CheckpointInterval.Duration {
+		if r.now().Sub(lastCheckpoint) >= r.cfg.CheckpointInterval {
 			r.checkpoint()
 			lastCheckpoint = r.now()
 		}
@@ -447,24 +444,24 @@ func (r *receiver) write(ctx context.Context, conn *binlog.Conn, q *queue) error
 // writeFailed turns a relay failure into a retryable stream error: the
 // batch that failed is dropped (ResetToBoundary at the next session) and
 // nothing durable is touched. A checksum failure is said as such.
-func (r *receiver) writeFailed(err error) error {
+func (r *Receiver) writeFailed(err error) error {
 	if errors.Is(err, binlog.ErrChecksum) {
 		r.log.Error("event failed its checksum; not stored, will re-read it from the master", "err", err)
-		r.update(func(s *streamStatus) { s.ChecksumErrors++ })
+		r.update(func(s *Status) { s.ChecksumErrors++ })
 	}
 	return &binlog.SourceError{Op: "relay log", Err: err}
 }
 
 // checkpoint offers the durable frontiers to the checkpointer.
-func (r *receiver) checkpoint() {
+func (r *Receiver) checkpoint() {
 	if r.relay == nil {
 		return
 	}
-	r.ckpt.offer(r.relay.Durable(), r.status().Acked.FilePos)
+	r.ckpt.offer(r.relay.Durable(), r.Status().Acked.FilePos)
 }
 
 // dumpIDFile holds the master's connection id of the agent's last dump.
-func (r *receiver) dumpIDFile() string { return filepath.Join(r.cfg.DataDir, "dump.id") }
+func (r *Receiver) dumpIDFile() string { return filepath.Join(r.cfg.DataDir, "dump.id") }
 
 // killPreviousDump ends the agent's own previous dump thread on the master,
 // if it is still there. After a crash (kill -9) that thread lingers until the
@@ -472,7 +469,7 @@ func (r *receiver) dumpIDFile() string { return filepath.Join(r.cfg.DataDir, "du
 // on the master finding and killing it in time, which under load it may not.
 // Only a Binlog Dump thread of the agent's own user with the recorded id is
 // killed.
-func (r *receiver) killPreviousDump(conn *binlog.Conn) {
+func (r *Receiver) killPreviousDump(conn *binlog.Conn) {
 	b, err := os.ReadFile(r.dumpIDFile())
 	if err != nil {
 		return
@@ -482,7 +479,7 @@ func (r *receiver) killPreviousDump(conn *binlog.Conn) {
 		return
 	}
 	rows, err := conn.Query(fmt.Sprintf("SELECT user FROM information_schema.processlist WHERE id = %d AND command LIKE 'Binlog Dump%%'", id))
-	if err != nil || len(rows) != 1 || rows[0][0] != r.cfg.Master.User {
+	if err != nil || len(rows) != 1 || rows[0][0] != r.cfg.Source.User {
 		return
 	}
 	if _, err := conn.Query(fmt.Sprintf("KILL CONNECTION %d", id)); err != nil {
@@ -493,7 +490,7 @@ func (r *receiver) killPreviousDump(conn *binlog.Conn) {
 }
 
 // recordDump remembers the connection id of the dump just started.
-func (r *receiver) recordDump(id uint32) {
+func (r *Receiver) recordDump(id uint32) {
 	if err := os.WriteFile(r.dumpIDFile(), []byte(strconv.FormatUint(uint64(id), 10)+"\n"), 0o600); err != nil {
 		r.log.Warn("could not record the dump connection id", "err", err)
 	}

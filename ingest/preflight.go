@@ -1,4 +1,4 @@
-package agent
+package ingest
 
 import (
 	"fmt"
@@ -75,7 +75,7 @@ func hasGrant(grants []string, priv string) bool {
 
 // runPreflight checks the master once per run: fatal findings stop the
 // agent, the others are logged as warnings and shown by status.
-func (r *receiver) runPreflight(conn *binlog.Conn) error {
+func (r *Receiver) runPreflight(conn *binlog.Conn) error {
 	rows, err := conn.Query("SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin','binlog_format','binlog_row_image','binlog_row_metadata','binlog_checksum','rpl_semi_sync_master_enabled','rpl_semi_sync_source_enabled','rpl_semi_sync_master_wait_point','rpl_semi_sync_source_wait_point','rpl_semi_sync_master_timeout')")
 	if err != nil {
 		return err
@@ -90,7 +90,7 @@ func (r *receiver) runPreflight(conn *binlog.Conn) error {
 			grants = append(grants, row[0])
 		}
 	}
-	findings := checkMaster(r.identity, vars, grants, r.cfg.ServerID, r.cfg.SemiSync.Enabled)
+	findings := checkMaster(r.identity, vars, grants, r.cfg.Source.ServerID, r.cfg.Source.SemiSync)
 	if f, err := r.checkServerIDInUse(conn); err != nil {
 		return err
 	} else if f != nil {
@@ -104,31 +104,31 @@ func (r *receiver) runPreflight(conn *binlog.Conn) error {
 		r.log.Warn("preflight: " + f.Text)
 		warnings = append(warnings, f.Text)
 	}
-	r.update(func(s *streamStatus) { s.Warnings = warnings })
+	r.update(func(s *Status) { s.Warnings = warnings })
 	return nil
 }
 
 // checkServerIDInUse looks for another replica registered with the agent's
 // server_id. The agent's own earlier connection (after a crash) registered
 // with the same report_host and is replaced by the master on dump.
-func (r *receiver) checkServerIDInUse(conn *binlog.Conn) (*Finding, error) {
+func (r *Receiver) checkServerIDInUse(conn *binlog.Conn) (*Finding, error) {
 	rows, err := conn.Query("SHOW SLAVE HOSTS")
 	if err != nil {
 		r.log.Info("preflight: cannot list the master's replicas (SHOW SLAVE HOSTS needs REPLICATION MASTER ADMIN); server_id conflicts go unchecked")
 		return nil, nil
 	}
 	for _, row := range rows {
-		if len(row) < 2 || row[0] != strconv.FormatUint(uint64(r.cfg.ServerID), 10) {
+		if len(row) < 2 || row[0] != strconv.FormatUint(uint64(r.cfg.Source.ServerID), 10) {
 			continue
 		}
-		if row[1] == r.cfg.ReportHost {
+		if row[1] == r.cfg.Source.ReportHost {
 			continue
 		}
 		host := row[1]
 		if len(row) > 2 {
 			host += ":" + row[2]
 		}
-		return &Finding{Fatal: true, Text: fmt.Sprintf("server_id = %d is already used by the replica %s (SHOW SLAVE HOSTS on the master): give the agent a server_id of its own", r.cfg.ServerID, host)}, nil
+		return &Finding{Fatal: true, Text: fmt.Sprintf("server_id = %d is already used by the replica %s (SHOW SLAVE HOSTS on the master): give the agent a server_id of its own", r.cfg.Source.ServerID, host)}, nil
 	}
 	return nil, nil
 }

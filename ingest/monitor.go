@@ -1,4 +1,4 @@
-package agent
+package ingest
 
 import (
 	"context"
@@ -11,8 +11,8 @@ import (
 	"github.com/hotstandby/hotstandby/binlog"
 )
 
-// masterView is what the monitor last measured on the master.
-type masterView struct {
+// MasterView is what the Monitor last measured on the master.
+type MasterView struct {
 	Pos           binlog.Position // SHOW MASTER STATUS and @@gtid_binlog_pos
 	PosKnown      bool
 	SemiSync      string // Rpl_semi_sync_master_status: ON, OFF, or "" unknown
@@ -22,24 +22,31 @@ type masterView struct {
 	Err           string
 }
 
-// monitor polls the master on a connection of its own: its current position
+// Monitor polls the master on a connection of its own: its current position
 // (for lag in bytes) and whether it is in semi-sync mode or fell back to
 // asynchronous replication, and since when.
-type monitor struct {
-	cfg Config
+type Monitor struct {
+	cfg binlog.SourceConfig
 	log *slog.Logger
 
 	mu   sync.Mutex // mu guards the field below
-	view masterView
+	view MasterView
 }
 
-func (m *monitor) get() masterView {
+// NewMonitor returns a monitor of the master at src (its replication
+// fields are not used).
+func NewMonitor(src binlog.SourceConfig, log *slog.Logger) *Monitor {
+	return &Monitor{cfg: src, log: log.With("component", "monitor")}
+}
+
+// View returns the last measurement.
+func (m *Monitor) View() MasterView {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.view
 }
 
-func (m *monitor) run(ctx context.Context, every time.Duration) {
+func (m *Monitor) Run(ctx context.Context, every time.Duration) {
 	var conn *binlog.Conn
 	defer func() {
 		if conn != nil {
@@ -50,8 +57,8 @@ func (m *monitor) run(ctx context.Context, every time.Duration) {
 	defer t.Stop()
 	for {
 		if conn == nil {
-			c, err := binlog.Dial(ctx, binlog.SourceConfig{Addr: m.cfg.Master.Addr(), User: m.cfg.Master.User, Password: m.cfg.MasterPassword(),
-				ConnectTimeout: m.cfg.Master.ConnectTimeout.Duration, ReadTimeout: m.cfg.Master.ReadTimeout.Duration})
+			c, err := binlog.Dial(ctx, binlog.SourceConfig{Addr: m.cfg.Addr, User: m.cfg.User, Password: m.cfg.Password,
+				ConnectTimeout: m.cfg.ConnectTimeout, ReadTimeout: m.cfg.ReadTimeout})
 			if err != nil {
 				m.mu.Lock()
 				m.view.Err, m.view.PosKnown, m.view.SemiSync = err.Error(), false, ""
@@ -73,7 +80,7 @@ func (m *monitor) run(ctx context.Context, every time.Duration) {
 }
 
 // poll measures once; false means the connection is broken.
-func (m *monitor) poll(conn *binlog.Conn) bool {
+func (m *Monitor) poll(conn *binlog.Conn) bool {
 	now := time.Now()
 	pos, posErr := conn.MasterStatus()
 	rows, err := conn.Query("SHOW GLOBAL STATUS WHERE Variable_name IN ('Rpl_semi_sync_master_status', 'Rpl_semi_sync_source_status')")

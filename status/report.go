@@ -1,0 +1,365 @@
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/checkpoint"
+	"github.com/hotstandby/hotstandby/relay"
+)
+
+// Stream states as the daemon reports them (ingest's states).
+const (
+	StateStreaming = "streaming"
+	StateStopped   = "stopped"
+)
+
+// ReportSchemaVersion is the version of the JSON status schema. It changes
+// when a key changes meaning or disappears; new keys do not change it.
+const ReportSchemaVersion = 1
+
+// PosReport is a frontier in status output. Unknown parts are omitted, never
+// shown as zero.
+type PosReport struct {
+	File string  `json:"file,omitempty"`
+	Pos  *uint64 `json:"pos,omitempty"`
+	GTID string  `json:"gtid,omitempty"`
+}
+
+// Pos turns a position into its report form.
+func Pos(p binlog.Position) PosReport {
+	out := PosReport{GTID: p.GTID.String()}
+	if !p.FilePos.IsZero() {
+		pos := p.Pos
+		out.File, out.Pos = p.File, &pos
+	}
+	return out
+}
+
+// StreamReport is the "stream" object.
+type StreamReport struct {
+	State          string     `json:"state"`
+	Master         string     `json:"master"`
+	MasterServerID *uint32    `json:"master_server_id,omitempty"`
+	Flavor         string     `json:"flavor,omitempty"`
+	ConnectedSince *time.Time `json:"connected_since,omitempty"`
+	LastEventAt    *time.Time `json:"last_event_at,omitempty"`
+	LastHeartbeat  *time.Time `json:"last_heartbeat_at,omitempty"`
+	Events         *uint64    `json:"events_received,omitempty"`
+	Bytes          *uint64    `json:"bytes_received,omitempty"`
+	Reconnects     *uint64    `json:"reconnects,omitempty"`
+	LastError      string     `json:"last_error,omitempty"`
+	LastErrorAt    *time.Time `json:"last_error_at,omitempty"`
+	Warnings       []string   `json:"warnings,omitempty"`
+}
+
+// SemiSyncReport is the "semisync" object.
+type SemiSyncReport struct {
+	Enabled   bool       `json:"enabled"`
+	AcksSent  *uint64    `json:"acks_sent,omitempty"`
+	LastAckAt *time.Time `json:"last_ack_at,omitempty"`
+}
+
+// MasterReport is what the agent last measured on the master itself (the
+// "master" object); absent when the master could not be asked.
+type MasterReport struct {
+	Position      PosReport  `json:"position"`
+	SemiSync      string     `json:"semisync_status,omitempty"` // Rpl_semi_sync_master_status: ON or OFF
+	SemiSyncSince *time.Time `json:"semisync_status_since,omitempty"`
+	MeasuredAt    time.Time  `json:"measured_at"`
+}
+
+// LagReport holds lag figures, each named for how it is measured; absent
+// ones are unknown.
+type LagReport struct {
+	// ReceivedBytes is the master's position minus the received one, both
+	// in the same binlog file (SHOW MASTER STATUS as of master.measured_at).
+	ReceivedBytes *int64 `json:"received_bytes_behind_master,omitempty"`
+	// AppliedBytes is received minus applied, in the same file.
+	AppliedBytes *int64 `json:"applied_bytes_behind_received,omitempty"`
+	// AppliedTransactions counts GTID sequence numbers received but not applied.
+	AppliedTransactions *int64 `json:"applied_transactions_behind_received,omitempty"`
+	// AppliedSeconds is the master commit time (event timestamp) of the
+	// newest received transaction minus that of the last applied one; 0
+	// when everything received is applied. Not the time since the last
+	// event: an idle master is not lag.
+	AppliedSeconds *int64 `json:"applied_seconds_behind_received_by_event_time,omitempty"`
+	// ReceivedSeconds is the master's clock (read by the monitor) minus the
+	// commit time of the newest received transaction, when the master is
+	// ahead of what was received; 0 when received equals the master's
+	// position.
+	ReceivedSeconds *int64 `json:"received_seconds_behind_master_clock,omitempty"`
+}
+
+// RelayReport is the relay log on disk.
+type RelayReport struct {
+	Segments int `json:"segments"`
+	// Bytes is the disk space the segments take, the live segment's
+	// preallocated tail included.
+	Bytes int64 `json:"bytes_on_disk"`
+}
+
+// ApplierReport is the "applier" object (absent without a standby).
+type ApplierReport struct {
+	State         string     `json:"state"`
+	Standby       string     `json:"standby"`
+	Transactions  *uint64    `json:"transactions_applied,omitempty"`
+	LastAppliedAt *time.Time `json:"last_applied_at,omitempty"`
+	LastError     string     `json:"last_error,omitempty"`
+	FailedGTID    string     `json:"failed_gtid,omitempty"`
+	Errant        []string   `json:"errant_gtids,omitempty"`
+}
+
+// Report is what `hotstandby status` shows, as a person's view or JSON.
+type Report struct {
+	Schema   int            `json:"schema_version"`
+	Daemon   string         `json:"daemon"` // running or stopped
+	Role     string         `json:"role"`   // standby (promotion is not built yet)
+	Stream   StreamReport   `json:"stream"`
+	Received PosReport      `json:"received"`
+	Acked    PosReport      `json:"acked"`
+	Applied  *PosReport     `json:"applied,omitempty"`
+	Applier  *ApplierReport `json:"applier,omitempty"`
+	// SafeToPromote is the end of the last whole transaction received:
+	// what a promotion may apply up to.
+	SafeToPromote PosReport      `json:"safe_to_promote"`
+	Master        *MasterReport  `json:"master,omitempty"`
+	Lag           LagReport      `json:"lag"`
+	Relay         *RelayReport   `json:"relay,omitempty"`
+	SemiSync      SemiSyncReport `json:"semisync"`
+	CheckpointAt  *time.Time     `json:"checkpoint_at,omitempty"`
+	Audit         []string       `json:"audit,omitempty"`
+}
+
+// TimePtr is nil for the zero time: unknown times are omitted.
+func TimePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// BytesBehind is ahead minus behind when both are in the same binlog file.
+func BytesBehind(ahead, behind PosReport) *int64 {
+	if ahead.File == "" || ahead.File != behind.File || ahead.Pos == nil || behind.Pos == nil {
+		return nil
+	}
+	d := int64(*ahead.Pos) - int64(*behind.Pos)
+	return &d
+}
+
+// RelayUsage measures the relay log in dir (nil when unreadable).
+func RelayUsage(dir string) *RelayReport {
+	segs, err := relay.ListSegments(dir)
+	if err != nil {
+		return nil
+	}
+	r := &RelayReport{Segments: len(segs)}
+	for _, s := range segs {
+		r.Bytes += s.Size
+	}
+	return r
+}
+
+// AuditLines formats audit entries, one line each.
+func AuditLines(entries []checkpoint.AuditEntry) []string {
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.At.Format(time.RFC3339)+" "+e.Kind+": "+e.Text)
+	}
+	return out
+}
+
+// Source says where a daemon's status can be found: its endpoint, else its
+// checkpoint store and relay log.
+type Source struct {
+	Listen         string // the status endpoint (host:port); "" = none
+	CheckpointPath string
+	RelayDir       string
+	Master         string // host:port, for the report
+	Standby        string // host:port; "" = no applier
+	SemiSync       bool
+}
+
+// Stored builds the report of a stopped daemon from its checkpoint store.
+func Stored(cfg Source) (Report, error) {
+	rep := Report{Schema: ReportSchemaVersion, Daemon: "stopped", Role: "standby"}
+	rep.Stream = StreamReport{State: StateStopped, Master: cfg.Master}
+	rep.SemiSync.Enabled = cfg.SemiSync
+	store, err := checkpoint.Open(cfg.CheckpointPath, true)
+	if err != nil {
+		if errors.Is(err, checkpoint.ErrLocked) {
+			return Report{}, fmt.Errorf("the daemon holds %s but its status endpoint %s does not answer", cfg.CheckpointPath, cfg.Listen)
+		}
+		return rep, nil // never ran: nothing known
+	}
+	defer store.Close()
+	st, err := store.Load()
+	if err != nil {
+		return Report{}, err
+	}
+	if st.Identity != nil {
+		id := st.Identity.ServerID
+		rep.Stream.MasterServerID, rep.Stream.Flavor = &id, string(st.Identity.Flavor)
+	}
+	rep.Received = Pos(st.Received.Pos)
+	if !st.Acked.IsZero() {
+		rep.Acked = Pos(binlog.Position{FilePos: st.Acked})
+	}
+	rep.CheckpointAt = TimePtr(st.UpdatedAt)
+	rep.SafeToPromote = rep.Received
+	rep.Relay = RelayUsage(cfg.RelayDir)
+	if cfg.Standby != "" {
+		applied := Pos(st.Applied.Pos)
+		rep.Applied = &applied
+		rep.Applier = &ApplierReport{State: StateStopped, Standby: cfg.Standby}
+	}
+	if entries, err := store.AuditLog(); err == nil {
+		rep.Audit = AuditLines(entries)
+	}
+	return rep, nil
+}
+
+// Get returns the report: from the running daemon's endpoint when it
+// answers, else from the checkpoint file.
+func Get(ctx context.Context, cfg Source) (Report, error) {
+	if cfg.Listen != "" {
+		rep, err := Fetch(ctx, cfg.Listen)
+		if err == nil {
+			return rep, nil
+		}
+	}
+	return Stored(cfg)
+}
+
+// Fetch asks the running daemon at addr for its report.
+func Fetch(ctx context.Context, addr string) (Report, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/status", nil)
+	if err != nil {
+		return Report{}, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return Report{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return Report{}, fmt.Errorf("status endpoint: %s", resp.Status)
+	}
+	var rep Report
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		return Report{}, fmt.Errorf("status endpoint: %w", err)
+	}
+	return rep, nil
+}
+
+// WriteText prints the report for a person.
+func (rep Report) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "daemon:      %s (role: %s)\n", rep.Daemon, rep.Role)
+	master := rep.Stream.Master
+	if rep.Stream.MasterServerID != nil {
+		master += fmt.Sprintf(" (%s, server_id %d)", rep.Stream.Flavor, *rep.Stream.MasterServerID)
+	}
+	fmt.Fprintf(w, "master:      %s\n", master)
+	fmt.Fprintf(w, "stream:      %s", rep.Stream.State)
+	if rep.Stream.ConnectedSince != nil && rep.Stream.State == StateStreaming {
+		fmt.Fprintf(w, " since %s", rep.Stream.ConnectedSince.Format(time.RFC3339))
+	}
+	fmt.Fprintln(w)
+	if rep.Stream.LastError != "" {
+		fmt.Fprintf(w, "last error:  %s\n", rep.Stream.LastError)
+	}
+	fmt.Fprintf(w, "received:    %s\n", rep.Received.text())
+	fmt.Fprintf(w, "acked:       %s\n", rep.Acked.text())
+	if rep.Applied != nil {
+		fmt.Fprintf(w, "applied:     %s\n", rep.Applied.text())
+	}
+	if ap := rep.Applier; ap != nil {
+		line := ap.State + " on standby " + ap.Standby
+		if ap.Transactions != nil {
+			line += fmt.Sprintf(", %d transactions applied", *ap.Transactions)
+		}
+		fmt.Fprintf(w, "applier:     %s\n", line)
+		if ap.LastError != "" {
+			fmt.Fprintf(w, "apply error: %s\n", ap.LastError)
+		}
+		for _, g := range ap.Errant {
+			fmt.Fprintf(w, "ERRANT:      %s was written on the standby by something other than the agent\n", g)
+		}
+	}
+	ss := "off"
+	if rep.SemiSync.Enabled {
+		ss = "on"
+		if rep.SemiSync.AcksSent != nil {
+			ss += fmt.Sprintf(", %d ACKs sent", *rep.SemiSync.AcksSent)
+		}
+		if rep.SemiSync.LastAckAt != nil {
+			ss += ", last at " + rep.SemiSync.LastAckAt.Format(time.RFC3339Nano)
+		}
+	}
+	fmt.Fprintf(w, "semi-sync:   %s\n", ss)
+	if m := rep.Master; m != nil {
+		line := "position " + m.Position.text()
+		if m.SemiSync != "" {
+			line += ", semi-sync " + m.SemiSync
+			if m.SemiSyncSince != nil {
+				line += " since " + m.SemiSyncSince.Format(time.RFC3339)
+			}
+			if m.SemiSync == "OFF" {
+				line += " (fell back to asynchronous: a failover now may lose committed transactions)"
+			}
+		}
+		fmt.Fprintf(w, "on master:   %s (measured %s)\n", line, m.MeasuredAt.Format(time.RFC3339))
+	} else if rep.Daemon == "running" {
+		fmt.Fprintf(w, "on master:   unknown (the master could not be asked)\n")
+	}
+	lag := func(p *int64, unit string) string {
+		if p == nil {
+			return "unknown"
+		}
+		return fmt.Sprintf("%d %s", *p, unit)
+	}
+	fmt.Fprintf(w, "lag:         received %s behind the master's SHOW MASTER STATUS, %s by the master's clock\n",
+		lag(rep.Lag.ReceivedBytes, "bytes"), lag(rep.Lag.ReceivedSeconds, "s"))
+	fmt.Fprintf(w, "             applied %s / %s / %s (by commit timestamps) behind received\n",
+		lag(rep.Lag.AppliedBytes, "bytes"), lag(rep.Lag.AppliedTransactions, "transactions"), lag(rep.Lag.AppliedSeconds, "s"))
+	fmt.Fprintf(w, "promotable:  up to %s\n", rep.SafeToPromote.text())
+	if rep.Relay != nil {
+		fmt.Fprintf(w, "relay log:   %d segments, %d bytes on disk (the live segment is preallocated ahead of its data)\n", rep.Relay.Segments, rep.Relay.Bytes)
+	}
+	if rep.Stream.Events != nil {
+		fmt.Fprintf(w, "received:    %d events, %d bytes, %d reconnects\n", *rep.Stream.Events, *rep.Stream.Bytes, *rep.Stream.Reconnects)
+	}
+	if rep.CheckpointAt != nil {
+		fmt.Fprintf(w, "checkpoint:  written %s\n", rep.CheckpointAt.Format(time.RFC3339))
+	}
+	for _, warn := range rep.Stream.Warnings {
+		fmt.Fprintf(w, "warning:     %s\n", warn)
+	}
+	for _, line := range rep.Audit {
+		fmt.Fprintf(w, "audit:       %s\n", line)
+	}
+}
+
+func (p PosReport) text() string {
+	var parts []string
+	if p.File != "" && p.Pos != nil {
+		parts = append(parts, fmt.Sprintf("%s:%d", p.File, *p.Pos))
+	}
+	if p.GTID != "" {
+		parts = append(parts, "gtid "+p.GTID)
+	}
+	if len(parts) == 0 {
+		return "unknown"
+	}
+	return strings.Join(parts, "  ")
+}
