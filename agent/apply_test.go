@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/hotstandby/hotstandby/status"
 )
@@ -66,7 +67,7 @@ func TestApplyRowsAndDDL(t *testing.T) {
 	if err := standby.Exec(context.Background(), "CREATE TABLE test.sneaky (id INT)"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "status to report the errant transaction", 20*time.Second, func() bool {
+	harness.WaitFor(t, "status to report the errant transaction", 20*time.Second, func() bool {
 		r := p.a.liveReport()
 		return r.Applier != nil && len(r.Applier.Errant) == 1 && strings.HasPrefix(r.Applier.Errant[0], "0-2-")
 	})
@@ -93,7 +94,7 @@ func TestApplyErrorStopsAndSkipIsRecorded(t *testing.T) {
 	e.exec("INSERT INTO test.t (id, c) VALUES (3, 3)")
 	c := e.config()
 	var rep status.Report
-	waitFor(t, "the applier to stop on the error", 30*time.Second, func() bool {
+	harness.WaitFor(t, "the applier to stop on the error", 30*time.Second, func() bool {
 		rep, _ = status.Get(ctx, c.StatusSource())
 		return rep.Applier != nil && rep.Applier.State == "error"
 	})

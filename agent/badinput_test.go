@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/hotstandby/hotstandby/sandbox"
 	"github.com/hotstandby/hotstandby/status"
@@ -83,15 +84,15 @@ func TestUnreachableMasterIsRetried(t *testing.T) {
 	os.WriteFile(e.cfgPath, []byte(cfg), 0o600)
 	p := e.startProcess()
 	c := e.config()
-	waitFor(t, "status to report the retries", 20*time.Second, func() bool {
+	harness.WaitFor(t, "status to report the retries", 20*time.Second, func() bool {
 		r, err := status.Get(context.Background(), c.StatusSource())
 		return err == nil && r.Stream.State == ingest.StateRetrying && strings.Contains(r.Stream.LastError, "connection refused") &&
 			r.Stream.Reconnects != nil && *r.Stream.Reconnects >= 3
 	})
-	if strings.Count(readFile(t, p.logPath), "connection refused") < 3 {
-		t.Fatalf("log does not show the retries:\n%s", readFile(t, p.logPath))
+	if strings.Count(readFile(t, p.LogPath), "connection refused") < 3 {
+		t.Fatalf("log does not show the retries:\n%s", readFile(t, p.LogPath))
 	}
-	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+	if err := p.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.wait(10 * time.Second); err != nil {
@@ -105,7 +106,7 @@ func TestPurgedStartPositionStops(t *testing.T) {
 	e.exec("INSERT INTO test.t (c) VALUES (1)")
 	e.exec("FLUSH BINARY LOGS")
 	e.exec("INSERT INTO test.t (c) VALUES (2)")
-	e.exec("PURGE BINARY LOGS TO 'mysql-bin.000002'")
+	harness.PurgeBinaryLogsTo(t, e.master, "mysql-bin.000002")
 	e.writeConfig("")
 	cfg := strings.Replace(readFile(t, e.cfgPath), `start = "current"`, `start = "file:mysql-bin.000001:4"`, 1)
 	os.WriteFile(e.cfgPath, []byte(cfg), 0o600)
@@ -129,7 +130,7 @@ func TestServerIDInUseStops(t *testing.T) {
 	if err := replica.Exec(ctx, "START SLAVE"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the native replica to register", 20*time.Second, func() bool {
+	harness.WaitFor(t, "the native replica to register", 20*time.Second, func() bool {
 		n, _ := e.master.QueryString(ctx, "SELECT COUNT(*) FROM information_schema.processlist WHERE command LIKE 'Binlog Dump%'")
 		return n == "1"
 	})
@@ -266,7 +267,7 @@ func TestCorruptEventIsNotStored(t *testing.T) {
 	}
 	p.kill()
 	recoverRelay(t, c)
-	log := readFile(t, p.logPath)
+	log := readFile(t, p.LogPath)
 	if !strings.Contains(log, "event checksum mismatch") || !strings.Contains(log, "not stored, will re-read it from the master") {
 		t.Fatalf("log does not report the checksum failure:\n%s", log)
 	}

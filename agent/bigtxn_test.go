@@ -2,29 +2,22 @@ package agent
 
 import (
 	"context"
-	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hotstandby/hotstandby/harness"
 )
 
 // peakRSS returns a process's VmHWM in bytes.
 func peakRSS(t *testing.T, pid int) int64 {
 	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	kb, err := harness.PeakRSS(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM")
-	return 0
+	return kb << 10
 }
 
 // TestMillionRowTransactionBoundedMemory: one transaction of a million rows
@@ -42,7 +35,7 @@ func TestMillionRowTransactionBoundedMemory(t *testing.T) {
 	if n, _ := standby.QueryString(context.Background(), "SELECT COUNT(*) FROM test.big"); n != "1000000" {
 		t.Fatalf("standby holds %s rows of the million", n)
 	}
-	rss := peakRSS(t, p.cmd.Process.Pid)
+	rss := peakRSS(t, p.Pid())
 	t.Logf("agent peak RSS after a 1,000,000-row transaction: %.1f MiB", float64(rss)/(1<<20))
 	if rss > 256<<20 {
 		t.Fatalf("agent peak RSS %d MiB, want under 256 MiB", rss>>20)

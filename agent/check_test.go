@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/status"
 )
 
@@ -55,7 +56,7 @@ func TestStatusCheckExitCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.exec("INSERT INTO test.t (id, c) VALUES (2, 2)")
-	waitFor(t, "--check to report the stopped applier", 30*time.Second, func() bool {
+	harness.WaitFor(t, "--check to report the stopped applier", 30*time.Second, func() bool {
 		code, line := runCheck(t, e.cfgPath)
 		return code == status.CheckCritical && strings.Contains(line, "applier stopped") && strings.Contains(line, "Duplicate entry")
 	})
@@ -67,7 +68,7 @@ func TestStatusCheckExitCodes(t *testing.T) {
 	e.exec("SET GLOBAL binlog_row_metadata = MINIMAL")
 	p.start()
 	e.waitSemiSyncClient()
-	waitFor(t, "--check to warn about the master's settings", 30*time.Second, func() bool {
+	harness.WaitFor(t, "--check to warn about the master's settings", 30*time.Second, func() bool {
 		code, line := runCheck(t, e.cfgPath)
 		return code == status.CheckWarning && strings.Contains(line, "binlog_row_metadata")
 	})

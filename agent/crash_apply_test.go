@@ -122,7 +122,7 @@ func TestApplyExactlyOnceUnderCrashes(t *testing.T) {
 		}
 	}
 	p.kill()
-	log := readFile(t, p.logPath)
+	log := readFile(t, p.LogPath)
 	if strings.Contains(log, "applier stopped") {
 		t.Fatalf("an apply error happened during the crashes:\n%s", grepLines(log, "applier stopped"))
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hotstandby/hotstandby/checkpoint"
+	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/status"
 )
 
@@ -34,7 +35,7 @@ func TestFullDiskLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := e.config()
-	waitFor(t, "the agent to report the full disk", 30*time.Second, func() bool {
+	harness.WaitFor(t, "the agent to report the full disk", 30*time.Second, func() bool {
 		r, err := status.Get(ctx, c.StatusSource())
 		return err == nil && strings.Contains(r.Stream.LastError, "no space left on device")
 	})
@@ -44,7 +45,7 @@ func TestFullDiskLosesNothing(t *testing.T) {
 	p.kill()
 	recoverRelay(t, c)
 	compareRelayPrefix(t, filepath.Join(e.master.Dir(), "binlog"), c.RelayDir())
-	log := readFile(t, p.logPath)
+	log := readFile(t, p.LogPath)
 	if !strings.Contains(log, "no space left on device") {
 		t.Fatalf("log does not say the disk is full:\n%s", log)
 	}

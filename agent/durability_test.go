@@ -4,15 +4,14 @@ import (
 	"context"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/hotstandby/hotstandby/status"
 )
@@ -88,76 +87,36 @@ func TestAckWaitsForFsync(t *testing.T) {
 }
 
 // agentProcess runs the hotstandby binary, so that tests can kill -9 it.
+// When the agent logs that the master sends nothing on its dump connection,
+// the master's diagnosis goes into the test's log.
 type agentProcess struct {
-	t       *testing.T
-	cfgPath string
-	logPath string
-	cmd     *exec.Cmd
-	done    chan error
+	*harness.Process
+	e *testEnv
 }
 
 func (e *testEnv) startProcess() *agentProcess {
 	e.t.Helper()
-	p := &agentProcess{t: e.t, cfgPath: e.cfgPath, logPath: filepath.Join(e.dir, "agent.log")}
-	p.start()
+	// The agent runs in a time zone other than the servers' (UTC): nothing
+	// it copies may depend on its own.
+	hp := harness.Start(e.t, hsBinary, []string{"run", "--config", e.cfgPath}, filepath.Join(e.dir, "agent.log"),
+		[]string{"TZ=Asia/Kathmandu"}, func(line string) { e.t.Logf("agent: %s\n%s", line, e.master.Diagnose(context.Background())) })
+	p := &agentProcess{Process: hp, e: e}
 	e.t.Cleanup(func() {
-		p.kill()
 		if e.t.Failed() {
-			b, err := os.ReadFile(p.logPath)
-			if err != nil {
-				e.t.Logf("agent process log: %v", err)
-			}
-			if len(b) > 20000 {
-				b = b[len(b)-20000:]
-			}
-			e.t.Logf("agent process log (tail):\n%s", b)
+			e.t.Logf("agent process log (tail):\n%s", p.LogTail(300))
 		}
 	})
 	return p
 }
 
-func (p *agentProcess) start() {
-	p.t.Helper()
-	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	p.cmd = exec.Command(hsBinary, "run", "--config", p.cfgPath)
-	// The agent runs in a time zone other than the servers' (UTC): nothing
-	// it copies may depend on its own.
-	p.cmd.Env = append(os.Environ(), "TZ=Asia/Kathmandu")
-	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	if err := p.cmd.Start(); err != nil {
-		p.t.Fatal(err)
-	}
-	logf.Close()
-	p.done = make(chan error, 1)
-	go func(c *exec.Cmd, done chan error) { done <- c.Wait() }(p.cmd, p.done)
-}
+// start starts the agent again after kill.
+func (p *agentProcess) start() { p.Restart() }
 
 // kill sends SIGKILL and waits for the process to be gone.
-func (p *agentProcess) kill() {
-	if p.cmd == nil || p.cmd.Process == nil {
-		return
-	}
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-	p.done <- nil
-	p.cmd = nil
-}
+func (p *agentProcess) kill() { p.Kill() }
 
 // wait returns the process's exit, or fails after d.
-func (p *agentProcess) wait(d time.Duration) error {
-	p.t.Helper()
-	select {
-	case err := <-p.done:
-		p.done <- err
-		return err
-	case <-time.After(d):
-		p.t.Fatalf("agent still running after %s", d)
-		return nil
-	}
-}
+func (p *agentProcess) wait(d time.Duration) error { return p.Wait(d) }
 
 // TestKill9UnderLoad kills the agent's process at random moments while 16
 // clients commit, 20 times; afterwards the relay log holds exactly the
@@ -195,7 +154,7 @@ func TestKill9UnderLoad(t *testing.T) {
 	}
 	e.waitSemiSyncClient()
 	e.exec("INSERT INTO test.t (c) VALUES (-1)")
-	waitFor(t, "semi-sync to be back ON on the master", 30*time.Second, func() bool {
+	harness.WaitFor(t, "semi-sync to be back ON on the master", 30*time.Second, func() bool {
 		v, _ := e.master.Status(context.Background(), "Rpl_semi_sync_master_status")
 		return v == "ON"
 	})

@@ -3,9 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/hotstandby/hotstandby/relay"
 	"github.com/hotstandby/hotstandby/sandbox"
@@ -39,10 +38,8 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			panic(err)
 		}
-		hsBinary = filepath.Join(dir, "hotstandby")
-		out, err := exec.Command("go", "build", "-o", hsBinary, "github.com/hotstandby/hotstandby/cmd/hotstandby").CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "building hotstandby: %v\n%s", err, out)
+		if hsBinary, err = harness.Build(dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
 		code := m.Run()
@@ -85,7 +82,7 @@ func newEnv(t *testing.T, extra ...string) *testEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { master.Stop(context.Background()) })
-	e := &testEnv{t: t, master: master, dir: dir, password: "pw-" + randHex(12)}
+	e := &testEnv{t: t, master: master, dir: dir, password: "pw-" + harness.RandHex(12)}
 	if err := master.CreateUser(ctx, "repl", e.password, "REPLICATION SLAVE, REPLICATION CLIENT, BINLOG MONITOR, REPLICATION MASTER ADMIN"); err != nil {
 		t.Fatal(err)
 	}
@@ -97,12 +94,6 @@ func newEnv(t *testing.T, extra ...string) *testEnv {
 	e.exec("SET GLOBAL rpl_semi_sync_master_timeout=10000")
 	e.writeConfig("")
 	return e
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 func (e *testEnv) exec(q string, args ...any) {
@@ -227,28 +218,16 @@ func (p *inProcess) stop() error {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // waitSemiSyncClient waits until the master counts a semi-sync replica and
 // is in semi-sync mode again. A master that fell back to async switches back
 // when the replica acknowledges its current position, which it asks for on
 // the next commit: nudge it with one.
 func (e *testEnv) waitSemiSyncClient() {
 	e.t.Helper()
-	waitFor(e.t, "the master to see a semi-sync replica", 20*time.Second, func() bool {
+	harness.WaitFor(e.t, "the master to see a semi-sync replica", 20*time.Second, func() bool {
 		return e.status("Rpl_semi_sync_master_clients") >= 1
 	})
-	waitFor(e.t, "the master to be in semi-sync mode", 20*time.Second, func() bool {
+	harness.WaitFor(e.t, "the master to be in semi-sync mode", 20*time.Second, func() bool {
 		if v, _ := e.master.Status(context.Background(), "Rpl_semi_sync_master_status"); v == "ON" {
 			return true
 		}
@@ -260,16 +239,11 @@ func (e *testEnv) waitSemiSyncClient() {
 // masterPos returns SHOW MASTER STATUS.
 func (e *testEnv) masterPos() binlog.FilePos {
 	e.t.Helper()
-	var file string
-	var pos uint64
-	var a, b, c any
-	row := e.master.DB().QueryRow("SHOW MASTER STATUS")
-	if err := row.Scan(&file, &pos, &a, &b); err != nil {
-		if err2 := e.master.DB().QueryRow("SHOW MASTER STATUS").Scan(&file, &pos, &a, &b, &c); err2 != nil {
-			e.t.Fatal(err)
-		}
+	p, err := harness.MasterPos(e.master)
+	if err != nil {
+		e.t.Fatal(err)
 	}
-	return binlog.FilePos{File: file, Pos: pos}
+	return p
 }
 
 // waitCaughtUp waits until report() says received reached the master's
@@ -277,7 +251,7 @@ func (e *testEnv) masterPos() binlog.FilePos {
 func (e *testEnv) waitCaughtUp(report func() status.Report) {
 	e.t.Helper()
 	want := e.masterPos()
-	waitFor(e.t, "the agent to receive up to "+want.String(), 60*time.Second, func() bool {
+	harness.WaitFor(e.t, "the agent to receive up to "+want.String(), 60*time.Second, func() bool {
 		r := report()
 		return r.Received.File == want.File && r.Received.Pos != nil && *r.Received.Pos == want.Pos
 	})

@@ -27,7 +27,7 @@ func TestRelayListAndShow(t *testing.T) {
 	e.exec("UPDATE test.t SET c = 8 WHERE id = 41")
 	last, _ := e.master.QueryString(ctx, "SELECT @@gtid_binlog_pos")
 	e.waitApplied(standby, 30*time.Second)
-	p.cmd.Process.Signal(interruptSignal)
+	p.Signal(interruptSignal)
 	p.wait(10 * time.Second)
 
 	out, err := exec.Command(hsBinary, "relay", "list", "--json", "--config", e.cfgPath).Output()

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
@@ -113,7 +114,7 @@ func TestMetricsAndHealth(t *testing.T) {
 	if f := fams["hotstandby_errors_total"]; f == nil || len(f.Metric) != 4 {
 		t.Errorf("hotstandby_errors_total by kind: %v", f)
 	}
-	waitFor(t, "the master's semi-sync state in the metrics", 10*time.Second, func() bool {
+	harness.WaitFor(t, "the master's semi-sync state in the metrics", 10*time.Second, func() bool {
 		return value(t, scrape(t, addr), "hotstandby_master_semisync_up") == 1
 	})
 	for _, path := range []string{"/healthz", "/readyz"} {
@@ -128,7 +129,7 @@ func TestMetricsAndHealth(t *testing.T) {
 	}
 	id, _ := e.master.QueryString(context.Background(), "SELECT id FROM information_schema.processlist WHERE command LIKE 'Binlog Dump%' LIMIT 1")
 	e.exec("KILL " + id)
-	waitFor(t, "the reconnect to show in the metrics", 20*time.Second, func() bool {
+	harness.WaitFor(t, "the reconnect to show in the metrics", 20*time.Second, func() bool {
 		return value(t, scrape(t, addr), "hotstandby_stream_reconnects_total") >= 1
 	})
 	if math.IsNaN(value(t, fams, "hotstandby_acked_binlog_file_number")) {

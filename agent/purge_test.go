@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/relay"
 )
 
@@ -24,7 +25,7 @@ func TestRelayPurgeKeepsWhatIsNeeded(t *testing.T) {
 	e.exec("INSERT INTO test.t (c) VALUES (99)")
 	e.waitApplied(standby, 30*time.Second)
 	c := e.config()
-	waitFor(t, "old segments to be purged", 20*time.Second, func() bool {
+	harness.WaitFor(t, "old segments to be purged", 20*time.Second, func() bool {
 		segs, _ := relay.ListSegments(c.RelayDir())
 		return len(segs) <= 2
 	})
@@ -32,7 +33,7 @@ func TestRelayPurgeKeepsWhatIsNeeded(t *testing.T) {
 	if last := segs[len(segs)-1]; last.MasterFile != e.masterPos().File {
 		t.Fatalf("the live segment (%s) was purged: %+v", e.masterPos().File, segs)
 	}
-	if !strings.Contains(readFile(t, p.logPath), "relay segment purged") {
+	if !strings.Contains(readFile(t, p.LogPath), "relay segment purged") {
 		t.Fatal("purges are not logged")
 	}
 	// Restart on the purged relay log; nothing is lost or redone.
@@ -45,7 +46,7 @@ func TestRelayPurgeKeepsWhatIsNeeded(t *testing.T) {
 	if len(m) != len(s) || len(m) != 6 {
 		t.Fatalf("after purge and restart: master %d rows, standby %d", len(m), len(s))
 	}
-	if strings.Contains(readFile(t, p.logPath), "level=ERROR") {
-		t.Fatalf("errors after the purge:\n%s", grepLines(readFile(t, p.logPath), "level=ERROR"))
+	if strings.Contains(readFile(t, p.LogPath), "level=ERROR") {
+		t.Fatalf("errors after the purge:\n%s", grepLines(readFile(t, p.LogPath), "level=ERROR"))
 	}
 }

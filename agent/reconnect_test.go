@@ -51,7 +51,7 @@ func TestResumeAfterMasterEvents(t *testing.T) {
 	}
 
 	// 3. The agent stops; the master rotates twice and commits meanwhile.
-	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.Signal(syscall.SIGTERM)
 	if err := p.wait(20 * time.Second); err != nil {
 		t.Fatalf("agent did not stop cleanly on SIGTERM: %v", err)
 	}
@@ -74,7 +74,7 @@ func TestResumeAfterMasterEvents(t *testing.T) {
 	events := compareRelay(t, filepath.Join(e.master.Dir(), "binlog"), cfg.RelayDir())
 	t.Logf("relay holds %d events equal to the master's", events)
 	mariadbBinlogReads(t, cfg.RelayDir())
-	if log := readFile(t, p.logPath); !strings.Contains(log, "resuming from durable checkpoint") {
+	if log := readFile(t, p.LogPath); !strings.Contains(log, "resuming from durable checkpoint") {
 		t.Fatalf("restart did not say it resumed from the checkpoint:\n%s", log)
 	}
 }

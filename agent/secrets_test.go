@@ -29,7 +29,7 @@ func TestSecretsStaySecret(t *testing.T) {
 	c := e.config()
 	e.waitCaughtUp(func() status.Report { r, _ := status.Get(context.Background(), c.StatusSource()); return r })
 
-	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/cmdline")
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(p.Pid()) + "/cmdline")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestSecretsStaySecret(t *testing.T) {
 	rep.WriteText(&text)
 	assertNoSecret(t, "status text", text.String(), e.password)
 	p.kill()
-	assertNoSecret(t, "the log", readFile(t, p.logPath), e.password)
+	assertNoSecret(t, "the log", readFile(t, p.LogPath), e.password)
 
 	err = filepath.WalkDir(c.DataDir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/status"
 )
 
@@ -41,7 +42,7 @@ func TestStatusFiguresMatchServers(t *testing.T) {
 	mpos := e.masterPos()
 	mgtid, _ := e.master.QueryString(ctx, "SELECT @@gtid_binlog_pos")
 	var r status.Report
-	waitFor(t, "the monitor to measure the master", 10*time.Second, func() bool {
+	harness.WaitFor(t, "the monitor to measure the master", 10*time.Second, func() bool {
 		r = statusJSON(t, e.cfgPath)
 		return r.Master != nil && r.Master.Position.Pos != nil && *r.Master.Position.Pos == mpos.Pos
 	})
@@ -63,7 +64,7 @@ func TestStatusFiguresMatchServers(t *testing.T) {
 		t.Fatal(err)
 	}
 	mgtid, _ = e.master.QueryString(ctx, "SELECT @@gtid_binlog_pos")
-	waitFor(t, "status to show the known lag", 15*time.Second, func() bool {
+	harness.WaitFor(t, "status to show the known lag", 15*time.Second, func() bool {
 		r = statusJSON(t, e.cfgPath)
 		return r.Received.GTID == mgtid && r.Lag.AppliedTransactions != nil && *r.Lag.AppliedTransactions == 25
 	})
@@ -77,7 +78,7 @@ func TestStatusFiguresMatchServers(t *testing.T) {
 	}
 	// The master falls back to asynchronous replication.
 	e.exec("SET GLOBAL rpl_semi_sync_master_enabled = OFF")
-	waitFor(t, "status to show semi-sync OFF on the master", 15*time.Second, func() bool {
+	harness.WaitFor(t, "status to show semi-sync OFF on the master", 15*time.Second, func() bool {
 		r = statusJSON(t, e.cfgPath)
 		return r.Master != nil && r.Master.SemiSync == "OFF"
 	})

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hotstandby/hotstandby/harness"
 )
 
 // TestPreviousDumpThreadIsEnded: after kill -9 with no load, the agent's dump
@@ -27,11 +29,11 @@ func TestPreviousDumpThreadIsEnded(t *testing.T) {
 	}
 	p.start()
 	e.waitSemiSyncClient()
-	waitFor(t, "one dump thread, a new one", 10*time.Second, func() bool {
+	harness.WaitFor(t, "one dump thread, a new one", 10*time.Second, func() bool {
 		d := dumps()
 		return d != "" && !strings.Contains(d, ",") && d != first
 	})
-	log := readFile(t, p.logPath)
+	log := readFile(t, p.LogPath)
 	if !strings.Contains(log, "ended the agent's previous dump thread on the master") || !strings.Contains(log, "id="+first) {
 		t.Fatalf("the restarted agent did not end its previous dump thread %s:\n%s", first, grepLines(log, "dump"))
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/sandbox"
 )
 
@@ -76,7 +77,7 @@ func TestBenchApply(t *testing.T) {
 	requireBench(t)
 	total := envInt(t, "HOTSTANDBY_BENCH_TXNS", 40000)
 	runs := envInt(t, "HOTSTANDBY_BENCH_RUNS", 3)
-	e := &applyEnv{base: t.TempDir(), password: "pw-" + randHex(12)}
+	e := &applyEnv{base: t.TempDir(), password: "pw-" + harness.RandHex(12)}
 	src := sourceState()
 	e.bin = buildAgent(t)
 	t.Logf("agent built from %s", src)
@@ -764,10 +765,10 @@ password_file = %q
 	var midAgentCPU, midServerCPU float64
 	polls := 0
 	midSecs, secs := e.waitApplied(t, standby, p.started, "@@gtid_binlog_pos", func() {
-		midAgentCPU, midServerCPU = procCPU(t, p.cmd.Process.Pid), procCPU(t, standby.PID())-c0.cpu
+		midAgentCPU, midServerCPU = procCPU(t, p.Pid()), procCPU(t, standby.PID())-c0.cpu
 	}, func() error {
-		if p.exited() {
-			return fmt.Errorf("agent exited (%v); log:\n%s", p.err, p.logTail(30))
+		if p.Exited() {
+			return fmt.Errorf("agent exited (%v); log:\n%s", p.Err(), p.LogTail(30))
 		}
 		// /status every 100 ms, as SHOW SLAVE STATUS for the native runs.
 		if polls++; polls%10 != 1 {
@@ -783,11 +784,11 @@ password_file = %q
 		}
 		if st.Applier.State == "error" {
 			return fmt.Errorf("APPLY ERROR: applier.state=error, failed GTID %s, last_error: %s\nagent log:\n%s",
-				st.Applier.FailedGTID, st.Applier.LastError, p.logTail(30))
+				st.Applier.FailedGTID, st.Applier.LastError, p.LogTail(30))
 		}
 		return nil
 	})
-	agentCPU := procCPU(t, p.cmd.Process.Pid)
+	agentCPU := procCPU(t, p.Pid())
 	c1 := readCounters(t, standby)
 	com1 := comCounters(t, standby)
 	rss := p.peakRSS(t)
@@ -833,7 +834,7 @@ func (e *applyEnv) runNative(t *testing.T, dir string, threads int) applyRun {
 		MASTER_LOG_FILE=?, MASTER_LOG_POS=4, MASTER_USE_GTID=no`, e.master.Port(), replUser, e.password, e.first.Name)
 	began := time.Now()
 	mustExec(t, r, "START SLAVE IO_THREAD")
-	waitFor(t, "the native replica to read up to "+e.end.String(), 10*time.Minute, 20*time.Millisecond, func() (bool, error) {
+	harness.Poll(t, "the native replica to read up to "+e.end.String(), 10*time.Minute, 20*time.Millisecond, func() (bool, error) {
 		m, err := row(r, "SHOW SLAVE STATUS")
 		if err != nil || m == nil {
 			return false, err
@@ -881,7 +882,7 @@ func (e *applyEnv) runNative(t *testing.T, dir string, threads int) applyRun {
 func (e *applyEnv) waitApplied(t *testing.T, s *sandbox.Server, start time.Time, other string, atMid func(), check func() error) (mid, end float64) {
 	t.Helper()
 	q := "SELECT @@gtid_binlog_pos AS b, " + other + " AS o"
-	waitFor(t, "the standby to reach "+e.endGTID, 30*time.Minute, 10*time.Millisecond, func() (bool, error) {
+	harness.Poll(t, "the standby to reach "+e.endGTID, 30*time.Minute, 10*time.Millisecond, func() (bool, error) {
 		if err := check(); err != nil {
 			return false, err
 		}

@@ -3,16 +3,13 @@ package bench
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -21,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/sandbox"
 )
 
@@ -55,19 +54,12 @@ func envInt(t *testing.T, name string, def int) int {
 	return n
 }
 
-func randHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // buildAgent builds cmd/hotstandby into a temporary directory.
 func buildAgent(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "hotstandby")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/hotstandby/hotstandby/cmd/hotstandby").CombinedOutput()
+	bin, err := harness.Build(t.TempDir())
 	if err != nil {
-		t.Fatalf("building hotstandby: %v\n%s", err, out)
+		t.Fatal(err)
 	}
 	return bin
 }
@@ -129,91 +121,38 @@ func row(s *sandbox.Server, q string) (map[string]string, error) {
 }
 
 // binlogEnd is a position in the master's binlog.
-type binlogEnd struct {
-	File string
-	Pos  uint64
-}
-
-func (e binlogEnd) String() string { return fmt.Sprintf("%s:%d", e.File, e.Pos) }
+type binlogEnd = binlog.FilePos
 
 // masterEnd returns SHOW MASTER STATUS.
 func masterEnd(t *testing.T, s *sandbox.Server) binlogEnd {
 	t.Helper()
-	m, err := row(s, "SHOW MASTER STATUS")
-	if err != nil || m == nil {
-		t.Fatalf("SHOW MASTER STATUS: %v (row %v)", err, m)
-	}
-	pos, err := strconv.ParseUint(m["Position"], 10, 64)
+	p, err := harness.MasterPos(s)
 	if err != nil {
-		t.Fatalf("SHOW MASTER STATUS: position %q", m["Position"])
+		t.Fatal(err)
 	}
-	return binlogEnd{File: m["File"], Pos: pos}
+	return p
 }
 
 // binlogFile is one line of SHOW BINARY LOGS.
-type binlogFile struct {
-	Name string
-	Size int64
-}
+type binlogFile = harness.BinlogFile
 
 func binaryLogs(t *testing.T, s *sandbox.Server) []binlogFile {
 	t.Helper()
-	rows, err := s.DB().Query("SHOW BINARY LOGS")
+	logs, err := harness.BinaryLogs(s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	var out []binlogFile
-	for rows.Next() {
-		var f binlogFile
-		dest := []any{&f.Name, &f.Size}
-		for len(dest) < len(cols) {
-			dest = append(dest, new(sql.RawBytes))
-		}
-		if err := rows.Scan(dest...); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, f)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return logs
 }
 
 // statusInt returns a global status variable as an integer.
 func statusInt(t *testing.T, s *sandbox.Server, name string) int64 {
 	t.Helper()
-	v, err := s.Status(context.Background(), name)
+	n, err := harness.StatusInt(s, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		t.Fatalf("status %s = %q: not a number", name, v)
-	}
 	return n
-}
-
-// waitFor polls cond every interval until it holds; it fails the test when
-// cond errs or d passes.
-func waitFor(t *testing.T, what string, d, interval time.Duration, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ok, err := cond()
-		if err != nil {
-			t.Fatalf("waiting for %s: %v", what, err)
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(interval)
-	}
 }
 
 // agentSpec is what an agent's config file says.
@@ -229,12 +168,9 @@ type agentSpec struct {
 
 // agentProc is a running hotstandby process.
 type agentProc struct {
-	cmd     *exec.Cmd
+	*harness.Process
 	listen  string
-	logPath string
 	started time.Time
-	done    chan struct{}
-	err     error // exit status, valid once done is closed
 }
 
 // startAgent writes the config and starts `hotstandby run`. Its standard
@@ -272,54 +208,25 @@ listen = %q
 		t.Fatal(err)
 	}
 	logPath := filepath.Join(a.Dir, "agent.log")
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd := exec.Command(bin, "run", "--config", cfgPath)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	p := &agentProc{cmd: cmd, listen: listen, logPath: logPath, done: make(chan struct{})}
-	p.started = time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
+	_ = os.Remove(logPath)
+	p := &agentProc{listen: listen, started: time.Now()}
+	p.Process = harness.Start(t, bin, []string{"run", "--config", cfgPath}, logPath, nil,
+		func(line string) { t.Logf("agent: %s\n%s", line, a.Master.Diagnose(context.Background())) })
 	t.Cleanup(func() { p.stop(t) })
 	return p
-}
-
-// exited reports whether the process has ended.
-func (p *agentProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
 }
 
 // stop ends the agent with SIGTERM (SIGKILL after 20 s) and waits for it.
 // Stopping a stopped agent does nothing.
 func (p *agentProc) stop(t *testing.T) {
 	t.Helper()
-	if p.exited() {
+	if p.Exited() {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		if p.err != nil {
-			t.Logf("agent exited after SIGTERM: %v", p.err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Errorf("agent did not stop within 20s of SIGTERM: killing it")
-		_ = p.cmd.Process.Kill()
-		<-p.done
+	if !p.Stop(20 * time.Second) {
+		t.Errorf("agent did not stop within 20s of SIGTERM: killed it")
+	} else if err := p.Err(); err != nil {
+		t.Logf("agent exited after SIGTERM: %v", err)
 	}
 }
 
@@ -384,9 +291,9 @@ func (p *agentProc) status() (agentStatus, error) {
 func (p *agentProc) waitStatus(t *testing.T, what string, d, interval time.Duration, cond func(agentStatus) bool) agentStatus {
 	t.Helper()
 	var last agentStatus
-	waitFor(t, what, d, interval, func() (bool, error) {
-		if p.exited() {
-			return false, fmt.Errorf("agent exited (%v); log:\n%s", p.err, p.logTail(30))
+	harness.Poll(t, what, d, interval, func() (bool, error) {
+		if p.Exited() {
+			return false, fmt.Errorf("agent exited (%v); log:\n%s", p.Err(), p.LogTail(30))
 		}
 		st, err := p.status()
 		if err != nil {
@@ -404,31 +311,11 @@ func (p *agentProc) waitStatus(t *testing.T, what string, d, interval time.Durat
 // peakRSS returns VmHWM of the running agent in KiB.
 func (p *agentProc) peakRSS(t *testing.T) int64 {
 	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	kb, err := harness.PeakRSS(p.Pid())
 	if err != nil {
-		t.Fatalf("reading the agent's /proc status: %v", err)
+		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				t.Fatalf("VmHWM %q: %v", v, err)
-			}
-			return n
-		}
-	}
-	t.Fatal("no VmHWM in the agent's /proc status")
-	return 0
-}
-
-// logTail returns the last n lines of the agent's log.
-func (p *agentProc) logTail(n int) string {
-	data, _ := os.ReadFile(p.logPath)
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return kb
 }
 
 // reviewLog reports the agent's log lines at WARN or ERROR level (and any
@@ -438,12 +325,12 @@ func (p *agentProc) logTail(n int) string {
 func (p *agentProc) reviewLog(t *testing.T, name string) int {
 	t.Helper()
 	if dir := os.Getenv("HOTSTANDBY_BENCH_LOGDIR"); dir != "" {
-		if data, err := os.ReadFile(p.logPath); err == nil {
+		if data, err := os.ReadFile(p.LogPath); err == nil {
 			_ = os.MkdirAll(dir, 0o700)
 			_ = os.WriteFile(filepath.Join(dir, name+".log"), data, 0o600)
 		}
 	}
-	f, err := os.Open(p.logPath)
+	f, err := os.Open(p.LogPath)
 	if err != nil {
 		t.Errorf("agent log: %v", err)
 		return 0

@@ -17,6 +17,7 @@ import (
 
 	_ "github.com/go-sql-driver/mysql"
 
+	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/relay"
 	"github.com/hotstandby/hotstandby/sandbox"
 )
@@ -44,7 +45,7 @@ func TestBenchIngest(t *testing.T) {
 	runs := envInt(t, "HOTSTANDBY_BENCH_RUNS", 3)
 	bin := buildAgent(t)
 	base := t.TempDir()
-	e := &ingestEnv{base: base, password: "pw-" + randHex(12)}
+	e := &ingestEnv{base: base, password: "pw-" + harness.RandHex(12)}
 	e.master = startServer(t, base, "master", 1, true,
 		"rpl_semi_sync_master_enabled=OFF", "max_binlog_size=1G")
 	e.replica = startServer(t, base, "replica", 2, false)
@@ -298,7 +299,7 @@ func (e *ingestEnv) runNative(t *testing.T) ingestRun {
 	syncDisks()
 	start := time.Now()
 	mustExec(t, r, "START SLAVE IO_THREAD")
-	waitFor(t, "the native replica to read up to "+e.end.String(), 10*time.Minute, 10*time.Millisecond, func() (bool, error) {
+	harness.Poll(t, "the native replica to read up to "+e.end.String(), 10*time.Minute, 10*time.Millisecond, func() (bool, error) {
 		m, err := row(r, "SHOW SLAVE STATUS")
 		if err != nil || m == nil {
 			return false, err

@@ -17,6 +17,7 @@ import (
 
 	_ "github.com/go-sql-driver/mysql"
 
+	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/sandbox"
 )
 
@@ -61,7 +62,7 @@ type semiSetup struct {
 func TestBenchSemiSync(t *testing.T) {
 	requireBench(t)
 	e := &semiEnv{
-		password:  "pw-" + randHex(12),
+		password:  "pw-" + harness.RandHex(12),
 		runs:      envInt(t, "HOTSTANDBY_BENCH_RUNS", 3),
 		commits16: envInt(t, "HOTSTANDBY_BENCH_COMMITS", 20000),
 	}
@@ -202,7 +203,7 @@ func (e *semiEnv) stopNative(t *testing.T) {
 // replica and is in semi-sync mode.
 func (e *semiEnv) waitSemiSyncReplica(t *testing.T) {
 	t.Helper()
-	waitFor(t, "the master to count one semi-sync replica", 30*time.Second, 20*time.Millisecond, func() (bool, error) {
+	harness.Poll(t, "the master to count one semi-sync replica", 30*time.Second, 20*time.Millisecond, func() (bool, error) {
 		st, err := e.master.Status(context.Background(), "Rpl_semi_sync_master_status")
 		if err != nil {
 			return false, err
@@ -241,7 +242,7 @@ func (e *semiEnv) waitNoSemiSyncReplica(t *testing.T) {
 	for _, id := range kill {
 		_ = e.master.Exec(context.Background(), "KILL ?", id)
 	}
-	waitFor(t, "the master to count no semi-sync replica", 10*time.Second, 20*time.Millisecond,
+	harness.Poll(t, "the master to count no semi-sync replica", 10*time.Second, 20*time.Millisecond,
 		func() (bool, error) { return gone(), nil })
 }
 
