@@ -52,7 +52,7 @@ func newAgent(cfg Config, log *slog.Logger, hooks ingest.Hooks) (*Agent, error) 
 		return nil, err
 	}
 	a := &Agent{cfg: cfg, log: log, store: store}
-	a.metrics = newMetrics(a)
+	a.metrics = newMetrics()
 	ic := cfg.IngestConfig()
 	ic.Metrics = ingest.Metrics{Fsync: a.metrics.fsync, AckLatency: a.metrics.ackLatency}
 	a.recv = ingest.NewReceiver(ic, log, store, hooks)
@@ -68,6 +68,7 @@ func newAgent(cfg Config, log *slog.Logger, hooks ingest.Hooks) (*Agent, error) 
 		}, a.recv)
 	}
 	a.monitor = ingest.NewMonitor(ic.Source, log)
+	a.metrics.register(a)
 	return a, nil
 }
 

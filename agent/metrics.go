@@ -22,13 +22,21 @@ type metrics struct {
 
 var latencyBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}
 
-func newMetrics(a *Agent) *metrics {
+// newMetrics makes the registry and the latency histograms the receiver
+// observes; register adds the figures read from the agent's parts.
+func newMetrics() *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.fsync = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "hotstandby_relay_fsync_duration_seconds", Help: "Time to make a batch of relay log writes durable (fdatasync).", Buckets: latencyBuckets})
 	m.ackLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "hotstandby_semisync_ack_latency_seconds", Help: "Time from receiving a batch that asks for an ACK to sending the ACK (write + fsync + send).", Buckets: latencyBuckets})
 	m.reg.MustRegister(m.fsync, m.ackLatency)
+	return m
+}
+
+// register adds the counters and gauges of a's receiver, applier and
+// monitor (once they exist).
+func (m *metrics) register(a *Agent) {
 	st := func() ingest.Status { return a.recv.Status() }
 	counter := func(name, help string, f func() float64) {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
@@ -95,7 +103,6 @@ func newMetrics(a *Agent) *metrics {
 			return float64(pos)
 		})
 	}
-	return m
 }
 
 func b2f(b bool) float64 {

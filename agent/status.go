@@ -19,7 +19,7 @@ func (a *Agent) liveReport() status.Report {
 		ConnectedSince: status.TimePtr(st.ConnectedSince), LastEventAt: status.TimePtr(st.LastEventAt),
 		LastHeartbeat: status.TimePtr(st.LastHeartbeat), Events: &st.Events, Bytes: &st.Bytes,
 		Reconnects: &st.Reconnects, LastError: st.LastError, LastErrorAt: status.TimePtr(st.LastErrorAt),
-		Warnings: st.Warnings,
+		Warnings: st.Warnings, SilentSince: status.TimePtr(st.SilentSince), MasterDumpThread: st.DumpThread,
 	}
 	if st.State == ingest.StateStreaming {
 		rep.Stream.LastError, rep.Stream.LastErrorAt = "", nil

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -313,9 +314,30 @@ func (c *Conn) ReadEvent(buf []byte) (ev []byte, ackWanted bool, err error) {
 	return data, ackWanted, nil
 }
 
-// AckWriter returns the raw socket, for semi-sync ACK packets written with
-// their own header (sequence 0) from the writer goroutine.
-func (c *Conn) AckWriter() net.Conn { return c.c.Conn.Conn }
+// AckWriter returns a writer straight onto the socket, for semi-sync ACK
+// packets written with their own header (sequence 0) from the writer
+// goroutine. Each write has a deadline of the read timeout (or 5 s): a master
+// that stops reading cannot block the writer forever.
+func (c *Conn) AckWriter() io.Writer {
+	d := c.cfg.ReadTimeout
+	if d <= 0 {
+		d = 5 * time.Second
+	}
+	return deadlineWriter{c: c.c.Conn.Conn, d: d}
+}
+
+// deadlineWriter writes to c with a write deadline of d from now.
+type deadlineWriter struct {
+	c net.Conn
+	d time.Duration
+}
+
+func (w deadlineWriter) Write(p []byte) (int, error) {
+	if err := w.c.SetWriteDeadline(time.Now().Add(w.d)); err != nil {
+		return 0, err
+	}
+	return w.c.Write(p)
+}
 
 // ConnectionID returns the master's id of this connection.
 func (c *Conn) ConnectionID() uint32 { return c.c.GetConnectionID() }

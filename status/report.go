@@ -58,6 +58,12 @@ type StreamReport struct {
 	LastError      string     `json:"last_error,omitempty"`
 	LastErrorAt    *time.Time `json:"last_error_at,omitempty"`
 	Warnings       []string   `json:"warnings,omitempty"`
+	// SilentSince is set while dump connections deliver nothing at all (no
+	// rotate, no format description, no heartbeat): state "silent",
+	// "connected, master sends nothing". MasterDumpThread is the master's
+	// processlist view of the agent's dump thread then.
+	SilentSince      *time.Time `json:"silent_since,omitempty"`
+	MasterDumpThread string     `json:"master_dump_thread,omitempty"`
 }
 
 // SemiSyncReport is the "semisync" object.
