@@ -309,6 +309,7 @@ func (r *Receiver) resumePoint(conn *binlog.Conn) (binlog.DumpFrom, error) {
 		rc := relay.DefaultConfig(r.cfg.RelayDir)
 		rc.SegmentSize = r.cfg.SegmentSize
 		rc.Sync = r.hooks.Sync
+		rc.Acked = st.Acked
 		relay, end, err := relay.Open(rc, hint)
 		if err != nil {
 			return binlog.DumpFrom{}, &binlog.SourceError{Op: "open relay log", Err: err, Permanent: true}

@@ -24,6 +24,12 @@ type Config struct {
 	// Sync makes a segment's written bytes durable. Nil means fdatasync.
 	// Tests inject delays and failures here.
 	Sync func(*os.File) error
+	// Acked is the last position acknowledged to the master (semi-sync),
+	// as last checkpointed. Recovery never ends the relay log before it: a
+	// torn or damaged tail at or before an acknowledged position is
+	// ErrCorrupt (the master released those commits because the agent
+	// said it had them), never cut. Zero: nothing acknowledged.
+	Acked binlog.FilePos
 	// Preallocate is how far ahead of the write position the active segment
 	// is allocated (fallocate), so that the per-batch fdatasync need not
 	// commit a size change to the journal. 0 means 64 MiB; negative turns
@@ -181,7 +187,7 @@ func Open(cfg Config, start Frontier) (*Writer, Frontier, error) {
 		return nil, Frontier{}, fmt.Errorf("relay: create %s: %w", cfg.Dir, err)
 	}
 	r := &Writer{cfg: cfg}
-	rec, err := recoverRelay(cfg.Dir, start)
+	rec, err := recoverRelay(cfg.Dir, start, cfg.Acked)
 	if err != nil {
 		return nil, Frontier{}, err
 	}

@@ -1,6 +1,8 @@
 package relay
 
 import (
+	"strings"
+
 	"github.com/hotstandby/hotstandby/binlog"
 
 	"bytes"
@@ -1444,4 +1446,60 @@ func mustGTIDSet(t testing.TB, f binlog.Flavor, s string) binlog.GTIDSet {
 		t.Fatal(err)
 	}
 	return set
+}
+
+// TestRecoveryNeverCutsAcknowledged: a torn tail after the acknowledged
+// position is cut as usual, but a tail whose damage reaches back to an
+// acknowledged position (or a relay that ends before it) is ErrCorrupt and
+// the segment keeps every byte.
+func TestRecoveryNeverCutsAcknowledged(t *testing.T) {
+	tests := []struct {
+		name    string
+		acked   func(b2, b3 Frontier) binlog.FilePos
+		wantErr bool
+	}{
+		{name: "torn after the acked position", acked: func(b2, b3 Frontier) binlog.FilePos { return b2.Pos.FilePos }},
+		{name: "nothing acknowledged", acked: func(b2, b3 Frontier) binlog.FilePos { return binlog.FilePos{} }},
+		{name: "acked transaction torn", acked: func(b2, b3 Frontier) binlog.FilePos { return b3.Pos.FilePos }, wantErr: true},
+		{name: "acked beyond the relay's end", acked: func(b2, b3 Frontier) binlog.FilePos {
+			return binlog.FilePos{File: b3.Pos.File, Pos: b3.Pos.Pos + 1000}
+		}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := testRelayConfig(dir)
+			m := newMaster()
+			r, _ := openRelay(t, cfg, Frontier{})
+			writeAll(t, r, cat(m.start(), m.txn(0, 1), m.txn(0, 2))...)
+			_, b2 := mustSync(t, r)
+			t3 := m.txn(0, 3)
+			writeAll(t, r, t3...)
+			_, b3 := mustSync(t, r)
+			r.Close()
+			path := segments(t, dir)[0].Path
+			// The last transaction's XID loses its last bytes.
+			if err := os.Truncate(path, b3.Offset-3); err != nil {
+				t.Fatal(err)
+			}
+			before := fileSize(t, path)
+			cfg.Acked = tt.acked(b2, b3)
+			_, end, err := Open(cfg, Frontier{})
+			if tt.wantErr {
+				if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "acknowledged") {
+					t.Fatalf("Open = %v, want ErrCorrupt naming the acknowledged position", err)
+				}
+				if got := fileSize(t, path); got != before {
+					t.Fatalf("segment cut from %d to %d bytes despite acknowledged data", before, got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if end.Offset != b2.Offset || fileSize(t, path) != b2.Offset {
+				t.Fatalf("recovered to offset %d (file %d bytes), want the end of txn 2 at %d", end.Offset, fileSize(t, path), b2.Offset)
+			}
+		})
+	}
 }

@@ -166,7 +166,7 @@ type recovered struct {
 // cuts the last segment back to its last whole transaction. Damage anywhere
 // but the tail of the last segment is ErrCorrupt: those bytes were
 // durable, and nothing durable is ever cut.
-func recoverRelay(dir string, hint Frontier) (recovered, error) {
+func recoverRelay(dir string, hint Frontier, acked binlog.FilePos) (recovered, error) {
 	segs, err := ListSegments(dir)
 	if err != nil {
 		return recovered{}, err
@@ -200,7 +200,7 @@ func recoverRelay(dir string, hint Frontier) (recovered, error) {
 	var out recovered
 	var carry binlog.FilePos // where the previous segment ended
 	for i := first; i < len(segs); i++ {
-		sc := segScan{seg: segs[i], carry: carry, tr: tr, last: i == len(segs)-1}
+		sc := segScan{seg: segs[i], carry: carry, tr: tr, last: i == len(segs)-1, acked: acked}
 		if segs[i].Seq == hint.Segment {
 			sc.from, sc.start = hint.Offset, hint.Pos.FilePos
 		}
@@ -241,7 +241,8 @@ type segScan struct {
 	start binlog.FilePos // the checkpoint's master position (with from)
 	carry binlog.FilePos // where the previous segment ended (its continuation)
 	tr    *binlog.TxnTracker
-	last  bool // the last segment: a torn tail is cut, not an error
+	last  bool           // the last segment: a torn tail is cut, not an error
+	acked binlog.FilePos // acknowledged to the master: never cut back before it
 }
 
 // run reads the segment and returns its last boundary. Bytes before the
@@ -324,6 +325,14 @@ func (sc segScan) run() (_ Frontier, _ []byte, lastType binlog.EventType, _ erro
 	}
 	sc.tr.Abort()
 	if sc.last {
+		if !sc.acked.IsZero() {
+			if ok, err := boundary.Pos.FilePos.AtLeast(sc.acked); err == nil && !ok {
+				return Frontier{}, nil, 0, corrupt("the relay log's last whole transaction ends at %s (offset %d of %d bytes), "+
+					"but %s was acknowledged to the master: acknowledged transactions are damaged or missing; nothing was cut "+
+					"(copy the relay directory aside; the master may still hold them: rebuild the relay from it, or restore the segment)",
+					boundary.Pos.FilePos, boundary.Offset, sc.seg.Size, sc.acked)
+			}
+		}
 		if err := truncateTail(sc.seg.Path, boundary.Offset); err != nil {
 			return Frontier{}, nil, 0, err
 		}
