@@ -67,7 +67,7 @@ func newAgent(cfg Config, log *slog.Logger, hooks ingest.Hooks) (*Agent, error) 
 			MasterServerID: func() uint32 { return a.recv.Status().Identity.ServerID },
 		}, a.recv)
 	}
-	a.monitor = ingest.NewMonitor(ic.Source, log)
+	a.monitor = ingest.NewMonitor(ic.Source, log, store, a.recv)
 	a.metrics.register(a)
 	return a, nil
 }

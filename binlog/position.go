@@ -230,6 +230,17 @@ func (s GTIDSet) String() string {
 	return ""
 }
 
+// MariaDBGTIDs returns the last GTID of each domain of a MariaDB set, in
+// domain order (nil for other flavors).
+func (s GTIDSet) MariaDBGTIDs() []GTID {
+	out := make([]GTID, 0, len(s.mariadb))
+	for _, g := range s.mariadb {
+		out = append(out, g)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Domain < out[j].Domain })
+	return out
+}
+
 // AddMariaDB returns a copy of s that records g as the last transaction of
 // its domain.
 func (s GTIDSet) AddMariaDB(g GTID) GTIDSet {

@@ -355,3 +355,28 @@ func TestAuditLogOrder(t *testing.T) {
 		t.Errorf("entry after reopen = %+v", last)
 	}
 }
+
+func TestSemiSyncProofNeverBackwards(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "c.db"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if p, b, err := s.SemiSync(); err != nil || p != nil || b != nil {
+		t.Fatalf("empty store: %v %v %v", p, b, err)
+	}
+	t0 := time.Unix(1700000000, 0).UTC()
+	if err := s.SaveSemiSyncProof(SemiSyncProof{At: t0.Add(time.Second), NoTx: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveSemiSyncProof(SemiSyncProof{At: t0, NoTx: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveSemiSyncBreach(SemiSyncBreach{At: t0, Reason: "master fell back to async"}); err != nil {
+		t.Fatal(err)
+	}
+	p, b, err := s.SemiSync()
+	if err != nil || !p.At.Equal(t0.Add(time.Second)) || p.NoTx != 3 || b == nil || b.Reason != "master fell back to async" {
+		t.Fatalf("proof %+v breach %+v err %v: want the newer proof kept and the breach", p, b, err)
+	}
+}

@@ -107,6 +107,10 @@ type Status struct {
 	Bytes          uint64
 	Reconnects     uint64
 	ChecksumErrors uint64
+	// Transactions counts the transactions stored; AckRequests the events
+	// the master asked an ACK for (with semi-sync ON, at least one per
+	// group of transactions committed together).
+	Transactions, AckRequests uint64
 	Warnings       []string
 	// SilentSince is when a dump connection first delivered nothing (zero
 	// while dumps deliver); DumpThread is the master's view of that dump
@@ -201,6 +205,14 @@ func (r *Receiver) session(ctx context.Context) error {
 	defer conn.Close()
 	id := conn.Identity()
 	if err := r.store.CheckIdentity(id); err != nil {
+		if errors.Is(err, checkpoint.ErrIdentityChanged) {
+			// Say which: a new master that holds our history, or another.
+			if st, lerr := r.store.Load(); lerr == nil && st.Identity != nil {
+				if cerr := checkContinuity(conn, st.Identity, id, st.Received.Pos); cerr != nil {
+					err = cerr
+				}
+			}
+		}
 		return &binlog.SourceError{Op: "check identity", Err: err, Permanent: true}
 	}
 	r.identity = id
@@ -214,6 +226,13 @@ func (r *Receiver) session(ctx context.Context) error {
 	from, err := r.resumePoint(conn)
 	if err != nil {
 		return err
+	}
+	if err := checkContinuity(conn, &id, id, r.relay.Boundary().Pos); err != nil {
+		var se *binlog.SourceError
+		if errors.As(err, &se) {
+			return err // the master did not answer: retry
+		}
+		return &binlog.SourceError{Op: "check that the master continues the relay log", Err: err, Permanent: true}
 	}
 	r.killPreviousDump(conn)
 	if err := conn.StartDump(from); err != nil {
@@ -409,6 +428,7 @@ func (r *Receiver) write(ctx context.Context, conn *binlog.Conn, q *queue) error
 		var ackGTID binlog.GTIDSet
 		var nbytes uint64
 		var lastTS uint32
+		var txns, ackReqs uint64
 		stored := 0
 		for i := range b.items {
 			w, err := r.relay.Write(b.event(i))
@@ -425,7 +445,11 @@ func (r *Receiver) write(ctx context.Context, conn *binlog.Conn, q *queue) error
 				if w.Boundary && w.Header.Timestamp != 0 {
 					lastTS = w.Header.Timestamp
 				}
+				if w.Boundary && (w.Header.Type == binlog.XIDEvent || w.Header.Type == binlog.QueryEvent) {
+					txns++
+				}
 				if b.items[i].ackWanted {
+					ackReqs++
 					ackPos = w.End
 					if w.Boundary {
 						ackGTID = r.relay.GTIDs()
@@ -473,6 +497,8 @@ func (r *Receiver) write(ctx context.Context, conn *binlog.Conn, q *queue) error
 				}
 				s.Events += uint64(stored)
 				s.Bytes += nbytes
+				s.Transactions += txns
+				s.AckRequests += ackReqs
 			})
 		}
 		if r.now().Sub(lastCheckpoint) >= r.cfg.CheckpointInterval {
