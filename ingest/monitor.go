@@ -120,7 +120,7 @@ type sample struct {
 	noTx, noTimes    uint64
 	waitPoint        string
 	clockOffset      time.Duration
-	haveClock, known bool // known: the status counters were read
+	haveClock, known bool   // known: the status counters were read
 	txns, ackReqs    uint64 // the stream's counters when the sample was taken
 }
 

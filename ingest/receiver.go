@@ -111,7 +111,7 @@ type Status struct {
 	// the master asked an ACK for (with semi-sync ON, at least one per
 	// group of transactions committed together).
 	Transactions, AckRequests uint64
-	Warnings       []string
+	Warnings                  []string
 	// SilentSince is when a dump connection first delivered nothing (zero
 	// while dumps deliver); DumpThread is the master's view of that dump
 	// thread (its processlist command, state and time), read on a
