@@ -32,6 +32,7 @@ type Agent struct {
 	applier *applier.Applier // nil without a [standby] section
 	metrics *metrics
 	monitor *ingest.Monitor
+	skips   skipRegistry // operators' skips until the standby commits them
 }
 
 // New opens the agent's data directory (0700) and checkpoint store. Only one
@@ -65,6 +66,7 @@ func newAgent(cfg Config, log *slog.Logger, hooks ingest.Hooks) (*Agent, error) 
 		a.applier = applier.New(applier.Config{
 			DSN: cfg.StandbyDSN(), RelayDir: cfg.RelayDir(), Start: st.Applied, Logger: log,
 			MasterServerID: func() uint32 { return a.recv.Status().Identity.ServerID },
+			Skipped:        a.skipCommitted,
 		}, a.recv)
 	}
 	a.monitor = ingest.NewMonitor(ic.Source, log, store, a.recv)
@@ -78,6 +80,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.store.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	ctl, err := a.listenControl()
+	if err != nil {
+		return err
+	}
+	// On every return: cancel, wait for the goroutines (the control socket
+	// is removed), then close the store.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Add(1)
+	go func() { defer wg.Done(); ctl.Serve(ctx) }()
 	var srv *http.Server
 	if a.cfg.Status.Listen != "" {
 		ln, err := net.Listen("tcp", a.cfg.Status.Listen)
@@ -85,8 +98,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			return fmt.Errorf("status.listen %s: %w", a.cfg.Status.Listen, err)
 		}
 		mux := http.NewServeMux()
+		// Read-only: other methods get 405. Control operations go through
+		// the control socket.
 		mux.HandleFunc("GET /status", a.serveStatus)
-		mux.HandleFunc("POST /skip", a.serveSkip)
 		mux.Handle("GET /metrics", a.metrics.handler())
 		mux.HandleFunc("GET /healthz", a.serveHealthz)
 		mux.HandleFunc("GET /readyz", a.serveReadyz)
@@ -94,7 +108,6 @@ func (a *Agent) Run(ctx context.Context) error {
 		go func() { _ = srv.Serve(ln) }()
 		a.log.Info("status endpoint listening", "addr", ln.Addr().String())
 	}
-	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); a.monitor.Run(ctx, 2*time.Second) }()
 	if a.applier != nil {
@@ -103,7 +116,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); a.mirrorApplied(ctx) }()
 		go func() { defer wg.Done(); a.purgeLoop(ctx, purgeEvery(a.cfg.Relay.Retention.Duration)) }()
 	}
-	err := a.recv.Run(ctx)
+	err = a.recv.Run(ctx)
 	cancel()
 	wg.Wait()
 	if srv != nil {
@@ -146,27 +159,6 @@ func (a *Agent) mirrorApplied(ctx context.Context) {
 			return
 		}
 	}
-}
-
-// serveSkip handles POST /skip?gtid=G&by=WHO: the explicit, recorded skip of
-// the transaction the applier is stopped on.
-func (a *Agent) serveSkip(w http.ResponseWriter, r *http.Request) {
-	gtid, by := r.URL.Query().Get("gtid"), r.URL.Query().Get("by")
-	if a.applier == nil {
-		http.Error(w, "no applier: the agent has no [standby] section", http.StatusConflict)
-		return
-	}
-	st := a.applier.Status()
-	text := fmt.Sprintf("skip GTID %s requested by %s; applier error: %s", gtid, by, st.LastError)
-	if err := a.applier.Skip(gtid); err != nil {
-		http.Error(w, err.Error(), http.StatusConflict)
-		return
-	}
-	if err := a.store.Audit("skip", text, time.Now()); err != nil {
-		a.log.Error("audit log not written", "err", err)
-	}
-	a.log.Warn("operator skip", "gtid", gtid, "by", by)
-	fmt.Fprintf(w, "skipping %s\n", gtid)
 }
 
 // NewLogger builds the daemon's logger from the [log] section: text or JSON,

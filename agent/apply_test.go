@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotstandby/hotstandby/checkpoint"
 	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/hotstandby/hotstandby/status"
@@ -108,12 +109,16 @@ func TestApplyErrorStopsAndSkipIsRecorded(t *testing.T) {
 		t.Fatalf("stream state %s: the stream must keep receiving while the applier is stopped", rep.Stream.State)
 	}
 	// Skipping anything but the failing GTID is refused.
-	if out, err := exec.Command(hsBinary, "skip", "--config", e.cfgPath, "--gtid", "0-1-999").CombinedOutput(); err == nil {
-		t.Fatalf("skip of another GTID accepted: %s", out)
+	if out, err := exec.Command(hsBinary, "skip", "--config", e.cfgPath, "--gtid", "0-1-999").CombinedOutput(); err == nil || !strings.Contains(string(out), "refused: applier: not stopped on that GTID") {
+		t.Fatalf("skip of another GTID: %v: %s", err, out)
 	}
-	if out, err := exec.Command(hsBinary, "skip", "--config", e.cfgPath, "--gtid", failing).CombinedOutput(); err != nil {
+	// Through the control socket: the daemon names the caller from the
+	// socket's peer credentials.
+	skip := exec.Command(hsBinary, "skip", "--config", e.cfgPath, "--gtid", failing)
+	if out, err := skip.CombinedOutput(); err != nil {
 		t.Fatalf("skip: %v: %s", err, out)
 	}
+	by := selfBy(t, skip.Process.Pid)
 	e.waitApplied(standby, 30*time.Second)
 	if v, _ := standby.QueryString(ctx, "SELECT c FROM test.t WHERE id = 2"); v != "99" {
 		t.Fatalf("standby row 2 has c=%s; the skipped transaction must not have been applied", v)
@@ -122,11 +127,19 @@ func TestApplyErrorStopsAndSkipIsRecorded(t *testing.T) {
 		t.Fatalf("the transaction after the skip is not applied (c=%q)", v)
 	}
 	rep, _ = status.Get(ctx, c.StatusSource())
-	if len(rep.Audit) != 1 || !strings.Contains(rep.Audit[0], "skip GTID "+failing+" requested by ") || !strings.Contains(rep.Audit[0], "Duplicate entry") {
-		t.Fatalf("audit log %q", rep.Audit)
+	if len(rep.Audit) != 1 || !strings.Contains(rep.Audit[0], "skip GTID "+failing+" by "+by+"; applier error: ") || !strings.Contains(rep.Audit[0], "Duplicate entry") {
+		t.Fatalf("audit log %q, want the skip by %s", rep.Audit, by)
 	}
 	if rep.Applier.State == "error" || rep.Applier.LastError != "" {
 		t.Fatalf("applier still failing: %+v", rep.Applier)
 	}
 	p.kill()
+	store, err := checkpoint.Open(c.CheckpointPath(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if log, err := store.AuditLog(); err != nil || len(log) != 1 || log[0].By != by {
+		t.Fatalf("audit log %+v, %v: want one entry by %s", log, err, by)
+	}
 }

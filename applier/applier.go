@@ -53,6 +53,10 @@ type Config struct {
 	// Retry is the wait after a lost standby connection.
 	Retry  time.Duration
 	Logger *slog.Logger
+	// Skipped, if set, is called on Run's goroutine once the empty
+	// transaction of a Skip is committed on the standby; the applier goes on
+	// when it returns.
+	Skipped func(gtid string)
 }
 
 // Status is the applier's live state.
@@ -239,6 +243,9 @@ func (a *Applier) session(ctx context.Context, db *sql.DB, skipGTID string) erro
 	if skipGTID != "" {
 		if err := s.applyEmpty(ctx, skipGTID); err != nil {
 			return err
+		}
+		if a.cfg.Skipped != nil {
+			a.cfg.Skipped(skipGTID)
 		}
 	}
 	state, err := s.readState(ctx)

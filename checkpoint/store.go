@@ -266,14 +266,23 @@ type AuditEntry struct {
 	At   time.Time `json:"at"`
 	Kind string    `json:"kind"`
 	Text string    `json:"text"`
+	// By is who asked, as the kernel identified them on the control socket
+	// ("uid 1000 (alice) pid 4242"); "" for entries the daemon wrote on its
+	// own, and for entries written before the field existed.
+	By string `json:"by,omitempty"`
 }
 
 // Audit appends an entry to the audit log.
 func (s *Store) Audit(kind, text string, at time.Time) error {
+	return s.AuditBy(kind, "", text, at)
+}
+
+// AuditBy appends an entry to the audit log on behalf of by (AuditEntry.By).
+func (s *Store) AuditBy(kind, by, text string, at time.Time) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAudit)
 		seq, _ := b.NextSequence()
-		v, _ := json.Marshal(AuditEntry{Seq: seq, At: at, Kind: kind, Text: text})
+		v, _ := json.Marshal(AuditEntry{Seq: seq, At: at, Kind: kind, Text: text, By: by})
 		return b.Put(binary.BigEndian.AppendUint64(nil, seq), v)
 	})
 }

@@ -6,16 +6,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
-	"os"
-	"os/user"
 	"strings"
 	"time"
+
+	"github.com/hotstandby/hotstandby/control"
 )
 
-// cmdSkip asks the running daemon to skip the transaction its applier is
-// stopped on: the explicit, recorded replacement of SQL_SLAVE_SKIP_COUNTER.
+// cmdSkip asks the running daemon, through its control socket, to skip the
+// transaction its applier is stopped on: the explicit, recorded replacement
+// of SQL_SLAVE_SKIP_COUNTER. The daemon records who asked from the socket's
+// peer credentials; only root and the daemon's own user may ask.
 func cmdSkip(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("skip", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -27,29 +27,16 @@ func cmdSkip(args []string, stdout, stderr io.Writer) error {
 	if *gtid == "" {
 		return usageError{errors.New("skip: --gtid is required: the GTID the applier is stopped on (hotstandby status)")}
 	}
-	if cfg.Status.Listen == "" {
-		return usageError{errors.New("skip: the daemon's status endpoint is off (status.listen); skip needs the running daemon")}
-	}
-	by := "unknown"
-	if u, err := user.Current(); err == nil {
-		by = u.Username
-	}
-	if h, err := os.Hostname(); err == nil {
-		by += "@" + h
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// The daemon waits up to 20s for the standby to commit the skip.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	q := url.Values{"gtid": {*gtid}, "by": {by}}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+cfg.Status.Listen+"/skip?"+q.Encode(), nil)
-	resp, err := http.DefaultClient.Do(req)
+	msg, err := control.Call(ctx, cfg.ControlPath(), control.Request{Op: "skip", GTID: *gtid})
+	if errors.Is(err, control.ErrRefused) {
+		return fmt.Errorf("skip %s: %w", *gtid, err)
+	}
 	if err != nil {
-		return fmt.Errorf("skip: the daemon does not answer at %s: %w", cfg.Status.Listen, err)
+		return fmt.Errorf("skip: %w", err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("skip refused: %s", strings.TrimSpace(string(body)))
-	}
-	fmt.Fprint(stdout, string(body))
+	fmt.Fprintln(stdout, strings.TrimSpace(msg))
 	return nil
 }

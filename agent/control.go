@@ -1,0 +1,113 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hotstandby/hotstandby/control"
+)
+
+// ControlPath is the daemon's control socket: data_dir/control.sock.
+func (c Config) ControlPath() string { return filepath.Join(c.DataDir, "control.sock") }
+
+// controlOps is the daemon's registry of control operations; promote,
+// switchover and rejoin go here next.
+func (a *Agent) controlOps() control.Ops {
+	return control.Ops{"skip": a.opSkip}
+}
+
+// listenControl creates the control socket (a stale one is removed).
+func (a *Agent) listenControl() (*control.Server, error) {
+	srv, err := control.Listen(control.Config{Path: a.cfg.ControlPath(), Ops: a.controlOps(), Logger: a.log})
+	if err != nil {
+		return nil, err
+	}
+	a.log.Info("control socket listening", "path", srv.Addr())
+	return srv, nil
+}
+
+// skipRequest is an operator's skip that the applier accepted and has not
+// committed yet.
+type skipRequest struct {
+	by         control.Peer
+	applierErr string        // the error the applier was stopped on
+	done       chan struct{} // closed once committed and recorded
+}
+
+// skipRegistry pairs operators' skips with the applier's commits of them,
+// so the audit entry is written when the skip has happened.
+type skipRegistry struct {
+	serial sync.Mutex // held by one skip op at a time
+
+	mu      sync.Mutex // mu guards the fields below
+	pending map[string]*skipRequest
+}
+
+func (r *skipRegistry) put(gtid string, req *skipRequest) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pending == nil {
+		r.pending = map[string]*skipRequest{}
+	}
+	r.pending[gtid] = req
+}
+
+// take removes and returns the request for gtid (nil if none).
+func (r *skipRegistry) take(gtid string) *skipRequest {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	req := r.pending[gtid]
+	delete(r.pending, gtid)
+	return req
+}
+
+// opSkip is the control op "skip": the explicit skip of the transaction the
+// applier is stopped on. It answers once the standby has committed the
+// empty transaction that replaces it, or once ctx ends.
+func (a *Agent) opSkip(ctx context.Context, p control.Peer, req control.Request) (string, error) {
+	if req.GTID == "" {
+		return "", errors.New(`skip: "gtid" is required: the GTID the applier is stopped on`)
+	}
+	if a.applier == nil {
+		return "", errors.New("skip: no applier: the agent has no [standby] section")
+	}
+	// One skip at a time: a second request for the same GTID sees the
+	// applier past it (or still stopped on it if the first was lost).
+	a.skips.serial.Lock()
+	defer a.skips.serial.Unlock()
+	r := &skipRequest{by: p, applierErr: a.applier.Status().LastError, done: make(chan struct{})}
+	a.skips.put(req.GTID, r)
+	if err := a.applier.Skip(req.GTID); err != nil {
+		a.skips.take(req.GTID)
+		return "", err
+	}
+	a.log.Warn("operator skip accepted", "gtid", req.GTID, "by", p.String())
+	select {
+	case <-r.done:
+		return fmt.Sprintf("skipped %s: the standby committed an empty transaction with that GTID; recorded in the audit log", req.GTID), nil
+	case <-ctx.Done():
+		return fmt.Sprintf("skip of %s accepted, but the standby has not committed it yet (is it reachable?): the audit log records it when it does; if the applier stops on %s again, skip it again", req.GTID, req.GTID), nil
+	}
+}
+
+// skipCommitted is the applier's Skipped hook: the skip has happened on the
+// standby; record it with who asked and the error it replaced.
+func (a *Agent) skipCommitted(gtid string) {
+	r := a.skips.take(gtid)
+	by := "unknown"
+	if r != nil {
+		by = r.by.String()
+	} else { // cannot happen: only opSkip asks the applier to skip
+		r = &skipRequest{done: make(chan struct{})}
+	}
+	text := fmt.Sprintf("skip GTID %s by %s; applier error: %s", gtid, by, r.applierErr)
+	if err := a.store.AuditBy("skip", by, text, time.Now()); err != nil {
+		a.log.Error("audit log not written", "err", err, "entry", text)
+	}
+	a.log.Warn("operator skip committed on the standby", "gtid", gtid, "by", by)
+	close(r.done)
+}
