@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hotstandby/hotstandby/status"
 )
@@ -41,7 +42,7 @@ func TestSecretsStaySecret(t *testing.T) {
 	js, _ := json.Marshal(rep)
 	assertNoSecret(t, "status JSON", string(js), e.password)
 	var text strings.Builder
-	rep.WriteText(&text)
+	rep.WriteText(&text, status.TextOptions{Now: time.Now()})
 	assertNoSecret(t, "status text", text.String(), e.password)
 	p.kill()
 	assertNoSecret(t, "the log", readFile(t, p.LogPath), e.password)

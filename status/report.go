@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/hotstandby/hotstandby/binlog"
@@ -266,106 +264,4 @@ func Fetch(ctx context.Context, addr string) (Report, error) {
 		return Report{}, fmt.Errorf("status endpoint: %w", err)
 	}
 	return rep, nil
-}
-
-// WriteText prints the report for a person.
-func (rep Report) WriteText(w io.Writer) {
-	fmt.Fprintf(w, "daemon:      %s (role: %s)\n", rep.Daemon, rep.Role)
-	master := rep.Stream.Master
-	if rep.Stream.MasterServerID != nil {
-		master += fmt.Sprintf(" (%s, server_id %d)", rep.Stream.Flavor, *rep.Stream.MasterServerID)
-	}
-	fmt.Fprintf(w, "master:      %s\n", master)
-	fmt.Fprintf(w, "stream:      %s", rep.Stream.State)
-	if rep.Stream.ConnectedSince != nil && rep.Stream.State == StateStreaming {
-		fmt.Fprintf(w, " since %s", rep.Stream.ConnectedSince.Format(time.RFC3339))
-	}
-	fmt.Fprintln(w)
-	if rep.Stream.LastError != "" {
-		fmt.Fprintf(w, "last error:  %s\n", rep.Stream.LastError)
-	}
-	fmt.Fprintf(w, "received:    %s\n", rep.Received.text())
-	fmt.Fprintf(w, "acked:       %s\n", rep.Acked.text())
-	if rep.Applied != nil {
-		fmt.Fprintf(w, "applied:     %s\n", rep.Applied.text())
-	}
-	if ap := rep.Applier; ap != nil {
-		line := ap.State + " on standby " + ap.Standby
-		if ap.Transactions != nil {
-			line += fmt.Sprintf(", %d transactions applied", *ap.Transactions)
-		}
-		fmt.Fprintf(w, "applier:     %s\n", line)
-		if ap.LastError != "" {
-			fmt.Fprintf(w, "apply error: %s\n", ap.LastError)
-		}
-		for _, g := range ap.Errant {
-			fmt.Fprintf(w, "ERRANT:      %s was written on the standby by something other than the agent\n", g)
-		}
-	}
-	ss := "off"
-	if rep.SemiSync.Enabled {
-		ss = "on"
-		if rep.SemiSync.AcksSent != nil {
-			ss += fmt.Sprintf(", %d ACKs sent", *rep.SemiSync.AcksSent)
-		}
-		if rep.SemiSync.LastAckAt != nil {
-			ss += ", last at " + rep.SemiSync.LastAckAt.Format(time.RFC3339Nano)
-		}
-	}
-	fmt.Fprintf(w, "semi-sync:   %s\n", ss)
-	if m := rep.Master; m != nil {
-		line := "position " + m.Position.text()
-		if m.SemiSync != "" {
-			line += ", semi-sync " + m.SemiSync
-			if m.SemiSyncSince != nil {
-				line += " since " + m.SemiSyncSince.Format(time.RFC3339)
-			}
-			if m.SemiSync == "OFF" {
-				line += " (fell back to asynchronous: a failover now may lose committed transactions)"
-			}
-		}
-		fmt.Fprintf(w, "on master:   %s (measured %s)\n", line, m.MeasuredAt.Format(time.RFC3339))
-	} else if rep.Daemon == "running" {
-		fmt.Fprintf(w, "on master:   unknown (the master could not be asked)\n")
-	}
-	lag := func(p *int64, unit string) string {
-		if p == nil {
-			return "unknown"
-		}
-		return fmt.Sprintf("%d %s", *p, unit)
-	}
-	fmt.Fprintf(w, "lag:         received %s behind the master's SHOW MASTER STATUS, %s by the master's clock\n",
-		lag(rep.Lag.ReceivedBytes, "bytes"), lag(rep.Lag.ReceivedSeconds, "s"))
-	fmt.Fprintf(w, "             applied %s / %s / %s (by commit timestamps) behind received\n",
-		lag(rep.Lag.AppliedBytes, "bytes"), lag(rep.Lag.AppliedTransactions, "transactions"), lag(rep.Lag.AppliedSeconds, "s"))
-	fmt.Fprintf(w, "promotable:  up to %s\n", rep.SafeToPromote.text())
-	if rep.Relay != nil {
-		fmt.Fprintf(w, "relay log:   %d segments, %d bytes on disk (the live segment is preallocated ahead of its data)\n", rep.Relay.Segments, rep.Relay.Bytes)
-	}
-	if rep.Stream.Events != nil {
-		fmt.Fprintf(w, "received:    %d events, %d bytes, %d reconnects\n", *rep.Stream.Events, *rep.Stream.Bytes, *rep.Stream.Reconnects)
-	}
-	if rep.CheckpointAt != nil {
-		fmt.Fprintf(w, "checkpoint:  written %s\n", rep.CheckpointAt.Format(time.RFC3339))
-	}
-	for _, warn := range rep.Stream.Warnings {
-		fmt.Fprintf(w, "warning:     %s\n", warn)
-	}
-	for _, line := range rep.Audit {
-		fmt.Fprintf(w, "audit:       %s\n", line)
-	}
-}
-
-func (p PosReport) text() string {
-	var parts []string
-	if p.File != "" && p.Pos != nil {
-		parts = append(parts, fmt.Sprintf("%s:%d", p.File, *p.Pos))
-	}
-	if p.GTID != "" {
-		parts = append(parts, "gtid "+p.GTID)
-	}
-	if len(parts) == 0 {
-		return "unknown"
-	}
-	return strings.Join(parts, "  ")
 }

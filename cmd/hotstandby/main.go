@@ -174,7 +174,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	rep.WriteText(stdout)
+	rep.WriteText(stdout, status.TextOptions{Now: time.Now()})
 	return nil
 }
 
