@@ -38,6 +38,9 @@ func (a *Agent) liveReport() status.Report {
 		rep.Applier = &status.ApplierReport{State: as.State, Standby: a.cfg.Standby.Addr(), Transactions: &as.Transactions,
 			LastAppliedAt: status.TimePtr(as.AppliedAt), LastError: as.LastError, FailedGTID: as.FailedGTID, Errant: as.Errant}
 	}
+	if proof, breach, err := a.store.SemiSync(); err == nil {
+		rep.SemiSync.AddProof(proof, breach)
+	}
 	if entries, err := a.store.AuditLog(); err == nil {
 		rep.Audit = status.AuditLines(entries)
 	}

@@ -97,6 +97,9 @@ func (rep Report) Check(th CheckThresholds, now time.Time) (int, string) {
 	for _, w := range rep.Stream.Warnings {
 		add(CheckWarning, "%s", w)
 	}
+	if ss := rep.SemiSync; ss.Enabled && ss.BreachAt != nil && (ss.ProvenAt == nil || !ss.ProvenAt.After(*ss.BreachAt)) {
+		add(CheckWarning, "not proven lossless since %s: %s", ss.BreachAt.Format(time.RFC3339), ss.Breach)
+	}
 	code, worst := CheckOK, ""
 	var texts []string
 	for _, f := range fs {

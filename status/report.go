@@ -69,6 +69,15 @@ type SemiSyncReport struct {
 	Enabled   bool       `json:"enabled"`
 	AcksSent  *uint64    `json:"acks_sent,omitempty"`
 	LastAckAt *time.Time `json:"last_ack_at,omitempty"`
+	// ProvenAt is the last moment at which every commit on the master since
+	// the previous check was proven to have waited for the agent's ACK
+	// (semi-sync ON, AFTER_SYNC, the agent its only semi-sync replica, no
+	// commit without an ACK). Breach is the last reason it could not be
+	// proven, and BreachAt when (kept after later proofs: a proof covers
+	// only what follows it).
+	ProvenAt *time.Time `json:"lossless_proven_at,omitempty"`
+	Breach   string     `json:"lossless_breach,omitempty"`
+	BreachAt *time.Time `json:"lossless_breach_at,omitempty"`
 }
 
 // MasterReport is what the agent last measured on the master itself (the
@@ -192,6 +201,17 @@ type Source struct {
 	SemiSync       bool
 }
 
+// AddProof fills in the stored semi-sync proof and breach (either may be
+// nil).
+func (s *SemiSyncReport) AddProof(proof *checkpoint.SemiSyncProof, breach *checkpoint.SemiSyncBreach) {
+	if proof != nil {
+		s.ProvenAt = TimePtr(proof.At)
+	}
+	if breach != nil {
+		s.Breach, s.BreachAt = breach.Reason, TimePtr(breach.At)
+	}
+}
+
 // Stored builds the report of a stopped daemon from its checkpoint store.
 func Stored(cfg Source) (Report, error) {
 	rep := Report{Schema: ReportSchemaVersion, Daemon: "stopped", Role: "standby"}
@@ -227,6 +247,9 @@ func Stored(cfg Source) (Report, error) {
 	}
 	if entries, err := store.AuditLog(); err == nil {
 		rep.Audit = AuditLines(entries)
+	}
+	if proof, breach, err := store.SemiSync(); err == nil {
+		rep.SemiSync.AddProof(proof, breach)
 	}
 	return rep, nil
 }

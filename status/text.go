@@ -117,6 +117,12 @@ func (t textView) stream(s StreamReport) {
 		}
 		lines = append(lines, fmt.Sprintf("received %s events, %s; %s reconnects", count(s.Events), bytes, count(s.Reconnects)))
 	}
+	if s.SilentSince != nil {
+		lines = append(lines, "connected, master sends nothing since "+t.at(s.SilentSince))
+		if s.MasterDumpThread != "" {
+			lines = append(lines, "master's view of the dump thread: "+s.MasterDumpThread)
+		}
+	}
 	t.field("stream:", lines...)
 	if s.LastError != "" {
 		t.field("last error:", t.event(s.LastErrorAt, s.LastError))
@@ -155,7 +161,19 @@ func (t textView) semiSync(s SemiSyncReport) {
 			line += ", last at " + t.at(s.LastAckAt)
 		}
 	}
-	t.field("semi-sync:", line)
+	lines := []string{line}
+	switch {
+	case s.ProvenAt != nil && (s.BreachAt == nil || s.ProvenAt.After(*s.BreachAt)):
+		lines = append(lines, "lossless: every commit waited for our ACK, proven "+t.at(s.ProvenAt))
+	case s.BreachAt != nil:
+		lines = append(lines, "NOT proven lossless since "+t.at(s.BreachAt)+": "+s.Breach)
+	case s.Enabled:
+		lines = append(lines, "lossless: not proven yet")
+	}
+	if s.BreachAt != nil && s.ProvenAt != nil && s.ProvenAt.After(*s.BreachAt) {
+		lines = append(lines, "last breach "+t.at(s.BreachAt)+": "+s.Breach)
+	}
+	t.field("semi-sync:", lines...)
 }
 
 // onMaster writes what the monitor measured on the master: its position,

@@ -192,8 +192,10 @@ func richReport() status.Report {
 		},
 		Lag: status.LagReport{ReceivedBytes: ptr(int64(1033)), AppliedBytes: ptr(int64(68037733)),
 			AppliedTransactions: ptr(int64(25)), AppliedSeconds: ptr(int64(12)), ReceivedSeconds: ptr(int64(0))},
-		Relay:        &status.RelayReport{Segments: 3, Bytes: 201326592},
-		SemiSync:     status.SemiSyncReport{Enabled: true, AcksSent: ptr(uint64(123456)), LastAckAt: ago(450 * time.Millisecond)},
+		Relay: &status.RelayReport{Segments: 3, Bytes: 201326592},
+		SemiSync: status.SemiSyncReport{Enabled: true, AcksSent: ptr(uint64(123456)), LastAckAt: ago(450 * time.Millisecond),
+			ProvenAt: ago(92 * time.Second), BreachAt: ago(90 * time.Second),
+			Breach: "master fell back to async between 12:01:32 and 12:01:34: 37 commits without ACK (Rpl_semi_sync_master_no_tx +37, no_times +1)"},
 		CheckpointAt: ago(time.Second),
 		Audit: []string{
 			"2026-11-29T09:00:00Z skip: skipped 0-1-999 (Duplicate entry '7' for key 'PRIMARY') by alice@ops-01",
@@ -219,6 +221,9 @@ apply error: apply 0-1-1000000 at mysql-bin.000042:1234: Error 1062 (23000): Dup
 failed gtid: 0-1-1000000 (hotstandby skip --gtid 0-1-1000000 skips it)
 ERRANT:      0-2-17 was written on the standby by something other than the agent
 semi-sync:   on, 123456 ACKs sent, last at 12:03:04 (450 ms ago)
+             NOT proven lossless since 12:01:34 (1.5 min ago): master fell back to async between
+             12:01:32 and 12:01:34: 37 commits without ACK (Rpl_semi_sync_master_no_tx +37, no_times
+             +1)
 on master:   position mysql-bin.000042:68040000  gtid 0-1-1000000,1-101-1000001,2-102-1000002,
              3-103-1000003,4-104-1000004,5-105-1000005,6-106-1000006,7-107-1000007,8-108-1000008
              semi-sync OFF since 12:01:34 (1.5 min ago)
@@ -295,6 +300,7 @@ acked:       unknown
 applied:     unknown
 applier:     waiting on standby db2:3306
 semi-sync:   on
+             lossless: not proven yet
 on master:   unknown (the master could not be asked)
 lag:         received unknown behind the master's SHOW MASTER STATUS, unknown by the master's clock
              applied unknown / unknown transactions / unknown (by commit timestamps) behind received
