@@ -108,17 +108,32 @@ func (a *Agent) Run(ctx context.Context) error {
 		go func() { _ = srv.Serve(ln) }()
 		a.log.Info("status endpoint listening", "addr", ln.Addr().String())
 	}
+	applierErr := make(chan error, 1)
 	wg.Add(1)
 	go func() { defer wg.Done(); a.monitor.Run(ctx, 2*time.Second) }()
 	if a.applier != nil {
 		wg.Add(3)
-		go func() { defer wg.Done(); a.applier.Run(ctx) }()
+		go func() {
+			defer wg.Done()
+			if err := a.applier.Run(ctx); err != nil {
+				// The applier cannot run at all (its configuration): the
+				// daemon stops with the reason rather than stream on with
+				// a standby that is silently never written.
+				applierErr <- err
+				cancel()
+			}
+		}()
 		go func() { defer wg.Done(); a.mirrorApplied(ctx) }()
 		go func() { defer wg.Done(); a.purgeLoop(ctx, purgeEvery(a.cfg.Relay.Retention.Duration)) }()
 	}
 	err = a.recv.Run(ctx)
 	cancel()
 	wg.Wait()
+	select {
+	case aerr := <-applierErr:
+		err = aerr
+	default:
+	}
 	if srv != nil {
 		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = srv.Shutdown(sctx)
