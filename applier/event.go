@@ -90,9 +90,15 @@ func (s *session) event(ctx context.Context, ev []byte, after relay.Frontier, st
 		if err := s.flushQueue(ctx); err != nil {
 			return s.fail(after, s.txnWhat(), err)
 		}
+		// A Query event is decoded whole or refused: an unknown or cut
+		// status variable stops the applier at this event rather than
+		// replaying the statement with part of its session context.
 		q, err := binlog.ParseQuery(ev, checksummed)
 		if err != nil {
 			return s.fail(after, "query event", err)
+		}
+		if err := replayable(q); err != nil {
+			return s.fail(after, abbrev(q.Text), err)
 		}
 		if err := s.query(ctx, q, boundary); err != nil {
 			return s.fail(after, abbrev(q.Text), err)
@@ -288,22 +294,73 @@ func gtidStatement(g binlog.GTID) string {
 		", SESSION server_id = " + itoa(uint64(g.Server)) + ", SESSION gtid_seq_no = " + itoa(g.Seq)
 }
 
-// Option bits of the Query event's flags2 (sql_class.h).
-const (
-	optionAutoIsNull        = 1 << 14
-	optionNoForeignKeyCheck = 1 << 26
-	optionRelaxedUnique     = 1 << 27
-)
-
-// query replays a statement with the master's session context.
-func (s *session) query(ctx context.Context, q binlog.Query, boundary bool) error {
-	text := strings.TrimSpace(q.Text)
-	switch strings.ToUpper(text) {
-	case "BEGIN":
-		return nil
-	case "COMMIT", "ROLLBACK":
-		return s.exec(ctx, text)
+// replayable refuses the statements the applier must not replay as they
+// come.
+//
+// A non-zero error code means the statement failed on the master. MariaDB
+// logs a failed statement that it logs as a statement at all (DDL, or DML
+// from a session with binlog_format=STATEMENT or MIXED) when it changed a
+// non-transactional table before failing (a multi-row INSERT into MyISAM
+// that hit a duplicate key after its first row is logged with 1062, see
+// binlog/testdata/query/25-*), or when it was killed or timed out part way
+// (ER_QUERY_INTERRUPTED, ER_STATEMENT_TIMEOUT, ER_CONNECTION_KILLED,
+// ER_SERVER_SHUTDOWN); and it writes the ROLLBACK ALTER of a failed
+// two-phase ALTER with the error that failed it. None of these is an
+// error code MariaDB sets on purpose for a statement that succeeded. MariaDB's own replica runs
+// such a statement and accepts the same error from it, or stops with "Query
+// partially completed on the master" for the killed ones. Whether the
+// standby then matches the master depends on how far the statement got on
+// each, which nobody can tell from the event: the applier stops, the safe
+// default, and the operator decides (skip is the explicit command).
+//
+// A two-phase ALTER (binlog_alter_two_phase=ON on the master) is logged
+// twice with the same text, at its start and at its commit or rollback;
+// replaying both would run it twice, and replaying the start of one that
+// rolled back would run an ALTER the master undid.
+func replayable(q binlog.Query) error {
+	if err := q.MasterError(); err != nil {
+		return fmt.Errorf("%w; it may have changed some tables there before it failed, so replaying it is not safe: "+
+			"make the standby match the master by hand, then skip the transaction", err)
 	}
+	if q.AlterFlags != nil {
+		return fmt.Errorf("a two-phase ALTER (binlog_alter_two_phase=ON on the master, flags %#x) is not supported: "+
+			"turn binlog_alter_two_phase off on the master; apply the ALTER by hand, then skip its transactions", *q.AlterFlags)
+	}
+	return nil
+}
+
+// flags2Vars maps the option bits of a Query event's flags2 to the session
+// variables they stand for: set says whether the variable is 1 when the bit
+// is set.
+var flags2Vars = []struct {
+	bit uint32
+	set bool
+	v   string
+}{
+	{binlog.OptionNoForeignKeyChecks, false, "foreign_key_checks"},
+	{binlog.OptionAutoIsNull, true, "sql_auto_is_null"},
+	{binlog.OptionRelaxedUniqueChecks, false, "unique_checks"},
+	{binlog.OptionNoCheckConstraintChecks, false, "check_constraint_checks"},
+	{binlog.OptionIfExists, true, "sql_if_exists"},
+	{binlog.OptionExplicitDefTimestamp, true, "explicit_defaults_for_timestamp"},
+	{binlog.OptionInsertHistory, true, "system_versioning_insert_history"},
+}
+
+// sessionContext returns the SET statement that gives the standby session
+// the master's context for q, after a USE of q's database when afterUse;
+// written is the mask of flags2 bits the master records. Every variable that a Query event can carry is
+// set on every statement, to the event's value or to what its absence means
+// (auto_increment 1/1, lc_time_names en_US, the database's collation): the
+// session is shared by all statements, and a value left over from an
+// earlier one must not apply to the next. time_zone is the exception: the
+// master writes it only when the statement used it.
+//
+// Not replayed: Q_INVOKER (the statement runs as the applier's user, so a
+// GRANT's grantor and the implicit WITH ADMIN of CREATE ROLE name that user;
+// the definer of views, routines, triggers and events is written out in the
+// statement text), the catalog, table_map_for_update and Q_XID (used by the
+// master's own crash recovery), none of which changes what the statement does.
+func sessionContext(q binlog.Query, written uint32, afterUse bool) string {
 	var set []string
 	if q.Microseconds != nil {
 		set = append(set, fmt.Sprintf("TIMESTAMP = %d.%06d", q.Timestamp, *q.Microseconds))
@@ -317,37 +374,63 @@ func (s *session) query(ctx context.Context, q binlog.Query, boundary bool) erro
 		set = append(set, fmt.Sprintf("SESSION character_set_client = %d, SESSION collation_connection = %d, SESSION collation_server = %d",
 			*q.CharsetClient, *q.CollationConn, *q.CollationSrv))
 	}
-	if q.CharsetDB != nil {
+	switch {
+	case q.CharsetDB != nil:
 		set = append(set, fmt.Sprintf("SESSION collation_database = %d", *q.CharsetDB))
+	case !afterUse: // USE has set it otherwise
+		set = append(set, "SESSION collation_database = DEFAULT")
 	}
 	if q.TimeZone != nil {
 		set = append(set, "SESSION time_zone = '"+strings.ReplaceAll(*q.TimeZone, "'", "''")+"'")
 	}
+	lc := uint16(0) // en_US
 	if q.LCTimeNames != nil {
-		set = append(set, fmt.Sprintf("SESSION lc_time_names = %d", *q.LCTimeNames))
+		lc = *q.LCTimeNames
 	}
+	set = append(set, fmt.Sprintf("SESSION lc_time_names = %d", lc))
+	inc := [2]uint16{1, 1}
 	if q.AutoIncrement != nil {
-		set = append(set, fmt.Sprintf("SESSION auto_increment_increment = %d, SESSION auto_increment_offset = %d", q.AutoIncrement[0], q.AutoIncrement[1]))
+		inc = *q.AutoIncrement
 	}
+	set = append(set, fmt.Sprintf("SESSION auto_increment_increment = %d, SESSION auto_increment_offset = %d", inc[0], inc[1]))
 	if q.FlagsTwo != nil {
-		f := *q.FlagsTwo
-		set = append(set, fmt.Sprintf("SESSION foreign_key_checks = %d, SESSION unique_checks = %d, SESSION sql_auto_is_null = %d",
-			b2i(f&optionNoForeignKeyCheck == 0), b2i(f&optionRelaxedUnique == 0), b2i(f&optionAutoIsNull != 0)))
+		for _, o := range flags2Vars {
+			if written&o.bit != 0 {
+				set = append(set, fmt.Sprintf("SESSION %s = %d", o.v, b2i((*q.FlagsTwo&o.bit != 0) == o.set)))
+			}
+		}
 	}
-	if err := s.exec(ctx, "SET "+strings.Join(set, ", ")); err != nil {
+	return "SET " + strings.Join(set, ", ")
+}
+
+// query replays a statement with the master's session context.
+func (s *session) query(ctx context.Context, q binlog.Query, boundary bool) error {
+	text := strings.TrimSpace(q.Text)
+	switch strings.ToUpper(text) {
+	case "BEGIN":
+		return nil
+	case "COMMIT", "ROLLBACK":
+		return s.exec(ctx, text)
+	}
+	var stmts []string
+	useDB := q.DB != "" && !q.SuppressUse && !dbStatement.MatchString(text)
+	if useDB {
+		// USE even when the session is in that database already: it
+		// resets collation_database to the database's collation, which
+		// is what an event without Q_CHARSET_DATABASE_CODE means; the SET
+		// after it applies the event's own value.
+		stmts = append(stmts, "USE "+quoteIdent(q.DB))
+	}
+	stmts = append(stmts, sessionContext(q, binlog.Flags2Written(s.cur.FDE()), useDB))
+	if err := s.exec(ctx, strings.Join(stmts, ";\n")); err != nil {
 		return fmt.Errorf("session context: %w", err)
 	}
-	if dbStatement.MatchString(text) {
-		// The master logs CREATE/DROP/ALTER DATABASE with that database as
-		// the default one, which may not exist (yet, or any more): run it
-		// without USE, and forget the session's database afterwards.
-		s.db = ""
-		return s.exec(ctx, q.Text)
-	}
-	if q.DB != "" && q.DB != s.db {
-		if err := s.exec(ctx, "USE "+quoteIdent(q.DB)); err != nil {
-			return err
-		}
+	// The master logs CREATE/DROP/ALTER DATABASE with that database as the
+	// default one, which may not exist (yet, or any more), and flags it
+	// LOG_EVENT_SUPPRESS_USE_F: it runs without USE, and the session's
+	// database is forgotten afterwards.
+	s.db = ""
+	if useDB {
 		s.db = q.DB
 	}
 	return s.exec(ctx, q.Text)

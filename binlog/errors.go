@@ -16,6 +16,25 @@ var ErrChecksum = errors.New("binlog: event checksum mismatch")
 // type requires.
 var ErrShortEvent = errors.New("binlog: event too short")
 
+// ErrUnknownStatusVar means a Query event holds a status variable whose code
+// the package does not know. A status variable's size follows from its code,
+// so nothing after it (the rest of the session context, the default
+// database, the statement) can be read safely: the event is refused rather
+// than replayed with part of its session context. The error is a
+// *StatusVarError that names the code and its offset.
+var ErrUnknownStatusVar = errors.New("binlog: unknown query event status variable")
+
+// ErrBadEvent means an event's bytes contradict themselves: a length field
+// that disagrees with the event's size, a status variable written twice or
+// holding an impossible value, a missing terminator.
+var ErrBadEvent = errors.New("binlog: malformed event")
+
+// ErrFailedOnMaster means a Query event carries a non-zero error code: the
+// statement failed on the master, possibly after changing some of its
+// (non-transactional) tables. Replaying it cannot be assumed to leave the
+// standby like the master. Returned by Query.MasterError.
+var ErrFailedOnMaster = errors.New("binlog: the statement failed on the master")
+
 // SourceError is a failure talking to the master. Permanent ones (wrong
 // password, purged binlog, conflicting server_id, different master) stop the
 // agent; the others are retried.
