@@ -3,7 +3,7 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.7.0
 BENCH        = HOTSTANDBY_BENCH=1 $(GO) test ./bench -v -count=1 -timeout 60m
 
-.PHONY: build test test-short lint bench bench-ingest bench-semisync demo demo-down clean
+.PHONY: build test test-short test-repeat lint bench bench-ingest bench-semisync demo demo-down clean
 
 build:
 	$(GO) build -o bin/hotstandby ./cmd/hotstandby
@@ -13,6 +13,14 @@ build:
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 25m ./...
+
+# The whole suite as CI runs it, N times in a row (default 10), each with a
+# CPU-bound process beside it, as on a shared 2-core CI machine. Stops at the
+# first failure; logs in $(REPEAT_DIR)/run-K.log.
+N          ?= 10
+REPEAT_DIR ?= /tmp/hotstandby-repeat
+test-repeat:
+	bash scripts/test-repeat.sh $(N) $(REPEAT_DIR)
 
 # Unit tests only: no MariaDB needed.
 test-short:
