@@ -25,6 +25,10 @@ type SemiSyncProof struct {
 	At      time.Time `json:"at"`
 	NoTx    uint64    `json:"no_tx"`    // Rpl_semi_sync_master_no_tx at At
 	NoTimes uint64    `json:"no_times"` // Rpl_semi_sync_master_no_times at At
+	// Timeout is the master's rpl_semi_sync_master_timeout at At: the
+	// shortest time after the agent stopped acknowledging at which the
+	// master can fall back to asynchronous commits.
+	Timeout time.Duration `json:"timeout_ns"`
 }
 
 // SemiSyncBreach is the last time the proof failed, and why, in one line a

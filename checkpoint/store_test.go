@@ -380,3 +380,44 @@ func TestSemiSyncProofNeverBackwards(t *testing.T) {
 		t.Fatalf("proof %+v breach %+v err %v: want the newer proof kept and the breach", p, b, err)
 	}
 }
+
+func TestRoleOnlyMovesForward(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "c.db"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r, err := s.LoadRole()
+	if err != nil || r.Role != RoleStandby || r.Epoch != 0 {
+		t.Fatalf("fresh role %+v %v", r, err)
+	}
+	steps := []Role{
+		{Role: RolePromoting, Epoch: 1, Step: StepStarted},
+		{Role: RolePromoting, Epoch: 1, Step: StepStreamEnd},
+		{Role: RolePromoting, Epoch: 1, Step: StepDrained},
+		{Role: RolePromoting, Epoch: 1, Step: StepFenced},
+		{Role: RolePromoting, Epoch: 1, Step: StepWritable},
+		{Role: RoleMaster, Epoch: 1, Step: StepDone},
+	}
+	for _, st := range steps {
+		if err := s.SaveRole(st); err != nil {
+			t.Fatalf("SaveRole(%+v): %v", st, err)
+		}
+	}
+	for _, bad := range []Role{
+		{Role: RoleStandby, Epoch: 1},
+		{Role: RolePromoting, Epoch: 1, Step: StepDrained},
+		{Role: RoleStandby, Epoch: 0},
+		{Role: RolePromoting, Epoch: 3, Step: StepStarted},
+	} {
+		if err := s.SaveRole(bad); !errors.Is(err, ErrRoleBackwards) {
+			t.Errorf("SaveRole(%+v) = %v, want ErrRoleBackwards", bad, err)
+		}
+	}
+	if r, _ := s.LoadRole(); r.Role != RoleMaster || r.Epoch != 1 || r.Step != StepDone {
+		t.Fatalf("role after the promotion: %+v", r)
+	}
+	if err := s.SaveRole(Role{Role: RolePromoting, Epoch: 2, Step: StepStarted}); err != nil {
+		t.Fatalf("next epoch: %v", err)
+	}
+}

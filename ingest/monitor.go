@@ -120,8 +120,10 @@ type sample struct {
 	noTx, noTimes    uint64
 	waitPoint        string
 	clockOffset      time.Duration
-	haveClock, known bool   // known: the status counters were read
-	txns, ackReqs    uint64 // the stream's counters when the sample was taken
+	haveClock, known bool          // known: the status counters were read
+	txns, ackReqs    uint64        // the stream's counters when the sample was taken
+	timeout          time.Duration // rpl_semi_sync_master_timeout
+	waitNoSlave      string        // rpl_semi_sync_master_wait_no_slave: ON or OFF
 }
 
 // read takes one sample; the round trips happen here, outside any lock.
@@ -149,8 +151,15 @@ func (m *Monitor) read(conn *binlog.Conn) (sample, error) {
 			s.noTimes = n
 		}
 	}
-	if v, err := conn.Query("SELECT @@GLOBAL.rpl_semi_sync_master_wait_point"); err == nil && len(v) == 1 {
+	if v, err := conn.Query("SELECT @@GLOBAL.rpl_semi_sync_master_wait_point, @@GLOBAL.rpl_semi_sync_master_timeout, " +
+		"@@GLOBAL.rpl_semi_sync_master_wait_no_slave"); err == nil && len(v) == 1 {
 		s.waitPoint = strings.ToUpper(v[0][0])
+		ms, _ := strconv.ParseUint(v[0][1], 10, 64)
+		s.timeout = time.Duration(ms) * time.Millisecond
+		s.waitNoSlave = strings.ToUpper(v[0][2])
+		if s.waitNoSlave == "1" {
+			s.waitNoSlave = "ON"
+		}
 	}
 	if clock, err := conn.Query("SELECT UNIX_TIMESTAMP(NOW(6))"); err == nil && len(clock) == 1 {
 		if f, err := strconv.ParseFloat(clock[0][0], 64); err == nil {
@@ -214,6 +223,8 @@ func judge(prev *sample, s sample) (proven bool, breach string) {
 		return false, fmt.Sprintf("master not in semi-sync at %s (Rpl_semi_sync_master_status=%s)", at, s.status)
 	case s.waitPoint != "" && s.waitPoint != "AFTER_SYNC":
 		return false, fmt.Sprintf("master waits for ACKs %s, not AFTER_SYNC, at %s: a commit may be visible before the agent has it", s.waitPoint, at)
+	case s.waitNoSlave == "OFF" || s.waitNoSlave == "0":
+		return false, fmt.Sprintf("master has rpl_semi_sync_master_wait_no_slave=OFF at %s: it stops waiting the moment the agent disconnects", at)
 	case s.clients != 1:
 		return false, fmt.Sprintf("master has %d semi-sync replicas at %s: it waits for one ACK from any of them, so a commit may be on another replica only", s.clients, at)
 	case prev == nil:
@@ -238,7 +249,7 @@ func (m *Monitor) record(s sample, proven bool, breach string) {
 	var err error
 	switch {
 	case proven:
-		err = m.store.SaveSemiSyncProof(checkpoint.SemiSyncProof{At: s.at, NoTx: s.noTx, NoTimes: s.noTimes})
+		err = m.store.SaveSemiSyncProof(checkpoint.SemiSyncProof{At: s.at, NoTx: s.noTx, NoTimes: s.noTimes, Timeout: s.timeout})
 	case breach != "":
 		if !m.breached {
 			m.log.Warn("semi-sync not proven: a promotion now may lose committed transactions", "reason", breach)

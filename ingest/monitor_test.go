@@ -33,6 +33,7 @@ func TestJudgeSemiSync(t *testing.T) {
 		{name: "transactions without ACK requests", prev: &good, s: next(func(s *sample) { s.ackReqs = good.ackReqs }), wantBreach: "asked for no ACK"},
 		{name: "counters went backwards", prev: &good, s: next(func(s *sample) { s.noTx = 0 }), wantBreach: "went backwards"},
 		{name: "no semi-sync plugin", prev: &good, s: sample{at: t0}},
+		{name: "does not wait without a replica", prev: &good, s: next(func(s *sample) { s.waitNoSlave = "OFF" }), wantBreach: "wait_no_slave=OFF"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
