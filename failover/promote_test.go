@@ -33,7 +33,7 @@ func (f *fakes) do(name string) error {
 	return nil
 }
 func (f *fakes) StopForGood(context.Context) error { return f.do("stop") }
-func (f *fakes) Durable() relay.Frontier         { return relay.Frontier{Segment: 1, Offset: 100} }
+func (f *fakes) Durable() relay.Frontier           { return relay.Frontier{Segment: 1, Offset: 100} }
 func (f *fakes) Drain(_ context.Context, t relay.Frontier) (binlog.Position, error) {
 	return binlog.Position{FilePos: binlog.FilePos{File: "mysql-bin.000001", Pos: 100}}, f.do("drain")
 }
@@ -44,8 +44,11 @@ func (f *fakes) PrePromote(context.Context, Event) error {
 	_ = f.do("pre")
 	return f.veto
 }
-func (f *fakes) PostPromote(context.Context, Event) string { _ = f.do("post"); return "post_promote ok" }
-func (f *fakes) Alert(context.Context, Event) string       { _ = f.do("alert"); return "alert ok" }
+func (f *fakes) PostPromote(context.Context, Event) string {
+	_ = f.do("post")
+	return "post_promote ok"
+}
+func (f *fakes) Alert(context.Context, Event) string { _ = f.do("alert"); return "alert ok" }
 
 func newPromoter(t *testing.T, f *fakes) *Promoter {
 	t.Helper()
