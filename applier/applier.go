@@ -65,6 +65,10 @@ type Status struct {
 	Applied      binlog.Position // end of the last transaction committed on the standby
 	AppliedAt    time.Time
 	Frontier     relay.Frontier // the same, in the relay log
+	// CaughtUp is the durable frontier the applier last caught up with:
+	// every transaction up to it is committed on the standby (a drain waits
+	// for it to reach the relay's end).
+	CaughtUp relay.Frontier
 	Transactions uint64
 	// AppliedEventTS is the master's commit timestamp (event header) of the
 	// last transaction applied.

@@ -126,12 +126,13 @@ func (s *session) apply(ctx context.Context, state gtidState) error {
 	s.tr = binlog.NewTxnTracker(binlog.NewGTIDSet(binlog.MariaDB))
 	lastErrantCheck := time.Now()
 	for {
-		ev, after, err := s.cur.Next(s.a.src.Durable())
+		durable := s.a.src.Durable()
+		ev, after, err := s.cur.Next(durable)
 		if errors.Is(err, relay.ErrCaughtUp) {
 			if err := s.flushQueue(ctx); err != nil { // never wait with statements held
 				return s.fail(s.a.Status().Frontier, s.txnWhat(), err)
 			}
-			s.a.update(func(st *Status) { st.State = StateWaiting })
+			s.a.update(func(st *Status) { st.State, st.CaughtUp = StateWaiting, durable })
 			if time.Since(lastErrantCheck) > 2*time.Second {
 				// Between transactions: look for writes that reached the
 				// standby from anywhere but the agent.
