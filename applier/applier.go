@@ -23,7 +23,7 @@ const (
 	StateConnecting = "connecting"
 	StateApplying   = "applying"
 	StateWaiting    = "waiting" // caught up with the durable relay log
-	StateError      = "error"   // stopped on an apply error; needs an operator
+	StateError      = "error"   // stopped on an apply error (needs an operator) or on a StopError (re-checked)
 	StateRetrying   = "retrying"
 	StateStopped    = "stopped"
 )
@@ -49,9 +49,16 @@ type Config struct {
 	MasterServerID func() uint32
 	// Start is where to start reading the relay log: the last applied
 	// frontier known (bbolt's mirror), or zero for the relay log's start.
+	// The standby's gtid_binlog_pos must cover its GTIDs (else the applier
+	// stops with ErrStandbyBehind).
 	Start relay.Frontier
 	// Retry is the wait after a lost standby connection.
-	Retry  time.Duration
+	Retry time.Duration
+	// Recheck is how often an applier stopped on a StopError (the
+	// standby's settings, or its GTID state against the checkpoint or the
+	// relay log) checks the standby again; zero means DefaultRecheck.
+	Recheck time.Duration
+	// Logger receives the applier's log, tagged component=applier.
 	Logger *slog.Logger
 	// Skipped, if set, is called on Run's goroutine once the empty
 	// transaction of a Skip is committed on the standby; the applier goes on
@@ -59,26 +66,40 @@ type Config struct {
 	Skipped func(gtid string)
 }
 
+// DefaultRecheck is Config.Recheck when zero: slow enough not to flood the
+// log or the standby, quick enough that a fixed standby resumes soon.
+const DefaultRecheck = 10 * time.Second
+
 // Status is the applier's live state.
 type Status struct {
-	State        string
-	Applied      binlog.Position // end of the last transaction committed on the standby
-	AppliedAt    time.Time
-	Frontier     relay.Frontier // the same, in the relay log
+	State     string
+	Applied   binlog.Position // end of the last transaction committed on the standby; GTIDs: the standby's gtid_binlog_pos
+	AppliedAt time.Time
+	// Frontier is the same end in the relay log; its GTIDs are those of the
+	// relay log up to it (applied, or found on the standby), without GTIDs
+	// that reached the standby from elsewhere. The agent mirrors it to
+	// bbolt (the next run's Config.Start); the standby must cover it at
+	// every session start.
+	Frontier relay.Frontier
 	// CaughtUp is the durable frontier the applier last caught up with:
 	// every transaction up to it is committed on the standby (a drain waits
 	// for it to reach the relay's end).
-	CaughtUp relay.Frontier
+	CaughtUp     relay.Frontier
 	Transactions uint64
 	// AppliedEventTS is the master's commit timestamp (event header) of the
 	// last transaction applied.
 	AppliedEventTS uint32
-	// Errors counts apply errors (the applier stopped), Retries lost
+	// Errors counts the times the applier stopped: apply errors, and
+	// StopErrors (counted once, not at every re-check). Retries counts lost
 	// standby connections.
 	Errors, Retries uint64
 	LastError       string
 	FailedGTID      string
 	Errant          []string // GTIDs on the standby from servers other than the master
+	// Warnings are the standby preflight's warnings of the latest session:
+	// settings that weaken exactly-once after a power loss, one line each
+	// naming the variable, its value and the value to set.
+	Warnings []string
 }
 
 // Applier applies the relay log to the standby.
@@ -88,6 +109,11 @@ type Applier struct {
 	src  Source
 	skip chan string
 
+	// lastStop is the StopError last logged, lastWarnings the preflight
+	// warnings; used by Run's goroutine only, so that a re-check that finds
+	// the same problem logs nothing.
+	lastStop, lastWarnings string
+
 	mu sync.Mutex // mu guards the fields below
 	st Status
 }
@@ -96,6 +122,9 @@ type Applier struct {
 func New(cfg Config, src Source) *Applier {
 	if cfg.Retry <= 0 {
 		cfg.Retry = time.Second
+	}
+	if cfg.Recheck <= 0 {
+		cfg.Recheck = DefaultRecheck
 	}
 	return &Applier{cfg: cfg, log: cfg.Logger.With("component", "applier"), src: src,
 		skip: make(chan string, 1), st: Status{State: StateConnecting, Frontier: cfg.Start}}
@@ -107,6 +136,7 @@ func (a *Applier) Status() Status {
 	defer a.mu.Unlock()
 	st := a.st
 	st.Errant = append([]string(nil), a.st.Errant...)
+	st.Warnings = append([]string(nil), a.st.Warnings...)
 	return st
 }
 
@@ -124,9 +154,14 @@ var ErrNotFailing = errors.New("applier: not stopped on that GTID")
 
 // Skip asks the stopped applier to skip the failing transaction gtid: it
 // commits an empty transaction with that GTID on the standby and goes on.
-// Only the transaction it is stopped on can be skipped.
+// Only the transaction it is stopped on can be skipped; an applier stopped
+// on a StopError (no failing transaction) refuses every skip.
 func (a *Applier) Skip(gtid string) error {
 	st := a.Status()
+	if st.State == StateError && st.FailedGTID == "" {
+		return fmt.Errorf("%w: %s: the applier is stopped on the standby's settings or state, not on a transaction, and a skip cannot fix that: %s",
+			ErrNotFailing, gtid, st.LastError)
+	}
 	if st.State != StateError || st.FailedGTID != gtid {
 		return fmt.Errorf("%w: %s (state %s, failing GTID %q)", ErrNotFailing, gtid, st.State, st.FailedGTID)
 	}
@@ -176,6 +211,17 @@ func (a *Applier) Run(ctx context.Context) error {
 			case g := <-a.skip:
 				pendingSkip = g
 				a.log.Warn("skipping transaction by operator request", "gtid", g)
+			case <-ctx.Done():
+				a.update(func(s *Status) { s.State = StateStopped })
+				return nil
+			}
+			continue
+		}
+		var se *StopError
+		if errors.As(err, &se) {
+			a.stopped(se)
+			select {
+			case <-time.After(a.cfg.Recheck):
 			case <-ctx.Done():
 				a.update(func(s *Status) { s.State = StateStopped })
 				return nil
@@ -232,9 +278,30 @@ func parseGTIDState(s string) (gtidState, error) {
 
 func (st gtidState) has(g binlog.GTID) bool { return st[[2]uint32{g.Domain, g.Server}] >= g.Seq }
 
-// session connects, reads the standby's state and applies until an error.
+// stopped records a StopError in the status. It logs it only when it
+// differs from the last one logged, not at every re-check.
+func (a *Applier) stopped(se *StopError) {
+	text := se.Error()
+	if text != a.lastStop {
+		for _, l := range se.Lines {
+			a.log.Error("applier stopped until the standby is fixed: "+l, "recheck_every", a.cfg.Recheck)
+		}
+		a.lastStop = text
+		a.update(func(s *Status) { s.Errors++ })
+	}
+	a.update(func(s *Status) { s.State, s.LastError, s.FailedGTID = StateError, text, "" })
+}
+
+// session connects, checks the standby (preflight, then its GTID state
+// against the applied checkpoint) and applies until an error.
 func (a *Applier) session(ctx context.Context, db *sql.DB, skipGTID string) error {
-	a.update(func(s *Status) { s.State = StateConnecting })
+	recheck := false
+	a.update(func(s *Status) {
+		recheck = s.State == StateError && skipGTID == "" // after a StopError
+		if !recheck {
+			s.State = StateConnecting
+		}
+	})
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("applier: connect to standby: %w", err)
@@ -242,6 +309,9 @@ func (a *Applier) session(ctx context.Context, db *sql.DB, skipGTID string) erro
 	defer conn.Close()
 	s := &session{a: a, conn: conn}
 	if err := s.setup(ctx); err != nil {
+		return err
+	}
+	if err := s.preflight(ctx, recheck); err != nil {
 		return err
 	}
 	if skipGTID != "" {
@@ -256,10 +326,30 @@ func (a *Applier) session(ctx context.Context, db *sql.DB, skipGTID string) erro
 	if err != nil {
 		return err
 	}
+	last := state.lastPerDomain()
+	if err := checkCheckpoint(a.standbyAddr(), last, a.Status().Frontier.Pos.GTID); err != nil {
+		return err
+	}
+	s.follow, s.recheck = newFollower(last), recheck
 	a.checkErrant(state)
-	a.log.Info("applying", "standby_gtid_state", fmt.Sprint(state), "from_segment", a.Status().Frontier.Segment, "from_offset", a.Status().Frontier.Offset)
-	a.update(func(s *Status) { s.State, s.LastError, s.FailedGTID = StateApplying, "", "" })
+	if !recheck { // a re-check says nothing until it passes (progressed)
+		a.log.Info("applying", "standby_gtid_state", fmt.Sprint(state), "from_segment", a.Status().Frontier.Segment, "from_offset", a.Status().Frontier.Offset)
+		a.update(func(s *Status) { s.State, s.LastError, s.FailedGTID = StateApplying, "", "" })
+	}
 	return s.apply(ctx, state)
+}
+
+// progressed ends a re-check: the session applied a transaction or caught up
+// without meeting the StopError again, so the error is over.
+func (s *session) progressed() {
+	if !s.recheck {
+		return
+	}
+	s.recheck = false
+	s.a.log.Info("the standby passed the checks again: applying", "was", s.a.lastStop,
+		"from_segment", s.cur.Segment().Seq, "standby_gtid_last", fmt.Sprint(s.follow.standby))
+	s.a.lastStop = ""
+	s.a.update(func(st *Status) { st.State, st.LastError, st.FailedGTID = StateApplying, "", "" })
 }
 
 // checkErrant records GTIDs on the standby from any server but the master.

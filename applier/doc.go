@@ -23,6 +23,71 @@
 // bbolt "applied" frontier mirrors the state with its relay position; it is a
 // hint for where to start reading, never the truth.
 //
+// Preflight. Exactly-once holds only if the standby keeps its GTID state
+// durably and refuses a GTID twice, so at every session start, before
+// anything is applied, the applier reads the standby's settings:
+//   - fatal (nothing is applied): log_bin=OFF (gtid_binlog_state, the
+//     checkpoint, stays empty and a restart applies everything again: rows
+//     of key-less tables twice); gtid_strict_mode=OFF (the server accepts a
+//     GTID at or below its domain's last one: a double or out-of-order apply
+//     is not refused); innodb_flush_log_at_trx_commit=0 (even a crash of
+//     mariadbd loses InnoDB commits whose GTIDs the binary log keeps, so they
+//     are never applied again); the standby's server_id equal to the
+//     master's, once the stream knows it (a write on the standby takes the
+//     GTID of the master's next transaction, which is then skipped);
+//   - warnings (applied, shown in Status.Warnings, logged once per
+//     session): sync_binlog other than 1 (with log_bin), and
+//     innodb_flush_log_at_trx_commit=2: a power loss can then lose the
+//     last transactions from the binary log or from InnoDB alone (the
+//     checkpoint and the data disagree, and nothing can tell), or from both
+//     (the start-hint check below refuses that standby).
+//
+// log_slave_updates does not matter here: the agent's session is a client
+// session, always binlogged (sql_log_bin=1). read_only is set by the
+// applier itself.
+//
+// The start hint. Config.Start, bbolt's mirror of the applied frontier,
+// says where to read the relay log from, and its GTID set which of the
+// relay log's transactions the standby had by then (applied by the agent,
+// or found there): the relay log's GTIDs only, never errant ones, so that
+// removing an errant GTID from the standby does not look like a loss. At
+// every session start the standby's gtid_binlog_pos must cover, domain by
+// domain, the applied frontier known (Config.Start, or where this run got
+// to): a standby that is behind lost transactions the agent applied (an
+// older backup, or commits lost in a power loss with the settings above),
+// and reading on from the checkpoint would never bring them back. The
+// applier refuses it (ErrStandbyBehind).
+//
+// The follow check. In each domain, the first transaction a session applies
+// (after skipping those the standby has) must follow the standby's last
+// transaction there: its sequence number is the standby's last plus one (a
+// master's sequence numbers grow by one per event group in a domain), or
+// the relay log shows the standby's last GTID right before it (the master
+// jumped on purpose, SET gtid_seq_no; the session looks for it among the
+// transactions it read and in the relay segment before its start point).
+// Otherwise transactions in between are missing from the relay log and the
+// applier refuses (ErrRelayGap): applying on would silently skip them. A
+// domain the standby has no GTID in has nothing to follow (a fresh
+// standby): the applier logs it and applies. A gap the master made on
+// purpose right at a session start is refused too, when the relay log no
+// longer shows what came before; marking it on the standby is then an
+// explicit decision:
+//
+//	SET gtid_domain_id=D, server_id=S, gtid_seq_no=NEXT-1;
+//	DROP TABLE IF EXISTS mysql.hotstandby_no_such_table;
+//
+// (DROP TABLE IF EXISTS of a missing table is always binlogged, with that
+// GTID; skip uses the same statement.)
+//
+// Stopping. A fatal finding, a standby behind the checkpoint and a gap are
+// StopErrors: the applier stops in StateError with the lines in
+// Status.LastError and no FailedGTID (a skip cannot fix them and is
+// refused), logs them once, and checks again every Config.Recheck (10 s by
+// default) and after a reconnect, so that fixing the standby (SET GLOBAL, or
+// a restart with the right options, or a rebuild) resumes by itself. The
+// status stays in error until a re-check applies a transaction or catches
+// up.
+//
 // Errors stop the applier (the stream keeps receiving and acknowledging)
 // with the GTID, the master position, the table or statement and the server's
 // error. The open transaction is rolled back: nothing is half-applied. Skip

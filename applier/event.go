@@ -27,6 +27,9 @@ func (s *session) event(ctx context.Context, ev []byte, after relay.Frontier, st
 			return s.fail(after, "GTID event", err)
 		}
 		s.gtid, s.table, s.skip = g, "", state.has(g)
+		if err := s.followCheck(g, s.skip, after.Pos.FilePos); err != nil {
+			return err
+		}
 		if s.skip {
 			return nil
 		}
@@ -141,18 +144,25 @@ func (s *session) done(after relay.Frontier, state gtidState, applied bool) {
 	}
 	s.gtid = binlog.GTID{}
 	s.a.update(func(st *Status) {
+		// The frontier's GTIDs are the relay log's up to it (applied, or
+		// found on the standby), never GTIDs that reached the standby from
+		// elsewhere: what the standby must cover at the next session start.
+		relayGTIDs := st.Frontier.Pos.GTID.AddMariaDB(g)
 		st.Frontier = relay.Frontier{Segment: after.Segment, Offset: after.Offset}
 		st.Applied.FilePos = after.Pos.FilePos
 		if st.Applied.GTID.Flavor() == "" {
 			st.Applied.GTID = binlog.NewGTIDSet(binlog.MariaDB)
 		}
 		st.Applied.GTID = st.Applied.GTID.AddMariaDB(g)
-		st.Frontier.Pos = st.Applied
+		st.Frontier.Pos = binlog.Position{FilePos: after.Pos.FilePos, GTID: relayGTIDs}
 		if applied {
 			st.Transactions++
 			st.AppliedAt = time.Now()
 		}
 	})
+	if applied {
+		s.progressed()
+	}
 }
 
 // pieceBytes is how much base64 text of a big statement the agent holds

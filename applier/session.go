@@ -32,6 +32,11 @@ type session struct {
 	tables []string        // tables the current transaction touches
 	table  string
 	db     string // the session's current default database
+
+	follow follower // the first applied transaction of each domain follows the standby
+	// recheck: the session started while stopped on a StopError; the status
+	// keeps that error until the session makes progress (progressed).
+	recheck bool
 }
 
 func (s *session) exec(ctx context.Context, q string) error {
@@ -132,6 +137,7 @@ func (s *session) apply(ctx context.Context, state gtidState) error {
 			if err := s.flushQueue(ctx); err != nil { // never wait with statements held
 				return s.fail(s.a.Status().Frontier, s.txnWhat(), err)
 			}
+			s.progressed()
 			s.a.update(func(st *Status) { st.State, st.CaughtUp = StateWaiting, durable })
 			if time.Since(lastErrantCheck) > 2*time.Second {
 				// Between transactions: look for writes that reached the

@@ -300,6 +300,36 @@ func (r *Receiver) ackDurable(conn *binlog.Conn) error {
 	return nil
 }
 
+// RecoverRelay opens the relay log (recovering its tail) without
+// connecting to anything, publishes its durable frontier and closes it:
+// what a promotion that resumes after a crash drains to, when the stream is
+// never started again. It must not run while Run does.
+func (r *Receiver) RecoverRelay() (relay.Frontier, error) {
+	st, err := r.store.Load()
+	if err != nil {
+		return relay.Frontier{}, err
+	}
+	hint := st.Received
+	if hint.Pos.GTID.Flavor() == "" {
+		flavor := binlog.MariaDB
+		if st.Identity != nil {
+			flavor = st.Identity.Flavor
+		}
+		hint.Pos.GTID = binlog.NewGTIDSet(flavor)
+	}
+	rc := relay.DefaultConfig(r.cfg.RelayDir)
+	rc.SegmentSize, rc.Acked = r.cfg.SegmentSize, st.Acked
+	w, end, err := relay.Open(rc, hint)
+	if err != nil {
+		return relay.Frontier{}, err
+	}
+	if err := w.Close(); err != nil {
+		return relay.Frontier{}, err
+	}
+	r.publishDurable(end)
+	return end, nil
+}
+
 // resumePoint opens the relay log on first use and returns where the dump
 // must start: after the last whole transaction in the relay log, or, on the
 // very first run, at the configured start.

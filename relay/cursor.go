@@ -23,7 +23,14 @@ type Cursor struct {
 	start Frontier // where the first Next starts (zero: the oldest segment)
 	cur   *SegmentReader
 	seg   Segment
+	// where the first Next started reading: a segment's path and offset
+	originPath string
+	originOff  int64
 }
+
+// Origin is where the cursor started reading: the first segment it opened
+// and the offset in it ("" before the first Next found a segment).
+func (c *Cursor) Origin() (path string, offset int64) { return c.originPath, c.originOff }
 
 // NewCursor returns a cursor over the relay log in dir that starts at start,
 // the end of an event (a frontier saved earlier), or at the oldest segment's
@@ -119,6 +126,9 @@ func (c *Cursor) open(durable Frontier) error {
 			if err := r.SeekTo(offset); err != nil {
 				r.Close()
 				return err
+			}
+			if c.originPath == "" {
+				c.originPath, c.originOff = seg.Path, offset
 			}
 			c.cur, c.seg = r, seg
 			return nil
