@@ -17,6 +17,7 @@ import (
 	golog "github.com/siddontang/go-log/log"
 
 	"github.com/hotstandby/hotstandby/applier"
+	"github.com/hotstandby/hotstandby/binlog"
 	"github.com/hotstandby/hotstandby/checkpoint"
 	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/hotstandby/hotstandby/relay"
@@ -66,7 +67,11 @@ func newAgent(cfg Config, log *slog.Logger, hooks ingest.Hooks) (*Agent, error) 
 		a.applier = applier.New(applier.Config{
 			DSN: cfg.StandbyDSN(), RelayDir: cfg.RelayDir(), Start: st.Applied, Logger: log,
 			MasterServerID: func() uint32 { return a.recv.Status().Identity.ServerID },
-			Skipped:        a.skipCommitted,
+			MasterHistory: func() ([]binlog.GTID, bool) {
+				v := a.monitor.View()
+				return v.History, v.HistoryKnown
+			},
+			Skipped: a.skipCommitted,
 		}, a.recv)
 	}
 	a.monitor = ingest.NewMonitor(ic.Source, log, store, a.recv)

@@ -36,7 +36,7 @@ func (a *Agent) liveReport() status.Report {
 		applied := status.Pos(as.Applied)
 		rep.Applied = &applied
 		rep.Applier = &status.ApplierReport{State: as.State, Standby: a.cfg.Standby.Addr(), Transactions: &as.Transactions,
-			LastAppliedAt: status.TimePtr(as.AppliedAt), LastError: as.LastError, FailedGTID: as.FailedGTID, Errant: as.Errant}
+			LastAppliedAt: status.TimePtr(as.AppliedAt), LastError: as.LastError, FailedGTID: as.FailedGTID, Errant: as.Errant, Warnings: as.Warnings}
 	}
 	if proof, breach, err := a.store.SemiSync(); err == nil {
 		rep.SemiSync.AddProof(proof, breach)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,8 +45,12 @@ type Config struct {
 	DSN string
 	// RelayDir is the relay log's directory.
 	RelayDir string
+	// MasterHistory returns the master's @@gtid_binlog_state as last read
+	// (false: not known yet): GTIDs on the standby outside it and outside
+	// the relay log are errant.
+	MasterHistory func() ([]binlog.GTID, bool)
 	// MasterServerID returns the master's server_id once known (0 before);
-	// GTIDs of any other server on the standby are errant.
+	// the standby's must differ (preflight).
 	MasterServerID func() uint32
 	// Start is where to start reading the relay log: the last applied
 	// frontier known (bbolt's mirror), or zero for the relay log's start.
@@ -352,23 +357,36 @@ func (s *session) progressed() {
 	s.a.update(func(st *Status) { st.State, st.LastError, st.FailedGTID = StateApplying, "", "" })
 }
 
-// checkErrant records GTIDs on the standby from any server but the master.
+// checkErrant records the GTIDs on the standby that are in no history the
+// agent knows: neither in the master's gtid_binlog_state (as the monitor
+// last read it; MasterHistory) nor among the relay log's durable GTIDs. A
+// set difference, not a server_id test: after a failover the old master's
+// GTIDs are history, not errant. With the master's state unknown nothing is
+// reported (unknown is not errant).
 func (a *Applier) checkErrant(state gtidState) {
-	master := uint32(0)
-	if a.cfg.MasterServerID != nil {
-		master = a.cfg.MasterServerID()
-	}
-	if master == 0 {
+	if a.cfg.MasterHistory == nil {
 		return
+	}
+	history, ok := a.cfg.MasterHistory()
+	if !ok {
+		return
+	}
+	known := map[[2]uint32]uint64{}
+	for _, g := range history {
+		known[[2]uint32{g.Domain, g.Server}] = max(known[[2]uint32{g.Domain, g.Server}], g.Seq)
+	}
+	for _, g := range a.src.Durable().Pos.GTID.MariaDBGTIDs() {
+		known[[2]uint32{g.Domain, g.Server}] = max(known[[2]uint32{g.Domain, g.Server}], g.Seq)
 	}
 	var errant []string
 	for k, seq := range state {
-		if k[1] != master {
+		if have, ok := known[k]; !ok || have < seq {
 			errant = append(errant, binlog.GTID{Domain: k[0], Server: k[1], Seq: seq}.String())
 		}
 	}
+	sort.Strings(errant)
 	if len(errant) > 0 {
-		a.log.Error("errant transactions on the standby: written there by something other than the agent", "gtids", strings.Join(errant, ","))
+		a.log.Error("errant transactions on the standby: in neither the master's history nor the relay log", "gtids", strings.Join(errant, ","))
 	}
 	a.update(func(s *Status) { s.Errant = errant })
 }

@@ -13,6 +13,9 @@ import (
 	"github.com/hotstandby/hotstandby/relay"
 )
 
+// rollbackTimeout bounds the ROLLBACK of a transaction that failed.
+const rollbackTimeout = 10 * time.Second
+
 // session is one connection to the standby and one pass over the relay log.
 type session struct {
 	a    *Applier
@@ -163,7 +166,12 @@ func (s *session) apply(ctx context.Context, state gtidState) error {
 			s.rows, s.pieces, s.sent = b64Stream{}, 0, 0
 			s.queued = strings.Builder{}
 			if s.tr.InTransaction() || !s.skip {
-				_ = s.exec(context.Background(), "ROLLBACK")
+				// Not ctx: it may be what ended. A deadline of its own, so
+				// that a standby that stopped answering cannot hold the
+				// applier past the connection's (long) read timeout.
+				rctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
+				_ = s.exec(rctx, "ROLLBACK")
+				cancel()
 			}
 			return err
 		}

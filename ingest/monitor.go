@@ -27,6 +27,10 @@ type MasterView struct {
 	// wait for an ACK) and Rpl_semi_sync_master_no_times (fallbacks to
 	// asynchronous replication), as last read.
 	NoTx, NoTimes uint64
+	// History is the master's @@gtid_binlog_state (every server's last GTID
+	// per domain), HistoryKnown once read.
+	History      []binlog.GTID
+	HistoryKnown bool
 	// ProvenAt is the last sample that proved every commit since the
 	// previous one waited for the agent's ACK; Breach says why the last
 	// sample that did not, did not (empty once proven again).
@@ -120,8 +124,10 @@ type sample struct {
 	noTx, noTimes    uint64
 	waitPoint        string
 	clockOffset      time.Duration
-	haveClock, known bool          // known: the status counters were read
-	txns, ackReqs    uint64        // the stream's counters when the sample was taken
+	haveClock, known bool   // known: the status counters were read
+	txns, ackReqs    uint64 // the stream's counters when the sample was taken
+	history          []binlog.GTID
+	historyKnown     bool
 	timeout          time.Duration // rpl_semi_sync_master_timeout
 	waitNoSlave      string        // rpl_semi_sync_master_wait_no_slave: ON or OFF
 }
@@ -161,6 +167,14 @@ func (m *Monitor) read(conn *binlog.Conn) (sample, error) {
 			s.waitNoSlave = "ON"
 		}
 	}
+	if v, err := conn.Query("SELECT @@GLOBAL.gtid_binlog_state"); err == nil && len(v) == 1 {
+		s.historyKnown = true
+		for _, part := range strings.Split(v[0][0], ",") {
+			if g, err := binlog.ParseGTID(strings.TrimSpace(part)); err == nil {
+				s.history = append(s.history, g)
+			}
+		}
+	}
 	if clock, err := conn.Query("SELECT UNIX_TIMESTAMP(NOW(6))"); err == nil && len(clock) == 1 {
 		if f, err := strconv.ParseFloat(clock[0][0], 64); err == nil {
 			s.clockOffset = time.Duration(f*float64(time.Second)) - time.Duration(s.at.UnixNano())
@@ -194,6 +208,9 @@ func (m *Monitor) poll(conn *binlog.Conn) bool {
 		v.SemiSync, v.SemiSyncSince = s.status, s.at
 	}
 	v.Clients, v.WaitPoint, v.NoTx, v.NoTimes = s.clients, s.waitPoint, s.noTx, s.noTimes
+	if s.historyKnown {
+		v.History, v.HistoryKnown = s.history, true
+	}
 	if proven {
 		v.ProvenAt, v.Breach = s.at, ""
 	} else if breach != "" {

@@ -97,6 +97,11 @@ func (rep Report) Check(th CheckThresholds, now time.Time) (int, string) {
 	for _, w := range rep.Stream.Warnings {
 		add(CheckWarning, "%s", w)
 	}
+	if ap := rep.Applier; ap != nil {
+		for _, w := range ap.Warnings {
+			add(CheckWarning, "%s", w)
+		}
+	}
 	if ss := rep.SemiSync; ss.Enabled && ss.BreachAt != nil && (ss.ProvenAt == nil || !ss.ProvenAt.After(*ss.BreachAt)) {
 		add(CheckWarning, "not proven lossless since %s: %s", ss.BreachAt.Format(time.RFC3339), ss.Breach)
 	}

@@ -128,6 +128,9 @@ type ApplierReport struct {
 	LastError     string     `json:"last_error,omitempty"`
 	FailedGTID    string     `json:"failed_gtid,omitempty"`
 	Errant        []string   `json:"errant_gtids,omitempty"`
+	// Warnings are the standby preflight's findings that weaken durability
+	// after a power loss (sync_binlog, innodb_flush_log_at_trx_commit).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Report is what `hotstandby status` shows, as a person's view or JSON.

@@ -148,6 +148,9 @@ func (t textView) applier(ap ApplierReport) {
 	for _, g := range ap.Errant {
 		t.field("ERRANT:", g+" was written on the standby by something other than the agent")
 	}
+	for _, w := range ap.Warnings {
+		t.field("warning:", w)
+	}
 }
 
 func (t textView) semiSync(s SemiSyncReport) {
