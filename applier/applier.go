@@ -202,8 +202,9 @@ func (a *Applier) Run(ctx context.Context) error {
 	db.SetMaxOpenConns(2)
 	var pendingSkip string
 	for {
-		err := a.session(ctx, db, pendingSkip)
-		pendingSkip = ""
+		// A skip stays pending until its no-op is committed: a lost
+		// connection before that must not forget it.
+		err := a.session(ctx, db, &pendingSkip)
 		if ctx.Err() != nil {
 			a.update(func(s *Status) { s.State = StateStopped })
 			return nil
@@ -299,7 +300,8 @@ func (a *Applier) stopped(se *StopError) {
 
 // session connects, checks the standby (preflight, then its GTID state
 // against the applied checkpoint) and applies until an error.
-func (a *Applier) session(ctx context.Context, db *sql.DB, skipGTID string) error {
+func (a *Applier) session(ctx context.Context, db *sql.DB, pendingSkip *string) error {
+	skipGTID := *pendingSkip
 	recheck := false
 	a.update(func(s *Status) {
 		recheck = s.State == StateError && skipGTID == "" // after a StopError
@@ -321,8 +323,10 @@ func (a *Applier) session(ctx context.Context, db *sql.DB, skipGTID string) erro
 	}
 	if skipGTID != "" {
 		if err := s.applyEmpty(ctx, skipGTID); err != nil {
+			// still pending: the next session commits it
 			return err
 		}
+		*pendingSkip = ""
 		if a.cfg.Skipped != nil {
 			a.cfg.Skipped(skipGTID)
 		}
