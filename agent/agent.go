@@ -26,14 +26,21 @@ import (
 // Agent is the daemon: it streams the master's binlog into the relay log,
 // acknowledges durable positions and serves its status.
 type Agent struct {
-	cfg     Config
-	log     *slog.Logger
-	store   *checkpoint.Store
-	recv    *ingest.Receiver
-	applier *applier.Applier // nil without a [standby] section
-	metrics *metrics
-	monitor *ingest.Monitor
-	skips   skipRegistry // operators' skips until the standby commits them
+	cfg      Config
+	log      *slog.Logger
+	store    *checkpoint.Store
+	recv     *ingest.Receiver
+	applier  *applier.Applier // nil without a [standby] section
+	metrics  *metrics
+	monitor  *ingest.Monitor
+	skips    skipRegistry   // operators' skips until the standby commits them
+	failover *failoverParts // nil without a [standby] section
+
+	// Set by Run: how the promoter stops the receiver and the applier for
+	// good, and learns that they have stopped.
+	ctx                     context.Context // the daemon's lifetime (promotions run on it)
+	stopStream, stopApplier func()
+	recvDone, applierDone   chan struct{}
 }
 
 // New opens the agent's data directory (0700) and checkpoint store. Only one
@@ -75,6 +82,14 @@ func newAgent(cfg Config, log *slog.Logger, hooks ingest.Hooks) (*Agent, error) 
 		}, a.recv)
 	}
 	a.monitor = ingest.NewMonitor(ic.Source, log, store, a.recv)
+	if a.applier != nil {
+		fp, err := a.newFailover()
+		if err != nil {
+			store.Close()
+			return nil, err
+		}
+		a.failover = fp
+	}
 	a.metrics.register(a)
 	return a, nil
 }
@@ -85,6 +100,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.store.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	a.ctx = ctx
 	ctl, err := a.listenControl()
 	if err != nil {
 		return err
@@ -113,38 +129,105 @@ func (a *Agent) Run(ctx context.Context) error {
 		go func() { _ = srv.Serve(ln) }()
 		a.log.Info("status endpoint listening", "addr", ln.Addr().String())
 	}
-	applierErr := make(chan error, 1)
-	wg.Add(1)
-	go func() { defer wg.Done(); a.monitor.Run(ctx, 2*time.Second) }()
-	if a.applier != nil {
-		wg.Add(3)
-		go func() {
-			defer wg.Done()
-			if err := a.applier.Run(ctx); err != nil {
-				// The applier cannot run at all (its configuration): the
-				// daemon stops with the reason rather than stream on with
-				// a standby that is silently never written.
-				applierErr <- err
-				cancel()
-			}
-		}()
-		go func() { defer wg.Done(); a.mirrorApplied(ctx) }()
-		go func() { defer wg.Done(); a.purgeLoop(ctx, purgeEvery(a.cfg.Relay.Retention.Duration)) }()
-	}
-	err = a.recv.Run(ctx)
+	err = a.runRole(ctx, &wg)
 	cancel()
 	wg.Wait()
-	select {
-	case aerr := <-applierErr:
-		err = aerr
-	default:
-	}
 	if srv != nil {
 		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = srv.Shutdown(sctx)
 		scancel()
 	}
 	return err
+}
+
+// runRole runs what the recorded role calls for until ctx ends or the
+// stream fails permanently:
+//   - standby: the receiver, the monitor, the applier, purge and (unless
+//     failover.mode = off) the detector;
+//   - promoting (a promotion a crash interrupted): the applier, to finish
+//     the drain, and the promotion from its last recorded step; never the
+//     stream;
+//   - master (promoted): nothing but status and control. The agent never
+//     streams from or acknowledges the old master again, even when started
+//     with the old configuration.
+func (a *Agent) runRole(ctx context.Context, wg *sync.WaitGroup) error {
+	role, err := a.store.LoadRole()
+	if err != nil {
+		return err
+	}
+	recvCtx, stopRecv := context.WithCancel(ctx)
+	applierCtx, stopApplier := context.WithCancel(ctx)
+	defer stopRecv()
+	defer stopApplier()
+	a.stopStream, a.stopApplier = stopRecv, stopApplier
+	a.recvDone, a.applierDone = make(chan struct{}), make(chan struct{})
+	applierErr := make(chan error, 1)
+	startApplier := func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(a.applierDone)
+			if err := a.applier.Run(applierCtx); err != nil {
+				// The applier cannot run at all (its configuration): the
+				// daemon stops with the reason rather than stream on with
+				// a standby that is silently never written.
+				applierErr <- err
+				stopRecv()
+			}
+		}()
+	}
+	switch role.Role {
+	case checkpoint.RoleMaster:
+		close(a.recvDone)
+		close(a.applierDone)
+		a.log.Warn("this standby was promoted: the agent never streams from or acknowledges the old master again",
+			"epoch", role.Epoch, "old_master", role.OldAddr, "promoted_at", role.UpdatedAt.Format(time.RFC3339), "reason", role.Reason)
+		<-ctx.Done()
+		return nil
+	case checkpoint.RolePromoting:
+		close(a.recvDone)
+		if a.failover == nil {
+			return fmt.Errorf("a promotion (epoch %d) is in progress but the configuration has no [standby] section to finish it on", role.Epoch)
+		}
+		if _, err := a.recv.RecoverRelay(); err != nil {
+			return fmt.Errorf("resume the promotion of epoch %d: %w", role.Epoch, err)
+		}
+		startApplier()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := a.failover.promoter.Resume(ctx); err != nil {
+				a.log.Error("the interrupted promotion did not finish; `hotstandby promote` resumes it", "err", err)
+			}
+		}()
+		<-ctx.Done()
+		return nil
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); a.monitor.Run(recvCtx, 2*time.Second) }()
+	if a.applier != nil {
+		startApplier()
+		wg.Add(2)
+		go func() { defer wg.Done(); a.mirrorApplied(ctx) }()
+		go func() { defer wg.Done(); a.purgeLoop(recvCtx, purgeEvery(a.cfg.Relay.Retention.Duration)) }()
+		if a.failover.detector != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); a.runDetector(recvCtx) }()
+		}
+	}
+	err = a.recv.Run(recvCtx)
+	close(a.recvDone)
+	select {
+	case aerr := <-applierErr:
+		return aerr
+	default:
+	}
+	if err != nil || ctx.Err() != nil {
+		return err
+	}
+	// The stream was stopped for good (a promotion): serve until the end.
+	<-ctx.Done()
+	return nil
 }
 
 // purgeEvery is how often to look for segments to purge: a minute, or

@@ -13,6 +13,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/go-sql-driver/mysql"
 	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/failover"
 	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/hotstandby/hotstandby/status"
 )
@@ -111,6 +112,34 @@ type ReconnectConfig struct {
 	Max     Duration `toml:"max"`     // cap of the exponential backoff
 }
 
+// FailoverConfig is the [failover] section.
+type FailoverConfig struct {
+	// Mode is auto (promote a dead master's standby when it is provably
+	// lossless), manual (detect and alert only; `hotstandby promote`
+	// promotes) or off (no detector).
+	Mode string `toml:"mode"`
+	// Detection (failover.DetectConfig).
+	ProbeInterval  Duration `toml:"probe_interval"`
+	ProbeTimeout   Duration `toml:"probe_timeout"`
+	Failures       int      `toml:"failures"`
+	StreamSilence  Duration `toml:"stream_silence"` // 0: twice master.heartbeat
+	Witness        []string `toml:"witness"`
+	WitnessTimeout Duration `toml:"witness_timeout"`
+	// Hooks (failover.HookConfig): argv, no shell.
+	PrePromote  []string `toml:"pre_promote"`
+	PostPromote []string `toml:"post_promote"`
+	Alert       []string `toml:"alert"`
+	Stonith     []string `toml:"stonith"`
+	HookTimeout Duration `toml:"hook_timeout"`
+	// Fence sets the old master read_only and kills its clients'
+	// connections at promotion, when it can be reached.
+	Fence bool `toml:"fence"`
+	// SemiSyncMaster enables the semi-sync master on the promoted standby
+	// (for a replica that will acknowledge it; without one, each commit
+	// waits out rpl_semi_sync_master_timeout).
+	SemiSyncMaster bool `toml:"semisync_master"`
+}
+
 // LogConfig is the [log] section.
 type LogConfig struct {
 	// File, when set, receives the log (rotated at MaxSizeMB, keeping
@@ -142,6 +171,7 @@ type Config struct {
 	Status    StatusConfig    `toml:"status"`
 	Reconnect ReconnectConfig `toml:"reconnect"`
 	Log       LogConfig       `toml:"log"`
+	Failover  FailoverConfig  `toml:"failover"`
 
 	path            string // the file it was read from
 	password        string // resolved; never printed
@@ -166,7 +196,35 @@ func DefaultConfig() Config {
 		Status:    StatusConfig{Listen: "127.0.0.1:8910"},
 		Reconnect: ReconnectConfig{Initial: Duration{100 * time.Millisecond}, Max: Duration{10 * time.Second}},
 		Log:       LogConfig{MaxSizeMB: 100, Backups: 5, Level: "info", Format: "text"},
+		Failover:  defaultFailover(),
 	}
+}
+
+func defaultFailover() FailoverConfig {
+	d := failover.DefaultDetectConfig()
+	return FailoverConfig{
+		Mode: "manual", ProbeInterval: Duration{d.ProbeInterval}, ProbeTimeout: Duration{d.ProbeTimeout},
+		Failures: d.Failures, WitnessTimeout: Duration{d.WitnessTimeout},
+		HookTimeout: Duration{failover.DefaultHookTimeout}, Fence: true,
+	}
+}
+
+// DetectConfig is the detector's configuration.
+func (c Config) DetectConfig() failover.DetectConfig {
+	f := c.Failover
+	silence := f.StreamSilence.Duration
+	if silence <= 0 {
+		silence = 2 * c.Master.Heartbeat.Duration
+	}
+	return failover.DetectConfig{ProbeInterval: f.ProbeInterval.Duration, ProbeTimeout: f.ProbeTimeout.Duration,
+		Failures: f.Failures, StreamSilence: silence, Witness: f.Witness, WitnessTimeout: f.WitnessTimeout.Duration}
+}
+
+// HookConfig is the hooks' configuration.
+func (c Config) HookConfig() failover.HookConfig {
+	f := c.Failover
+	return failover.HookConfig{PrePromote: f.PrePromote, PostPromote: f.PostPromote, Alert: f.Alert, Stonith: f.Stonith,
+		Timeout: f.HookTimeout.Duration}
 }
 
 // LoadConfig reads and validates the file at path. Errors name the file and
@@ -285,6 +343,19 @@ func (c *Config) Validate() error {
 			return errors.New("standby.user is required with standby.host")
 		}
 	}
+	switch c.Failover.Mode {
+	case "auto", "manual", "off":
+	default:
+		return fmt.Errorf("failover.mode = %q: want auto, manual or off", c.Failover.Mode)
+	}
+	if c.Failover.Mode != "off" {
+		if err := c.DetectConfig().Validate(); err != nil {
+			return err
+		}
+		if err := c.HookConfig().Validate(); err != nil {
+			return err
+		}
+	}
 	var err error
 	if c.password, err = resolvePassword("master", c.Master.Password, c.Master.PasswordFile, PasswordEnv); err != nil {
 		return err
@@ -361,7 +432,7 @@ func (c Config) IngestConfig() ingest.Config {
 // StatusSource says where `hotstandby status` finds this daemon's report.
 func (c Config) StatusSource() status.Source {
 	src := status.Source{Listen: c.Status.Listen, CheckpointPath: c.CheckpointPath(), RelayDir: c.RelayDir(),
-		Master: c.Master.Addr(), SemiSync: c.SemiSync.Enabled}
+		Master: c.Master.Addr(), SemiSync: c.SemiSync.Enabled, FailoverMode: c.Failover.Mode}
 	if c.Standby.Enabled() {
 		src.Standby = c.Standby.Addr()
 	}

@@ -17,12 +17,12 @@ func (c Config) ControlPath() string { return filepath.Join(c.DataDir, "control.
 // controlOps is the daemon's registry of control operations; promote,
 // switchover and rejoin go here next.
 func (a *Agent) controlOps() control.Ops {
-	return control.Ops{"skip": a.opSkip}
+	return control.Ops{"skip": a.opSkip, "promote": a.opPromote}
 }
 
 // listenControl creates the control socket (a stale one is removed).
 func (a *Agent) listenControl() (*control.Server, error) {
-	srv, err := control.Listen(control.Config{Path: a.cfg.ControlPath(), Ops: a.controlOps(), Logger: a.log})
+	srv, err := control.Listen(control.Config{Path: a.cfg.ControlPath(), Ops: a.controlOps(), Logger: a.log, OpTimeout: 5 * time.Minute})
 	if err != nil {
 		return nil, err
 	}

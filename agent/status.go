@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hotstandby/hotstandby/checkpoint"
 	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/hotstandby/hotstandby/status"
 )
@@ -40,6 +41,9 @@ func (a *Agent) liveReport() status.Report {
 	}
 	if proof, breach, err := a.store.SemiSync(); err == nil {
 		rep.SemiSync.AddProof(proof, breach)
+	}
+	if a.failover != nil {
+		a.addFailover(&rep)
 	}
 	if entries, err := a.store.AuditLog(); err == nil {
 		rep.Audit = status.AuditLines(entries)
@@ -87,4 +91,23 @@ func (a *Agent) serveStatus(w http.ResponseWriter, r *http.Request) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(a.liveReport())
+}
+
+// addFailover fills in the role, the detector's view and the gate's verdict.
+func (a *Agent) addFailover(rep *status.Report) {
+	role, err := a.store.LoadRole()
+	if err != nil {
+		return
+	}
+	rep.AddRole(role, a.cfg.Failover.Mode)
+	f := rep.Failover
+	if role.Role == checkpoint.RoleStandby {
+		f.LosslessNow, f.LosslessWhy = a.failover.promoter.Gate.Lossless()
+	}
+	if d := a.failover.detector; d != nil && role.Role == checkpoint.RoleStandby {
+		v := d.View()
+		f.Detector = &status.DetectorReport{ProbeOK: v.ProbeOK, ProbeAt: status.TimePtr(v.ProbeAt), ProbeError: v.ProbeErr,
+			ProbeMS: float64(v.ProbeTook.Microseconds()) / 1000, Failures: v.Failures, StreamDown: v.StreamDown, StreamWhy: v.StreamWhy,
+			Witness: v.Witness, Dead: v.Dead, Since: status.TimePtr(v.Since)}
+	}
 }

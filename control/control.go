@@ -36,6 +36,11 @@ type Request struct {
 	Op string `json:"op"`
 	// GTID is the transaction a skip is about (op "skip").
 	GTID string `json:"gtid,omitempty"`
+	// Force promotes although the promotion is not proven lossless (op
+	// "promote"); it is recorded in the audit log.
+	Force bool `json:"force,omitempty"`
+	// DryRun checks a promotion and changes nothing (op "promote").
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // Reply is the daemon's answer: OK with a Message for a person, or not OK

@@ -53,6 +53,12 @@ func (rep Report) Check(th CheckThresholds, now time.Time) (int, string) {
 	add := func(code int, format string, args ...any) {
 		fs = append(fs, finding{code, fmt.Sprintf(format, args...)})
 	}
+	if f := rep.Failover; f != nil && rep.Role != "standby" && rep.Role != "" {
+		return rep.checkPromoted(*f)
+	}
+	if f := rep.Failover; f != nil && f.Detector != nil && f.Detector.Dead {
+		add(CheckCritical, "the master is declared dead (%s); failover mode %s", f.Detector.ProbeError, f.Mode)
+	}
 	if rep.Daemon != "running" {
 		add(CheckCritical, "the daemon is not running")
 	} else if rep.Stream.State != StateStreaming {
@@ -125,4 +131,21 @@ func (rep Report) Check(th CheckThresholds, now time.Time) (int, string) {
 		return code, "OK: " + summary
 	}
 	return code, label + ": " + worst
+}
+
+// checkPromoted judges an agent whose standby was promoted (or is being
+// promoted): there is no stream to judge any more.
+func (rep Report) checkPromoted(f FailoverReport) (int, string) {
+	if rep.Role == "promoting" {
+		step := "unknown"
+		if f.Promotion != nil {
+			step = f.Promotion.Step
+		}
+		return CheckCritical, fmt.Sprintf("CRITICAL: a promotion (epoch %d) is in progress or stopped at step %s", f.Epoch, step)
+	}
+	line := fmt.Sprintf("OK: promoted: the standby is the master (epoch %d)", f.Epoch)
+	if p := f.Promotion; p != nil && p.Forced {
+		return CheckWarning, fmt.Sprintf("WARNING: promoted (epoch %d) with --force, not proven lossless", f.Epoch)
+	}
+	return CheckOK, line
 }

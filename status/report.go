@@ -133,11 +133,63 @@ type ApplierReport struct {
 	Warnings []string `json:"warnings,omitempty"`
 }
 
+// FailoverReport is the "failover" object: the mode, the epoch, the last
+// promotion, the detector's current view, and whether a promotion now would
+// be lossless and why not.
+type FailoverReport struct {
+	Mode  string `json:"mode"` // auto, manual or off
+	Epoch uint64 `json:"epoch"`
+	// Promotion is the last (or current) promotion.
+	Promotion *PromotionReport `json:"promotion,omitempty"`
+	Detector  *DetectorReport  `json:"detector,omitempty"`
+	// LosslessNow says whether a promotion now is proven lossless;
+	// LosslessWhy says what may be lost when not.
+	LosslessNow bool   `json:"promotion_lossless_now"`
+	LosslessWhy string `json:"promotion_lossless_why_not,omitempty"`
+}
+
+// PromotionReport is a promotion as recorded in the checkpoint store.
+type PromotionReport struct {
+	Step      string     `json:"step"`
+	StartedAt *time.Time `json:"started_at,omitempty"`
+	UpdatedAt *time.Time `json:"updated_at,omitempty"`
+	Reason    string     `json:"reason,omitempty"`
+	By        string     `json:"by,omitempty"`
+	Forced    bool       `json:"forced,omitempty"`
+	OldMaster string     `json:"old_master,omitempty"`
+	Applied   string     `json:"applied,omitempty"`
+}
+
+// DetectorReport is the death detector's view.
+type DetectorReport struct {
+	ProbeOK    bool       `json:"probe_ok"`
+	ProbeAt    *time.Time `json:"probe_at,omitempty"`
+	ProbeError string     `json:"probe_error,omitempty"`
+	ProbeMS    float64    `json:"probe_ms"`
+	Failures   int        `json:"probe_failures_in_a_row"`
+	StreamDown bool       `json:"stream_down"`
+	StreamWhy  string     `json:"stream_down_why,omitempty"`
+	Witness    string     `json:"witness,omitempty"`
+	Dead       bool       `json:"master_dead"`
+	Since      *time.Time `json:"since,omitempty"`
+}
+
+// AddRole fills in the role, the epoch and the last promotion.
+func (rep *Report) AddRole(r checkpoint.Role, mode string) {
+	rep.Role = r.Role
+	f := &FailoverReport{Mode: mode, Epoch: r.Epoch}
+	if r.Step != "" {
+		f.Promotion = &PromotionReport{Step: r.Step, StartedAt: TimePtr(r.StartedAt), UpdatedAt: TimePtr(r.UpdatedAt), Reason: r.Reason,
+			By: r.By, Forced: r.Forced, OldMaster: r.OldAddr, Applied: r.Target}
+	}
+	rep.Failover = f
+}
+
 // Report is what `hotstandby status` shows, as a person's view or JSON.
 type Report struct {
 	Schema   int            `json:"schema_version"`
 	Daemon   string         `json:"daemon"` // running or stopped
-	Role     string         `json:"role"`   // standby (promotion is not built yet)
+	Role     string         `json:"role"`   // standby, promoting or master
 	Stream   StreamReport   `json:"stream"`
 	Received PosReport      `json:"received"`
 	Acked    PosReport      `json:"acked"`
@@ -151,7 +203,9 @@ type Report struct {
 	Relay         *RelayReport   `json:"relay,omitempty"`
 	SemiSync      SemiSyncReport `json:"semisync"`
 	CheckpointAt  *time.Time     `json:"checkpoint_at,omitempty"`
-	Audit         []string       `json:"audit,omitempty"`
+	// Failover is the failover machinery's view (absent without a standby).
+	Failover *FailoverReport `json:"failover,omitempty"`
+	Audit    []string        `json:"audit,omitempty"`
 }
 
 // TimePtr is nil for the zero time: unknown times are omitted.
@@ -202,6 +256,7 @@ type Source struct {
 	Master         string // host:port, for the report
 	Standby        string // host:port; "" = no applier
 	SemiSync       bool
+	FailoverMode   string
 }
 
 // AddProof fills in the stored semi-sync proof and breach (either may be
@@ -253,6 +308,11 @@ func Stored(cfg Source) (Report, error) {
 	}
 	if proof, breach, err := store.SemiSync(); err == nil {
 		rep.SemiSync.AddProof(proof, breach)
+	}
+	if cfg.Standby != "" {
+		if r, err := store.LoadRole(); err == nil {
+			rep.AddRole(r, cfg.FailoverMode)
+		}
 	}
 	return rep, nil
 }

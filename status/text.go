@@ -77,6 +77,9 @@ func (rep Report) WriteText(w io.Writer, opt TextOptions) {
 	}
 	t.lag(rep.Lag)
 	t.field("promotable:", "up to "+rep.SafeToPromote.text())
+	if f := rep.Failover; f != nil {
+		t.failover(*f, rep.Role)
+	}
 	if r := rep.Relay; r != nil {
 		t.field("relay log:", fmt.Sprintf("%d segments, %s on disk (the live segment is preallocated ahead of its data)",
 			r.Segments, FormatBytes(r.Bytes)))
@@ -90,6 +93,63 @@ func (rep Report) WriteText(w io.Writer, opt TextOptions) {
 	for _, line := range rep.Audit {
 		t.field("audit:", t.auditLine(line))
 	}
+}
+
+// failover writes the mode and epoch, the last promotion, the detector's
+// view and whether a promotion now would be lossless.
+func (t textView) failover(f FailoverReport, role string) {
+	lines := []string{fmt.Sprintf("mode %s, epoch %d", or(f.Mode, "unknown"), f.Epoch)}
+	if p := f.Promotion; p != nil {
+		line := "promotion " + p.Step
+		if p.UpdatedAt != nil {
+			line += " " + t.at(p.UpdatedAt)
+		}
+		if p.By != "" {
+			line += " by " + p.By
+		}
+		if p.OldMaster != "" {
+			line += " over " + p.OldMaster
+		}
+		lines = append(lines, line)
+		if p.Reason != "" {
+			lines = append(lines, "reason: "+p.Reason)
+		}
+		if p.Forced {
+			lines = append(lines, "FORCED: promoted although not proven lossless")
+		}
+		if role == "master" {
+			lines = append(lines, "never streams from the old master again (hotstandby rejoin turns it into a replica)")
+		}
+	}
+	if d := f.Detector; d != nil {
+		probe := "probe "
+		switch {
+		case d.ProbeAt == nil:
+			probe += "not run yet"
+		case d.ProbeOK:
+			probe += fmt.Sprintf("ok in %.1f ms %s", d.ProbeMS, t.at(d.ProbeAt))
+		default:
+			probe += fmt.Sprintf("failed %d in a row %s: %s", d.Failures, t.at(d.ProbeAt), d.ProbeError)
+		}
+		lines = append(lines, probe)
+		if d.StreamDown {
+			lines = append(lines, "stream down: "+d.StreamWhy)
+		}
+		if d.Witness != "" {
+			lines = append(lines, "witness: "+d.Witness)
+		}
+		if d.Dead {
+			lines = append(lines, "MASTER DECLARED DEAD since "+t.at(d.Since))
+		}
+	}
+	if role == "standby" || role == "" {
+		if f.LosslessNow {
+			lines = append(lines, "a promotion now would be lossless")
+		} else {
+			lines = append(lines, "a promotion now may lose commits: "+or(f.LosslessWhy, "unknown"))
+		}
+	}
+	t.field("failover:", lines...)
 }
 
 // stream writes the stream's state, what was last heard from the master,

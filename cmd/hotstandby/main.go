@@ -5,6 +5,7 @@
 //	hotstandby run     --config FILE          the daemon
 //	hotstandby status  --config FILE [--json] positions and stream state
 //	hotstandby skip    --config FILE --gtid G skip the failing transaction
+//	hotstandby promote --config FILE [--dry-run|--force] promote the standby
 //	hotstandby verify  --config FILE          compare master and standby
 //	hotstandby sandbox up|down --dir DIR      local master + standby for the demo
 //
@@ -39,6 +40,7 @@ commands:
   status   --config FILE [--json|--check]  show the stream, the applier and their positions;
                                    --check: one line, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
   skip     --config FILE --gtid G  skip the transaction the applier is stopped on (recorded)
+  promote  --config FILE [--dry-run|--force]  make the standby the master (lossless, or refused)
   verify   --config FILE           compare every table of master and standby
   relay    list --config FILE [--json]           the relay segments: GTIDs, positions, applied or not
   relay    show --config FILE --gtid G | --from FILE:POS [-v]  transactions, events, tables, rows
@@ -63,6 +65,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdSandbox(args[1:], stdout, stderr)
 	case "skip":
 		err = cmdSkip(args[1:], stdout, stderr)
+	case "promote":
+		err = cmdPromote(args[1:], stdout, stderr)
 	case "verify":
 		err = cmdVerify(args[1:], stdout, stderr)
 	case "relay":
@@ -140,6 +144,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	watch := fs.Bool("watch", false, "refresh in place, with the applier lag over the last minutes as a sparkline")
 	interval := fs.Duration("interval", time.Second, "--watch: time between refreshes")
 	frames := fs.Int("frames", 0, "--watch: stop after this many refreshes (0: until interrupted)")
+	isMaster := fs.Bool("is-master", false, "exit 0 if the standby was promoted (role master), 1 otherwise: for keepalived's vrrp_script")
 	th := status.DefaultCheckThresholds()
 	fs.Int64Var(&th.WarnApplyLag, "warn-apply-lag", th.WarnApplyLag, "--check: WARNING when the applier is more than this many transactions behind")
 	fs.Int64Var(&th.CritApplyLag, "crit-apply-lag", th.CritApplyLag, "--check: CRITICAL when the applier is more than this many transactions behind")
@@ -157,6 +162,14 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 		return watchStatus(cfg, *interval, *frames, stdout)
 	}
 	rep, err := status.Get(context.Background(), cfg.StatusSource())
+	if *isMaster {
+		if err == nil && rep.Role == "master" {
+			fmt.Fprintln(stdout, "master")
+			return nil
+		}
+		fmt.Fprintln(stdout, or(rep.Role, "unknown"))
+		return exitCode(1)
+	}
 	if *check {
 		if err != nil {
 			fmt.Fprintf(stdout, "UNKNOWN: %v\n", err)
@@ -182,3 +195,10 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 type exitCode int
 
 func (e exitCode) Error() string { return fmt.Sprintf("exit %d", int(e)) }
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
