@@ -52,7 +52,7 @@ func (a *Agent) newFailover() (*failoverParts, error) {
 		return nil, err
 	}
 	fp.prober = p
-	fp.detector = failover.NewDetector(dc, p, agentStreamView{a, dc.StreamSilence}, a.log.With("component", "detector"), time.Now)
+	fp.detector = failover.NewDetector(dc, p, agentStreamView{a, dc.StreamSilence}, a.log, time.Now)
 	return fp, nil
 }
 

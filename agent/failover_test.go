@@ -4,13 +4,17 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hotstandby/hotstandby/binlog"
 	"github.com/hotstandby/hotstandby/checkpoint"
+	"github.com/hotstandby/hotstandby/control"
 	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/hotstandby/hotstandby/sandbox"
@@ -26,11 +30,16 @@ type failoverEnv struct {
 
 func newFailoverEnv(t *testing.T, failoverTOML string) *failoverEnv {
 	t.Helper()
+	return newFailoverEnvHooks(t, failoverTOML, ingest.Hooks{})
+}
+
+func newFailoverEnvHooks(t *testing.T, failoverTOML string, hooks ingest.Hooks) *failoverEnv {
+	t.Helper()
 	e := newEnv(t)
 	standby := e.withStandby()
 	writeFile(t, e.cfgPath, readFile(t, e.cfgPath)+"\n[failover]\n"+failoverTOML+"\n")
 	f := &failoverEnv{testEnv: e, standby: standby}
-	f.p = e.startInProcess(ingest.Hooks{})
+	f.p = e.startInProcess(hooks)
 	e.waitSemiSyncClient()
 	return f
 }
@@ -156,4 +165,127 @@ func missingIDs(t *testing.T, s *sandbox.Server, ids []int64) []int64 {
 		}
 	}
 	return missing
+}
+
+// TestFailoverRefusedAfterAsyncFallback: the agent stops acknowledging, the
+// master falls back to asynchronous replication and commits without it;
+// then the master dies. The automatic promotion is refused with the reason
+// (what may be lost), the standby stays read-only, and an operator's
+// promote --force promotes and is recorded as forced.
+func TestFailoverRefusedAfterAsyncFallback(t *testing.T) {
+	var hold atomic.Bool
+	hooks := ingest.Hooks{BeforeAck: func(ack, durable binlog.FilePos) {
+		for hold.Load() {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}}
+	f := newFailoverEnvHooks(t, `mode = "auto"`, hooks)
+	f.waitLossless()
+	f.exec("SET GLOBAL rpl_semi_sync_master_timeout = 300")
+	hold.Store(true)
+	t.Cleanup(func() { hold.Store(false) })
+	for i := range 5 {
+		f.exec("INSERT INTO test.t (c, payload) VALUES (?, 'async')", i) // each waits 300 ms at most, then async
+	}
+	harness.WaitFor(t, "the monitor to record the fallback", 30*time.Second, func() bool {
+		r := f.report()
+		return r.Failover != nil && !r.Failover.LosslessNow && strings.Contains(r.Failover.LosslessWhy, "async")
+	})
+	if err := f.master.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitFor(t, "the refused promotion in the audit log", 30*time.Second, func() bool {
+		return strings.Contains(strings.Join(f.report().Audit, "\n"), "promotion refused")
+	})
+	rep := f.report()
+	audit := strings.Join(rep.Audit, "\n")
+	if rep.Role != checkpoint.RoleStandby || !strings.Contains(audit, "commits without ACK") && !strings.Contains(audit, "not in semi-sync") {
+		t.Fatalf("role %s, audit:\n%s\nwant the refusal with what may be lost", rep.Role, audit)
+	}
+	if ro, _ := f.standby.QueryString(context.Background(), "SELECT @@read_only"); ro != "1" {
+		t.Fatalf("read_only=%s on the standby after a refused promotion", ro)
+	}
+	hold.Store(false)
+	msg, err := f.p.a.opPromote(context.Background(), control.Peer{UID: 0, PID: 1}, control.Request{Op: "promote", Force: true})
+	if err != nil {
+		t.Fatalf("promote --force: %v", err)
+	}
+	if !strings.Contains(msg, "FORCED") {
+		t.Fatalf("promote --force said %q; want it to say it was forced", msg)
+	}
+	rep = f.report()
+	if rep.Role != checkpoint.RoleMaster || rep.Failover.Promotion == nil || !rep.Failover.Promotion.Forced {
+		t.Fatalf("after --force: role %s, promotion %+v", rep.Role, rep.Failover.Promotion)
+	}
+	if !strings.Contains(strings.Join(rep.Audit, "\n"), "FORCED although not proven lossless") {
+		t.Fatalf("the audit log does not record the override:\n%s", strings.Join(rep.Audit, "\n"))
+	}
+}
+
+// TestFailoverRefusedWithASecondSemiSyncReplica: MariaDB waits for one ACK
+// from any semi-sync replica, so with a second one a commit the client saw
+// succeed may be there only: the automatic promotion is refused, saying why.
+func TestFailoverRefusedWithASecondSemiSyncReplica(t *testing.T) {
+	f := newFailoverEnv(t, `mode = "auto"`)
+	f.waitLossless()
+	ctx := context.Background()
+	replica, err := sandbox.Start(ctx, sandbox.Config{Dir: filepath.Join(f.dir, "r2"), ServerID: 3, Log: t.Logf,
+		Extra: []string{"rpl_semi_sync_slave_enabled=ON"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { replica.Stop(context.Background()) })
+	must(t, replica.Exec(ctx, fmt.Sprintf("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='repl', MASTER_PASSWORD='%s', MASTER_USE_GTID=slave_pos",
+		f.master.Port(), f.password)))
+	must(t, replica.Exec(ctx, "START SLAVE"))
+	harness.WaitFor(t, "the master to count two semi-sync replicas", 30*time.Second, func() bool {
+		return f.status("Rpl_semi_sync_master_clients") == 2
+	})
+	harness.WaitFor(t, "the agent to see that a promotion may lose data", 30*time.Second, func() bool {
+		r := f.report()
+		return r.Failover != nil && !r.Failover.LosslessNow && strings.Contains(r.Failover.LosslessWhy, "2 semi-sync replicas")
+	})
+	must(t, f.master.Kill())
+	harness.WaitFor(t, "the refused promotion in the audit log", 30*time.Second, func() bool {
+		return strings.Contains(strings.Join(f.report().Audit, "\n"), "promotion refused")
+	})
+	if r := f.report(); r.Role != checkpoint.RoleStandby || !strings.Contains(strings.Join(r.Audit, "\n"), "semi-sync replicas") {
+		t.Fatalf("role %s, audit %v: want refused naming the second semi-sync replica", r.Role, r.Audit)
+	}
+}
+
+// TestNoFailoverWhileTheMasterAnswers: the agent's dump connection killed
+// on the master (the stream breaks, probes are answered), and the master
+// frozen for less than the detection window: no promotion in either.
+func TestNoFailoverWhileTheMasterAnswers(t *testing.T) {
+	f := newFailoverEnv(t, "mode = \"auto\"\nfailures = 5")
+	f.waitLossless()
+	ctx := context.Background()
+	before := f.report().Stream.Reconnects
+	id, err := f.master.QueryString(ctx, "SELECT id FROM information_schema.processlist WHERE user = 'repl' AND command LIKE 'Binlog Dump%'")
+	if err != nil || id == "" {
+		t.Fatalf("the agent's dump thread: %q %v", id, err)
+	}
+	must(t, f.master.Exec(ctx, "KILL CONNECTION "+id))
+	harness.WaitFor(t, "the stream to reconnect", 30*time.Second, func() bool {
+		r := f.report()
+		return r.Stream.Reconnects != nil && *r.Stream.Reconnects > *before && r.Stream.State == ingest.StateStreaming
+	})
+	// Freeze the master for 400 ms: at most two probes of 300 ms fail.
+	probes := func() time.Time { return *f.report().Failover.Detector.ProbeAt }
+	must(t, syscall.Kill(f.master.PID(), syscall.SIGSTOP))
+	time.Sleep(400 * time.Millisecond) // the freeze itself, not a wait for a condition
+	must(t, syscall.Kill(f.master.PID(), syscall.SIGCONT))
+	resumed := time.Now()
+	harness.WaitFor(t, "ten answered probes after the freeze", 30*time.Second, func() bool {
+		d := f.report().Failover.Detector
+		return d.ProbeOK && probes().After(resumed.Add(10*200*time.Millisecond))
+	})
+	r := f.report()
+	if r.Role != checkpoint.RoleStandby || strings.Contains(strings.Join(r.Audit, "\n"), "promotion") {
+		t.Fatalf("role %s, audit %v: a master that answers was taken for dead", r.Role, r.Audit)
+	}
+	if ro, _ := f.standby.QueryString(ctx, "SELECT @@read_only"); ro != "1" {
+		t.Fatalf("read_only=%s on the standby", ro)
+	}
 }

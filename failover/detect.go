@@ -217,6 +217,7 @@ type Detector struct {
 	// witness answer counts only if no such round came after its start.
 	epoch        uint64
 	witnessStart time.Time // when the last witness run started
+	witnessEpoch uint64    // the epoch of the last witness run
 	lastProbeErr string    // the last error counted as a failure
 }
 
@@ -367,7 +368,9 @@ func (d *Detector) logRound(prev DetectorView, err error, answered bool) {
 	case !answered:
 		d.log.Debug("master probe failed", "failures", d.v.Failures, "err", d.v.ProbeErr)
 	}
-	if d.v.StreamDown != prev.StreamDown || (d.v.StreamDown && d.v.StreamWhy != prev.StreamWhy) {
+	// Only the change of state: the reason may change every round ("no
+	// packet for 2.1s", "2.3s", ...).
+	if d.v.StreamDown != prev.StreamDown {
 		if d.v.StreamDown {
 			d.log.Warn("stream down", "why", d.v.StreamWhy)
 		} else if !prev.ProbeAt.IsZero() {
@@ -397,9 +400,15 @@ func (d *Detector) witnessDue() (uint64, bool) {
 		(!d.witnessStart.IsZero() && now.Sub(d.witnessStart) < d.cfg.ProbeInterval) {
 		return 0, false
 	}
-	d.witnessStart = now
+	// While the witness keeps saying alive it runs every round: log the
+	// first run of each suspicion only.
+	level := slog.LevelDebug
+	if d.witnessEpoch != d.epoch || d.witnessStart.IsZero() {
+		level = slog.LevelInfo
+	}
+	d.log.Log(context.Background(), level, "probe failing and stream down: asking the witness", "argv", d.cfg.Witness)
+	d.witnessStart, d.witnessEpoch = now, d.epoch
 	d.v.WitnessRunning = true
-	d.log.Info("probe failing and stream down: asking the witness", "argv", d.cfg.Witness)
 	return d.epoch, true
 }
 

@@ -172,7 +172,8 @@ func (p *SQLProber) Probe(ctx context.Context) error {
 		}
 		return p.classify(ctx, pctx, start, err)
 	}
-	return conn.Close()
+	conn.Close() // back to the pool, for the next probe
+	return nil
 }
 
 // Close closes the prober's connection. Probe must not be called after it.

@@ -236,8 +236,11 @@ func judge(prev *sample, s sample) (proven bool, breach string) {
 	switch {
 	case !s.known:
 		return false, "" // not a semi-sync master (plugin off): the preflight says so
+	case s.status != "ON" && prev != nil && s.noTx > prev.noTx:
+		return false, fmt.Sprintf("master fell back to async at %s: %d commits without ACK since %s (Rpl_semi_sync_master_status=%s, no_tx +%d)",
+			at, s.noTx-prev.noTx, prev.at.Local().Format("15:04:05"), s.status, s.noTx-prev.noTx)
 	case s.status != "ON":
-		return false, fmt.Sprintf("master not in semi-sync at %s (Rpl_semi_sync_master_status=%s)", at, s.status)
+		return false, fmt.Sprintf("master not in semi-sync at %s (Rpl_semi_sync_master_status=%s: it commits without waiting for the agent's ACK, async)", at, s.status)
 	case s.waitPoint != "" && s.waitPoint != "AFTER_SYNC":
 		return false, fmt.Sprintf("master waits for ACKs %s, not AFTER_SYNC, at %s: a commit may be visible before the agent has it", s.waitPoint, at)
 	case s.waitNoSlave == "OFF" || s.waitNoSlave == "0":
