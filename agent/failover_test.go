@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -287,5 +288,101 @@ func TestNoFailoverWhileTheMasterAnswers(t *testing.T) {
 	}
 	if ro, _ := f.standby.QueryString(ctx, "SELECT @@read_only"); ro != "1" {
 		t.Fatalf("read_only=%s on the standby", ro)
+	}
+}
+
+// TestPromotionResumesAfterAgentKill: the agent is killed with kill -9 in
+// the middle of a promotion (its STONITH command is still running, after
+// the drain was recorded); restarted, it finishes the promotion from that
+// step, never streams again, and every committed row is on the new master.
+func TestPromotionResumesAfterAgentKill(t *testing.T) {
+	e := newEnv(t)
+	standby := e.withStandby()
+	mark := filepath.Join(e.dir, "stonith.hold")
+	writeFile(t, mark, "")
+	writeFile(t, e.cfgPath, readFile(t, e.cfgPath)+fmt.Sprintf(`
+[failover]
+mode = "auto"
+hook_timeout = "90s"
+stonith = ["sh", "-c", "while [ -f %s ]; do sleep 0.05; done"]
+`, mark))
+	p := e.startProcess()
+	e.waitSemiSyncClient()
+	ctx := context.Background()
+	report := func() status.Report {
+		r, err := status.Fetch(ctx, e.config().Status.Listen)
+		if err != nil {
+			return status.Report{}
+		}
+		return r
+	}
+	harness.WaitFor(t, "a promotion to be proven lossless", 60*time.Second, func() bool {
+		r := report()
+		return r.Failover != nil && r.Failover.LosslessNow
+	})
+	for i := range 20 {
+		e.exec("INSERT INTO test.t (id, c) VALUES (?, 1)", 1000+i)
+	}
+	must(t, e.master.Kill())
+	harness.WaitFor(t, "the promotion to reach the fence step", 60*time.Second, func() bool {
+		r := report()
+		return r.Role == checkpoint.RolePromoting && r.Failover.Promotion != nil && r.Failover.Promotion.Step == checkpoint.StepDrained
+	})
+	p.kill()
+	if ro, _ := standby.QueryString(ctx, "SELECT @@read_only"); ro != "1" {
+		t.Fatalf("read_only=%s on the standby before the promotion's writable step", ro)
+	}
+	if err := os.Remove(mark); err != nil {
+		t.Fatal(err)
+	}
+	logBefore := len(p.Log())
+	p.start()
+	harness.WaitFor(t, "the resumed promotion to finish", 60*time.Second, func() bool { return report().Role == checkpoint.RoleMaster })
+	ids := make([]int64, 20)
+	for i := range ids {
+		ids[i] = int64(1000 + i)
+	}
+	if missing := missingIDs(t, standby, ids); len(missing) > 0 {
+		t.Fatalf("committed ids missing on the new master: %v", missing)
+	}
+	must(t, standby.Exec(ctx, "INSERT INTO test.t (c) VALUES (3)"))
+	r := report()
+	audit := strings.Join(r.Audit, "\n")
+	if !strings.Contains(audit, "resumed after step drained") || !strings.Contains(audit, "promoted to epoch 1") {
+		t.Fatalf("audit log:\n%s\nwant the resume and the promotion", audit)
+	}
+	if after := p.Log()[logBefore:]; strings.Contains(after, "msg=streaming") || !strings.Contains(after, "resuming an interrupted promotion") {
+		t.Fatalf("the restarted agent's log:\n%s\nwant the resume and no stream", after)
+	}
+}
+
+// TestPromotedAgentNeverStreamsFromTheOldMaster: after a promotion the old
+// master comes back; the agent, restarted with its old configuration,
+// never connects to it (no session of its user there), says why in its log,
+// and status says it is the master.
+func TestPromotedAgentNeverStreamsFromTheOldMaster(t *testing.T) {
+	f := newFailoverEnv(t, `mode = "auto"`)
+	f.waitLossless()
+	must(t, f.master.Kill())
+	harness.WaitFor(t, "the automatic promotion", 60*time.Second, func() bool { return f.report().Role == checkpoint.RoleMaster })
+	if err := f.p.stop(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	must(t, f.master.Restart(ctx))
+	p := f.startProcess()
+	harness.WaitFor(t, "the restarted agent's status", 30*time.Second, func() bool {
+		r, err := status.Fetch(ctx, f.config().Status.Listen)
+		return err == nil && r.Role == checkpoint.RoleMaster
+	})
+	harness.WaitFor(t, "the agent to say why it does not stream", 30*time.Second, func() bool {
+		return strings.Contains(p.Log(), "never streams from or acknowledges the old master again")
+	})
+	n, err := f.master.QueryString(ctx, "SELECT COUNT(*) FROM information_schema.processlist WHERE user = 'repl'")
+	if err != nil || n != "0" {
+		t.Fatalf("%s sessions of the agent's user on the old master (%v)", n, err)
+	}
+	if strings.Contains(p.Log(), "msg=streaming") {
+		t.Fatalf("the promoted agent streamed from the old master:\n%s", p.LogTail(30))
 	}
 }
