@@ -108,6 +108,12 @@ func (a *Agent) opPromote(ctx context.Context, p control.Peer, req control.Reque
 	if err != nil {
 		return "", err
 	}
+	if role.Role == checkpoint.RoleStandby && !req.Force {
+		if alive, how := a.masterAlive(ctx); alive {
+			return "", fmt.Errorf("%w: the master %s is alive (%s): promoting now would make two writable servers; "+
+				"stop its writers first (a planned switchover), or use --force if it must be replaced anyway", failover.ErrRefused, a.cfg.Master.Addr(), how)
+		}
+	}
 	// The promotion runs on the daemon's context: a client that gives up
 	// waiting does not leave it half-done.
 	type outcome struct {
@@ -143,6 +149,22 @@ func (a *Agent) opPromote(ctx context.Context, p control.Peer, req control.Reque
 		msg += "; FORCED although not proven lossless: " + res.Why
 	}
 	return msg, nil
+}
+
+// masterAlive probes the master once on a connection of its own.
+func (a *Agent) masterAlive(ctx context.Context) (bool, string) {
+	dc := a.cfg.DetectConfig()
+	p, err := failover.NewSQLProber(failover.SQLProberConfig{Addr: a.cfg.Master.Addr(), User: a.cfg.Master.User,
+		Password: a.cfg.password, Timeout: dc.ProbeTimeout * 3, Logger: a.log})
+	if err != nil {
+		return false, ""
+	}
+	defer p.Close()
+	start := time.Now()
+	if err := p.Probe(ctx); err != nil && !errors.Is(err, failover.ErrProbeAuth) && !errors.Is(err, failover.ErrProbeServer) {
+		return false, ""
+	}
+	return true, fmt.Sprintf("it answered a probe in %s", time.Since(start).Round(time.Millisecond))
 }
 
 // agentStream is the receiver, for the promoter.
@@ -202,6 +224,23 @@ func atLeast(a, b relay.Frontier) bool {
 
 // agentStandby is the standby server, for the promoter.
 type agentStandby struct{ a *Agent }
+
+// Check connects to the standby and reads read_only: it must answer before
+// a promotion starts.
+func (s agentStandby) Check(ctx context.Context) error {
+	db, err := sql.Open("mysql", s.a.cfg.StandbyDSN())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var ro int
+	if err := db.QueryRowContext(ctx, "SELECT @@GLOBAL.read_only").Scan(&ro); err != nil {
+		return fmt.Errorf("standby %s does not answer: %w", s.a.cfg.Standby.Addr(), err)
+	}
+	return nil
+}
 
 // MakeWritable removes every replication configuration of the standby
 // (RESET SLAVE ALL for each connection: no leftover master.info can make it

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/hotstandby/hotstandby/binlog"
 	"github.com/hotstandby/hotstandby/checkpoint"
 	"github.com/hotstandby/hotstandby/control"
+	"github.com/hotstandby/hotstandby/failover"
 	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/hotstandby/hotstandby/sandbox"
@@ -288,6 +290,14 @@ func TestNoFailoverWhileTheMasterAnswers(t *testing.T) {
 	}
 	if ro, _ := f.standby.QueryString(ctx, "SELECT @@read_only"); ro != "1" {
 		t.Fatalf("read_only=%s on the standby", ro)
+	}
+	// An operator's promote while the master is alive: refused, nothing done.
+	_, err = f.p.a.opPromote(ctx, control.Peer{UID: 0}, control.Request{Op: "promote"})
+	if !errors.Is(err, failover.ErrRefused) || !strings.Contains(err.Error(), "is alive") {
+		t.Fatalf("promote with a live master: %v, want refused saying the master is alive", err)
+	}
+	if r := f.report(); r.Role != checkpoint.RoleStandby || r.Stream.State != ingest.StateStreaming {
+		t.Fatalf("after the refused promote: role %s, stream %s", r.Role, r.Stream.State)
 	}
 }
 

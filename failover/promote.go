@@ -34,6 +34,9 @@ type Drainer interface {
 
 // Standby is the server being promoted.
 type Standby interface {
+	// Check fails when the standby cannot be promoted now (unreachable),
+	// before anything is changed.
+	Check(ctx context.Context) error
 	// MakeWritable removes every replication configuration the server holds
 	// (RESET SLAVE ALL), enables the semi-sync master if asked, and sets
 	// read_only=OFF. It is idempotent.
@@ -142,6 +145,9 @@ func (p *Promoter) Promote(ctx context.Context, req Request) (Result, error) {
 			p.audit("promotion-refused", req, fmt.Sprintf("promotion refused (%s): %s; `hotstandby promote --force` promotes anyway", req.Reason, why))
 		}
 		return res, fmt.Errorf("%w: a promotion now may lose committed transactions: %s (`hotstandby promote --force` promotes anyway and records it)", ErrRefused, why)
+	}
+	if err := p.Standby.Check(ctx); err != nil {
+		return res, fmt.Errorf("%w: the standby cannot be promoted now: %v", ErrRefused, err)
 	}
 	if req.DryRun {
 		res.Took = p.Now().Sub(start)

@@ -17,11 +17,12 @@ import (
 
 // fakes of the promotion's parts; each records its calls in order.
 type fakes struct {
-	calls    []string
-	failAt   string // the call that fails once
-	lossless bool
-	why      string
-	veto     error
+	calls      []string
+	failAt     string // the call that fails once
+	lossless   bool
+	why        string
+	veto       error
+	standbyErr error
 }
 
 func (f *fakes) do(name string) error {
@@ -38,6 +39,7 @@ func (f *fakes) Drain(_ context.Context, t relay.Frontier) (binlog.Position, err
 	return binlog.Position{FilePos: binlog.FilePos{File: "mysql-bin.000001", Pos: 100}}, f.do("drain")
 }
 func (f *fakes) MakeWritable(context.Context) error { return f.do("writable") }
+func (f *fakes) Check(context.Context) error        { return f.standbyErr }
 func (f *fakes) Fence(context.Context) string       { _ = f.do("fence"); return "unreachable" }
 func (f *fakes) Lossless() (bool, string)           { return f.lossless, f.why }
 func (f *fakes) PrePromote(context.Context, Event) error {
@@ -79,6 +81,8 @@ func TestPromoteSteps(t *testing.T) {
 		{name: "veto", f: fakes{lossless: true, veto: errors.New("exit 3")}, req: Request{Reason: "dead"},
 			wantErr: ErrRefused, wantCalls: "pre", wantRole: checkpoint.RoleStandby},
 		{name: "dry run", f: fakes{lossless: true}, req: Request{DryRun: true}, wantCalls: "", wantRole: checkpoint.RoleStandby},
+		{name: "standby unreachable: nothing done", f: fakes{lossless: true, standbyErr: errors.New("connection refused")}, req: Request{Reason: "dead"},
+			wantErr: ErrRefused, wantCalls: "", wantRole: checkpoint.RoleStandby},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
