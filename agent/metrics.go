@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hotstandby/hotstandby/checkpoint"
 	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -73,6 +74,24 @@ func (m *metrics) register(a *Agent) {
 			return math.NaN()
 		})
 		gauge("hotstandby_errant_transactions", "GTIDs on the standby written by a server other than the master.", func() float64 { return float64(len(a.applier.Status().Errant)) })
+	}
+	if a.failover != nil {
+		role := func() checkpoint.Role { r, _ := a.store.LoadRole(); return r }
+		gauge("hotstandby_role_master", "1 once the standby was promoted (role master), 0 as a standby or while promoting.", func() float64 {
+			return b2f(role().Role == checkpoint.RoleMaster)
+		})
+		gauge("hotstandby_failover_epoch", "The failover epoch: the number of promotions recorded.", func() float64 { return float64(role().Epoch) })
+		gauge("hotstandby_promotion_lossless", "1 while a promotion now is proven lossless (semi-sync proof), 0 otherwise.", func() float64 {
+			if role().Role != checkpoint.RoleStandby {
+				return 0
+			}
+			ok, _ := a.failover.promoter.Gate.Lossless()
+			return b2f(ok)
+		})
+		if d := a.failover.detector; d != nil {
+			gauge("hotstandby_master_declared_dead", "1 while the detector holds the master dead (probe, stream and witness agree).", func() float64 { return b2f(d.View().Dead) })
+			gauge("hotstandby_master_probe_failures", "Failed probes of the master in a row.", func() float64 { return float64(d.View().Failures) })
+		}
 	}
 	m.reg.MustRegister(errorsCollector{a})
 	gauge("hotstandby_master_semisync_up", "1 while the master reports Rpl_semi_sync_master_status=ON, 0 when it fell back to asynchronous; NaN when unknown.", func() float64 {
