@@ -100,3 +100,38 @@ step "the relay log is a valid binlog: mariadb-binlog reads its segments"
 SEG=$(ls "$DIR"/agent/relay/relay-* | tail -1)
 mariadb-binlog --base64-output=never "$SEG" | { grep -E "^#.*(GTID|Xid)" || true; } | tail -4 | sed 's/^/  /'
 
+
+step "failover: the agent with [failover] mode = \"auto\"; the master is killed with kill -9 under load"
+printf '\n[failover]\nmode = "auto"\n' >>"$CFG"
+start_agent
+for _ in $(seq 200); do
+  "$BIN" status --config "$CFG" --json 2>/dev/null | grep -q '"promotion_lossless_now": true' && break
+  sleep 0.1
+done
+"$BIN" status --config "$CFG" | grep -A3 '^failover:' | sed 's/^/  /'
+OK=$DIR/committed-ids
+: >"$OK"
+writer() { # one client: every id whose COMMIT returned OK goes to $OK
+  local id=$1
+  while $M -e "INSERT INTO demo.orders (id, customer, amount, created) VALUES ($id, 'failover', 1.00, NOW(6))" 2>/dev/null; do
+    echo "$id" >>"$OK"
+    id=$((id + 8))
+  done
+}
+WPIDS=()
+for c in $(seq 8); do writer $((1000000 + c)) & WPIDS+=($!); done
+while [ "$(wc -l <"$OK")" -lt 300 ]; do sleep 0.1; done
+KILLED_AT=$(date +%s.%N)
+kill -9 "$(cat "$DIR/master/mariadbd.pid")"
+echo "  master killed with kill -9 after $(wc -l <"$OK") OK'd commits"
+wait "${WPIDS[@]}" 2>/dev/null || true
+for _ in $(seq 300); do "$BIN" status --config "$CFG" --is-master >/dev/null 2>&1 && break; sleep 0.05; done
+echo "  promoted $(awk -v a="$KILLED_AT" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }') s after the kill (measured by this script's polling)"
+{ grep -E "master is dead|promoting|drained|promoted" "$DIR/agent.log" || true; } | tail -4 | sed 's/^/  /'
+N=$(wc -l <"$OK")
+HAVE=$($S -N -e "SELECT COUNT(*) FROM demo.orders WHERE id IN ($(paste -sd, "$OK"))")
+echo "  commits that returned OK to a client: $N; of them on the new master: $HAVE"
+[ "$N" = "$HAVE" ] || { echo "  LOST $((N - HAVE)) committed transactions"; exit 1; }
+$S -e "INSERT INTO demo.orders (customer, amount, created) VALUES ('after failover', 1.00, NOW(6))"
+echo "  the new master takes writes: read_only=$($S -N -e 'SELECT @@read_only')"
+"$BIN" status --config "$CFG" | grep -E '^(daemon|failover|audit):|^             (mode|promotion|reason)' | sed 's/^/  /'

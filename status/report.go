@@ -312,6 +312,7 @@ func Stored(cfg Source) (Report, error) {
 	if cfg.Standby != "" {
 		if r, err := store.LoadRole(); err == nil {
 			rep.AddRole(r, cfg.FailoverMode)
+			rep.Failover.LosslessWhy = "unknown: the daemon is not running (it judges from the master's live state)"
 		}
 	}
 	return rep, nil
