@@ -161,35 +161,17 @@ func (e *testEnv) config() Config {
 	return cfg
 }
 
-// logBuffer collects the agent's log for assertions and shows it on failure.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // inProcess is an agent running in the test's process.
 type inProcess struct {
 	a      *Agent
 	cancel context.CancelFunc
 	done   chan error
-	log    *logBuffer
+	log    *harness.SyncBuffer
 }
 
 func (e *testEnv) startInProcess(hooks ingest.Hooks) *inProcess {
 	e.t.Helper()
-	lb := &logBuffer{}
+	lb := &harness.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a, err := newAgent(e.config(), log, hooks)
 	if err != nil {

@@ -14,40 +14,23 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hotstandby/hotstandby/harness"
 )
 
 // nobody is the unprivileged user the cross-user tests run as.
 const nobody = 65534
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // serve starts a server at dir/control.sock whose "whoami" op answers the
 // caller's identity and counts its calls.
-func serve(t *testing.T, dir string, cfg Config) (*Server, *atomic.Int32, *syncBuffer) {
+func serve(t *testing.T, dir string, cfg Config) (*Server, *atomic.Int32, *harness.SyncBuffer) {
 	t.Helper()
 	var calls atomic.Int32
-	logs := &syncBuffer{}
+	logs := &harness.SyncBuffer{}
 	cfg.Path = filepath.Join(dir, "control.sock")
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	if cfg.Ops == nil {

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hotstandby/hotstandby/harness"
 )
 
 // probeStep is what a fakeProber does on one call.
@@ -104,30 +106,12 @@ func testDetectConfig() DetectConfig {
 	return cfg
 }
 
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // running is a Detector under test with its Run goroutine.
 type running struct {
 	d      *Detector
 	p      *fakeProber
 	dead   chan Verdict
-	log    *syncBuffer
+	log    *harness.SyncBuffer
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -136,7 +120,7 @@ type running struct {
 // on failure.
 func startDetector(t *testing.T, cfg DetectConfig, p *fakeProber, s StreamView) *running {
 	t.Helper()
-	lb := &syncBuffer{}
+	lb := &harness.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	r := &running{
 		d: NewDetector(cfg, p, s, log, shiftedClock()), p: p,

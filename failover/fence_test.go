@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/sandbox"
 )
 
@@ -126,8 +127,8 @@ func fenceThreadCount(s *sandbox.Server, where string, args ...any) (int, error)
 }
 
 // fenceLogger returns a logger for FenceOldMaster and the buffer it writes.
-func fenceLogger() (*slog.Logger, *hookLog) {
-	l := &hookLog{}
+func fenceLogger() (*slog.Logger, *harness.SyncBuffer) {
+	l := &harness.SyncBuffer{}
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug})), l
 }
 

@@ -1,7 +1,6 @@
 package failover
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,12 +10,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/hotstandby/hotstandby/harness"
 )
 
 // hookScript writes a /bin/sh script with body into a new temporary
@@ -30,27 +29,9 @@ func hookScript(t *testing.T, body string) string {
 	return path
 }
 
-// hookLog is a goroutine-safe buffer for a text slog handler.
-type hookLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *hookLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *hookLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // hookRunner returns a runner with timeout whose log is returned too.
-func hookRunner(timeout time.Duration) (*HookRunner, *hookLog) {
-	l := &hookLog{}
+func hookRunner(timeout time.Duration) (*HookRunner, *harness.SyncBuffer) {
+	l := &harness.SyncBuffer{}
 	return NewHookRunner(timeout, slog.New(slog.NewTextHandler(l, nil))), l
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/sandbox"
 )
 
@@ -44,9 +45,9 @@ func startMaster(t *testing.T) *sandbox.Server {
 
 // newTestProber returns a prober of s as the probe account; its driver log
 // goes to the returned buffer.
-func newTestProber(t *testing.T, s *sandbox.Server, serverID uint32, password string, timeout time.Duration) (*SQLProber, *syncBuffer) {
+func newTestProber(t *testing.T, s *sandbox.Server, serverID uint32, password string, timeout time.Duration) (*SQLProber, *harness.SyncBuffer) {
 	t.Helper()
-	lb := &syncBuffer{}
+	lb := &harness.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	p, err := NewSQLProber(SQLProberConfig{
 		Addr: s.Addr(), User: "probe", Password: password, ServerID: serverID, Timeout: timeout, Logger: log,
