@@ -65,10 +65,10 @@ func newTestProber(t *testing.T, s *sandbox.Server, serverID uint32, password st
 }
 
 // timedProbe probes once and returns the error and how long it took.
-func timedProbe(p Prober) (error, time.Duration) {
+func timedProbe(p Prober) (time.Duration, error) {
 	start := time.Now()
 	err := p.Probe(context.Background())
-	return err, time.Since(start)
+	return time.Since(start), err
 }
 
 // wantKind fails unless err wraps kind.
@@ -143,7 +143,7 @@ func TestSQLProberKilledServer(t *testing.T) {
 	// The first probe after the kill finds its kept connection closed and
 	// connects again: refused, not a lost connection.
 	for i := 0; i < 3; i++ {
-		err, took := timedProbe(p)
+		took, err := timedProbe(p)
 		wantKind(t, err, ErrProbeRefused)
 		if !errors.Is(err, syscall.ECONNREFUSED) {
 			t.Errorf("probe error %v: want it to wrap ECONNREFUSED", err)
@@ -178,7 +178,7 @@ func TestSQLProberFrozenServer(t *testing.T) {
 	// First on the kept connection (the query gets no answer), then on new
 	// connections (the kernel accepts them, the server never greets).
 	for i := 0; i < 3; i++ {
-		err, took := timedProbe(p)
+		took, err := timedProbe(p)
 		wantKind(t, err, ErrProbeTimeout)
 		if took < timeout-10*time.Millisecond || took > timeout+margin {
 			t.Errorf("probe %d took %s: want the probe timeout %s (+ %s)", i, took, timeout, margin)
