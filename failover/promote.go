@@ -157,8 +157,12 @@ func (p *Promoter) Promote(ctx context.Context, req Request) (Result, error) {
 		p.audit("promotion-refused", req, "pre_promote vetoed: "+err.Error())
 		return res, fmt.Errorf("%w: pre_promote hook vetoed it: %v", ErrRefused, err)
 	}
+	old := p.OldMaster
+	if st, err := p.Store.Load(); err == nil && st.Identity != nil {
+		old = *st.Identity // the master the relay log's positions belong to
+	}
 	r := checkpoint.Role{Role: checkpoint.RolePromoting, Epoch: res.Epoch, Step: checkpoint.StepStarted, StartedAt: start,
-		Reason: req.Reason, Forced: req.Force && !ok, By: req.By, OldMaster: p.OldMaster, OldAddr: p.OldAddr}
+		Reason: req.Reason, Forced: req.Force && !ok, By: req.By, OldMaster: old, OldAddr: p.OldAddr}
 	if err := p.save(&r); err != nil {
 		return res, err
 	}

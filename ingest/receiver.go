@@ -248,7 +248,7 @@ func (r *Receiver) session(ctx context.Context) error {
 	err = r.pump(ctx, conn)
 	if errors.Is(err, errSilent) {
 		view := r.dumpThreadView(ctx, conn.ConnectionID())
-		r.log.Error("connected, "+harnessMarker+": the master sent no rotate, no format description and no heartbeat after the dump request; reconnecting",
+		r.log.Error("connected, "+silentMarker+": the master sent no rotate, no format description and no heartbeat after the dump request; reconnecting",
 			"read_timeout", r.cfg.Source.ReadTimeout, "dump_thread_on_master", view)
 		r.update(func(s *Status) {
 			if s.SilentSince.IsZero() {
@@ -256,7 +256,7 @@ func (r *Receiver) session(ctx context.Context) error {
 			}
 			s.DumpThread = view
 		})
-		return fmt.Errorf("connected, %s within read_timeout %s (the master's dump thread: %s)", harnessMarker, r.cfg.Source.ReadTimeout, view)
+		return fmt.Errorf("connected, %s within read_timeout %s (the master's dump thread: %s)", silentMarker, r.cfg.Source.ReadTimeout, view)
 	}
 	if binlog.ServerErrorCode(err) == 1236 {
 		where := from.File.String()
@@ -560,11 +560,11 @@ func (r *Receiver) firstPacket(conn *binlog.Conn, ev []byte, after time.Duration
 }
 
 // errSilent means a dump delivered nothing before the read timeout.
-var errSilent = errors.New(harnessMarker)
+var errSilent = errors.New(silentMarker)
 
-// harnessMarker names the silent-dump condition in logs and status; the
+// silentMarker names the silent-dump condition in logs and status; the
 // test harness watches for it (harness.StuckMarker).
-const harnessMarker = "master sends nothing"
+const silentMarker = "master sends nothing"
 
 // isTimeout reports whether err is a read deadline that passed.
 func isTimeout(err error) bool {

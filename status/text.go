@@ -81,8 +81,8 @@ func (rep Report) WriteText(w io.Writer, opt TextOptions) {
 		t.failover(*f, rep.Role)
 	}
 	if r := rep.Relay; r != nil {
-		t.field("relay log:", fmt.Sprintf("%d segments, %s on disk (the live segment is preallocated ahead of its data)",
-			r.Segments, FormatBytes(r.Bytes)))
+		t.field("relay log:", fmt.Sprintf("%d %s, %s on disk (the live segment is preallocated ahead of its data)",
+			r.Segments, plural(r.Segments, "segment", "segments"), FormatBytes(r.Bytes)))
 	}
 	if rep.CheckpointAt != nil {
 		t.field("checkpoint:", "written "+t.at(rep.CheckpointAt))
@@ -459,4 +459,11 @@ func (p PosReport) text() string {
 		return "unknown"
 	}
 	return strings.Join(parts, "  ")
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
