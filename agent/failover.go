@@ -73,6 +73,7 @@ func (a *Agent) lastHeard() time.Time {
 // it promotes (the gate may refuse), in manual mode it alerts.
 func (a *Agent) runDetector(ctx context.Context) {
 	fp := a.failover
+	defer fp.prober.Close() // no connection to the old master outlives the detector
 	verdicts := make(chan failover.Verdict, 1)
 	go fp.detector.Run(ctx, verdicts)
 	for {
