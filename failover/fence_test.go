@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -31,18 +30,8 @@ const (
 // accounts; it skips the test under -short.
 func fenceServer(t *testing.T) *sandbox.Server {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test: needs a MariaDB server")
-	}
 	ctx := context.Background()
-	if err := sandbox.EnsureInstalled(ctx); err != nil {
-		t.Fatal(err)
-	}
-	s, err := sandbox.Start(ctx, sandbox.Config{Dir: filepath.Join(t.TempDir(), "m"), ServerID: 1, Log: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Stop(context.Background()) })
+	s := testServer(t)
 	for _, u := range []struct{ user, pw, privs string }{
 		{"fencer", fencerPassword, "READ_ONLY ADMIN, CONNECTION ADMIN, PROCESS"},
 		{"app", appPassword, "INSERT, SELECT"},
@@ -98,26 +87,6 @@ type fenceTestLogger struct{ t *testing.T }
 
 func (l fenceTestLogger) Print(v ...any) { l.t.Log(append([]any{"client driver:"}, v...)...) }
 
-// fenceWaitFor checks cond every 20 ms until it holds; it fails the test
-// after d.
-func fenceWaitFor(t *testing.T, what string, d time.Duration, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ok, err := cond()
-		if err != nil {
-			t.Fatalf("waiting for %s: %v", what, err)
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // fenceThreadCount counts the server's threads that match the processlist
 // condition where.
 func fenceThreadCount(s *sandbox.Server, where string, args ...any) (int, error) {
@@ -138,7 +107,7 @@ func TestFenceOldMasterLive(t *testing.T) {
 	if err := s.Exec(ctx, "SET GLOBAL event_scheduler = ON"); err != nil {
 		t.Fatal(err)
 	}
-	fenceWaitFor(t, "the event scheduler thread", 10*time.Second, func() (bool, error) {
+	harness.Poll(t, "the event scheduler thread", 10*time.Second, 20*time.Millisecond, func() (bool, error) {
 		n, err := fenceThreadCount(s, "USER = 'event_scheduler'")
 		return n == 1, err
 	})
@@ -160,7 +129,7 @@ func TestFenceOldMasterLive(t *testing.T) {
 		err := sleepConn.QueryRowContext(ctx, "SELECT SLEEP(30)").Scan(&v)
 		sleepDone <- fmt.Sprintf("SLEEP(30) returned %d, err %v", v, err)
 	}()
-	fenceWaitFor(t, "SELECT SLEEP(30) to run", 10*time.Second, func() (bool, error) {
+	harness.Poll(t, "SELECT SLEEP(30) to run", 10*time.Second, 20*time.Millisecond, func() (bool, error) {
 		n, err := fenceThreadCount(s, "ID = ? AND INFO LIKE 'SELECT SLEEP%'", sleepID)
 		return n == 1, err
 	})
@@ -182,7 +151,7 @@ func TestFenceOldMasterLive(t *testing.T) {
 		t.Errorf("summary %q, want the prefix %q", res.Summary(), want)
 	}
 
-	fenceWaitFor(t, "the killed connections to end", 10*time.Second, func() (bool, error) {
+	harness.Poll(t, "the killed connections to end", 10*time.Second, 20*time.Millisecond, func() (bool, error) {
 		n, err := fenceThreadCount(s, "ID IN (?, ?)", txID, sleepID)
 		return n == 0, err
 	})

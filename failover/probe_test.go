@@ -25,18 +25,8 @@ const probePassword = "pw-probe-7f3a9c1e"
 // without privileges. Integration tests are skipped under -short.
 func startMaster(t *testing.T) *sandbox.Server {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test: needs a MariaDB server")
-	}
 	ctx := context.Background()
-	if err := sandbox.EnsureInstalled(ctx); err != nil {
-		t.Fatal(err)
-	}
-	s, err := sandbox.Start(ctx, sandbox.Config{Dir: filepath.Join(t.TempDir(), "m"), ServerID: 1, Log: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Stop(context.Background()) })
+	s := testServer(t)
 	if err := s.CreateUser(ctx, "probe", probePassword, "USAGE"); err != nil {
 		t.Fatal(err)
 	}
@@ -354,4 +344,23 @@ func TestSQLProberOverloadedServer(t *testing.T) {
 				len(errs), worst, slow, defaultTimeout)
 		})
 	}
+}
+
+// testServer starts a MariaDB server with server_id 1 for the test (stopped
+// at its end); integration tests are skipped under -short.
+func testServer(t *testing.T) *sandbox.Server {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: needs a MariaDB server")
+	}
+	ctx := context.Background()
+	if err := sandbox.EnsureInstalled(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sandbox.Start(ctx, sandbox.Config{Dir: filepath.Join(t.TempDir(), "m"), ServerID: 1, Log: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop(context.Background()) })
+	return s
 }
