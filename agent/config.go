@@ -172,6 +172,7 @@ type Config struct {
 	Reconnect ReconnectConfig `toml:"reconnect"`
 	Log       LogConfig       `toml:"log"`
 	Failover  FailoverConfig  `toml:"failover"`
+	Rejoin    RejoinConfig    `toml:"rejoin"`
 
 	path            string // the file it was read from
 	password        string // resolved; never printed
@@ -355,6 +356,9 @@ func (c *Config) Validate() error {
 		if err := c.HookConfig().Validate(); err != nil {
 			return err
 		}
+	}
+	if err := c.Rejoin.Validate(); err != nil {
+		return err
 	}
 	var err error
 	if c.password, err = resolvePassword("master", c.Master.Password, c.Master.PasswordFile, PasswordEnv); err != nil {

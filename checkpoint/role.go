@@ -53,6 +53,9 @@ type Role struct {
 	// Target is the safe frontier the drain applied up to (after
 	// StepDrained): the end of the last whole transaction received.
 	Target string `json:"target,omitempty"`
+	// Rejoined says which old master rejoined as a replica of this epoch's
+	// master, when, and at which GTID (set by `hotstandby rejoin`).
+	Rejoined string `json:"rejoined,omitempty"`
 }
 
 // ErrRoleBackwards means a role change that would undo a promotion: a
