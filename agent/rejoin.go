@@ -59,7 +59,9 @@ type rejoinTarget struct {
 	port     int
 	user     string
 	password string // never printed
-	catchUp  time.Duration
+	// passwordSource says where the password came from, for errors.
+	passwordSource string
+	catchUp        time.Duration
 }
 
 func (t rejoinTarget) addr() string { return net.JoinHostPort(t.host, strconv.Itoa(t.port)) }
@@ -79,7 +81,7 @@ func (c Config) rejoinTarget() (rejoinTarget, error) {
 		t.catchUp = 5 * time.Minute
 	}
 	if t.user == "" {
-		t.user = c.Master.User
+		t.user, t.passwordSource = c.Master.User, "the [master] password"
 		return t, nil
 	}
 	file := r.PasswordFile
@@ -90,7 +92,7 @@ func (c Config) rejoinTarget() (rejoinTarget, error) {
 	if err != nil {
 		return t, err
 	}
-	t.password = pw
+	t.password, t.passwordSource = pw, "rejoin.password_file "+file
 	return t, nil
 }
 
@@ -232,7 +234,7 @@ func (s *rejoinSession) checkReplicationUser(ctx context.Context) error {
 	defer cancel()
 	rows, err := db.QueryContext(qctx, "SHOW GRANTS")
 	if err != nil {
-		return fmt.Errorf("the replication user %s cannot log in to the new master %s (%v): create it there or set [rejoin] user and password_file", t.user, t.addr(), err)
+		return fmt.Errorf("the replication user %s cannot log in to the new master %s (%v): check its password (%s), or create the user there, or set [rejoin] user and password_file", t.user, t.addr(), err, t.passwordSource)
 	}
 	defer rows.Close()
 	var grants []string
@@ -345,23 +347,21 @@ func (s *rejoinSession) checkErrant(ctx context.Context, role checkpoint.Role) e
 	if err != nil {
 		s.log.Warn("could not list the errant transactions from the old master's binlog; reporting ranges", "err", err)
 	}
-	var uptime int64
-	_ = s.old.QueryRowContext(ctx, "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'").Scan(&uptime)
-	facts.UpSincePromotion = !role.StartedAt.IsZero() && time.Since(role.StartedAt) > time.Duration(uptime)*time.Second
 	list := failover.DescribeErrant(ranges)
 	where := fmt.Sprintf("the old master %s (gtid_binlog_state %s) has transactions the new master %s (gtid_binlog_state %s) lacks: %s",
 		s.a.cfg.Master.Addr(), oldText, s.a.cfg.Standby.Addr(), newText, list)
 	tail, why := failover.TailVerdict(role, ranges, facts)
-	switch {
-	case !tail:
+	if !tail {
 		return fmt.Errorf("%s; they are errant (%s): replicating would diverge; inspect them (mariadb-binlog on the old master), then rebuild the old master from the new one or discard its data", where, why)
-	case facts.UpSincePromotion:
-		return fmt.Errorf("%s; they are the unacknowledged AFTER_SYNC tail (written to its binlog in %s before it died, never acknowledged, never OK'd to a client), "+
-			"but the old master was started since without --init-rpl-role=SLAVE and its crash recovery committed them: no restart removes them now; rebuild the old master from the new one", where, facts.TailFile)
-	default:
-		return fmt.Errorf("%s; they are the unacknowledged AFTER_SYNC tail (written to its binlog in %s, never acknowledged, never OK'd to a client) and the old master has run since before the promotion: "+
-			"stop it with kill -9 and start it with --init-rpl-role=SLAVE (MariaDB 10.11.9+ rolls them back and truncates its binlog), then run rejoin again, which checks they are gone", where, facts.TailFile)
 	}
+	// The tail is in a binlog file the old master no longer writes: it has
+	// started since it died, and that start ran crash recovery. Had it
+	// been started with --init-rpl-role=SLAVE, recovery would have removed
+	// them; a normal start committed them, and MariaDB truncates only at
+	// the first recovery of the crashed binlog.
+	return fmt.Errorf("%s; they are the unacknowledged AFTER_SYNC tail of its crash (the end of %s: written to its binlog, never acknowledged, never OK'd to a client), "+
+		"but it was started since without --init-rpl-role=SLAVE and crash recovery committed them: no restart removes them now (MariaDB truncates the tail only when the first start after the crash has --init-rpl-role=SLAVE); "+
+		"restore its files from before that start and start it with --init-rpl-role=SLAVE, or rebuild it from the new master", where, facts.TailFile)
 }
 
 // scanBinlog reads the old master's binlog files, newest first, for the
@@ -529,6 +529,11 @@ func (s *rejoinSession) replicate(ctx context.Context) (string, error) {
 	if _, err := s.old.ExecContext(ctx, change); err != nil {
 		return "", fmt.Errorf("the old master %s: CHANGE MASTER TO %s (MASTER_USE_GTID=slave_pos, MASTER_DEMOTE_TO_SLAVE=1): %s; GRANT REPLICATION SLAVE ADMIN to %s there if it is missing",
 			old, t.addr(), failover.Scrub(err.Error(), t.password), s.a.cfg.Master.User)
+	}
+	// A replica has no semi-sync replicas of its own: with the semi-sync
+	// master on, each replicated commit would wait out its timeout.
+	if _, err := s.old.ExecContext(ctx, "SET GLOBAL rpl_semi_sync_master_enabled = OFF"); err != nil {
+		return "", fmt.Errorf("the old master %s: SET GLOBAL rpl_semi_sync_master_enabled = OFF: %v", old, err)
 	}
 	if _, err := s.old.ExecContext(ctx, "START SLAVE"); err != nil {
 		return "", fmt.Errorf("the old master %s: START SLAVE: %s", old, failover.Scrub(err.Error(), t.password))

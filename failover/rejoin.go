@@ -114,9 +114,6 @@ type TailFacts struct {
 	// transactions of TailFile and that TailFile does not end in a Rotate
 	// event: the file ended when the server stopped or died.
 	TailAtEnd bool
-	// UpSincePromotion reports that the old master started after the
-	// promotion began (its uptime is shorter).
-	UpSincePromotion bool
 }
 
 // TailVerdict says whether the errant ranges of the old master are exactly
@@ -131,8 +128,10 @@ type TailFacts struct {
 //     frontier, and starts right after that frontier's seq_no (nothing the
 //     agent received is missing);
 //   - they all sit at the end of one binlog file that ended with the
-//     server (no Rotate after them): writes after a restart go to a new
-//     file and are errant writes, not the tail.
+//     server (no Rotate after them, and not the file it writes now): a
+//     server opens a new binlog file when it starts, so writes since a
+//     restart, or on a server that never stopped, are errant writes, not
+//     the tail.
 //
 // It returns ok with no reason, or false with why not.
 func TailVerdict(role checkpoint.Role, ranges []ErrantRange, facts TailFacts) (bool, string) {
@@ -164,6 +163,9 @@ func TailVerdict(role checkpoint.Role, ranges []ErrantRange, facts TailFacts) (b
 	}
 	if facts.TailFile == "" || !facts.TailAtEnd {
 		return false, "the errant transactions are not all at the end of the binlog file the old master was writing when it died"
+	}
+	if facts.TailFile == facts.LastFile {
+		return false, "they are in the binlog file " + facts.TailFile + " the old master is writing now, written since it last started"
 	}
 	return true, ""
 }
@@ -235,4 +237,3 @@ func Scrub(text, secret string) string {
 	}
 	return strings.ReplaceAll(text, secret, "********")
 }
-

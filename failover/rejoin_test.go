@@ -60,7 +60,8 @@ func TestTailVerdict(t *testing.T) {
 		{name: "forced promotion", role: forced, old: "0-1-102", facts: atEnd, wantWhy: "forced"},
 		{name: "another server's writes", role: role, old: "0-1-100,0-9-1", facts: atEnd, wantWhy: "server_id 9"},
 		{name: "a gap after the frontier", role: role, old: "0-1-102", facts: atEnd, wantWhy: "does not follow"},
-		{name: "written after a restart", role: role, old: "0-1-102", facts: TailFacts{LastFile: "mysql-bin.000002", TailFile: "mysql-bin.000002"}, wantWhy: "not all at the end"},
+		{name: "written after a restart", role: role, old: "0-1-102", facts: TailFacts{LastFile: "mysql-bin.000002", TailFile: "mysql-bin.000002", TailAtEnd: true}, wantWhy: "writing now"},
+		{name: "followed by a rotate", role: role, old: "0-1-102", facts: TailFacts{LastFile: "mysql-bin.000002", TailFile: "mysql-bin.000001"}, wantWhy: "not all at the end"},
 		{name: "another domain", role: role, old: "0-1-100,3-1-1", facts: atEnd, wantWhy: "domain 3"},
 		{name: "no recorded frontier", role: checkpoint.Role{OldMaster: binlog.Identity{ServerID: 1}}, old: "0-1-102", facts: atEnd, wantWhy: "no GTID safe frontier"},
 	}
