@@ -17,7 +17,7 @@ func (c Config) ControlPath() string { return filepath.Join(c.DataDir, "control.
 // controlOps is the daemon's registry of control operations; promote,
 // switchover and rejoin go here next.
 func (a *Agent) controlOps() control.Ops {
-	return control.Ops{"skip": a.opSkip, "promote": a.opPromote, "rejoin": a.opRejoin}
+	return control.Ops{"skip": a.opSkip, "promote": a.opPromote, "rejoin": a.opRejoin, "switchover": a.opSwitchover}
 }
 
 // listenControl creates the control socket (a stale one is removed).

@@ -41,6 +41,12 @@ type Request struct {
 	Force bool `json:"force,omitempty"`
 	// DryRun checks a promotion and changes nothing (op "promote").
 	DryRun bool `json:"dry_run,omitempty"`
+	// Rejoin makes the old master a replica of the new one after a
+	// switchover (op "switchover").
+	Rejoin bool `json:"rejoin,omitempty"`
+	// Timeout bounds a switchover's wait for the standby (op
+	// "switchover"); zero is the daemon's default.
+	Timeout time.Duration `json:"timeout_ns,omitempty"`
 }
 
 // Reply is the daemon's answer: OK with a Message for a person, or not OK

@@ -42,6 +42,7 @@ commands:
   skip     --config FILE --gtid G  skip the transaction the applier is stopped on (recorded)
   promote  --config FILE [--dry-run|--force]  make the standby the master (lossless, or refused)
   rejoin   --config FILE [--dry-run]  make the old master a replica of the new one (after checking GTIDs)
+  switchover --config FILE [--rejoin] [--timeout D]  planned change of master while it is alive; prints the write downtime
   verify   --config FILE           compare every table of master and standby
   relay    list --config FILE [--json]           the relay segments: GTIDs, positions, applied or not
   relay    show --config FILE --gtid G | --from FILE:POS [-v]  transactions, events, tables, rows
@@ -70,6 +71,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdPromote(args[1:], stdout, stderr)
 	case "rejoin":
 		err = cmdRejoin(args[1:], stdout, stderr)
+	case "switchover":
+		err = cmdSwitchover(args[1:], stdout, stderr)
 	case "verify":
 		err = cmdVerify(args[1:], stdout, stderr)
 	case "relay":

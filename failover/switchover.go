@@ -1,0 +1,125 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// ErrSwitchoverAborted means a switchover stopped before the promotion and
+// was undone: the master is writable again (unless the error says it
+// could not be).
+var ErrSwitchoverAborted = errors.New("switchover aborted")
+
+// LiveMaster is the master of a planned switchover, alive and answering.
+type LiveMaster interface {
+	// Freeze makes the master stop taking writes: read_only=ON, verified,
+	// and every client connection killed (replication ones kept). It
+	// returns one line saying what it did.
+	Freeze(ctx context.Context) (string, error)
+	// Thaw undoes Freeze (read_only=OFF) after an aborted switchover.
+	Thaw(ctx context.Context) error
+	// LastGTID is the master's @@gtid_binlog_pos: what the standby must
+	// hold before it may take over.
+	LastGTID(ctx context.Context) (string, error)
+}
+
+// Follower is the agent's view of how far the standby is.
+type Follower interface {
+	// Applied reports whether the agent has received and the standby has
+	// applied every transaction of gtid (a gtid_binlog_pos), with one line
+	// saying where both are.
+	Applied(gtid string) (bool, string, error)
+}
+
+// Switchover is one planned switchover: freeze the live master, wait
+// until the standby has applied its last transaction, promote (the
+// recorded state machine), and report the write downtime. It is not
+// safe for concurrent use; the daemon runs one at a time.
+type Switchover struct {
+	Master   LiveMaster
+	Follower Follower
+	Promoter *Promoter
+	// Timeout bounds the wait for the standby; past it the master is
+	// thawed and the switchover aborted.
+	Timeout time.Duration
+	Log     *slog.Logger
+	Now     func() time.Time
+	// Poll is how often the wait looks again (default 10ms).
+	Poll time.Duration
+}
+
+// SwitchoverResult is what a switchover did.
+type SwitchoverResult struct {
+	GTID     string        // the master's last GTID, applied on the standby
+	Freeze   string        // what Freeze did
+	Promoted Result        // the promotion's result
+	Downtime time.Duration // read_only ON on the master → the promotion returned (the standby writable)
+	Waited   time.Duration // of which the wait for the standby
+}
+
+// Run does the switchover; by names who asked, for the audit log.
+func (s *Switchover) Run(ctx context.Context, by string) (SwitchoverResult, error) {
+	var res SwitchoverResult
+	poll := s.Poll
+	if poll <= 0 {
+		poll = 10 * time.Millisecond
+	}
+	frozenAt := s.Now()
+	freeze, err := s.Master.Freeze(ctx)
+	res.Freeze = freeze
+	if err != nil {
+		return res, s.abort(ctx, frozenAt, fmt.Errorf("the master could not be frozen: %w", err))
+	}
+	gtid, err := s.Master.LastGTID(ctx)
+	if err != nil {
+		return res, s.abort(ctx, frozenAt, fmt.Errorf("read the master's gtid_binlog_pos: %w", err))
+	}
+	res.GTID = gtid
+	s.Log.Warn("master frozen for a switchover; waiting for the standby", "gtid", gtid, "freeze", freeze, "timeout", s.Timeout)
+	wctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	for {
+		ok, where, err := s.Follower.Applied(gtid)
+		if err != nil {
+			return res, s.abort(ctx, frozenAt, err)
+		}
+		if ok {
+			break
+		}
+		select {
+		case <-wctx.Done():
+			return res, s.abort(ctx, frozenAt, fmt.Errorf("the standby has not applied the master's last GTID %s within %s (%s)", gtid, s.Timeout, where))
+		case <-time.After(poll):
+		}
+	}
+	res.Waited = s.Now().Sub(frozenAt)
+	pr, err := s.Promoter.Promote(ctx, Request{Reason: fmt.Sprintf("planned switchover: the master was read-only with its clients killed and the standby applied its last GTID %s", gtid),
+		By: by, Proof: "switchover: standby applied " + gtid + " of the read-only master"})
+	res.Promoted = pr
+	res.Downtime = s.Now().Sub(frozenAt)
+	if err != nil {
+		if errors.Is(err, ErrRefused) {
+			return res, s.abort(ctx, frozenAt, err)
+		}
+		// The promotion started: it resumes, never undoes; the master
+		// stays read-only.
+		return res, fmt.Errorf("switchover: %w (the old master stays read-only; `hotstandby promote` resumes the promotion)", err)
+	}
+	return res, nil
+}
+
+// abort thaws the master and says how long writes were stopped.
+func (s *Switchover) abort(ctx context.Context, frozenAt time.Time, cause error) error {
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := s.Master.Thaw(tctx); err != nil {
+		s.Log.Error("switchover aborted and the master could NOT be made writable again", "cause", cause, "err", err)
+		return fmt.Errorf("%w: %v; the master is still read_only (SET GLOBAL read_only = OFF failed: %v): set it yourself", ErrSwitchoverAborted, cause, err)
+	}
+	took := s.Now().Sub(frozenAt)
+	s.Log.Warn("switchover aborted; the master is writable again", "cause", cause, "writes_stopped_for", took.Round(time.Millisecond))
+	return fmt.Errorf("%w: %v; the master is writable again (read_only=OFF; writes were stopped for %s)", ErrSwitchoverAborted, cause, took.Round(time.Millisecond))
+}
