@@ -67,6 +67,9 @@ func (s *Switchover) Run(ctx context.Context, by string) (SwitchoverResult, erro
 	if poll <= 0 {
 		poll = 10 * time.Millisecond
 	}
+	if err := s.catchUp(ctx, poll); err != nil {
+		return res, err
+	}
 	frozenAt := s.Now()
 	freeze, err := s.Master.Freeze(ctx)
 	res.Freeze = freeze
@@ -109,6 +112,46 @@ func (s *Switchover) Run(ctx context.Context, by string) (SwitchoverResult, erro
 		return res, fmt.Errorf("switchover: %w (the old master stays read-only; `hotstandby promote` resumes the promotion)", err)
 	}
 	return res, nil
+}
+
+// catchUpRounds bounds the rounds of catchUp.
+const catchUpRounds = 10
+
+// catchUp waits, before anything changes, until the standby is close to
+// the master, so that the master stays read-only only for a small
+// remaining lag: in rounds, it reads the master's gtid_binlog_pos and waits
+// until the standby has applied it, until a round finds it applied within
+// a few polls (or after catchUpRounds; under a load the applier cannot keep
+// up with, the downtime is then the applier's lag). It refuses (nothing
+// changed) when the standby does not get there within the timeout.
+func (s *Switchover) catchUp(ctx context.Context, poll time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	for round := 0; round < catchUpRounds; round++ {
+		gtid, err := s.Master.LastGTID(ctx)
+		if err != nil {
+			return fmt.Errorf("%w: read the master's gtid_binlog_pos: %v", ErrRefused, err)
+		}
+		start := s.Now()
+		for {
+			ok, where, err := s.Follower.Applied(gtid)
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrRefused, err)
+			}
+			if ok {
+				break
+			}
+			select {
+			case <-wctx.Done():
+				return fmt.Errorf("%w: the standby did not catch up with the master's %s within %s (%s): the master would stay read-only that long; nothing changed", ErrRefused, gtid, s.Timeout, where)
+			case <-time.After(poll):
+			}
+		}
+		if s.Now().Sub(start) < 5*poll {
+			return nil
+		}
+	}
+	return nil
 }
 
 // abort thaws the master and says how long writes were stopped.
