@@ -181,6 +181,11 @@ func TestRejoinBadInput(t *testing.T) {
 	f.p.a.cfg.Rejoin = RejoinConfig{User: "rejoiner", PasswordFile: pw}
 	_, err = f.p.a.opRejoin(ctx, operator, control.Request{Op: "rejoin"})
 	check("wrong password", err, "rejoiner", "cannot log in", f.standby.Addr())
+	// The same through the command line and the daemon's control socket.
+	out, err := exec.Command(hsBinary, "rejoin", "--config", f.cfgPath).CombinedOutput()
+	if text := strings.TrimSpace(string(out)); err == nil || strings.Count(text, "\n") > 0 || !strings.Contains(text, "cannot log in") || strings.Contains(text, "wrong-secret") {
+		t.Fatalf("hotstandby rejoin with a wrong password: %v, output %q; want exit 1 and one line without the password", err, text)
+	}
 
 	must(t, f.standby.CreateUser(ctx, "weak", "weak-secret", "REPLICATION CLIENT"))
 	writeFile(t, pw, "weak-secret\n")
@@ -313,4 +318,36 @@ func TestRejoinUnacknowledgedTail(t *testing.T) {
 	}
 	f.master = old
 	f.checkRejoined(old)
+}
+
+// TestRejoinConfig: the [rejoin] section's bad values name the key.
+func TestRejoinConfig(t *testing.T) {
+	e := newEnv(t)
+	base := readFile(t, e.cfgPath)
+	for _, tt := range []struct {
+		name, toml, wantErr string
+	}{
+		{name: "password file without user", toml: "[rejoin]\npassword_file = \"x.pw\"\n", wantErr: "rejoin.password_file is set without rejoin.user"},
+		{name: "bad port", toml: "[rejoin]\nport = 70000\n", wantErr: "rejoin.port = 70000"},
+		{name: "unknown key", toml: "[rejoin]\npasword = \"x\"\n", wantErr: "rejoin.pasword"},
+		{name: "fine", toml: "[rejoin]\nuser = \"r\"\npassword_file = \"master.pw\"\nhost = \"10.0.0.2\"\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			writeFile(t, e.cfgPath, base+"\n"+tt.toml)
+			c, err := LoadConfig(e.cfgPath)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				rt, err := c.rejoinTarget()
+				if err != nil || rt.user != "r" || rt.password != e.password || rt.addr() != "10.0.0.2:3306" {
+					t.Fatalf("rejoin target %s@%s (password read: %v), %v", rt.user, rt.addr(), rt.password == e.password, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("LoadConfig: %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
 }
