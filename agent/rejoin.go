@@ -344,15 +344,17 @@ func (s *rejoinSession) checkErrant(ctx context.Context, role checkpoint.Role) e
 		return nil
 	}
 	facts, err := s.scanBinlog(ctx, ranges)
+	unread := ""
 	if err != nil {
 		s.log.Warn("could not list the errant transactions from the old master's binlog; reporting ranges", "err", err)
+		unread = fmt.Sprintf(" (its binlog could not be read to tell: %v; GRANT BINLOG MONITOR to %s there)", err, s.a.cfg.Master.User)
 	}
 	list := failover.DescribeErrant(ranges)
 	where := fmt.Sprintf("the old master %s (gtid_binlog_state %s) has transactions the new master %s (gtid_binlog_state %s) lacks: %s",
 		s.a.cfg.Master.Addr(), oldText, s.a.cfg.Standby.Addr(), newText, list)
 	tail, why := failover.TailVerdict(role, ranges, facts)
 	if !tail {
-		return fmt.Errorf("%s; they are errant (%s): replicating would diverge; inspect them (mariadb-binlog on the old master), then rebuild the old master from the new one or discard its data", where, why)
+		return fmt.Errorf("%s; they are errant (%s%s): replicating would diverge; inspect them (mariadb-binlog on the old master), then rebuild the old master from the new one or discard its data", where, why, unread)
 	}
 	// The tail is in a binlog file the old master no longer writes: it has
 	// started since it died, and that start ran crash recovery. Had it
