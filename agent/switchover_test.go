@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"sync"
@@ -212,6 +213,11 @@ func TestSwitchoverBadInput(t *testing.T) {
 		t.Fatalf("switchover with the master down: %v; want refused saying to use promote", err)
 	}
 	t.Logf("refused: %v", err)
+	// The same through the command line and the daemon's control socket.
+	out, err := exec.Command(hsBinary, "switchover", "--config", f.cfgPath, "--rejoin").CombinedOutput()
+	if text := strings.TrimSpace(string(out)); err == nil || !strings.Contains(text, "use `hotstandby promote`") || strings.Contains(text, f.password) {
+		t.Fatalf("hotstandby switchover with the master down: %v, output %q; want exit 1 saying to use promote", err, text)
+	}
 	if r := f.report(); r.Role != checkpoint.RoleStandby {
 		t.Fatalf("role %s after a refused switchover", r.Role)
 	}

@@ -6,6 +6,8 @@
 //	hotstandby status  --config FILE [--json] positions and stream state
 //	hotstandby skip    --config FILE --gtid G skip the failing transaction
 //	hotstandby promote --config FILE [--dry-run|--force] promote the standby
+//	hotstandby switchover --config FILE [--rejoin] [--timeout D] planned change of master
+//	hotstandby rejoin  --config FILE [--dry-run] the old master becomes a replica
 //	hotstandby verify  --config FILE          compare master and standby
 //	hotstandby sandbox up|down --dir DIR      local master + standby for the demo
 //
