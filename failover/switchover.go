@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/hotstandby/hotstandby/checkpoint"
 )
 
 // ErrSwitchoverAborted means a switchover stopped before the promotion and
@@ -156,6 +158,12 @@ func (s *Switchover) catchUp(ctx context.Context, poll time.Duration) error {
 
 // abort thaws the master and says how long writes were stopped.
 func (s *Switchover) abort(ctx context.Context, frozenAt time.Time, cause error) error {
+	// Never thaw once anything promoted the standby (another switchover,
+	// an operator's promote): the old master would be a second writer.
+	if r, err := s.Promoter.Store.LoadRole(); err != nil || r.Role != checkpoint.RoleStandby {
+		s.Log.Error("switchover aborted; the master stays read-only: the standby is promoted or its role is unknown", "cause", cause, "role", r.Role, "err", err)
+		return fmt.Errorf("%w: %v; the master stays read-only (the agent's role is %q, not standby: %v)", ErrSwitchoverAborted, cause, r.Role, err)
+	}
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if err := s.Master.Thaw(tctx); err != nil {

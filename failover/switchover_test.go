@@ -93,7 +93,7 @@ func TestSwitchoverUndoneOnTimeout(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			store := newTestStore(t)
 			m := &fakeLiveMaster{freezeErr: tt.freezeErr}
-			sw := &Switchover{Master: m, Follower: fakeFollower{tt.applied}, Promoter: &Promoter{Store: store},
+			sw := &Switchover{Master: m, Follower: fakeFollower{tt.applied}, Promoter: &Promoter{Store: store, Now: time.Now},
 				Timeout: 50 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now}
 			_, err := sw.Run(context.Background(), "test")
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -110,5 +110,22 @@ func TestSwitchoverUndoneOnTimeout(t *testing.T) {
 				t.Fatalf("role %s after an aborted switchover", r.Role)
 			}
 		})
+	}
+}
+
+// TestSwitchoverNeverThawsAfterAPromotion: a switchover that finds the
+// standby already promoted (a second switchover, an operator's promote)
+// leaves the old master read-only: thawing it would make two writers.
+func TestSwitchoverNeverThawsAfterAPromotion(t *testing.T) {
+	store := newTestStore(t)
+	if err := store.SaveRole(checkpoint.Role{Role: checkpoint.RoleMaster, Epoch: 1, Step: checkpoint.StepDone}); err != nil {
+		t.Fatal(err)
+	}
+	m := &fakeLiveMaster{}
+	sw := &Switchover{Master: m, Follower: fakeFollower{"0-1-100"}, Promoter: &Promoter{Store: store, Now: time.Now},
+		Timeout: time.Second, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now}
+	_, err := sw.Run(context.Background(), "test")
+	if !errors.Is(err, ErrSwitchoverAborted) || !strings.Contains(err.Error(), "stays read-only") || m.thawed {
+		t.Fatalf("Run with the standby already promoted: %v (thawed %v); want aborted, the master left read-only", err, m.thawed)
 	}
 }
