@@ -124,6 +124,8 @@ type rejoinSession struct {
 	old    *sql.Conn // the old master, as the agent's [master] user
 	newDB  *sql.DB   // the new master, as the agent's [standby] user
 	oldID  uint32    // the old master's server_id
+	// oldVersion is the old master's @@version.
+	oldVersion string
 }
 
 // rejoin does the work of opRejoin once the role is checked. by is who
@@ -287,10 +289,22 @@ func (s *rejoinSession) openOld(ctx context.Context) error {
 	if newID == s.oldID {
 		return fmt.Errorf("the old master %s and the new master %s have the same server_id %d: [master] points at the new master, or the servers share an id", s.a.cfg.Master.Addr(), s.a.cfg.Standby.Addr(), newID)
 	}
+	s.oldVersion = version
 	if !atLeastVersion(version, 10, 10, 0) {
 		return fmt.Errorf("the old master %s runs MariaDB %s: MASTER_DEMOTE_TO_SLAVE needs 10.10 or later", s.a.cfg.Master.Addr(), version)
 	}
 	return nil
+}
+
+// initRplRoleOption names the startup option that makes crash recovery
+// truncate the unacknowledged tail on this version: --init-rpl-role=SLAVE
+// since MDEV-33465 (10.11.9; 10.10 is end of life), before it
+// rpl_semi_sync_slave_enabled=ON (MDEV-21117).
+func initRplRoleOption(version string) string {
+	if strings.HasPrefix(version, "10.10.") || (strings.HasPrefix(version, "10.11.") && !atLeastVersion(version, 10, 11, 9)) {
+		return "--rpl-semi-sync-slave-enabled=ON (MariaDB " + version + " predates --init-rpl-role, MDEV-33465)"
+	}
+	return "--init-rpl-role=SLAVE"
 }
 
 // atLeastVersion compares a MariaDB @@version ("10.11.19-MariaDB-0+deb12u1")
@@ -363,7 +377,7 @@ func (s *rejoinSession) checkErrant(ctx context.Context, role checkpoint.Role) e
 	// the first recovery of the crashed binlog.
 	return fmt.Errorf("%s; they are the unacknowledged AFTER_SYNC tail of its crash (the end of %s: written to its binlog, never acknowledged, never OK'd to a client), "+
 		"but it was started since without --init-rpl-role=SLAVE and crash recovery committed them: no restart removes them now (MariaDB truncates the tail only when the first start after the crash has --init-rpl-role=SLAVE); "+
-		"restore its files from before that start and start it with --init-rpl-role=SLAVE, or rebuild it from the new master", where, facts.TailFile)
+		"restore its files from before that start and start it with %s, or rebuild it from the new master", where, facts.TailFile, initRplRoleOption(s.oldVersion))
 }
 
 // scanBinlog reads the old master's binlog files, newest first, for the

@@ -351,3 +351,17 @@ func TestRejoinConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestInitRplRoleOption(t *testing.T) {
+	for v, want := range map[string]string{
+		"10.11.19-MariaDB-0+deb12u1": "--init-rpl-role=SLAVE",
+		"10.11.9-MariaDB":            "--init-rpl-role=SLAVE",
+		"11.4.3-MariaDB":             "--init-rpl-role=SLAVE",
+		"10.11.6-MariaDB-0+deb12u1":  "--rpl-semi-sync-slave-enabled=ON",
+		"10.10.7-MariaDB":            "--rpl-semi-sync-slave-enabled=ON",
+	} {
+		if got := initRplRoleOption(v); !strings.HasPrefix(got, want) {
+			t.Errorf("initRplRoleOption(%q) = %q, want %q", v, got, want)
+		}
+	}
+}
