@@ -76,6 +76,7 @@ func appWriters(ctx context.Context, t *testing.T, s *sandbox.Server, clients in
 // and a writable master read after it would be two writers at once.
 type writableSampler struct {
 	samples, both atomic.Int64
+	frozen        atomic.Int64 // samples inside the switchover: both read-only
 	sawStandbyRO  atomic.Bool
 	sawStandbyRW  atomic.Bool
 	done          chan struct{}
@@ -91,7 +92,6 @@ func sampleWritable(ctx context.Context, master, standby *sandbox.Server) *writa
 			if err1 != nil || err2 != nil {
 				continue
 			}
-			time.Sleep(time.Millisecond) // sampling pace, not a wait for a condition
 			w.samples.Add(1)
 			if s == "1" {
 				w.sawStandbyRO.Store(true)
@@ -100,6 +100,9 @@ func sampleWritable(ctx context.Context, master, standby *sandbox.Server) *writa
 			}
 			if s == "0" && m == "0" {
 				w.both.Add(1)
+			}
+			if s == "1" && m == "1" {
+				w.frozen.Add(1)
 			}
 		}
 	}()
@@ -164,7 +167,8 @@ func TestSwitchoverUnderLoad(t *testing.T) {
 		t.Fatalf("the switchover's promotion is recorded as forced: %+v", role)
 	}
 	f.checkRejoined(f.master)
-	t.Logf("%d commits OK'd, all on the new master; %d samples, none with two writers; %s", len(ok), sampler.samples.Load(), m[0])
+	t.Logf("%d commits OK'd, all on the new master; %d samples (%d inside the switchover, both read-only), none with two writers; %s",
+		len(ok), sampler.samples.Load(), sampler.frozen.Load(), m[0])
 }
 
 // TestSwitchoverBadInput: a switchover with the master down is refused and
