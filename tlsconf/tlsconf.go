@@ -134,20 +134,21 @@ func pathless(err error) string {
 	return err.Error()
 }
 
-// Enabled reports whether the client starts TLS at all.
-func (c *Client) Enabled() bool { return c.Mode != Off }
+// Enabled reports whether the client starts TLS at all. A nil *Client is
+// Off, for every method.
+func (c *Client) Enabled() bool { return c != nil && c.Mode != Off }
 
 // Fallback reports whether a server that offers no TLS is spoken to in plain
 // text (preferred only).
-func (c *Client) Fallback() bool { return c.Mode == Preferred }
+func (c *Client) Fallback() bool { return c != nil && c.Mode == Preferred }
 
 // Verifies reports whether the server's certificate chain is checked.
-func (c *Client) Verifies() bool { return c.Mode == VerifyCA || c.Mode == VerifyFull }
+func (c *Client) Verifies() bool { return c != nil && (c.Mode == VerifyCA || c.Mode == VerifyFull) }
 
 // Config returns a fresh *tls.Config for one kind of connection that records
 // each completed handshake in obs (which may be nil); nil when Mode is Off.
 func (c *Client) Config(obs *Observer) *tls.Config {
-	if c.base == nil {
+	if c == nil || c.base == nil {
 		return nil
 	}
 	cfg := c.base.Clone()
@@ -175,7 +176,7 @@ func verifyChain(cs tls.ConnectionState, roots *x509.CertPool) error {
 	}
 	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter})
 	if err != nil {
-		return fmt.Errorf("tls: failed to verify certificate: %w", err)
+		return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
 	}
 	return nil
 }

@@ -1,0 +1,210 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hotstandby/hotstandby/harness"
+	"github.com/hotstandby/hotstandby/ingest"
+	"github.com/hotstandby/hotstandby/sandbox"
+	"github.com/hotstandby/hotstandby/status"
+)
+
+// tlsCerts are the certificates of one TLS test, made with crypto/x509.
+type tlsCerts struct {
+	ca, other *harness.CA       // the servers' CA and an unrelated one
+	master    harness.CertFiles // 127.0.0.1 and localhost, signed by ca
+	standby   harness.CertFiles // the same names, signed by ca
+	expired   harness.CertFiles // 127.0.0.1, expired yesterday
+}
+
+func newTLSCerts(t *testing.T) tlsCerts {
+	dir := t.TempDir()
+	c := tlsCerts{ca: harness.NewCA(t, dir, "ca"), other: harness.NewCA(t, dir, "other-ca")}
+	c.master = c.ca.LocalServer(t, "master")
+	c.standby = c.ca.LocalServer(t, "standby")
+	c.expired = c.ca.Issue(t, harness.CertSpec{Name: "expired", IPs: []string{"127.0.0.1"}, DNSNames: []string{"localhost"},
+		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
+	return c
+}
+
+// newTLSEnv is newEnv with a master that has a certificate and refuses
+// plain TCP (require_secure_transport=ON), and a replication user created
+// REQUIRE SSL: a connection without TLS cannot even log in. The master runs
+// with performance_schema so that the test can read each connection's
+// transport from the server's side.
+func newTLSEnv(t *testing.T, cert harness.CertFiles, ca string) *testEnv {
+	t.Helper()
+	needServers(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	master, err := sandbox.Start(ctx, sandbox.Config{
+		Dir: filepath.Join(dir, "m"), ServerID: 1, Master: true, Log: t.Logf,
+		TLS:   &sandbox.TLSConfig{CA: ca, Cert: cert.Cert, Key: cert.Key, RequireSecureTransport: true},
+		Extra: []string{"rpl_semi_sync_master_timeout=10000", "performance_schema=ON"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { master.Stop(context.Background()) })
+	e := &testEnv{t: t, master: master, dir: dir, password: "pw-" + harness.RandHex(12)}
+	if err := master.CreateUser(ctx, "repl", e.password, "REPLICATION SLAVE, REPLICATION CLIENT, BINLOG MONITOR, REPLICATION MASTER ADMIN, SELECT"); err != nil {
+		t.Fatal(err)
+	}
+	e.exec("SET SESSION sql_log_bin=0; ALTER USER 'repl'@'127.0.0.1' REQUIRE SSL; ALTER USER 'repl'@'localhost' REQUIRE SSL; SET SESSION sql_log_bin=1")
+	e.exec("SET GLOBAL rpl_semi_sync_master_timeout=100")
+	e.exec("CREATE DATABASE IF NOT EXISTS test")
+	e.exec("CREATE TABLE test.t (id BIGINT AUTO_INCREMENT PRIMARY KEY, c INT, payload VARCHAR(200)) ENGINE=InnoDB")
+	e.exec("CREATE TABLE test.nudge (id INT PRIMARY KEY, at DATETIME(6)) ENGINE=InnoDB")
+	e.exec("SET GLOBAL rpl_semi_sync_master_timeout=10000")
+	e.writeConfig("")
+	return e
+}
+
+// setSection inserts TOML lines at the top of [section] in the config file.
+func (e *testEnv) setSection(section string, lines ...string) {
+	e.t.Helper()
+	cfg := readFile(e.t, e.cfgPath)
+	head := "[" + section + "]\n"
+	if !strings.Contains(cfg, head) {
+		e.t.Fatalf("config has no %s", head)
+	}
+	writeFile(e.t, e.cfgPath, strings.Replace(cfg, head, head+strings.Join(lines, "\n")+"\n", 1))
+}
+
+// withTLSStandby starts a standby that, like the master, refuses plain TCP
+// and has its applier user REQUIRE SSL, and adds a [standby] section with
+// tls = "verify-full".
+func (e *testEnv) withTLSStandby(c tlsCerts) *sandbox.Server {
+	e.t.Helper()
+	ctx := context.Background()
+	standby, err := sandbox.Start(ctx, sandbox.Config{Dir: filepath.Join(e.dir, "s"), ServerID: 2, Log: e.t.Logf, Extra: []string{"performance_schema=ON"},
+		TLS: &sandbox.TLSConfig{CA: c.ca.File, Cert: c.standby.Cert, Key: c.standby.Key, RequireSecureTransport: true}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { standby.Stop(context.Background()) })
+	if err := standby.CreateUser(ctx, "applier", e.password, "ALL PRIVILEGES"); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := standby.Exec(ctx, "SET SESSION sql_log_bin=0; ALTER USER 'applier'@'127.0.0.1' REQUIRE SSL; ALTER USER 'applier'@'localhost' REQUIRE SSL; SET SESSION sql_log_bin=1"); err != nil {
+		e.t.Fatal(err)
+	}
+	cfg := strings.Replace(readFile(e.t, e.cfgPath), `start = "current"`, `start = "file:mysql-bin.000001:4"`, 1)
+	cfg += fmt.Sprintf(`
+[standby]
+host = "127.0.0.1"
+port = %d
+user = "applier"
+password_file = %q
+tls = "verify-full"
+ca_file = %q
+`, standby.Port(), filepath.Join(e.dir, "master.pw"), c.ca.File)
+	writeFile(e.t, e.cfgPath, cfg)
+	return standby
+}
+
+// connectionTypes returns, from the server's performance_schema, the
+// transport (TCP/IP, SSL/TLS, Socket) of every connection of user.
+func connectionTypes(t *testing.T, s *sandbox.Server, user string) []string {
+	t.Helper()
+	rows, err := s.DB().Query("SELECT CONCAT(PROCESSLIST_ID, ' ', IFNULL(PROCESSLIST_COMMAND, ''), ' ', IFNULL(CONNECTION_TYPE, 'NULL')) FROM performance_schema.threads WHERE PROCESSLIST_USER = ? ORDER BY PROCESSLIST_ID", user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// TestTLSVerifyFull: against a master and a standby that refuse plain TCP
+// and whose users are REQUIRE SSL, the agent streams, ACKs (semi-sync) and
+// applies with tls = "verify-full"; the master's performance_schema shows
+// every one of the agent's connections as SSL/TLS, and status says for each
+// connection that it is encrypted and the certificate verified.
+func TestTLSVerifyFull(t *testing.T) {
+	c := newTLSCerts(t)
+	e := newTLSEnv(t, c.master, c.ca.File)
+	e.setSection("master", `tls = "verify-full"`, fmt.Sprintf("ca_file = %q", c.ca.File))
+	standby := e.withTLSStandby(c)
+	p := e.startInProcess(ingest.Hooks{})
+	e.waitSemiSyncClient()
+	yes0, no0 := e.status("Rpl_semi_sync_master_yes_tx"), e.status("Rpl_semi_sync_master_no_tx")
+	for i := range 50 {
+		e.exec("INSERT INTO test.t (c, payload) VALUES (?, REPEAT('x', 150))", i)
+	}
+	if yes, no := e.status("Rpl_semi_sync_master_yes_tx")-yes0, e.status("Rpl_semi_sync_master_no_tx")-no0; yes != 50 || no != 0 {
+		t.Fatalf("yes_tx +%d, no_tx +%d; want +50 (every commit ACKed over TLS) and +0", yes, no)
+	}
+	e.waitApplied(standby, 60*time.Second)
+	if m, s := tableRows(t, e.master, "test.t", "id"), tableRows(t, standby, "test.t", "id"); !reflect.DeepEqual(m, s) || len(m) != 50 {
+		t.Fatalf("test.t: master %d rows, standby %d rows, equal %v", len(m), len(s), reflect.DeepEqual(m, s))
+	}
+
+	// Every kind of connection reports TLS once it has connected.
+	want := []string{"master dump", "master monitor", "master probe", "standby applier"}
+	harness.WaitFor(t, "every connection to report TLS", 30*time.Second, func() bool {
+		seen := map[string]status.TLSReport{}
+		for _, r := range p.a.liveReport().TLS {
+			seen[r.Connection] = r
+		}
+		for _, w := range want {
+			if r := seen[w]; !r.Seen {
+				return false
+			}
+		}
+		return true
+	})
+	rep := p.a.liveReport()
+	for _, r := range rep.TLS {
+		if !r.Seen {
+			continue
+		}
+		if !r.Encrypted || !r.Verified || r.Mode != "verify-full" || r.Version == "" || r.Cipher == "" || r.NotAfter == nil || r.ExpiresSoon {
+			t.Errorf("%s: %+v; want encrypted, verified, verify-full, a version, a cipher, an expiry far away", r.Connection, r)
+		}
+	}
+	var text strings.Builder
+	rep.WriteText(&text, status.TextOptions{Now: time.Now()})
+	if !strings.Contains(text.String(), "master dump: encrypted, TLS 1.3") || !strings.Contains(text.String(), "certificate verified") {
+		t.Errorf("status text does not say the dump connection is encrypted and verified:\n%s", text.String())
+	}
+	// --check has nothing to say about TLS (it is OK once the monitor
+	// has proven semi-sync, every 2 s).
+	harness.WaitFor(t, "status --check to be OK", 30*time.Second, func() bool {
+		code, _ := p.a.liveReport().Check(status.DefaultCheckThresholds(), time.Now())
+		return code == status.CheckOK
+	})
+
+	// The server's own view: every connection of the agent's user is SSL/TLS.
+	types := connectionTypes(t, e.master, "repl")
+	if len(types) < 3 {
+		t.Fatalf("master has %d connections of repl (%v); want the dump, the monitor and the probe", len(types), types)
+	}
+	for _, ct := range types {
+		if !strings.HasSuffix(ct, " SSL/TLS") {
+			t.Errorf("a connection of the agent on the master is not SSL/TLS: %s (all: %v)", ct, types)
+		}
+	}
+	if st := connectionTypes(t, standby, "applier"); len(st) == 0 || !strings.HasSuffix(st[0], " SSL/TLS") {
+		t.Errorf("applier connections on the standby: %v; want SSL/TLS", st)
+	}
+	js, _ := json.Marshal(rep)
+	assertNoSecret(t, "status JSON", string(js), e.password)
+	assertNoSecret(t, "the log", p.log.String(), e.password)
+	_ = os.Remove
+}
