@@ -13,6 +13,7 @@ import (
 
 	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/ingest"
+	"github.com/hotstandby/hotstandby/relay"
 	"github.com/hotstandby/hotstandby/sandbox"
 	"github.com/hotstandby/hotstandby/status"
 )
@@ -207,4 +208,78 @@ func TestTLSVerifyFull(t *testing.T) {
 	assertNoSecret(t, "status JSON", string(js), e.password)
 	assertNoSecret(t, "the log", p.log.String(), e.password)
 	_ = os.Remove
+}
+
+// TestTLSRefusals: a wrong CA, a certificate for another name, an expired
+// certificate and tls = "off" against a master that requires TLS each stop
+// the agent with one line naming the problem; nothing is streamed and the
+// password appears nowhere in the output. An unreadable CA file is a
+// configuration error (exit 2) naming the key and the file.
+func TestTLSRefusals(t *testing.T) {
+	c := newTLSCerts(t)
+	good := newTLSEnv(t, c.master, c.ca.File)
+	// A user without REQUIRE SSL: only require_secure_transport refuses it.
+	if err := good.master.CreateUser(context.Background(), "replplain", good.password, "REPLICATION SLAVE, REPLICATION CLIENT, BINLOG MONITOR"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		env      func() *testEnv
+		settings []string
+		wantCode int
+		want     string
+		// wrongPassword writes another password into the password file.
+		wrongPassword bool
+	}{
+		{name: "wrong CA", settings: []string{`tls = "verify-full"`, fmt.Sprintf("ca_file = %q", c.other.File)},
+			wantCode: 1, want: "TLS: the master's certificate was refused: x509: certificate signed by unknown authority"},
+		{name: "wrong CA with verify-ca", settings: []string{`tls = "verify-ca"`, fmt.Sprintf("ca_file = %q", c.other.File)},
+			wantCode: 1, want: "TLS: the master's certificate was refused: x509: certificate signed by unknown authority"},
+		{name: "wrong server name", settings: []string{`tls = "verify-full"`, fmt.Sprintf("ca_file = %q", c.ca.File), `server_name = "db9.example.com"`},
+			wantCode: 1, want: "TLS: the master's certificate was refused: x509: certificate is valid for localhost, not db9.example.com"},
+		{name: "expired certificate", env: func() *testEnv { return newTLSEnv(t, c.expired, c.ca.File) },
+			settings: []string{`tls = "verify-full"`, fmt.Sprintf("ca_file = %q", c.ca.File)},
+			wantCode: 1, want: "TLS: the master's certificate was refused: x509: certificate has expired or is not yet valid"},
+		{name: "tls off against a REQUIRE SSL user", settings: []string{`tls = "off"`},
+			wantCode: 1, want: "the master requires TLS (require_secure_transport=ON or a user created REQUIRE SSL; MariaDB answers both with Access denied) and the agent connects without it (tls = \"off\"): set tls in the [master] section"},
+		{name: "tls off against require_secure_transport", settings: []string{`tls = "off"`, `user = "replplain"`},
+			wantCode: 1, want: "the master requires TLS (require_secure_transport=ON or a user created REQUIRE SSL; MariaDB answers both with Access denied) and the agent connects without it (tls = \"off\"): set tls in the [master] section"},
+		{name: "wrong password is not called a TLS problem", settings: []string{`tls = "off"`}, wrongPassword: true,
+			wantCode: 1, want: "Access denied for user 'repl'@'127.0.0.1' (using password: YES)"},
+		{name: "CA file unreadable", settings: []string{`tls = "verify-full"`, `ca_file = "/nonexistent/ca.pem"`},
+			wantCode: 2, want: "master.ca_file /nonexistent/ca.pem: cannot be read: no such file or directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := good
+			if tt.env != nil {
+				e = tt.env()
+			}
+			e.t = t
+			e.writeConfig("")
+			e.setSection("master", tt.settings...)
+			if strings.Contains(strings.Join(tt.settings, "\n"), "user = ") {
+				writeFile(t, e.cfgPath, strings.Replace(readFile(t, e.cfgPath), `user = "repl"`+"\n", "", 1))
+			}
+			if tt.wrongPassword {
+				writeFile(t, filepath.Join(e.dir, "master.pw"), "not-"+e.password+"\n")
+			}
+			os.RemoveAll(filepath.Join(e.dir, "agent"))
+			out, code := e.runToExit(60 * time.Second)
+			if code != tt.wantCode || !strings.Contains(lastLine(out), tt.want) {
+				t.Fatalf("exit %d, last line %q; want exit %d and a line with %q\n%s", code, lastLine(out), tt.wantCode, tt.want, out)
+			}
+			assertNoSecret(t, "the agent's output", out, e.password)
+			if tt.wrongPassword && strings.Contains(out, "requires TLS") {
+				t.Errorf("a wrong password is reported as a TLS problem: %s", lastLine(out))
+			}
+			// Nothing streamed: no relay segment, nothing received.
+			if segs, _ := relay.ListSegments(filepath.Join(e.dir, "agent", "relay")); len(segs) != 0 {
+				t.Errorf("%d relay segments after a refused connection", len(segs))
+			}
+			if n := e.status("Rpl_semi_sync_master_clients"); n != 0 {
+				t.Errorf("the master counts %d semi-sync replicas after the refusal", n)
+			}
+		})
+	}
 }

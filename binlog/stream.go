@@ -80,7 +80,7 @@ func Dial(ctx context.Context, cfg SourceConfig) (*Conn, error) {
 		c, err = connect(ctx, cfg, nil)
 	}
 	if err != nil {
-		return nil, connectError(cfg, err)
+		return nil, connectError(ctx, cfg, err)
 	}
 	if _, tlsOn := c.Conn.Conn.(*tls.Conn); !tlsOn && cfg.OnPlaintext != nil {
 		cfg.OnPlaintext()
@@ -98,8 +98,9 @@ func Dial(ctx context.Context, cfg SourceConfig) (*Conn, error) {
 // back to plain text.
 const noTLSOffered = "does not support TLS"
 
-// ErrSecureTransportRequired is MariaDB's ER_SECURE_TRANSPORT_REQUIRED: the
+// ErrSecureTransportRequired is MySQL's ER_SECURE_TRANSPORT_REQUIRED: the
 // server runs with require_secure_transport=ON and refuses plain TCP.
+// MariaDB has no such error: it answers Access denied (1045).
 const ErrSecureTransportRequired = 3159
 
 func connect(ctx context.Context, cfg SourceConfig, tc *tls.Config) (*client.Conn, error) {
@@ -119,20 +120,37 @@ func connect(ctx context.Context, cfg SourceConfig, tc *tls.Config) (*client.Con
 // connectError names what went wrong in one line. A certificate that fails
 // verification and a master that demands TLS from a client without it are
 // permanent: retrying cannot help until the configuration changes.
-func connectError(cfg SourceConfig, err error) error {
+func connectError(ctx context.Context, cfg SourceConfig, err error) error {
 	se := &SourceError{Op: "connect to " + cfg.Addr, Err: scrub(err, cfg.Password)}
 	var cv *tls.CertificateVerificationError
 	switch {
 	case errors.As(err, &cv):
 		se.Err, se.Permanent = fmt.Errorf("TLS: the master's certificate was refused: %w", cv.Err), true
-	case cfg.TLS == nil && ServerErrorCode(err) == ErrSecureTransportRequired:
-		se.Err, se.Permanent = errors.New("the master requires TLS (require_secure_transport=ON) and the agent connects without it (tls = \"off\"): set tls in the [master] section"), true
-	case cfg.TLS == nil && ServerErrorCode(err) == 1045:
-		se.Err = fmt.Errorf("%w (the agent connects without TLS: if the user was created REQUIRE SSL, set tls in the [master] section)", se.Err)
+	case cfg.TLS == nil && (ServerErrorCode(err) == ErrSecureTransportRequired || ServerErrorCode(err) == 1045 && acceptsWithTLS(ctx, cfg)):
+		se.Err, se.Permanent = errors.New(requiresTLS), true
 	case cfg.TLS != nil && !cfg.TLSFallback && strings.Contains(err.Error(), noTLSOffered):
 		se.Err, se.Permanent = errors.New("the master offers no TLS (no ssl_cert/ssl_key) and the agent requires it: configure TLS on the master or lower tls in the [master] section"), true
 	}
 	return se
+}
+
+// requiresTLS is the line for a master that refuses the agent in plain text
+// but accepts it over TLS.
+const requiresTLS = "the master requires TLS (require_secure_transport=ON or a user created REQUIRE SSL; MariaDB answers both with Access denied) and the agent connects without it (tls = \"off\"): set tls in the [master] section"
+
+// acceptsWithTLS tells "access denied" from "plain text refused": MariaDB
+// answers a plain connection under require_secure_transport=ON, or of a user
+// REQUIRE SSL, with the same error 1045 as a wrong password. One attempt over
+// TLS (not verified: it only diagnoses, and the password's challenge already
+// crossed in plain text) that logs in means the credentials are right and TLS
+// is what is missing.
+func acceptsWithTLS(ctx context.Context, cfg SourceConfig) bool {
+	c, err := connect(ctx, cfg, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		return false
+	}
+	c.Quit()
+	return true
 }
 
 // Identity returns who the master is.

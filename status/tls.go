@@ -30,6 +30,8 @@ type TLSReport struct {
 // text is the connection's line in `status`.
 func (r TLSReport) text() string {
 	switch {
+	case !r.Seen && r.Mode == "preferred":
+		return "no TLS handshake seen (tls = preferred: plain text when the server offers no TLS)"
 	case !r.Seen:
 		return fmt.Sprintf("not connected yet (tls = %s)", r.Mode)
 	case !r.Encrypted:
