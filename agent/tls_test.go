@@ -283,3 +283,94 @@ func TestTLSRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestTLSCertificateExpiresSoon: a master certificate that expires within 14
+// days is named by status and makes `status --check` WARN.
+func TestTLSCertificateExpiresSoon(t *testing.T) {
+	c := newTLSCerts(t)
+	soon := c.ca.Issue(t, harness.CertSpec{Name: "soon", IPs: []string{"127.0.0.1"}, DNSNames: []string{"localhost"},
+		NotAfter: time.Now().Add(3 * 24 * time.Hour)})
+	e := newTLSEnv(t, soon, c.ca.File)
+	e.setSection("master", `tls = "verify-full"`, fmt.Sprintf("ca_file = %q", c.ca.File))
+	p := e.startInProcess(ingest.Hooks{})
+	e.waitSemiSyncClient()
+	var line string
+	harness.WaitFor(t, "status --check to warn about the certificate", 30*time.Second, func() bool {
+		var code int
+		code, line = p.a.liveReport().Check(status.DefaultCheckThresholds(), time.Now())
+		return code == status.CheckWarning && strings.Contains(line, "the master dump server's certificate (CN=soon) expires")
+	})
+	var text strings.Builder
+	p.a.liveReport().WriteText(&text, status.TextOptions{Now: time.Now()})
+	if !strings.Contains(text.String(), "(SOON)") {
+		t.Errorf("status text does not flag the certificate:\n%s", text.String())
+	}
+}
+
+// TestTLSConfigKeys: the TLS keys of [master] and [standby] load, relative
+// files are relative to the config file, and bad values are one line naming
+// the key. No server needed.
+func TestTLSConfigKeys(t *testing.T) {
+	dir := t.TempDir()
+	ca := harness.NewCA(t, dir, "ca")
+	base := fmt.Sprintf("data_dir = %q\nserver_id = 9\n[master]\nuser = \"repl\"\nhost = %%q\n%%s\n[standby]\nhost = \"127.0.0.1\"\nuser = \"a\"\n%%s\n", filepath.Join(dir, "d"))
+	tests := []struct {
+		name, host, master, standby string
+		wantMaster, wantStandby     string // modes of the master dump and standby applier rows
+		wantErr                     string
+	}{
+		{name: "defaults on loopback", host: "127.0.0.1", wantMaster: "preferred", wantStandby: "preferred"},
+		{name: "remote master with relative CA", host: "db1.example.com", master: `ca_file = "ca.pem"`, wantMaster: "verify-full", wantStandby: "preferred"},
+		{name: "remote master without CA", host: "10.1.2.3", wantMaster: "required", wantStandby: "preferred"},
+		{name: "standby verify-ca", host: "127.0.0.1", standby: `tls = "verify-ca"` + "\n" + `ca_file = "ca.pem"`, wantMaster: "preferred", wantStandby: "verify-ca"},
+		{name: "bad level", host: "127.0.0.1", master: `tls = "on"`, wantErr: `master.tls = "on": want off, preferred, required, verify-ca or verify-full`},
+		{name: "standby CA missing", host: "127.0.0.1", standby: `tls = "verify-full"` + "\n" + `ca_file = "missing.pem"`, wantErr: "standby.ca_file " + filepath.Join(dir, "missing.pem") + ": cannot be read"},
+		{name: "unknown key", host: "127.0.0.1", master: `tls_mode = "off"`, wantErr: "unknown key master.tls_mode"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, "hs.toml")
+			writeFile(t, path, fmt.Sprintf(base, tt.host, tt.master, tt.standby))
+			cfg, err := LoadConfig(path)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "\n") {
+					t.Fatalf("err = %v, want one line with %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			modes := map[string]string{}
+			for _, r := range cfg.TLSReport() {
+				modes[r.Connection] = r.Mode
+			}
+			if modes["master dump"] != tt.wantMaster || modes["standby applier"] != tt.wantStandby {
+				t.Errorf("modes %v; want master %s, standby %s", modes, tt.wantMaster, tt.wantStandby)
+			}
+			if tt.wantMaster == "required" && len(cfg.TLSWarnings()) != 1 {
+				t.Errorf("warnings %q; want one about the unverified certificate", cfg.TLSWarnings())
+			}
+			if dsn := cfg.MasterDSN(); tt.wantMaster != "off" && !strings.Contains(dsn, "tls=hotstandby-") {
+				t.Errorf("master DSN has no TLS config: the verify and fence connections would be plain")
+			}
+		})
+	}
+	_ = ca
+}
+
+// TestTLSCheckWarnsPlainRemote: `status --check` warns about a connection to
+// another host that is not encrypted, and not about one on loopback.
+func TestTLSCheckWarnsPlainRemote(t *testing.T) {
+	rep := status.Report{Daemon: "running", Stream: status.StreamReport{State: status.StateStreaming}, TLS: []status.TLSReport{
+		{Connection: "master dump", Mode: "off", Seen: true},
+		{Connection: "standby applier", Mode: "preferred", Seen: true, Loopback: true},
+	}}
+	code, line := rep.Check(status.DefaultCheckThresholds(), time.Now())
+	if code != status.CheckWarning || !strings.Contains(line, "the master dump connection is not encrypted and the server is not on this host") {
+		t.Errorf("check %d %q; want a WARNING about the master dump connection", code, line)
+	}
+	if strings.Contains(line, "standby applier") {
+		t.Errorf("a loopback connection is warned about: %q", line)
+	}
+}
