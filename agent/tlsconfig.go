@@ -162,6 +162,9 @@ func (c Config) TLSReport() []status.TLSReport {
 		host := c.tls.hosts[server]
 		for _, kind := range kinds {
 			o := c.tls.obs[server+"/"+kind].Last()
+			if kind == "sql" && o.At.IsZero() {
+				continue // verify, fence, clone: shown once one ran in this process
+			}
 			r := status.TLSReport{Connection: server + " " + kind, Mode: string(cl.Mode),
 				Loopback: tlsconf.IsLoopback(host), Seen: !o.At.IsZero() || cl.Mode == tlsconf.Off,
 				Encrypted: o.Encrypted, Version: o.Version, Cipher: o.Cipher, Verified: o.Verified, Subject: o.Subject}
