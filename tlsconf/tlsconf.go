@@ -25,7 +25,7 @@ const (
 // Settings are the TLS keys of one server section. The zero value means the
 // defaults described in the package documentation.
 type Settings struct {
-	Mode       string `toml:"tls"`         // off, preferred, required, verify-ca, verify-full; empty: default
+	Level      string `toml:"tls"`         // off, preferred, required, verify-ca, verify-full; empty: default
 	CAFile     string `toml:"ca_file"`     // PEM bundle of the CA(s) that sign the server's certificate
 	CertFile   string `toml:"cert_file"`   // client certificate (PEM), with KeyFile
 	KeyFile    string `toml:"key_file"`    // client key (PEM), with CertFile
@@ -93,7 +93,7 @@ func New(section, host string, s Settings) (*Client, error) {
 }
 
 func resolveMode(section, host string, s Settings) (Mode, string, error) {
-	switch m := Mode(s.Mode); m {
+	switch m := Mode(s.Level); m {
 	case Off, Preferred, Required, VerifyCA, VerifyFull:
 		if (m == VerifyCA || m == VerifyFull) && s.CAFile == "" {
 			return m, "", fmt.Errorf("%s.tls = %q needs %s.ca_file (the CA that signs the server's certificate)", section, m, section)
@@ -101,7 +101,7 @@ func resolveMode(section, host string, s Settings) (Mode, string, error) {
 		return m, "", nil
 	case "":
 	default:
-		return "", "", fmt.Errorf("%s.tls = %q: want off, preferred, required, verify-ca or verify-full", section, s.Mode)
+		return "", "", fmt.Errorf("%s.tls = %q: want off, preferred, required, verify-ca or verify-full", section, s.Level)
 	}
 	switch {
 	case IsLoopback(host):

@@ -33,15 +33,15 @@ func TestDefaultsAndValidation(t *testing.T) {
 		{name: "ipv6 loopback default", host: "::1", want: tlsconf.Preferred},
 		{name: "remote with CA", host: "db1.example.com", s: tlsconf.Settings{CAFile: ca.File}, want: tlsconf.VerifyFull, verifies: true},
 		{name: "remote without CA", host: "10.0.0.5", want: tlsconf.Required, warn: true},
-		{name: "explicit off remote", host: "10.0.0.5", s: tlsconf.Settings{Mode: "off"}, want: tlsconf.Off},
-		{name: "verify-ca", host: "10.0.0.5", s: tlsconf.Settings{Mode: "verify-ca", CAFile: ca.File}, want: tlsconf.VerifyCA, verifies: true},
-		{name: "bad level", host: "127.0.0.1", s: tlsconf.Settings{Mode: "yes"}, wantErr: `master.tls = "yes": want off, preferred, required, verify-ca or verify-full`},
-		{name: "verify-full without CA", host: "127.0.0.1", s: tlsconf.Settings{Mode: "verify-full"}, wantErr: `master.tls = "verify-full" needs master.ca_file`},
-		{name: "CA missing", host: "127.0.0.1", s: tlsconf.Settings{Mode: "verify-full", CAFile: filepath.Join(dir, "nope.pem")}, wantErr: "master.ca_file " + filepath.Join(dir, "nope.pem") + ": cannot be read: no such file or directory"},
-		{name: "CA not PEM", host: "127.0.0.1", s: tlsconf.Settings{Mode: "verify-full", CAFile: junk}, wantErr: "master.ca_file " + junk + ": holds no PEM certificate"},
+		{name: "explicit off remote", host: "10.0.0.5", s: tlsconf.Settings{Level: "off"}, want: tlsconf.Off},
+		{name: "verify-ca", host: "10.0.0.5", s: tlsconf.Settings{Level: "verify-ca", CAFile: ca.File}, want: tlsconf.VerifyCA, verifies: true},
+		{name: "bad level", host: "127.0.0.1", s: tlsconf.Settings{Level: "yes"}, wantErr: `master.tls = "yes": want off, preferred, required, verify-ca or verify-full`},
+		{name: "verify-full without CA", host: "127.0.0.1", s: tlsconf.Settings{Level: "verify-full"}, wantErr: `master.tls = "verify-full" needs master.ca_file`},
+		{name: "CA missing", host: "127.0.0.1", s: tlsconf.Settings{Level: "verify-full", CAFile: filepath.Join(dir, "nope.pem")}, wantErr: "master.ca_file " + filepath.Join(dir, "nope.pem") + ": cannot be read: no such file or directory"},
+		{name: "CA not PEM", host: "127.0.0.1", s: tlsconf.Settings{Level: "verify-full", CAFile: junk}, wantErr: "master.ca_file " + junk + ": holds no PEM certificate"},
 		{name: "cert without key", host: "127.0.0.1", s: tlsconf.Settings{CertFile: leaf.Cert}, wantErr: "master.cert_file and master.key_file go together"},
 		{name: "cert with wrong key", host: "127.0.0.1", s: tlsconf.Settings{CertFile: leaf.Cert, KeyFile: junk}, wantErr: "master.cert_file " + leaf.Cert + " / key_file " + junk + ": "},
-		{name: "off with CA", host: "127.0.0.1", s: tlsconf.Settings{Mode: "off", CAFile: ca.File}, wantErr: `master.tls = "off" but`},
+		{name: "off with CA", host: "127.0.0.1", s: tlsconf.Settings{Level: "off", CAFile: ca.File}, wantErr: `master.tls = "off" but`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,16 +111,16 @@ func TestHandshakes(t *testing.T) {
 		verified bool
 		soon     bool
 	}{
-		{name: "verify-full good", cert: good, s: tlsconf.Settings{Mode: "verify-full", CAFile: ca.File}, verified: true},
-		{name: "verify-full wrong CA", cert: good, s: tlsconf.Settings{Mode: "verify-full", CAFile: other.File}, wantErr: "certificate signed by unknown authority"},
-		{name: "verify-full wrong name", cert: wrongName, s: tlsconf.Settings{Mode: "verify-full", CAFile: ca.File}, wantErr: "certificate is valid for 10.9.9.9, not 127.0.0.1"},
-		{name: "verify-full server_name", cert: wrongName, s: tlsconf.Settings{Mode: "verify-full", CAFile: ca.File, ServerName: "db9.example.com"}, verified: true},
-		{name: "verify-full expired", cert: expired, s: tlsconf.Settings{Mode: "verify-full", CAFile: ca.File}, wantErr: "certificate has expired"},
-		{name: "verify-ca ignores the name", cert: wrongName, s: tlsconf.Settings{Mode: "verify-ca", CAFile: ca.File}, verified: true},
-		{name: "verify-ca wrong CA", cert: good, s: tlsconf.Settings{Mode: "verify-ca", CAFile: other.File}, wantErr: "certificate signed by unknown authority"},
-		{name: "verify-ca expired", cert: expired, s: tlsconf.Settings{Mode: "verify-ca", CAFile: ca.File}, wantErr: "certificate has expired"},
-		{name: "required accepts any", cert: expired, s: tlsconf.Settings{Mode: "required"}, soon: true}, // expired counts as expiring
-		{name: "expires soon", cert: soon, s: tlsconf.Settings{Mode: "verify-full", CAFile: ca.File}, verified: true, soon: true},
+		{name: "verify-full good", cert: good, s: tlsconf.Settings{Level: "verify-full", CAFile: ca.File}, verified: true},
+		{name: "verify-full wrong CA", cert: good, s: tlsconf.Settings{Level: "verify-full", CAFile: other.File}, wantErr: "certificate signed by unknown authority"},
+		{name: "verify-full wrong name", cert: wrongName, s: tlsconf.Settings{Level: "verify-full", CAFile: ca.File}, wantErr: "certificate is valid for 10.9.9.9, not 127.0.0.1"},
+		{name: "verify-full server_name", cert: wrongName, s: tlsconf.Settings{Level: "verify-full", CAFile: ca.File, ServerName: "db9.example.com"}, verified: true},
+		{name: "verify-full expired", cert: expired, s: tlsconf.Settings{Level: "verify-full", CAFile: ca.File}, wantErr: "certificate has expired"},
+		{name: "verify-ca ignores the name", cert: wrongName, s: tlsconf.Settings{Level: "verify-ca", CAFile: ca.File}, verified: true},
+		{name: "verify-ca wrong CA", cert: good, s: tlsconf.Settings{Level: "verify-ca", CAFile: other.File}, wantErr: "certificate signed by unknown authority"},
+		{name: "verify-ca expired", cert: expired, s: tlsconf.Settings{Level: "verify-ca", CAFile: ca.File}, wantErr: "certificate has expired"},
+		{name: "required accepts any", cert: expired, s: tlsconf.Settings{Level: "required"}, soon: true}, // expired counts as expiring
+		{name: "expires soon", cert: soon, s: tlsconf.Settings{Level: "verify-full", CAFile: ca.File}, verified: true, soon: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
