@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -204,10 +205,16 @@ func TestTLSVerifyFull(t *testing.T) {
 	if st := connectionTypes(t, standby, "applier"); len(st) == 0 || !strings.HasSuffix(st[0], " SSL/TLS") {
 		t.Errorf("applier connections on the standby: %v; want SSL/TLS", st)
 	}
+	// verify opens its own connections to both servers from another
+	// process: with users REQUIRE SSL it can only succeed over TLS.
+	out, err := exec.Command(hsBinary, "verify", "--config", e.cfgPath).CombinedOutput()
+	if err != nil {
+		t.Fatalf("verify over TLS: %v\n%s", err, out)
+	}
+	assertNoSecret(t, "verify's output", string(out), e.password)
 	js, _ := json.Marshal(rep)
 	assertNoSecret(t, "status JSON", string(js), e.password)
 	assertNoSecret(t, "the log", p.log.String(), e.password)
-	_ = os.Remove
 }
 
 // TestTLSRefusals: a wrong CA, a certificate for another name, an expired
