@@ -253,6 +253,8 @@ func TestTLSRefusals(t *testing.T) {
 			wantCode: 1, want: "the master requires TLS (require_secure_transport=ON or a user created REQUIRE SSL; MariaDB answers both with Access denied) and the agent connects without it (tls = \"off\"): set tls in the [master] section"},
 		{name: "wrong password is not called a TLS problem", settings: []string{`tls = "off"`}, wrongPassword: true,
 			wantCode: 1, want: "Access denied for user 'repl'@'127.0.0.1' (using password: YES)"},
+		{name: "required against a master without TLS", env: func() *testEnv { return newEnv(t) }, settings: []string{`tls = "required"`},
+			wantCode: 1, want: "the master offers no TLS (no ssl_cert/ssl_key) and the agent requires it: configure TLS on the master or lower tls in the [master] section"},
 		{name: "CA file unreadable", settings: []string{`tls = "verify-full"`, `ca_file = "/nonexistent/ca.pem"`},
 			wantCode: 2, want: "master.ca_file /nonexistent/ca.pem: cannot be read: no such file or directory"},
 	}
