@@ -32,7 +32,13 @@
 // warning that says so: the binlog never crosses a network in clear text
 // unless `tls = "off"` says it may.
 //
-// # Observations
+// # Listener
+//
+// ServerConfig loads the certificate and key of a TLS listener (the binlog
+// server's `[serve] cert_file`/`key_file`), so that a downstream replica can
+// use MASTER_SSL=1 with MASTER_SSL_VERIFY_SERVER_CERT=1.
+//
+// // # Observations
 //
 // Every *tls.Config that Client.Config returns records each handshake it
 // completes (version, cipher, whether the chain was verified, the server
