@@ -383,3 +383,26 @@ func TestTLSCheckWarnsPlainRemote(t *testing.T) {
 		t.Errorf("a loopback connection is warned about: %q", line)
 	}
 }
+
+// TestTLSClientCertificate: a replication user created REQUIRE X509 is
+// refused without a client certificate and streams with cert_file/key_file.
+func TestTLSClientCertificate(t *testing.T) {
+	c := newTLSCerts(t)
+	client := c.ca.Issue(t, harness.CertSpec{Name: "agent-client", Client: true})
+	e := newTLSEnv(t, c.master, c.ca.File)
+	e.exec("SET SESSION sql_log_bin=0; ALTER USER 'repl'@'127.0.0.1' REQUIRE X509; ALTER USER 'repl'@'localhost' REQUIRE X509; SET SESSION sql_log_bin=1")
+	e.setSection("master", `tls = "verify-full"`, fmt.Sprintf("ca_file = %q", c.ca.File))
+	out, code := e.runToExit(60 * time.Second)
+	if code != 1 || !strings.Contains(lastLine(out), "Access denied for user 'repl'") {
+		t.Fatalf("without a client certificate: exit %d, last line %q; want exit 1 and access denied", code, lastLine(out))
+	}
+	assertNoSecret(t, "the agent's output", out, e.password)
+	e.writeConfig("")
+	e.setSection("master", `tls = "verify-full"`, fmt.Sprintf("ca_file = %q", c.ca.File),
+		fmt.Sprintf("cert_file = %q", client.Cert), fmt.Sprintf("key_file = %q", client.Key))
+	os.RemoveAll(filepath.Join(e.dir, "agent"))
+	p := e.startInProcess(ingest.Hooks{})
+	e.waitSemiSyncClient()
+	e.exec("INSERT INTO test.t (c) VALUES (1)")
+	e.waitCaughtUp(p.a.liveReport)
+}
