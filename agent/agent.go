@@ -81,7 +81,10 @@ func newAgent(cfg Config, log *slog.Logger, hooks ingest.Hooks) (*Agent, error) 
 			Skipped: a.skipCommitted,
 		}, a.recv)
 	}
-	a.monitor = ingest.NewMonitor(ic.Source, log, store, a.recv)
+	a.monitor = ingest.NewMonitor(cfg.monitorSource(ic.Source), log, store, a.recv)
+	for _, w := range cfg.TLSWarnings() {
+		log.Warn(w)
+	}
 	if a.applier != nil {
 		fp, err := a.newFailover()
 		if err != nil {

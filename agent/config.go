@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
-	"github.com/go-sql-driver/mysql"
 	"github.com/hotstandby/hotstandby/binlog"
 	"github.com/hotstandby/hotstandby/failover"
 	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/hotstandby/hotstandby/status"
+	"github.com/hotstandby/hotstandby/tlsconf"
 )
 
 // PasswordEnv is the environment variable that may hold the master's
@@ -33,6 +33,8 @@ type StandbyConfig struct {
 	User         string `toml:"user"`
 	Password     string `toml:"password"`
 	PasswordFile string `toml:"password_file"`
+	// Settings are the TLS keys (tls, ca_file, cert_file, key_file, server_name).
+	tlsconf.Settings
 }
 
 // Enabled reports whether a standby is configured.
@@ -73,6 +75,8 @@ type MasterConfig struct {
 	// ReadTimeout declares the master silent (and reconnects) when nothing,
 	// not even a heartbeat, arrived for this long. Must exceed Heartbeat.
 	ReadTimeout Duration `toml:"read_timeout"`
+	// Settings are the TLS keys (tls, ca_file, cert_file, key_file, server_name).
+	tlsconf.Settings
 }
 
 // Addr returns host:port.
@@ -177,6 +181,7 @@ type Config struct {
 	path            string // the file it was read from
 	password        string // resolved; never printed
 	standbyPassword string // resolved; never printed
+	tls             *tlsSetup
 }
 
 // DefaultConfig returns a Config with every default filled in.
@@ -261,6 +266,7 @@ func LoadConfig(path string) (Config, error) {
 	if cfg.Master.PasswordFile != "" && !filepath.IsAbs(cfg.Master.PasswordFile) {
 		cfg.Master.PasswordFile = filepath.Join(filepath.Dir(path), cfg.Master.PasswordFile)
 	}
+	cfg.resolveTLSPaths(filepath.Dir(path))
 	if err := cfg.Validate(); err != nil {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
@@ -367,7 +373,7 @@ func (c *Config) Validate() error {
 	if c.standbyPassword, err = resolvePassword("standby", c.Standby.Password, c.Standby.PasswordFile, StandbyPasswordEnv); err != nil {
 		return err
 	}
-	return nil
+	return c.setupTLS()
 }
 
 // resolvePassword picks a password from the config value, a file whose
@@ -394,22 +400,10 @@ func resolvePassword(section, value, file, env string) (string, error) {
 func (c Config) MasterPassword() string { return c.password }
 
 // StandbyDSN returns the go-sql-driver DSN of the standby.
-func (c Config) StandbyDSN() string {
-	m := mysql.NewConfig()
-	m.User, m.Passwd = c.Standby.User, c.standbyPassword
-	m.Net, m.Addr = "tcp", c.Standby.Addr()
-	m.Timeout, m.ReadTimeout, m.WriteTimeout = 5*time.Second, time.Hour, time.Minute
-	return m.FormatDSN()
-}
+func (c Config) StandbyDSN() string { return c.DSN("standby", "applier") }
 
 // MasterDSN returns the go-sql-driver DSN of the master (for verify).
-func (c Config) MasterDSN() string {
-	m := mysql.NewConfig()
-	m.User, m.Passwd = c.Master.User, c.password
-	m.Net, m.Addr = "tcp", c.Master.Addr()
-	m.Timeout = 5 * time.Second
-	return m.FormatDSN()
-}
+func (c Config) MasterDSN() string { return c.DSN("master", "sql") }
 
 // CheckpointPath is the checkpoint store's file.
 func (c Config) CheckpointPath() string { return filepath.Join(c.DataDir, "checkpoint.db") }
@@ -420,12 +414,14 @@ func (c Config) RelayDir() string { return filepath.Join(c.DataDir, "relay") }
 // IngestConfig is the receiver's configuration: the [master], [semisync],
 // [relay] and [reconnect] sections.
 func (c Config) IngestConfig() ingest.Config {
+	tc, fallback, obs := c.masterTLS("dump")
 	return ingest.Config{
 		Source: binlog.SourceConfig{
 			Addr: c.Master.Addr(), User: c.Master.User, Password: c.password,
 			ServerID: c.ServerID, ReportHost: c.ReportHost,
 			Heartbeat: c.Master.Heartbeat.Duration, ReadTimeout: c.Master.ReadTimeout.Duration,
 			ConnectTimeout: c.Master.ConnectTimeout.Duration, SemiSync: c.SemiSync.Enabled,
+			TLS: tc, TLSFallback: fallback, OnPlaintext: obs.RecordPlain,
 		},
 		DataDir: c.DataDir, RelayDir: c.RelayDir(), SegmentSize: c.Relay.SegmentSizeMB << 20,
 		CheckpointInterval: c.Relay.CheckpointInterval.Duration, Start: c.Start,

@@ -47,7 +47,8 @@ func (a *Agent) newFailover() (*failoverParts, error) {
 	}
 	dc := a.cfg.DetectConfig()
 	p, err := failover.NewSQLProber(failover.SQLProberConfig{Addr: a.cfg.Master.Addr(), User: a.cfg.Master.User,
-		Password: a.cfg.password, ServerID: old.ServerID, Timeout: dc.ProbeTimeout, Logger: a.log})
+		Password: a.cfg.password, ServerID: old.ServerID, Timeout: dc.ProbeTimeout, Logger: a.log,
+		TLS: a.cfg.probeTLS(), TLSFallback: a.cfg.probeFallback()})
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +157,8 @@ func (a *Agent) opPromote(ctx context.Context, p control.Peer, req control.Reque
 func (a *Agent) masterAlive(ctx context.Context) (bool, string) {
 	dc := a.cfg.DetectConfig()
 	p, err := failover.NewSQLProber(failover.SQLProberConfig{Addr: a.cfg.Master.Addr(), User: a.cfg.Master.User,
-		Password: a.cfg.password, Timeout: dc.ProbeTimeout * 3, Logger: a.log})
+		Password: a.cfg.password, Timeout: dc.ProbeTimeout * 3, Logger: a.log,
+		TLS: a.cfg.probeTLS(), TLSFallback: a.cfg.probeFallback()})
 	if err != nil {
 		return false, ""
 	}

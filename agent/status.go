@@ -49,6 +49,7 @@ func (a *Agent) liveReport() status.Report {
 		rep.Audit = status.AuditLines(entries)
 	}
 	rep.SafeToPromote = rep.Received
+	rep.TLS = a.cfg.TLSReport()
 	if mv := a.monitor.View(); mv.PosKnown || mv.SemiSync != "" {
 		rep.Master = &status.MasterReport{Position: status.Pos(mv.Pos), SemiSync: mv.SemiSync, SemiSyncSince: status.TimePtr(mv.SemiSyncSince), MeasuredAt: mv.MeasuredAt}
 		if mv.PosKnown {

@@ -67,8 +67,14 @@ func buildAgent(t *testing.T) string {
 // startServer starts a sandbox server under base/name.
 func startServer(t *testing.T, base, name string, id uint32, master bool, extra ...string) *sandbox.Server {
 	t.Helper()
+	return startServerTLS(t, base, name, id, master, nil, extra...)
+}
+
+// startServerTLS is startServer with a certificate (nil: none).
+func startServerTLS(t *testing.T, base, name string, id uint32, master bool, tls *sandbox.TLSConfig, extra ...string) *sandbox.Server {
+	t.Helper()
 	s, err := sandbox.Start(context.Background(), sandbox.Config{
-		Dir: filepath.Join(base, name), ServerID: id, Master: master, Extra: extra, Log: t.Logf,
+		Dir: filepath.Join(base, name), ServerID: id, Master: master, Extra: extra, Log: t.Logf, TLS: tls,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -164,6 +170,8 @@ type agentSpec struct {
 	Start    string // current, file:NAME:POS
 	SemiSync bool
 	Extra    string // appended to the config file as is (TOML), e.g. a [standby] section
+	// MasterTLS holds TOML lines for the [master] section (tls, ca_file).
+	MasterTLS string
 }
 
 // agentProc is a running hotstandby process.
@@ -195,13 +203,13 @@ host = "127.0.0.1"
 port = %d
 user = %q
 password_file = %q
-
+%s
 [semisync]
 enabled = %t
 
 [status]
 listen = %q
-`, filepath.Join(a.Dir, "data"), a.ServerID, a.Start, a.Master.Port(), replUser, pwFile, a.SemiSync, listen)
+`, filepath.Join(a.Dir, "data"), a.ServerID, a.Start, a.Master.Port(), replUser, pwFile, a.MasterTLS, a.SemiSync, listen)
 	cfg += a.Extra
 	cfgPath := filepath.Join(a.Dir, "hotstandby.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {

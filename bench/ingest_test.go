@@ -37,6 +37,7 @@ type ingestEnv struct {
 	end             binlogEnd
 	bytes           int64 // sum of the binlog files' sizes
 	events          int64 // events in the binlog files
+	tls             *benchTLS
 }
 
 func TestBenchIngest(t *testing.T) {
@@ -45,8 +46,8 @@ func TestBenchIngest(t *testing.T) {
 	runs := envInt(t, "HOTSTANDBY_BENCH_RUNS", 3)
 	bin := buildAgent(t)
 	base := t.TempDir()
-	e := &ingestEnv{base: base, password: "pw-" + harness.RandHex(12)}
-	e.master = startServer(t, base, "master", 1, true,
+	e := &ingestEnv{base: base, password: "pw-" + harness.RandHex(12), tls: newBenchTLS(t, base)}
+	e.master = startServerTLS(t, base, "master", 1, true, e.tls.server(),
 		"rpl_semi_sync_master_enabled=OFF", "max_binlog_size=1G")
 	e.replica = startServer(t, base, "replica", 2, false)
 	if err := e.master.CreateUser(context.Background(), replUser, e.password, replPrivs); err != nil {
@@ -105,8 +106,8 @@ func (e *ingestEnv) report(w io.Writer, agentName string, results [][]ingestRun,
 		rows = append(rows, []string{name(j), fmt.Sprintf("%.2f", secs[j]), fmt.Sprintf("%.1f", mib/secs[j]),
 			fmt.Sprintf("%.0f", float64(e.events)/secs[j]), strings.Join(all, " ")})
 	}
-	fmt.Fprintf(w, "\nIngest: %s to %s, %d file(s), %.1f MiB, %d events; median of %d runs\n",
-		e.files[0].Name+":4", e.end, len(e.files), mib, e.events, len(results[0]))
+	fmt.Fprintf(w, "\nIngest: %s to %s, %d file(s), %.1f MiB, %d events; median of %d runs; %s\n",
+		e.files[0].Name+":4", e.end, len(e.files), mib, e.events, len(results[0]), e.tls.label())
 	printTable(w, []string{"tool", "seconds", "MiB/s", "events/s", "runs (s)"}, rows)
 	fmt.Fprintf(w, "%s throughput / %s: %.2f\n", agentName, name(1), secs[1]/secs[0])
 	fmt.Fprintf(w, "%s throughput / %s: %.2f\n", agentName, name(2), secs[2]/secs[0])
@@ -226,7 +227,7 @@ func (e *ingestEnv) runAgent(t *testing.T, bin string) ingestRun {
 	syncDisks()
 	p := startAgent(t, bin, agentSpec{
 		Dir: dir, Master: e.master, Password: e.password, ServerID: 9001,
-		Start: "file:" + e.files[0].Name + ":4", SemiSync: false,
+		Start: "file:" + e.files[0].Name + ":4", SemiSync: false, MasterTLS: e.tls.agentMaster(),
 	})
 	st := p.waitStatus(t, "the agent to receive up to "+e.end.String(), 10*time.Minute, 10*time.Millisecond,
 		func(st agentStatus) bool { return st.at(e.end) })
@@ -263,10 +264,11 @@ func (e *ingestEnv) runMariadbBinlog(t *testing.T) ingestRun {
 	if err := os.Mkdir(out, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("mariadb-binlog", "--defaults-extra-file="+extra,
+	args := append([]string{"--defaults-extra-file=" + extra,
 		"--read-from-remote-server", "--raw", "--to-last-log",
-		"--host=127.0.0.1", "--port="+strconv.Itoa(e.master.Port()), "--user="+replUser,
-		"--result-file="+out+"/", e.files[0].Name)
+		"--host=127.0.0.1", "--port=" + strconv.Itoa(e.master.Port()), "--user=" + replUser,
+		"--result-file=" + out + "/"}, e.tls.clientArgs()...)
+	cmd := exec.Command("mariadb-binlog", append(args, e.files[0].Name)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	syncDisks()
@@ -295,7 +297,7 @@ func (e *ingestEnv) runNative(t *testing.T) ingestRun {
 	_ = r.Exec(context.Background(), "STOP SLAVE")
 	mustExec(t, r, "RESET SLAVE ALL")
 	mustExec(t, r, `CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=?, MASTER_USER=?, MASTER_PASSWORD=?,
-		MASTER_LOG_FILE=?, MASTER_LOG_POS=4, MASTER_USE_GTID=no`, e.master.Port(), replUser, e.password, e.files[0].Name)
+		MASTER_LOG_FILE=?, MASTER_LOG_POS=4, MASTER_USE_GTID=no`+e.tls.changeMaster(), e.master.Port(), replUser, e.password, e.files[0].Name)
 	syncDisks()
 	start := time.Now()
 	mustExec(t, r, "START SLAVE IO_THREAD")

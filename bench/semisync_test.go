@@ -47,6 +47,7 @@ type semiEnv struct {
 	db              *sql.DB // root pool on the master, database bench
 	runs            int
 	commits16       int
+	tls             *benchTLS
 }
 
 // semiSetup is one way of running the master: connect makes the setup's
@@ -68,7 +69,8 @@ func TestBenchSemiSync(t *testing.T) {
 	}
 	bin := buildAgent(t)
 	base := t.TempDir()
-	e.master = startServer(t, base, "master", 1, true,
+	e.tls = newBenchTLS(t, base)
+	e.master = startServerTLS(t, base, "master", 1, true, e.tls.server(),
 		"rpl_semi_sync_master_wait_point=AFTER_SYNC", "rpl_semi_sync_master_timeout=10000")
 	e.replica = startServer(t, base, "replica", 2, false, "rpl_semi_sync_slave_enabled=ON")
 	if err := e.master.CreateUser(context.Background(), replUser, e.password, replPrivs); err != nil {
@@ -118,6 +120,7 @@ func TestBenchSemiSync(t *testing.T) {
 	for _, k := range order {
 		list = append(list, *results[k])
 	}
+	fmt.Printf("\ntransport: %s\n", e.tls.label())
 	report(os.Stdout, list)
 	fmt.Printf("hotstandby: peak RSS (VmHWM, highest of the runs) %.1f MiB, %d ACKs sent, %d events received, %d log lines above INFO\n",
 		float64(agent.rss)/1024, agent.acks, agent.events, agent.logIssues)
@@ -154,6 +157,7 @@ func (a *agentSetup) connect(t *testing.T) {
 	}
 	a.p = startAgent(t, a.bin, agentSpec{
 		Dir: dir, Master: a.e.master, Password: a.e.password, ServerID: 9001, Start: "current", SemiSync: true,
+		MasterTLS: a.e.tls.agentMaster(),
 	})
 	a.p.waitStatus(t, "the agent to stream", 30*time.Second, 20*time.Millisecond,
 		func(st agentStatus) bool { return st.Stream.State == "streaming" })
@@ -184,7 +188,7 @@ func (e *semiEnv) startNative(t *testing.T, syncRelayLog int) {
 	mustExec(t, e.replica, "SET GLOBAL sync_relay_log=?", syncRelayLog)
 	end := masterEnd(t, e.master)
 	mustExec(t, e.replica, `CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=?, MASTER_USER=?, MASTER_PASSWORD=?,
-		MASTER_LOG_FILE=?, MASTER_LOG_POS=?, MASTER_USE_GTID=no`, e.master.Port(), replUser, e.password, end.File, end.Pos)
+		MASTER_LOG_FILE=?, MASTER_LOG_POS=?, MASTER_USE_GTID=no`+e.tls.changeMaster(), e.master.Port(), replUser, e.password, end.File, end.Pos)
 	mustExec(t, e.replica, "START SLAVE IO_THREAD")
 	e.waitSemiSyncReplica(t)
 	if v, err := e.replica.Status(context.Background(), "Rpl_semi_sync_slave_status"); err != nil || v != "ON" {

@@ -31,7 +31,9 @@
 // semi-sync when configured. ReadEvent is called from one goroutine; the
 // semi-sync ACK goes straight onto the socket from another (AckWriter),
 // with a write deadline. Errors are *SourceError, permanent or retryable;
-// none of them carries the password.
+// none of them carries the password. With SourceConfig.TLS the connection
+// switches to TLS after the greeting (the ACK writer then writes through the
+// TLS connection); a refused certificate is permanent.
 //
 // binlog imports nothing else of the project.
 package binlog

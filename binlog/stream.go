@@ -2,6 +2,7 @@ package binlog
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -36,6 +37,13 @@ type SourceConfig struct {
 	// SemiSync registers the connection as a semi-sync replica.
 	SemiSync bool
 	Logger   *slog.Logger
+	// TLS, when not nil, switches the connection to TLS after the master's
+	// greeting. With TLSFallback, a master whose greeting offers no TLS is
+	// spoken to in plain text (a failed handshake or verification never is);
+	// OnPlaintext, if set, is called for every connection made without TLS.
+	TLS         *tls.Config
+	TLSFallback bool
+	OnPlaintext func()
 }
 
 // Identity is who the master is: the values that must not change between
@@ -67,16 +75,15 @@ type Conn struct {
 
 // Dial connects and authenticates.
 func Dial(ctx context.Context, cfg SourceConfig) (*Conn, error) {
-	d := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
-	c, err := client.ConnectWithDialer(ctx, "tcp", cfg.Addr, cfg.User, cfg.Password, "", d.DialContext,
-		func(c *client.Conn) error {
-			c.ReadTimeout = cfg.ReadTimeout
-			c.BufferSize = 1 << 20
-			c.SetAttributes(map[string]string{"program_name": "hotstandby"})
-			return nil
-		})
+	c, err := connect(ctx, cfg, cfg.TLS)
+	if err != nil && cfg.TLS != nil && cfg.TLSFallback && strings.Contains(err.Error(), noTLSOffered) {
+		c, err = connect(ctx, cfg, nil)
+	}
 	if err != nil {
-		return nil, &SourceError{Op: "connect to " + cfg.Addr, Err: scrub(err, cfg.Password)}
+		return nil, connectError(ctx, cfg, err)
+	}
+	if _, tlsOn := c.Conn.Conn.(*tls.Conn); !tlsOn && cfg.OnPlaintext != nil {
+		cfg.OnPlaintext()
 	}
 	conn := &Conn{cfg: cfg, c: c}
 	if conn.id, err = conn.identity(); err != nil {
@@ -84,6 +91,66 @@ func Dial(ctx context.Context, cfg SourceConfig) (*Conn, error) {
 		return nil, err
 	}
 	return conn, nil
+}
+
+// noTLSOffered is go-mysql's error when TLS is configured and the server's
+// greeting lacks CLIENT_SSL (client/auth.go); only then may preferred fall
+// back to plain text.
+const noTLSOffered = "does not support TLS"
+
+// ErrSecureTransportRequired is MySQL's ER_SECURE_TRANSPORT_REQUIRED: the
+// server runs with require_secure_transport=ON and refuses plain TCP.
+// MariaDB has no such error: it answers Access denied (1045).
+const ErrSecureTransportRequired = 3159
+
+func connect(ctx context.Context, cfg SourceConfig, tc *tls.Config) (*client.Conn, error) {
+	d := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
+	return client.ConnectWithDialer(ctx, "tcp", cfg.Addr, cfg.User, cfg.Password, "", d.DialContext,
+		func(c *client.Conn) error {
+			c.ReadTimeout = cfg.ReadTimeout
+			c.BufferSize = 1 << 20
+			c.SetAttributes(map[string]string{"program_name": "hotstandby"})
+			if tc != nil {
+				c.SetTLSConfig(tc)
+			}
+			return nil
+		})
+}
+
+// connectError names what went wrong in one line. A certificate that fails
+// verification and a master that demands TLS from a client without it are
+// permanent: retrying cannot help until the configuration changes.
+func connectError(ctx context.Context, cfg SourceConfig, err error) error {
+	se := &SourceError{Op: "connect to " + cfg.Addr, Err: scrub(err, cfg.Password)}
+	var cv *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &cv):
+		se.Err, se.Permanent = fmt.Errorf("TLS: the master's certificate was refused: %w", cv.Err), true
+	case cfg.TLS == nil && (ServerErrorCode(err) == ErrSecureTransportRequired || ServerErrorCode(err) == 1045 && acceptsWithTLS(ctx, cfg)):
+		se.Err, se.Permanent = errors.New(requiresTLS), true
+	case cfg.TLS != nil && !cfg.TLSFallback && strings.Contains(err.Error(), noTLSOffered):
+		se.Err, se.Permanent = errors.New("the master offers no TLS (no ssl_cert/ssl_key) and the agent requires it: configure TLS on the master or lower tls in the [master] section"), true
+	}
+	return se
+}
+
+// requiresTLS is the line for a master that refuses the agent in plain text
+// but accepts it over TLS.
+const requiresTLS = "the master requires TLS (require_secure_transport=ON or a user created REQUIRE SSL; MariaDB answers both with Access denied) and the agent connects without it (tls = \"off\"): set tls in the [master] section"
+
+// acceptsWithTLS tells "access denied" from "plain text refused": MariaDB
+// answers a plain connection under require_secure_transport=ON, or of a user
+// REQUIRE SSL, with the same error 1045 as a wrong password. One attempt over
+// TLS (not verified: it only diagnoses, and the password's challenge already
+// crossed in plain text) that logs in means the credentials are right and TLS
+// is what is missing.
+func acceptsWithTLS(ctx context.Context, cfg SourceConfig) bool {
+	c, err := connect(ctx, cfg, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		return false
+	}
+	c.Quit()
+	return true
 }
 
 // Identity returns who the master is.

@@ -2,6 +2,7 @@ package failover
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
@@ -91,6 +92,10 @@ type SQLProberConfig struct {
 	// Logger receives the driver's messages at debug level; nil discards
 	// them.
 	Logger *slog.Logger
+	// TLS, when not nil, is the connection's TLS config; with TLSFallback a
+	// master that offers no TLS is probed in plain text.
+	TLS         *tls.Config
+	TLSFallback bool
 }
 
 // SQLProber probes the master with SELECT @@server_id over a single
@@ -128,6 +133,7 @@ func NewSQLProber(cfg SQLProberConfig) (*SQLProber, error) {
 	mc.ReadTimeout = cfg.Timeout
 	mc.WriteTimeout = cfg.Timeout
 	mc.Logger = probeDriverLogger{cfg.Logger}
+	mc.TLS, mc.AllowFallbackToPlaintext = cfg.TLS, cfg.TLSFallback
 	connector, err := mysql.NewConnector(mc)
 	if err != nil {
 		// The message names a DSN parameter, never the password.

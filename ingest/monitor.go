@@ -93,7 +93,8 @@ func (m *Monitor) Run(ctx context.Context, every time.Duration) {
 	for {
 		if conn == nil {
 			c, err := binlog.Dial(ctx, binlog.SourceConfig{Addr: m.cfg.Addr, User: m.cfg.User, Password: m.cfg.Password,
-				ConnectTimeout: m.cfg.ConnectTimeout, ReadTimeout: m.cfg.ReadTimeout})
+				ConnectTimeout: m.cfg.ConnectTimeout, ReadTimeout: m.cfg.ReadTimeout,
+				TLS: m.cfg.TLS, TLSFallback: m.cfg.TLSFallback, OnPlaintext: m.cfg.OnPlaintext})
 			if err != nil {
 				m.mu.Lock()
 				m.view.Err, m.view.PosKnown, m.view.SemiSync = err.Error(), false, ""

@@ -594,7 +594,7 @@ func (r *Receiver) dumpThreadView(ctx context.Context, id uint32) string {
 	ctx, cancel := context.WithTimeout(ctx, src.ConnectTimeout+src.ReadTimeout)
 	defer cancel()
 	c, err := binlog.Dial(ctx, binlog.SourceConfig{Addr: src.Addr, User: src.User, Password: src.Password,
-		ConnectTimeout: src.ConnectTimeout, ReadTimeout: src.ReadTimeout})
+		ConnectTimeout: src.ConnectTimeout, ReadTimeout: src.ReadTimeout, TLS: src.TLS, TLSFallback: src.TLSFallback})
 	if err != nil {
 		return "unknown (" + err.Error() + ")"
 	}

@@ -60,9 +60,20 @@ type Config struct {
 	// behind.
 	Detached bool
 
+	// TLS, if not nil, gives the server a certificate so that TCP clients
+	// may (or, with RequireSecureTransport, must) use TLS.
+	TLS *TLSConfig
+
 	// Log, if not nil, receives the server's error-log lines when starting
 	// or stopping fails, and the MySQL driver's error messages. t.Logf fits.
 	Log func(format string, args ...any)
+}
+
+// TLSConfig holds a server's TLS files (PEM) and whether it refuses plain
+// TCP connections (require_secure_transport=ON; the unix socket stays allowed).
+type TLSConfig struct {
+	CA, Cert, Key          string
+	RequireSecureTransport bool
 }
 
 // Validate reports whether c can be used to start a server. Its errors wrap
@@ -163,6 +174,14 @@ func myCnf(c Config, l layout, port int) string {
 		line("rpl_semi_sync_master_enabled=ON")
 		line("rpl_semi_sync_master_wait_point=AFTER_SYNC")
 		line("rpl_semi_sync_master_timeout=10000")
+	}
+	if c.TLS != nil {
+		line("ssl_ca=%s", c.TLS.CA)
+		line("ssl_cert=%s", c.TLS.Cert)
+		line("ssl_key=%s", c.TLS.Key)
+		if c.TLS.RequireSecureTransport {
+			line("require_secure_transport=ON")
+		}
 	}
 	for _, extra := range c.Extra {
 		line("%s", extra)

@@ -108,6 +108,9 @@ func (rep Report) Check(th CheckThresholds, now time.Time) (int, string) {
 			add(CheckWarning, "%s", w)
 		}
 	}
+	for _, w := range tlsFindings(rep.TLS) {
+		add(CheckWarning, "%s", w)
+	}
 	if ss := rep.SemiSync; ss.Enabled && ss.BreachAt != nil && (ss.ProvenAt == nil || !ss.ProvenAt.After(*ss.BreachAt)) {
 		add(CheckWarning, "not proven lossless since %s: %s", ss.BreachAt.Format(time.RFC3339), ss.Breach)
 	}

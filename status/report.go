@@ -206,6 +206,8 @@ type Report struct {
 	// Failover is the failover machinery's view (absent without a standby).
 	Failover *FailoverReport `json:"failover,omitempty"`
 	Audit    []string        `json:"audit,omitempty"`
+	// TLS is how each connection of the daemon is protected (running only).
+	TLS []TLSReport `json:"tls,omitempty"`
 }
 
 // TimePtr is nil for the zero time: unknown times are omitted.

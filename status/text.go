@@ -87,6 +87,9 @@ func (rep Report) WriteText(w io.Writer, opt TextOptions) {
 	if rep.CheckpointAt != nil {
 		t.field("checkpoint:", "written "+t.at(rep.CheckpointAt))
 	}
+	for _, c := range rep.TLS {
+		t.field("tls:", c.Connection+": "+c.text())
+	}
 	for _, warn := range rep.Stream.Warnings {
 		t.field("warning:", warn)
 	}
