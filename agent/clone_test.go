@@ -1,0 +1,204 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os/exec"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hotstandby/hotstandby/checkpoint"
+	"github.com/hotstandby/hotstandby/harness"
+	"github.com/hotstandby/hotstandby/sandbox"
+	"github.com/hotstandby/hotstandby/status"
+)
+
+// cloneGrants are the master privileges a clone needs: BACKUP STAGE needs
+// RELOAD; SHOW VIEW, TRIGGER and SELECT (mysql.proc) read the objects.
+// (Binlogged: a pooled connection left with sql_log_bin=0 would hide later
+// writes from the binlog.)
+const cloneGrants = "GRANT SELECT, RELOAD, SHOW VIEW, TRIGGER, EVENT ON *.* TO 'repl'@'127.0.0.1'"
+
+// cloneFixture fills the master with many tables: every column type of the
+// apply tests, a table without a primary key, generated columns, a big
+// chunked table, a non-transactional table, a view, a trigger and
+// routines.
+func (e *testEnv) cloneFixture(bulkTables, bulkRows int) {
+	e.t.Helper()
+	e.exec("SET GLOBAL rpl_semi_sync_master_timeout=100") // no replica yet
+	e.exec(cloneGrants)
+	for _, q := range []string{
+		"CREATE TABLE test.types (id INT PRIMARY KEY, u BIGINT UNSIGNED, s BIGINT, d DECIMAL(65,30), f DOUBLE, fl FLOAT, b BINARY(8), vb VARBINARY(20), ts TIMESTAMP(6) NULL, dt DATETIME(6), tm TIME(6), y YEAR, bits BIT(64), e ENUM('a','b'), st SET('x','y'), j JSON, g POINT, txt TEXT CHARACTER SET utf8mb4, l VARCHAR(10) CHARACTER SET latin1, v INT AS (id * 2) VIRTUAL, pst INT AS (id + 1) PERSISTENT)",
+		"INSERT INTO test.types (id,u,s,d,f,fl,b,vb,ts,dt,tm,y,bits,e,st,j,g,txt,l) VALUES (1, 18446744073709551615, -9223372036854775808, '-12345678901234567890123456789012345.123456789012345678901234567890', 1.7976931348623157e308, 3.14159274, 'ab\\0', 'x\\0\\0', '2038-01-19 03:14:07.999999', '9999-12-31 23:59:59.999999', '-838:59:59.000000', 2155, b'1111111111111111111111111111111111111111111111111111111111111111', 'b', 'x,y', '{\"k\": [1, 2.5, \"s\"]}', POINT(1.5, -2.25), '😀 ünïcode', 'çà')",
+		"INSERT INTO test.types (id, u, s, d, f, fl) VALUES (2, 0, 0, 0.100000000000000000000000000000, 0.1, 0.1), (0, 1, 1, 1, 1e-300, 1e-30)",
+		"CREATE TABLE test.odd (id INT PRIMARY KEY, d DATE, dt DATETIME, ts TIMESTAMP NULL, blb LONGBLOB, y YEAR, bin BINARY(16), lt TEXT CHARACTER SET latin1)",
+		"SET SESSION sql_mode = ''; INSERT INTO test.odd VALUES (1, '0000-00-00', '0000-00-00 00:00:00', '0000-00-00 00:00:00', REPEAT(x'00ff7f80', 1500000), 0, x'00010000', 'Ñandú')",
+		"INSERT INTO test.odd VALUES (2, '2024-02-29', '1000-01-01 00:00:00', '1970-01-01 00:00:01', RANDOM_BYTES(1024), 1901, RANDOM_BYTES(16), NULL)",
+		"CREATE TABLE test.wide (id BIGINT AUTO_INCREMENT PRIMARY KEY, u BIGINT UNSIGNED, s BIGINT, d DECIMAL(65,30), f DOUBLE, b BINARY(8), vb VARBINARY(20), dt DATETIME(6), tm TIME(6), bits BIT(64), e ENUM('a','b'), st SET('x','y'), j JSON, txt TEXT CHARACTER SET utf8mb4, l VARCHAR(10) CHARACTER SET latin1, v BIGINT AS (id * 2) VIRTUAL, KEY (s), KEY (dt))",
+		"INSERT INTO test.wide (u, s, d, f, b, vb, dt, tm, bits, e, st, j, txt, l) SELECT seq * 7919, -seq, seq / 7, seq * 1.5e-3, UNHEX(LPAD(HEX(seq), 4, '0')), x'0000', '2020-01-01' + INTERVAL seq SECOND, '12:00:00', seq, 'a', 'x', JSON_OBJECT('n', seq), REPEAT('ü', seq % 50), 'é' FROM test.seq_1_to_20000",
+		"CREATE TABLE test.nopk (a INT, b VARCHAR(10))",
+		"INSERT INTO test.nopk SELECT seq % 5, 'dup' FROM test.seq_1_to_3000",
+		"CREATE TABLE test.aria (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=Aria",
+		"INSERT INTO test.aria SELECT seq, CONCAT('row ', seq) FROM test.seq_1_to_100",
+		"CREATE VIEW test.wide_v AS SELECT id, s FROM test.wide WHERE id < 10",
+		"CREATE VIEW test.wide_vv AS SELECT id FROM test.wide_v",
+		"CREATE TABLE test.audit_rows (id INT AUTO_INCREMENT PRIMARY KEY, at DATETIME(6))",
+		"CREATE TRIGGER test.odd_ai AFTER INSERT ON test.odd FOR EACH ROW INSERT INTO test.audit_rows (at) VALUES (NOW(6))",
+		"CREATE PROCEDURE test.p_count(OUT n INT) SELECT COUNT(*) INTO n FROM test.wide",
+		"CREATE FUNCTION test.f_twice(x INT) RETURNS INT DETERMINISTIC RETURN x * 2",
+		"CREATE DATABASE bulk",
+	} {
+		e.exec(q)
+	}
+	for i := range bulkTables {
+		e.exec(fmt.Sprintf("CREATE TABLE bulk.t%02d (id INT PRIMARY KEY, k INT, payload VARCHAR(255), KEY (k))", i))
+		e.exec(fmt.Sprintf("INSERT INTO bulk.t%02d SELECT seq, seq %% 97, REPEAT(CHAR(65 + seq %% 26), 200) FROM test.seq_1_to_%d", i, bulkRows))
+	}
+}
+
+// runClone runs `hotstandby clone` to its end and returns its output and
+// exit code.
+func (e *testEnv) runClone(d time.Duration, args ...string) (string, int) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, hsBinary, append([]string{"clone", "--config", e.cfgPath}, args...)...)
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		e.t.Fatalf("clone did not end within %s:\n%s", d, buf.String())
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return buf.String(), ee.ExitCode()
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return buf.String(), 0
+}
+
+// storedClone reads the clone's record (nil: none), waiting for the clone
+// process to let go of the store.
+func storedClone(t *testing.T, c Config) *checkpoint.CloneState {
+	t.Helper()
+	var cs *checkpoint.CloneState
+	harness.Poll(t, "the checkpoint store to be readable", 20*time.Second, 50*time.Millisecond, func() (bool, error) {
+		s, err := checkpoint.Open(c.CheckpointPath(), true)
+		if errors.Is(err, checkpoint.ErrLocked) {
+			return false, nil
+		}
+		if err != nil {
+			return true, nil // no store: no clone
+		}
+		defer s.Close()
+		cs, err = s.LoadClone()
+		return err == nil, err
+	})
+	return cs
+}
+
+// compareTables checks that every listed table holds the same rows, byte
+// for byte, on both servers.
+func compareTables(t *testing.T, master, standby *sandbox.Server, tables map[string]string) {
+	t.Helper()
+	for table, order := range tables {
+		m, s := tableRows(t, master, table, order), tableRows(t, standby, table, order)
+		if !reflect.DeepEqual(m, s) {
+			n := min(len(m), len(s), 3)
+			t.Fatalf("%s differs: master %d rows, standby %d rows; first rows\nmaster  %v\nstandby %v", table, len(m), len(s), m[:n], s[:n])
+		}
+	}
+}
+
+var cloneTables = map[string]string{"test.types": "id", "test.odd": "id", "test.wide": "id", "test.nopk": "a, b", "test.t": "id", "test.aria": "id", "bulk.t00": "id"}
+
+// TestCloneUnderLoadThenRun: a master with many tables is cloned while 8
+// clients keep writing; then `hotstandby run` starts from the snapshot by
+// itself and catches up: every table is equal (verify, and row by row for
+// the types), the standby's gtid_binlog_pos equals the master's, and the
+// audit log records the clone with its position.
+func TestCloneUnderLoadThenRun(t *testing.T) {
+	e := newEnv(t)
+	standby := e.withStandby()
+	e.cloneFixture(12, 3000)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var workErr error
+	wg.Add(1)
+	go func() { defer wg.Done(); workErr = e.randomWork(ctx, 8) }()
+	defer func() { cancel(); wg.Wait() }()
+	// Writes are under way before the snapshot.
+	before := e.status("Com_insert")
+	harness.WaitFor(t, "the clients to write", 20*time.Second, func() bool { return e.status("Com_insert") > before+50 })
+	out, code := e.runClone(5*time.Minute, "--workers", "4", "--chunk-rows", "2000")
+	if code != 0 {
+		t.Fatalf("clone exit %d:\n%s", code, out)
+	}
+	t.Logf("clone output:\n%s", out)
+	for _, want := range []string{"clone complete:", "commits on the master waited", "test.aria uses Aria, which is not transactional", "streams from there"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("clone output lacks %q:\n%s", want, out)
+		}
+	}
+	cs := storedClone(t, e.config())
+	if cs == nil || cs.State != checkpoint.CloneComplete || cs.Snapshot.FilePos.IsZero() {
+		t.Fatalf("clone record %+v: want complete with its snapshot", cs)
+	}
+	p := e.startProcess()
+	e.waitSemiSyncClient()
+	// The agent applies while the clients still write.
+	harness.WaitFor(t, "the agent to apply past the snapshot", 60*time.Second, func() bool {
+		r, err := status.Get(context.Background(), e.config().StatusSource())
+		return err == nil && r.Applied != nil && r.Applied.GTID != "" && r.Applied.GTID != cs.Snapshot.GTID.String()
+	})
+	cancel()
+	wg.Wait()
+	if workErr != nil {
+		t.Fatal(workErr)
+	}
+	e.waitApplied(standby, 120*time.Second)
+	compareTables(t, e.master, standby, cloneTables)
+	if out, err := exec.Command(hsBinary, "verify", "--config", e.cfgPath).CombinedOutput(); err != nil {
+		t.Fatalf("verify after clone and catch-up: %v\n%s", err, out)
+	}
+	// Views, routines and triggers arrived and work.
+	for _, q := range []string{
+		"SELECT COUNT(*), COALESCE(SUM(id), 0) FROM test.wide_vv",
+		"SELECT test.f_twice(21)",
+		"SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_NAME = 'odd_ai'",
+		"SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = 'test'",
+	} {
+		want, err := e.master.QueryString(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := standby.QueryString(context.Background(), q); err != nil || got != want {
+			t.Fatalf("standby: %s = %q (%v), master %q", q, got, err, want)
+		}
+	}
+	rep, err := status.Get(context.Background(), e.config().StatusSource())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Applier == nil || rep.Applier.LastError != "" || len(rep.Applier.Errant) != 0 {
+		t.Fatalf("applier after the clone: %+v", rep.Applier)
+	}
+	audited := false
+	for _, line := range rep.Audit {
+		audited = audited || (strings.Contains(line, "clone: clone of") && strings.Contains(line, cs.Snapshot.FilePos.String()))
+	}
+	if !audited {
+		t.Fatalf("audit log %q lacks the clone at %s", rep.Audit, cs.Snapshot.FilePos)
+	}
+	j, _ := json.Marshal(rep.Audit)
+	t.Logf("snapshot %s; commits blocked %s; audit %s", cs.Snapshot, cs.BlockedCommits, j)
+	p.kill()
+}
