@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hotstandby/hotstandby/checkpoint"
+	"github.com/hotstandby/hotstandby/clone"
 	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/sandbox"
 	"github.com/hotstandby/hotstandby/status"
@@ -201,4 +204,177 @@ func TestCloneUnderLoadThenRun(t *testing.T) {
 	j, _ := json.Marshal(rep.Audit)
 	t.Logf("snapshot %s; commits blocked %s; audit %s", cs.Snapshot, cs.BlockedCommits, j)
 	p.kill()
+}
+
+// cloneConfig is what `hotstandby clone` builds from the agent's config.
+func cloneConfig(t *testing.T, c Config, rec clone.Recorder) clone.Config {
+	t.Helper()
+	cc := clone.DefaultConfig()
+	cc.MasterDSN, cc.StandbyDSN = c.MasterDSN(), c.StandbyDSN()
+	cc.MasterAddr, cc.StandbyAddr = c.Master.Addr(), c.Standby.Addr()
+	cc.Workers, cc.ChunkRows, cc.Recorder = 4, 2000, rec
+	cc.SaveEvery, cc.ProgressEvery = 10*time.Millisecond, time.Second
+	return cc
+}
+
+// trippingRecorder records into the store, and the first time it saves
+// progress with rows copied (the copy is under way, not complete) it runs
+// trip.
+type trippingRecorder struct {
+	clone.Recorder
+	once sync.Once
+	trip func()
+}
+
+func (r *trippingRecorder) Save(c checkpoint.CloneState) error {
+	err := r.Recorder.Save(c)
+	if err == nil && c.State == checkpoint.CloneRunning && c.RowsDone > 0 {
+		r.once.Do(r.trip)
+	}
+	return err
+}
+
+// TestCloneHelperProcess is the clone process that TestCloneInterrupted
+// kills with SIGKILL: it clones, and once progress with copied rows is in
+// the checkpoint store it says so in a marker file and never goes on.
+func TestCloneHelperProcess(t *testing.T) {
+	path, marker := os.Getenv("HS_CLONE_HELPER_CONFIG"), os.Getenv("HS_CLONE_HELPER_MARKER")
+	if path == "" {
+		t.Skip("helper process of TestCloneInterrupted")
+	}
+	c, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := clone.OpenStoreRecorder(c.CheckpointPath(), c.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &trippingRecorder{Recorder: store, trip: func() {
+		os.WriteFile(marker, []byte("copying"), 0o600)
+		select {} // half way, until SIGKILL
+	}}
+	cl, err := clone.New(cloneConfig(t, c, rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cl.Run(context.Background())
+	t.Fatalf("the helper clone ended (%v); it should have been killed half way", err)
+}
+
+// TestCloneInterrupted: a clone killed with SIGKILL half way, and one whose
+// master connections are killed half way, leave a partial copy that `run`
+// refuses with a line saying what to do, and `status` shows; a rerun of
+// clone (without --replace: the schemas are its own) completes, and the
+// agent then catches up to an equal standby.
+func TestCloneInterrupted(t *testing.T) {
+	e := newEnv(t)
+	standby := e.withStandby()
+	e.cloneFixture(8, 3000)
+	c := e.config()
+	ctx := context.Background()
+
+	// kill -9 half way.
+	marker := filepath.Join(e.dir, "clone-copying")
+	helper := exec.Command(os.Args[0], "-test.run=^TestCloneHelperProcess$", "-test.short", "-test.v")
+	helper.Env = append(os.Environ(), "HS_CLONE_HELPER_CONFIG="+e.cfgPath, "HS_CLONE_HELPER_MARKER="+marker)
+	var hout bytes.Buffer
+	helper.Stdout, helper.Stderr = &hout, &hout
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- helper.Wait() }()
+	harness.WaitFor(t, "the clone to be half way", 2*time.Minute, func() bool {
+		select {
+		case err := <-exited:
+			t.Fatalf("the helper clone exited (%v) before it was killed:\n%s", err, hout.String())
+		default:
+		}
+		_, err := os.Stat(marker)
+		return err == nil
+	})
+	helper.Process.Kill()
+	<-exited
+	cs := storedClone(t, c)
+	if cs == nil || cs.State != checkpoint.CloneRunning || cs.RowsDone == 0 {
+		t.Fatalf("record after kill -9: %+v, want running with rows copied", cs)
+	}
+	e.wantRunRefusesPartialCopy("running")
+
+	// The master's connections lost half way.
+	store, err := clone.OpenStoreRecorder(c.CheckpointPath(), c.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &trippingRecorder{Recorder: store, trip: func() { killUserConnections(t, e.master, "repl") }}
+	cl, err := clone.New(cloneConfig(t, c, rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cl.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "from the master") || !strings.Contains(err.Error(), "run hotstandby clone again") {
+		t.Fatalf("clone with its master connections killed: %v; want the lost master named and what to do", err)
+	}
+	if cs := storedClone(t, c); cs == nil || cs.State != checkpoint.CloneFailed || cs.Error == "" {
+		t.Fatalf("record after the lost connection: %+v, want failed with the error", cs)
+	}
+	e.wantRunRefusesPartialCopy("failed")
+
+	// Clients write; a rerun starts over and completes.
+	wctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var workErr error
+	wg.Add(1)
+	go func() { defer wg.Done(); workErr = e.randomWork(wctx, 8) }()
+	defer func() { cancel(); wg.Wait() }()
+	if out, code := e.runClone(5*time.Minute, "--workers", "3"); code != 0 {
+		t.Fatalf("rerun of clone: exit %d:\n%s", code, out)
+	}
+	p := e.startProcess()
+	e.waitSemiSyncClient()
+	cancel()
+	wg.Wait()
+	if workErr != nil {
+		t.Fatal(workErr)
+	}
+	e.waitApplied(standby, 120*time.Second)
+	compareTables(t, e.master, standby, cloneTables)
+	if out, err := exec.Command(hsBinary, "verify", "--config", e.cfgPath).CombinedOutput(); err != nil {
+		t.Fatalf("verify after the rerun: %v\n%s", err, out)
+	}
+	p.kill()
+}
+
+// wantRunRefusesPartialCopy: `run` exits 1 naming the partial copy and
+// what to do, and `status` shows the clone.
+func (e *testEnv) wantRunRefusesPartialCopy(state string) {
+	e.t.Helper()
+	out, code := e.runToExit(60 * time.Second)
+	if last := lastLine(out); code != 1 || !strings.Contains(last, "partial copy") || !strings.Contains(last, "is "+state) || !strings.Contains(last, "run `hotstandby clone`") {
+		e.t.Fatalf("run on a %s clone: exit %d, last line %q; want exit 1 refusing the partial copy", state, code, last)
+	}
+	st, err := exec.Command(hsBinary, "status", "--config", e.cfgPath).CombinedOutput()
+	if err != nil || !strings.Contains(string(st), "clone:") || !strings.Contains(string(st), state+", started") {
+		e.t.Fatalf("status on a %s clone: %v\n%s", state, err, st)
+	}
+}
+
+// killUserConnections kills every connection of user on s.
+func killUserConnections(t *testing.T, s *sandbox.Server, user string) {
+	rows, err := s.DB().Query("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?", user)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		rows.Scan(&id)
+		ids = append(ids, id)
+	}
+	rows.Close()
+	for _, id := range ids {
+		s.DB().Exec(fmt.Sprintf("KILL CONNECTION %d", id))
+	}
 }

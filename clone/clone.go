@@ -290,7 +290,7 @@ func (r *run) watch() func(ok bool) {
 	}
 	go func() {
 		defer close(finished)
-		tick := 200 * time.Millisecond
+		tick := min(200*time.Millisecond, r.cfg.SaveEvery, r.cfg.ProgressEvery)
 		lastLine, lastSave := time.Now(), time.Now()
 		t := time.NewTicker(tick)
 		defer t.Stop()

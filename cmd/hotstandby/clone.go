@@ -8,12 +8,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"os/user"
 	"syscall"
 	"time"
 
 	"github.com/hotstandby/hotstandby/agent"
-	"github.com/hotstandby/hotstandby/checkpoint"
 	"github.com/hotstandby/hotstandby/clone"
 )
 
@@ -44,7 +42,7 @@ func cmdClone(args []string, stdout, stderr io.Writer) error {
 		return usageError{err}
 	}
 	defer closer.Close()
-	rec, err := openCloneRecorder(cfg)
+	rec, err := clone.OpenStoreRecorder(cfg.CheckpointPath(), cfg.DataDir)
 	if err != nil {
 		return err
 	}
@@ -84,79 +82,4 @@ func isTerminal(w io.Writer) bool {
 
 func formatCloneBytes(n int64) string {
 	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-}
-
-// cloneRecorder keeps the clone's record in the checkpoint store, opening
-// it only for each write so that `hotstandby status` can read it meanwhile
-// and a daemon started during the clone finds the clone running and
-// refuses.
-type cloneRecorder struct {
-	path, dataDir string
-	by            string
-}
-
-// openCloneRecorder checks that the data directory is free (no daemon) and
-// has not streamed yet.
-func openCloneRecorder(cfg agent.Config) (*cloneRecorder, error) {
-	r := &cloneRecorder{path: cfg.CheckpointPath(), dataDir: cfg.DataDir, by: selfDescription()}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data_dir %s: %w", cfg.DataDir, err)
-	}
-	return r, r.with(func(s *checkpoint.Store) error {
-		st, err := s.Load()
-		if err != nil {
-			return err
-		}
-		if !st.Received.Pos.FilePos.IsZero() || !st.Received.Pos.GTID.IsZero() {
-			if c, _ := s.LoadClone(); c != nil && c.State == checkpoint.CloneComplete {
-				return nil // Run says it is complete
-			}
-			return fmt.Errorf("clone: data_dir %s already holds a relay log (received up to %s): this standby was streaming; to clone anew, stop the agent and move data_dir away", cfg.DataDir, st.Received.Pos)
-		}
-		return nil
-	})
-}
-
-// with opens the store, runs f and closes it, waiting a moment for a
-// reader (status) to let go.
-func (r *cloneRecorder) with(f func(*checkpoint.Store) error) error {
-	var s *checkpoint.Store
-	var err error
-	for range 20 {
-		if s, err = checkpoint.Open(r.path, false); !errors.Is(err, checkpoint.ErrLocked) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if errors.Is(err, checkpoint.ErrLocked) {
-		return fmt.Errorf("clone: data_dir %s is in use by a running hotstandby: stop it first", r.dataDir)
-	}
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	return f(s)
-}
-
-func (r *cloneRecorder) Load() (c *checkpoint.CloneState, err error) {
-	err = r.with(func(s *checkpoint.Store) error { c, err = s.LoadClone(); return err })
-	return c, err
-}
-
-func (r *cloneRecorder) Save(c checkpoint.CloneState) error {
-	return r.with(func(s *checkpoint.Store) error { return s.SaveClone(c) })
-}
-
-func (r *cloneRecorder) Complete(c checkpoint.CloneState) error {
-	return r.with(func(s *checkpoint.Store) error { return s.CompleteClone(c, r.by, time.Now()) })
-}
-
-// selfDescription names the operator for the audit log the way the control
-// socket does.
-func selfDescription() string {
-	name := "?"
-	if u, err := user.Current(); err == nil {
-		name = u.Username
-	}
-	return fmt.Sprintf("uid %d (%s) pid %d", os.Getuid(), name, os.Getpid())
 }
