@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -377,4 +378,109 @@ func killUserConnections(t *testing.T, s *sandbox.Server, user string) {
 	for _, id := range ids {
 		s.DB().Exec(fmt.Sprintf("KILL CONNECTION %d", id))
 	}
+}
+
+// TestCloneBadInputs: a master user without RELOAD, and a standby that
+// holds data without --replace, are refused with one line that names the
+// problem and the fix, before anything is written or recorded; --replace
+// then replaces the data.
+func TestCloneBadInputs(t *testing.T) {
+	e := newEnv(t)
+	standby := e.withStandby()
+	ctx := context.Background()
+	e.exec("SET GLOBAL rpl_semi_sync_master_timeout=100")
+	e.exec("GRANT SELECT, SHOW VIEW, TRIGGER ON *.* TO 'repl'@'127.0.0.1'")
+	e.exec("INSERT INTO test.t (c) VALUES (1), (2)")
+	c := e.config()
+
+	out, code := e.runClone(time.Minute)
+	if last := lastLine(out); code != 1 || !strings.Contains(last, "'repl'@'127.0.0.1'") || !strings.Contains(last, "cannot run BACKUP STAGE START") ||
+		!strings.Contains(last, "GRANT RELOAD ON *.* TO 'repl'@'127.0.0.1'") {
+		t.Fatalf("clone without RELOAD: exit %d, last line %q; want the missing privilege and the GRANT", code, last)
+	}
+	if cs := storedClone(t, c); cs != nil {
+		t.Fatalf("a refused clone left a record: %+v", cs)
+	}
+	if n, _ := standby.QueryString(ctx, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'test'"); n != "0" {
+		t.Fatal("a refused clone wrote to the standby")
+	}
+	assertNoSecret(t, "clone output", out, e.password)
+
+	e.exec("GRANT RELOAD ON *.* TO 'repl'@'127.0.0.1'")
+	must(t, standby.Exec(ctx, "CREATE DATABASE app"))
+	must(t, standby.Exec(ctx, "CREATE TABLE app.keep (id INT PRIMARY KEY)"))
+	must(t, standby.Exec(ctx, "INSERT INTO app.keep VALUES (1)"))
+	out, code = e.runClone(time.Minute)
+	if last := lastLine(out); code != 1 || !strings.Contains(last, "standby "+c.Standby.Addr()+" has schema app (1 object)") || !strings.Contains(last, "--replace") {
+		t.Fatalf("clone into a standby with data: exit %d, last line %q; want the schema named and --replace", code, last)
+	}
+	if cs := storedClone(t, c); cs != nil {
+		t.Fatalf("a refused clone left a record: %+v", cs)
+	}
+	if n, err := standby.QueryString(ctx, "SELECT COUNT(*) FROM app.keep"); err != nil || n != "1" {
+		t.Fatalf("the standby's data was touched: %q %v", n, err)
+	}
+
+	out, code = e.runClone(time.Minute, "--replace")
+	if code != 0 {
+		t.Fatalf("clone --replace: exit %d\n%s", code, out)
+	}
+	if n, _ := standby.QueryString(ctx, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'app'"); n != "0" {
+		t.Fatal("--replace left the standby's schema app")
+	}
+	compareTables(t, e.master, standby, map[string]string{"test.t": "id"})
+	if cs := storedClone(t, c); cs == nil || cs.State != checkpoint.CloneComplete {
+		t.Fatalf("record after clone --replace: %+v", cs)
+	}
+	// A second clone into the same data_dir is refused: the agent streams
+	// from the first one's position.
+	out, code = e.runClone(time.Minute, "--replace")
+	if last := lastLine(out); code != 1 || !strings.Contains(last, "completed") || !strings.Contains(last, "move data_dir away") {
+		t.Fatalf("second clone into one data_dir: exit %d, last line %q", code, last)
+	}
+}
+
+// TestCloneFullStandbyDisk: the standby's datadir fills up during the copy;
+// the clone stops with one line naming the standby and the full table,
+// nothing is marked complete, run refuses; once there is space, a rerun
+// completes.
+func TestCloneFullStandbyDisk(t *testing.T) {
+	e := newEnv(t)
+	mnt := filepath.Join(e.dir, "s")
+	os.MkdirAll(mnt, 0o700)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=512m,mode=0700", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	standby := e.withStandby()
+	e.cloneFixture(8, 3000) // about 16 MiB
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(mnt, &st); err != nil {
+		t.Fatal(err)
+	}
+	used := (st.Blocks - st.Bfree) * uint64(st.Bsize)
+	// Room for 4 MiB of data: the copy fills the disk half way.
+	if out, err := exec.Command("mount", "-o", fmt.Sprintf("remount,size=%d", used+4<<20), mnt).CombinedOutput(); err != nil {
+		t.Fatalf("remount: %v %s", err, out)
+	}
+	c := e.config()
+	out, code := e.runClone(2 * time.Minute)
+	last := lastLine(out)
+	// MariaDB on a full tmpfs answers the COMMIT with error 1180 (errno 1):
+	// the line names the table, the standby and where to look.
+	if code != 1 || !strings.Contains(last, "to the standby: Error") || !strings.Contains(last, "error log") || !strings.Contains(last, "run hotstandby clone again") {
+		t.Fatalf("clone onto a full standby: exit %d, last line %q; want the full standby named and what to do\n%s", code, last, out)
+	}
+	if cs := storedClone(t, c); cs == nil || cs.State != checkpoint.CloneFailed {
+		t.Fatalf("record after the full disk: %+v, want failed", cs)
+	}
+	e.wantRunRefusesPartialCopy("failed")
+	if out, err := exec.Command("mount", "-o", "remount,size=512m", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("remount: %v %s", err, out)
+	}
+	if out, code := e.runClone(2 * time.Minute); code != 0 {
+		t.Fatalf("clone once there is space: exit %d\n%s", code, out)
+	}
+	compareTables(t, e.master, standby, cloneTables)
+	t.Logf("full disk: %s", last)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -79,7 +80,7 @@ func (c *Cloner) Run(ctx context.Context) (Result, error) {
 		return Result{}, fmt.Errorf("clone: standby DSN: %w", err)
 	}
 	defer standby.Close()
-	r := &run{Cloner: c, master: master, standby: standby, user: fmt.Sprintf("'%s'@'%%'", mc.User), prev: prev, start: time.Now()}
+	r := &run{Cloner: c, master: master, standby: standby, user: "'" + mc.User + "'", prev: prev, start: time.Now()}
 	res, err := r.run(ctx)
 	if err != nil && r.recorded {
 		r.state.State, r.state.Error, r.state.UpdatedAt = checkpoint.CloneFailed, err.Error(), time.Now()
@@ -120,6 +121,12 @@ func (r *run) run(ctx context.Context) (Result, error) {
 	}
 	if err := checkMaster(ctx, coord, r.cfg.MasterAddr); err != nil {
 		return Result{}, fmt.Errorf("clone: %w", err)
+	}
+	var current string
+	if err := coord.QueryRowContext(ctx, "SELECT CURRENT_USER()").Scan(&current); err == nil {
+		if u, h, ok := strings.Cut(current, "@"); ok {
+			r.user = sqlString(u) + "@" + sqlString(h)
+		}
 	}
 	ddl, err := r.standby.Conn(ctx)
 	if err != nil {

@@ -184,7 +184,7 @@ func (w *worker) copyChunk(ctx context.Context, ch chunk) error {
 			return nil
 		}
 		if _, err := w.standby.ExecContext(ctx, string(stmt)); err != nil {
-			return fmt.Errorf("write %s (chunk %d of %d) to the standby: %w", t, ch.n, ch.of, err)
+			return fmt.Errorf("write %s (chunk %d of %d) to the standby: %w (the standby's error log says why; a full disk shows there as errno 28)", t, ch.n, ch.of, err)
 		}
 		ch.p.rows.Add(inStmt)
 		ch.p.bytes.Add(inStmtBytes)
