@@ -1,0 +1,120 @@
+package clone
+
+import (
+	"database/sql"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestSplitRange(t *testing.T) {
+	tests := []struct {
+		name   string
+		lo, hi string
+		n      int64
+		want   []string
+	}{
+		{name: "one chunk", lo: "1", hi: "100", n: 1, want: []string{"c >= 1 AND c <= 100"}},
+		{name: "even split", lo: "1", hi: "100", n: 4, want: []string{"c >= 1 AND c < 26", "c >= 26 AND c < 51", "c >= 51 AND c < 76", "c >= 76 AND c <= 100"}},
+		{name: "more chunks than values", lo: "5", hi: "6", n: 10, want: []string{"c >= 5 AND c < 6", "c >= 6 AND c <= 6"}},
+		{name: "a single value", lo: "7", hi: "7", n: 3, want: []string{"c >= 7 AND c <= 7"}},
+		{name: "negative to positive", lo: "-10", hi: "9", n: 2, want: []string{"c >= -10 AND c < 0", "c >= 0 AND c <= 9"}},
+		{name: "beyond int64", lo: "0", hi: "18446744073709551615", n: 2, want: []string{"c >= 0 AND c < 9223372036854775808", "c >= 9223372036854775808 AND c <= 18446744073709551615"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, s := range splitRange(tc.lo, tc.hi, tc.n) {
+				got = append(got, s.where("c"))
+			}
+			if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+				t.Fatalf("splitRange(%s, %s, %d) = %q, want %q", tc.lo, tc.hi, tc.n, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestEncodeRow(t *testing.T) {
+	vals := []sql.RawBytes{[]byte("-12.500"), []byte("2038-01-19 03:14:07.999999"), []byte("ab\x00\x00"), nil, []byte{}, []byte("'; DROP")}
+	kinds := []valueKind{kindNumber, kindQuoted, kindHex, kindHex, kindHex, kindHex}
+	got, n := encodeRow(nil, vals, kinds)
+	want := `(-12.500,'2038-01-19 03:14:07.999999',X'61620000',NULL,X'',X'273b2044524f50')`
+	if string(got) != want || n != 7+26+4+0+0+7 {
+		t.Fatalf("encodeRow = %s (%d bytes), want %s", got, n, want)
+	}
+}
+
+func TestKindOf(t *testing.T) {
+	for typ, want := range map[string]valueKind{"bigint": kindNumber, "decimal": kindNumber, "double": kindNumber, "float": kindNumber, "year": kindNumber,
+		"timestamp": kindQuoted, "time": kindQuoted, "date": kindQuoted, "datetime": kindQuoted,
+		"binary": kindHex, "varchar": kindHex, "longtext": kindHex, "bit": kindHex, "enum": kindHex, "set": kindHex, "point": kindHex, "geometry": kindHex, "blob": kindHex} {
+		if got := kindOf(typ); got != want {
+			t.Errorf("kindOf(%s) = %d, want %d", typ, got, want)
+		}
+	}
+	if got := selectExpr(column{name: "f", dataType: "float"}); got != "CAST(`f` AS DOUBLE)" {
+		t.Errorf("FLOAT is read as %s, want its exact DOUBLE value", got)
+	}
+}
+
+func TestCheckStandbyEmpty(t *testing.T) {
+	tests := []struct {
+		name    string
+		schemas map[string]int
+		owned   []string
+		replace bool
+		wantErr string
+	}{
+		{name: "empty standby", schemas: map[string]int{}},
+		{name: "empty schemas only", schemas: map[string]int{"test": 0}},
+		{name: "user data", schemas: map[string]int{"app": 3, "b": 1, "test": 0}, wantErr: "has schema app (3 objects), b (1 object): the clone does not overwrite it"},
+		{name: "user data with --replace", schemas: map[string]int{"app": 3}, replace: true},
+		{name: "an interrupted clone's own schemas", schemas: map[string]int{"app": 3}, owned: []string{"app"}},
+		{name: "own and foreign", schemas: map[string]int{"app": 3, "other": 2}, owned: []string{"app"}, wantErr: "has schema other (2 objects)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkStandbyEmpty(tc.schemas, tc.owned, tc.replace, "127.0.0.1:3307")
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !errors.Is(err, ErrStandbyHasData) || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "--replace") {
+				t.Fatalf("err %v, want %q and --replace", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestSQLString(t *testing.T) {
+	if got := sqlString(`a'b\c`); got != `'a''b\\c'` {
+		t.Fatalf("sqlString = %s", got)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	ok := DefaultConfig()
+	ok.MasterDSN, ok.StandbyDSN, ok.Recorder = "m", "s", &StoreRecorder{}
+	tests := []struct {
+		name    string
+		edit    func(*Config)
+		wantErr string
+	}{
+		{name: "valid", edit: func(*Config) {}},
+		{name: "no standby", edit: func(c *Config) { c.StandbyDSN = "" }, wantErr: "[standby]"},
+		{name: "zero workers", edit: func(c *Config) { c.Workers = 0 }, wantErr: "--workers 0"},
+		{name: "no recorder", edit: func(c *Config) { c.Recorder = nil }, wantErr: "recorder"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ok
+			tc.edit(&c)
+			err := c.Validate()
+			if (err == nil) != (tc.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("Validate: %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}
