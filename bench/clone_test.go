@@ -56,7 +56,8 @@ func TestBenchClone(t *testing.T) {
 	quietFrom := time.Now()
 	time.Sleep(10 * time.Second) // a quiet window of commits to compare with
 	e.quiet = e.window(quietFrom, time.Now())
-	e.runHotstandby()
+	e.runHotstandby("s-hotstandby", 11)
+	e.runHotstandby("s-hotstandby-keys", 14, "--defer-indexes=false")
 	e.runMariadbDump()
 	e.runMydumper()
 	e.report(os.Stdout, mb, load0, machineLoad(base))
@@ -222,13 +223,13 @@ func (e *cloneEnv) compare(s *sandbox.Server, tool string) {
 
 var blockedRE = regexp.MustCompile(`commits on the master waited (\S+) for the snapshot`)
 
-func (e *cloneEnv) runHotstandby() {
+func (e *cloneEnv) runHotstandby(name string, id uint32, extra ...string) {
 	t := e.t
 	syncDisks()
-	s := e.newStandby("s-hotstandby", 11)
+	s := e.newStandby(name, id)
 	pwFile := filepath.Join(e.base, "pw")
 	os.WriteFile(pwFile, []byte(e.password+"\n"), 0o600)
-	cfg := filepath.Join(e.base, "hotstandby.toml")
+	cfg := filepath.Join(e.base, name+".toml")
 	port, _ := sandbox.FreePort()
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`data_dir = %q
 server_id = 9001
@@ -246,19 +247,19 @@ host = "127.0.0.1"
 port = %d
 user = "applier"
 password_file = %q
-`, filepath.Join(e.base, "agent"), e.master.Port(), pwFile, port, s.Port(), pwFile)), 0o600)
+`, filepath.Join(e.base, name+"-agent"), e.master.Port(), pwFile, port, s.Port(), pwFile)), 0o600)
 	start := time.Now()
-	out, err := exec.Command(e.bin, "clone", "--config", cfg, "--workers", fmt.Sprint(e.threads)).CombinedOutput()
+	out, err := exec.Command(e.bin, append([]string{"clone", "--config", cfg, "--workers", fmt.Sprint(e.threads)}, extra...)...).CombinedOutput()
 	copied := time.Now()
 	if err != nil {
 		t.Fatalf("hotstandby clone: %v\n%s", err, out)
 	}
-	run := cloneRun{tool: fmt.Sprintf("hotstandby clone --workers %d, then run", e.threads), copy: copied.Sub(start), during: e.window(start, copied)}
+	run := cloneRun{tool: strings.Replace(fmt.Sprintf("hotstandby clone --workers %d %s, then run", e.threads, strings.Join(extra, " ")), " ,", ",", 1), copy: copied.Sub(start), during: e.window(start, copied)}
 	if m := blockedRE.FindStringSubmatch(string(out)); m != nil {
 		run.snapshotWait = m[1]
 	}
 	agent := exec.Command(e.bin, "run", "--config", cfg)
-	logf, _ := os.Create(filepath.Join(e.base, "agent.log"))
+	logf, _ := os.Create(filepath.Join(e.base, name+"-agent.log"))
 	agent.Stdout, agent.Stderr = logf, logf
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)

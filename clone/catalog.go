@@ -25,6 +25,9 @@ type table struct {
 	engine       string
 	columns      []column
 	createSQL    string
+	// deferredKeys are the secondary index definitions taken out of
+	// createSQL, added after the data (Config.DeferIndexes).
+	deferredKeys []string
 	chunkCol     string // first primary-key column when it is an integer, "" otherwise
 	estRows      int64  // TABLE_ROWS (an estimate)
 	dataBytes    int64  // DATA_LENGTH
@@ -288,4 +291,50 @@ func readObjects(ctx context.Context, db queryer, cat *catalog) error {
 	}
 	return eachRow(ctx, db, "SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA NOT IN ("+notInSystem()+")",
 		func(r *sql.Rows) error { return r.Scan(&cat.events) })
+}
+
+// deferKeys takes the secondary indexes (KEY, UNIQUE KEY, FULLTEXT KEY,
+// SPATIAL KEY lines of SHOW CREATE TABLE) out of t's CREATE TABLE, to be
+// added once the rows are in: building an index from sorted rows is faster
+// than maintaining it row by row. A table with a foreign key keeps them
+// (InnoDB would make indexes of its own for the foreign key).
+func (t *table) deferKeys() {
+	lines := strings.Split(t.createSQL, "\n")
+	for _, l := range lines {
+		if strings.Contains(l, " FOREIGN KEY ") {
+			return
+		}
+	}
+	var keep []string
+	var keys []string
+	for _, l := range lines {
+		trimmed := strings.TrimSuffix(strings.TrimSpace(l), ",")
+		switch {
+		case strings.HasPrefix(trimmed, "KEY "), strings.HasPrefix(trimmed, "UNIQUE KEY "),
+			strings.HasPrefix(trimmed, "FULLTEXT KEY "), strings.HasPrefix(trimmed, "SPATIAL KEY "):
+			keys = append(keys, trimmed)
+		default:
+			keep = append(keep, l)
+		}
+	}
+	if len(keys) == 0 {
+		return
+	}
+	// The line before the closing ") ENGINE=..." must not end with a comma.
+	for i := len(keep) - 1; i > 0; i-- {
+		if strings.HasPrefix(keep[i], ")") {
+			keep[i-1] = strings.TrimSuffix(keep[i-1], ",")
+			break
+		}
+	}
+	t.createSQL, t.deferredKeys = strings.Join(keep, "\n"), keys
+}
+
+// addKeysSQL is the ALTER TABLE that adds the deferred indexes.
+func (t *table) addKeysSQL() string {
+	adds := make([]string, len(t.deferredKeys))
+	for i, k := range t.deferredKeys {
+		adds[i] = "ADD " + k
+	}
+	return "ALTER TABLE " + t.quoted() + " " + strings.Join(adds, ", ")
 }

@@ -231,6 +231,9 @@ func (r *run) prepareStandby(ctx context.Context, ddl *sql.Conn, drop []string, 
 		}
 	}
 	for _, t := range cat.tables {
+		if r.cfg.DeferIndexes {
+			t.deferKeys()
+		}
 		if err := execIn(ctx, ddl, t.schema, t.createSQL); err != nil {
 			return fmt.Errorf("clone: standby %s: create table %s: %w", r.cfg.StandbyAddr, t, err)
 		}

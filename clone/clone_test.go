@@ -118,3 +118,20 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestDeferKeys(t *testing.T) {
+	tb := &table{schema: "s", name: "t", createSQL: "CREATE TABLE `t` (\n  `id` int(11) NOT NULL,\n  `k` int(11) DEFAULT NULL,\n  `g` point NOT NULL,\n  PRIMARY KEY (`id`),\n  UNIQUE KEY `u` (`k`),\n  KEY `k2` (`k`,`id`),\n  SPATIAL KEY `g` (`g`)\n) ENGINE=InnoDB DEFAULT CHARSET=latin1"}
+	tb.deferKeys()
+	want := "CREATE TABLE `t` (\n  `id` int(11) NOT NULL,\n  `k` int(11) DEFAULT NULL,\n  `g` point NOT NULL,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB DEFAULT CHARSET=latin1"
+	if tb.createSQL != want {
+		t.Fatalf("createSQL\n%s\nwant\n%s", tb.createSQL, want)
+	}
+	if got := tb.addKeysSQL(); got != "ALTER TABLE `s`.`t` ADD UNIQUE KEY `u` (`k`), ADD KEY `k2` (`k`,`id`), ADD SPATIAL KEY `g` (`g`)" {
+		t.Fatalf("addKeysSQL = %s", got)
+	}
+	fk := &table{createSQL: "CREATE TABLE `c` (\n  `id` int(11) NOT NULL,\n  `p` int(11),\n  PRIMARY KEY (`id`),\n  KEY `p` (`p`),\n  CONSTRAINT `fk` FOREIGN KEY (`p`) REFERENCES `par` (`id`)\n) ENGINE=InnoDB"}
+	before := fk.createSQL
+	if fk.deferKeys(); fk.createSQL != before || len(fk.deferredKeys) != 0 {
+		t.Fatal("a table with a foreign key lost its indexes")
+	}
+}

@@ -218,6 +218,11 @@ func (w *worker) copyChunk(ctx context.Context, ch chunk) error {
 		return err
 	}
 	if ch.p.chunksLeft.Add(-1) == 0 {
+		if len(t.deferredKeys) > 0 {
+			if _, err := w.standby.ExecContext(ctx, t.addKeysSQL()); err != nil {
+				return fmt.Errorf("add the secondary indexes of %s on the standby: %w", t, err)
+			}
+		}
 		ch.p.doneNanos.Store(time.Now().UnixNano())
 	}
 	return nil

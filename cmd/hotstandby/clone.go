@@ -28,6 +28,7 @@ func cmdClone(args []string, stdout, stderr io.Writer) error {
 	workers := fs.Int("workers", def.Workers, "parallel copy connections (each holds a snapshot on the master)")
 	replace := fs.Bool("replace", false, "drop the standby's user schemas instead of refusing a standby with data")
 	withGrants := fs.Bool("with-grants", false, "copy users and grants too")
+	deferIndexes := fs.Bool("defer-indexes", def.DeferIndexes, "add secondary indexes after a table's rows are in")
 	chunkRows := fs.Int64("chunk-rows", def.ChunkRows, "about how many rows one chunk of a big table holds")
 	cfg, err := loadConfig(fs, args)
 	if err != nil {
@@ -50,7 +51,7 @@ func cmdClone(args []string, stdout, stderr io.Writer) error {
 	cc.MasterDSN, cc.StandbyDSN = cfg.MasterDSN(), cfg.StandbyDSN()
 	cc.MasterAddr, cc.StandbyAddr = cfg.Master.Addr(), cfg.Standby.Addr()
 	cc.Workers, cc.Replace, cc.WithGrants, cc.ChunkRows = *workers, *replace, *withGrants, *chunkRows
-	cc.Recorder, cc.Logger = rec, log
+	cc.Recorder, cc.Logger, cc.DeferIndexes = rec, log, *deferIndexes
 	cc.Progress, cc.ProgressBars = stdout, isTerminal(stdout)
 	c, err := clone.New(cc)
 	if err != nil {
