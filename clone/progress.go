@@ -17,13 +17,13 @@ type progress struct {
 
 // totals is the copy's state at one moment.
 type totals struct {
-	tablesDone         int
-	rows, bytes        int64
-	rowsEst            int64 // estimated rows of all tables (at least rows)
-	rate, byteRate     float64
-	eta                time.Duration // -1: unknown
-	elapsed            time.Duration
-	tablesTotal, table int
+	tablesDone     int
+	rows, bytes    int64
+	rowsEst        int64 // estimated rows of all tables (at least rows)
+	rate, byteRate float64
+	eta            time.Duration // -1: unknown
+	elapsed        time.Duration
+	tablesTotal    int
 }
 
 func (p *progress) totals(now time.Time) totals {
