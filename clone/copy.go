@@ -220,7 +220,7 @@ func (w *worker) copyChunk(ctx context.Context, ch chunk) error {
 	if ch.p.chunksLeft.Add(-1) == 0 {
 		if len(t.deferredKeys) > 0 {
 			if _, err := w.standby.ExecContext(ctx, t.addKeysSQL()); err != nil {
-				return fmt.Errorf("add the secondary indexes of %s on the standby: %w", t, err)
+				return fmt.Errorf("add the secondary indexes of %s to the standby: %w (the standby's error log says why; a full disk shows there as errno 28)", t, err)
 			}
 		}
 		ch.p.doneNanos.Store(time.Now().UnixNano())
