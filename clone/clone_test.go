@@ -1,10 +1,13 @@
 package clone
 
 import (
+	"bytes"
 	"database/sql"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestSplitRange(t *testing.T) {
@@ -134,4 +137,52 @@ func TestDeferKeys(t *testing.T) {
 	if fk.deferKeys(); fk.createSQL != before || len(fk.deferredKeys) != 0 {
 		t.Fatal("a table with a foreign key lost its indexes")
 	}
+}
+
+// TestBarsDraw: the bars draw the total and a table being copied, and
+// finish without waiting forever.
+func TestBarsDraw(t *testing.T) {
+	var buf syncBuffer
+	a := &tableProgress{t: &table{schema: "s", name: "big", estRows: 1000}}
+	b := &tableProgress{t: &table{schema: "s", name: "small", estRows: 10}}
+	a.chunksLeft.Store(2)
+	b.chunksLeft.Store(1)
+	p := &progress{tables: []*tableProgress{a, b}, start: time.Now().Add(-time.Second)}
+	bars := newBars(&buf, p)
+	a.startedNanos.Store(time.Now().UnixNano())
+	a.rows.Store(400)
+	a.bytes.Store(4 << 20)
+	bars.update()
+	a.rows.Store(1000)
+	a.chunksLeft.Store(0)
+	b.startedNanos.Store(time.Now().UnixNano())
+	b.rows.Store(10)
+	b.chunksLeft.Store(0)
+	bars.finish(true)
+	out := buf.String()
+	for _, want := range []string{"total", "s.big", "2/2 tables", "1010 rows"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("bars lack %q:\n%s", want, out)
+		}
+	}
+	if line := p.totals(time.Now()).line(); !strings.Contains(line, "2/2 tables, 1010 of ~1010 rows") {
+		t.Fatalf("plain line %q", line)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -81,7 +81,7 @@ type bars struct {
 }
 
 func newBars(w io.Writer, p *progress) *bars {
-	b := &bars{p: p, mp: mpb.New(mpb.WithOutput(w), mpb.WithRefreshRate(200*time.Millisecond), mpb.WithWidth(40)),
+	b := &bars{p: p, mp: mpb.New(mpb.WithOutput(w), mpb.WithAutoRefresh(), mpb.WithRefreshRate(200*time.Millisecond), mpb.WithWidth(40)),
 		tables: map[*tableProgress]*mpb.Bar{}}
 	b.total = b.mp.AddBar(1, mpb.BarPriority(1<<30),
 		mpb.PrependDecorators(decor.Name("total", decor.WCSyncSpaceR)),
