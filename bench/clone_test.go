@@ -221,7 +221,7 @@ func (e *cloneEnv) compare(s *sandbox.Server, tool string) {
 	}
 }
 
-var blockedRE = regexp.MustCompile(`commits on the master waited (\S+) for the snapshot`)
+var blockedRE = regexp.MustCompile(`commits on the master waited (\S+) for the snapshot \(BLOCK_COMMIT waited (\S+) of it`)
 
 func (e *cloneEnv) runHotstandby(name string, id uint32, extra ...string) {
 	t := e.t
@@ -256,7 +256,7 @@ password_file = %q
 	}
 	run := cloneRun{tool: strings.Replace(fmt.Sprintf("hotstandby clone --workers %d %s, then run", e.threads, strings.Join(extra, " ")), " ,", ",", 1), copy: copied.Sub(start), during: e.window(start, copied)}
 	if m := blockedRE.FindStringSubmatch(string(out)); m != nil {
-		run.snapshotWait = m[1]
+		run.snapshotWait = m[1] + " (BLOCK_COMMIT " + m[2] + ")"
 	}
 	agent := exec.Command(e.bin, "run", "--config", cfg)
 	logf, _ := os.Create(filepath.Join(e.base, name+"-agent.log"))

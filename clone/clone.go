@@ -21,10 +21,13 @@ type Result struct {
 	Snapshot       binlog.Position // the agent streams from here
 	GTIDState      string          // the standby's @@gtid_binlog_state now
 	BlockedCommits time.Duration   // how long the master's commits waited for the snapshot
-	Tables         int
-	Rows, Bytes    int64
-	Elapsed        time.Duration
-	Warnings       []string
+	// BlockCommitWait is the part of it BACKUP STAGE BLOCK_COMMIT took
+	// waiting for the commits in flight.
+	BlockCommitWait time.Duration
+	Tables          int
+	Rows, Bytes     int64
+	Elapsed         time.Duration
+	Warnings        []string
 }
 
 // Cloner copies the master into the standby.
@@ -173,7 +176,8 @@ func (r *run) run(ctx context.Context) (Result, error) {
 		}
 	}()
 	r.log.Info("snapshot taken", "position", snap.pos.String(), "gtid_binlog_state", snap.gtidState,
-		"commits_blocked", snap.blocked.String(), "workers", len(snap.conns), "tables", len(cat.tables))
+		"commits_blocked", snap.blocked.String(), "block_commit_waited_for_commits_in_flight", snap.blockCommitWait.String(),
+		"workers", len(snap.conns), "tables", len(cat.tables))
 	r.warnCatalog(cat)
 	// From here on the standby is written: record it first.
 	drop := make([]string, 0, len(schemas))
@@ -392,7 +396,7 @@ func (r *run) finish(ctx context.Context, ddl *sql.Conn, snap *snapshot, cat *ca
 		return fail(fmt.Errorf("mark the clone complete: %w", err))
 	}
 	r.recorded = false
-	res := Result{Snapshot: snap.pos, GTIDState: snap.gtidState, BlockedCommits: snap.blocked, Tables: len(cat.tables),
+	res := Result{Snapshot: snap.pos, GTIDState: snap.gtidState, BlockedCommits: snap.blocked, BlockCommitWait: snap.blockCommitWait, Tables: len(cat.tables),
 		Rows: r.state.RowsDone, Bytes: r.state.BytesDone, Elapsed: time.Since(r.start), Warnings: r.warnings}
 	r.log.Info("clone complete", "snapshot", snap.pos.String(), "tables", res.Tables, "rows", res.Rows, "bytes", res.Bytes,
 		"elapsed", res.Elapsed.Round(time.Millisecond).String(), "commits_blocked", snap.blocked.String())

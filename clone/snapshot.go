@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -19,8 +20,11 @@ import (
 type snapshot struct {
 	pos       binlog.Position // binlog_snapshot_file:position and BINLOG_GTID_POS of it
 	gtidState string          // @@gtid_binlog_state at the snapshot
-	blocked   time.Duration   // how long commits waited (BLOCK_COMMIT to END)
-	conns     []*sql.Conn     // one per worker, each in its snapshot transaction
+	blocked   time.Duration   // how long commits waited (BLOCK_COMMIT issued to END returned)
+	// blockCommitWait is the part of blocked that BLOCK_COMMIT itself took:
+	// it waits for the commits in flight (their fsyncs) to finish.
+	blockCommitWait time.Duration
+	conns           []*sql.Conn // one per worker, each in its snapshot transaction
 }
 
 // masterSession is set on every master connection: values in the bytes the
@@ -130,32 +134,57 @@ func takeSnapshot(ctx context.Context, db *sql.DB, coord *sql.Conn, workers int,
 	if _, err := coord.ExecContext(ctx, "BACKUP STAGE BLOCK_COMMIT"); err != nil {
 		return snap, fmt.Errorf("master %s: BACKUP STAGE BLOCK_COMMIT: %w", addr, err)
 	}
-	var first binlog.FilePos
+	snap.blockCommitWait = time.Since(blockStart)
+	// All snapshots open at once: commits wait only as long as the
+	// slowest of them.
+	poss := make([]binlog.FilePos, len(snap.conns))
+	errs := make([]error, len(snap.conns))
+	var wg sync.WaitGroup
 	for i, c := range snap.conns {
-		if _, err := c.ExecContext(ctx, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); err != nil {
-			return snap, fmt.Errorf("master %s: worker %d: start snapshot: %w", addr, i+1, err)
-		}
-		fp, err := snapshotPos(ctx, c)
-		if err != nil {
-			return snap, fmt.Errorf("master %s: worker %d: %w", addr, i+1, err)
-		}
-		if i == 0 {
-			first = fp
-		} else if fp != first {
-			return snap, fmt.Errorf("%w: worker 1 at %s, worker %d at %s", ErrSnapshotMismatch, first, i+1, fp)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.ExecContext(ctx, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); err != nil {
+				errs[i] = fmt.Errorf("master %s: worker %d: start snapshot: %w", addr, i+1, err)
+				return
+			}
+			if poss[i], errs[i] = snapshotPos(ctx, c); errs[i] != nil {
+				errs[i] = fmt.Errorf("master %s: worker %d: %w", addr, i+1, errs[i])
+			}
+		}()
 	}
 	var gtidPos string
-	if err := coord.QueryRowContext(ctx, "SELECT @@GLOBAL.gtid_binlog_state, COALESCE(BINLOG_GTID_POS(?, ?), '')", first.File, first.Pos).Scan(&snap.gtidState, &gtidPos); err != nil {
-		return snap, fmt.Errorf("master %s: read the GTID state: %w", addr, err)
+	gerr := coord.QueryRowContext(ctx, "SELECT @@GLOBAL.gtid_binlog_state, @@GLOBAL.gtid_binlog_pos").Scan(&snap.gtidState, &gtidPos)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return snap, err
+	}
+	if gerr != nil {
+		return snap, fmt.Errorf("master %s: read the GTID state: %w", addr, gerr)
+	}
+	first := poss[0]
+	for i, fp := range poss[1:] {
+		if fp != first {
+			return snap, fmt.Errorf("%w: worker 1 at %s, worker %d at %s", ErrSnapshotMismatch, first, i+2, fp)
+		}
 	}
 	if err := end(); err != nil {
 		return snap, fmt.Errorf("master %s: BACKUP STAGE END: %w", addr, err)
 	}
 	snap.blocked = time.Since(blockStart)
+	// While commits are blocked, gtid_binlog_pos is the snapshot's; the
+	// binlog itself confirms it (BINLOG_GTID_POS of the snapshot's file
+	// position), outside the block.
+	var check string
+	if err := coord.QueryRowContext(ctx, "SELECT COALESCE(BINLOG_GTID_POS(?, ?), '')", first.File, first.Pos).Scan(&check); err != nil {
+		return snap, fmt.Errorf("master %s: BINLOG_GTID_POS(%s): %w", addr, first, err)
+	}
+	if check != gtidPos {
+		return snap, fmt.Errorf("%w: gtid_binlog_pos was %q while commits were blocked, BINLOG_GTID_POS(%s) is %q", ErrSnapshotMismatch, gtidPos, first, check)
+	}
 	set, err := binlog.ParseGTIDSet(binlog.MariaDB, gtidPos)
 	if err != nil {
-		return snap, fmt.Errorf("master %s: BINLOG_GTID_POS(%s) = %q: %w", addr, first, gtidPos, err)
+		return snap, fmt.Errorf("master %s: gtid_binlog_pos %q: %w", addr, gtidPos, err)
 	}
 	snap.pos = binlog.Position{FilePos: first, GTID: set}
 	return snap, nil

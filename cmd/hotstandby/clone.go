@@ -63,8 +63,8 @@ func cmdClone(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "clone complete: %d tables, %d rows, %s in %s; commits on the master waited %s for the snapshot\n",
-		res.Tables, res.Rows, formatCloneBytes(res.Bytes), res.Elapsed.Round(time.Millisecond), res.BlockedCommits.Round(time.Microsecond))
+	fmt.Fprintf(stdout, "clone complete: %d tables, %d rows, %s in %s; commits on the master waited %s for the snapshot (BLOCK_COMMIT waited %s of it for the commits in flight)\n",
+		res.Tables, res.Rows, formatCloneBytes(res.Bytes), res.Elapsed.Round(time.Millisecond), res.BlockedCommits.Round(time.Microsecond), res.BlockCommitWait.Round(time.Microsecond))
 	fmt.Fprintf(stdout, "the standby is at the master's %s (GTID %s); `hotstandby run` streams from there\n", res.Snapshot.FilePos, res.Snapshot.GTID)
 	for _, w := range res.Warnings {
 		fmt.Fprintln(stdout, "warning:", w)
