@@ -3,7 +3,7 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.7.0
 BENCH        = HOTSTANDBY_BENCH=1 $(GO) test ./bench -v -count=1 -timeout 60m
 
-.PHONY: build test test-short test-repeat lint bench bench-ingest bench-semisync demo demo-down clean
+.PHONY: build test test-short test-repeat lint bench bench-ingest bench-semisync bench-clone demo demo-down clean
 
 build:
 	$(GO) build -o bin/hotstandby ./cmd/hotstandby
@@ -42,6 +42,14 @@ bench-ingest:
 # replica with sync_relay_log=1 as the only semi-sync replica.
 bench-semisync:
 	$(BENCH) -run TestBenchSemiSync ./bench
+
+# From nothing to a caught-up standby: hotstandby clone vs mariadb-dump | mariadb
+# vs mydumper/myloader (Debian's mydumper package, installed here if missing),
+# with the master's commit latency during each copy. HOTSTANDBY_BENCH_CLONE_MB
+# (default 2048) and HOTSTANDBY_BENCH_CLONE_THREADS (default 4).
+bench-clone:
+	command -v mydumper >/dev/null || apt-get install -y mydumper
+	$(BENCH) -run TestBenchClone ./bench
 
 demo:
 	bash scripts/demo.sh

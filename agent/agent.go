@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -59,6 +60,15 @@ func newAgent(cfg Config, log *slog.Logger, hooks ingest.Hooks) (*Agent, error) 
 			return nil, fmt.Errorf("data_dir %s is in use by another hotstandby process", cfg.DataDir)
 		}
 		return nil, err
+	}
+	// A clone that has not completed left a partial copy on the standby.
+	if c, err := store.LoadClone(); err != nil || (c != nil && c.State != checkpoint.CloneComplete) {
+		store.Close()
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("the standby holds a partial copy: the clone started %s is %s (%s): run `hotstandby clone` with this config again (it starts over); the agent does not stream onto a partial copy",
+			c.StartedAt.Format(time.RFC3339), c.State, cmp.Or(c.Error, "interrupted: no error was recorded"))
 	}
 	a := &Agent{cfg: cfg, log: log, store: store}
 	a.metrics = newMetrics()

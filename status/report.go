@@ -208,6 +208,23 @@ type Report struct {
 	Audit    []string        `json:"audit,omitempty"`
 	// TLS is how each connection of the daemon is protected (running only).
 	TLS []TLSReport `json:"tls,omitempty"`
+	// Clone is a clone in progress, or one that failed (absent when none
+	// ran, or the last completed).
+	Clone *CloneReport `json:"clone,omitempty"`
+}
+
+// CloneReport is `hotstandby clone`'s record while it has not completed.
+type CloneReport struct {
+	State       string     `json:"state"` // running (or interrupted) or failed
+	StartedAt   *time.Time `json:"started_at,omitempty"`
+	UpdatedAt   *time.Time `json:"updated_at,omitempty"`
+	Snapshot    string     `json:"snapshot,omitempty"`
+	TablesDone  int        `json:"tables_done"`
+	TablesTotal int        `json:"tables_total"`
+	RowsDone    int64      `json:"rows_done"`
+	RowsTotal   int64      `json:"rows_total_estimate"`
+	BytesDone   int64      `json:"bytes_done"`
+	Error       string     `json:"error,omitempty"`
 }
 
 // TimePtr is nil for the zero time: unknown times are omitted.
@@ -307,6 +324,10 @@ func Stored(cfg Source) (Report, error) {
 	}
 	if entries, err := store.AuditLog(); err == nil {
 		rep.Audit = AuditLines(entries)
+	}
+	if c, err := store.LoadClone(); err == nil && c != nil && c.State != checkpoint.CloneComplete {
+		rep.Clone = &CloneReport{State: c.State, StartedAt: TimePtr(c.StartedAt), UpdatedAt: TimePtr(c.UpdatedAt), Snapshot: c.Snapshot.String(),
+			TablesDone: c.TablesDone, TablesTotal: c.TablesTotal, RowsDone: c.RowsDone, RowsTotal: c.RowsTotal, BytesDone: c.BytesDone, Error: c.Error}
 	}
 	if proof, breach, err := store.SemiSync(); err == nil {
 		rep.SemiSync.AddProof(proof, breach)

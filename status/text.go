@@ -96,6 +96,14 @@ func (rep Report) WriteText(w io.Writer, opt TextOptions) {
 	for _, line := range rep.Audit {
 		t.field("audit:", t.auditLine(line))
 	}
+	if c := rep.Clone; c != nil {
+		line := fmt.Sprintf("%s, started %s: %d/%d tables, %d of ~%d rows, %s copied (updated %s)", c.State, t.at(c.StartedAt),
+			c.TablesDone, c.TablesTotal, c.RowsDone, c.RowsTotal, FormatBytes(c.BytesDone), t.at(c.UpdatedAt))
+		if c.Error != "" {
+			line += "; " + c.Error
+		}
+		t.field("clone:", line+"; the agent does not stream onto a partial copy")
+	}
 }
 
 // failover writes the mode and epoch, the last promotion, the detector's

@@ -10,6 +10,7 @@
 //	hotstandby rejoin  --config FILE [--dry-run] the old master becomes a replica
 //	hotstandby verify  --config FILE          compare master and standby
 //	hotstandby sandbox up|down --dir DIR      local master + standby for the demo
+//	hotstandby clone   --config FILE          provision the standby from the master
 //
 // Exit codes: 0 success, 1 the daemon or command failed, 2 bad usage or
 // configuration.
@@ -49,6 +50,7 @@ commands:
   relay    list --config FILE [--json]           the relay segments: GTIDs, positions, applied or not
   relay    show --config FILE --gtid G | --from FILE:POS [-v]  transactions, events, tables, rows
   sandbox  up|down --dir DIR       start/stop a local master and standby (demo)
+  clone    --config FILE [--workers N] [--replace] [--with-grants]  provision the standby from the live master
 `
 
 // usageError is a bad command line or configuration: exit code 2.
@@ -79,6 +81,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdVerify(args[1:], stdout, stderr)
 	case "relay":
 		err = cmdRelay(args[1:], stdout, stderr)
+	case "clone":
+		err = cmdClone(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
