@@ -1,0 +1,172 @@
+package replica
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/hotstandby/hotstandby/binlog"
+)
+
+// The states of a Replica.
+const (
+	// StateConnecting: the standby has not answered yet (or was lost).
+	StateConnecting = "connecting"
+	// StatePreflight: a fatal finding of the preflight holds; nothing is
+	// configured until it is fixed (checked again every Poll).
+	StatePreflight = "preflight"
+	// StateRunning: both replication threads run (the IO thread may be
+	// connecting to the source).
+	StateRunning = "running"
+	// StateError: the SQL or the IO thread stopped with an error.
+	StateError = "error"
+	// StateDrained: Drain ended replication for the promotion.
+	StateDrained = "drained"
+)
+
+// Status is the live state of the standby's replication, as last read.
+type Status struct {
+	State string
+	// Source is the source's host:port (never its password).
+	Source string
+	// ParallelThreads is @@slave_parallel_threads as configured.
+	ParallelThreads int
+	// IORunning and SQLRunning are Slave_IO_Running ("Yes", "No",
+	// "Connecting") and Slave_SQL_Running of SHOW SLAVE STATUS.
+	IORunning, SQLRunning string
+	// LastIOErrno, LastIOError, LastSQLErrno, LastSQLError are those
+	// columns of SHOW SLAVE STATUS, the password scrubbed.
+	LastIOErrno  int
+	LastIOError  string
+	LastSQLErrno int
+	LastSQLError string
+	// FailedGTID is the GTID of the transaction the SQL thread stopped on
+	// ("" while it runs).
+	FailedGTID string
+	// Applied is @@gtid_slave_pos: every transaction up to it is committed
+	// on the standby (the applied frontier).
+	Applied string
+	// Received is Gtid_IO_Pos: the last GTIDs the IO thread wrote to the
+	// standby's relay log.
+	Received string
+	// BehindTransactions is, summed over the domains of Received, its
+	// sequence number minus Applied's (the received transactions not yet
+	// applied); BehindSeconds is Seconds_Behind_Master, -1 when NULL.
+	BehindTransactions int64
+	BehindSeconds      int64
+	// Findings are the fatal findings of the latest preflight, Warnings
+	// its warnings; one line each.
+	Findings, Warnings []string
+	// LastError is the last error of the agent's own session with the
+	// standby (lost connection, a refused configuration statement).
+	LastError string
+	// Retries counts lost standby sessions.
+	Retries uint64
+	// CheckedAt is when the standby was last read.
+	CheckedAt time.Time
+}
+
+// Error returns the error that stopped a replication thread, in one line
+// naming the thread, the GTID and the server's error; "" if none.
+func (s Status) Error() string {
+	switch {
+	case s.SQLRunning == "No" && s.LastSQLErrno != 0:
+		g := s.FailedGTID
+		if g == "" {
+			g = "(unknown)"
+		}
+		return fmt.Sprintf("standby SQL thread stopped on GTID %s: error %d: %s", g, s.LastSQLErrno, s.LastSQLError)
+	case s.IORunning == "No" && s.LastIOErrno != 0:
+		return fmt.Sprintf("standby IO thread (from %s) stopped: error %d: %s", s.Source, s.LastIOErrno, s.LastIOError)
+	}
+	return ""
+}
+
+// slaveStatus is one row of SHOW SLAVE STATUS, by column name.
+type slaveStatus map[string]string
+
+// readSlaveStatus returns the default connection's row, nil if the standby
+// has no replication configured.
+func readSlaveStatus(ctx context.Context, db *sql.DB) (slaveStatus, error) {
+	rows, err := db.QueryContext(ctx, "SHOW SLAVE STATUS")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	if !rows.Next() {
+		return nil, rows.Err()
+	}
+	vals := make([]sql.NullString, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := rows.Scan(ptrs...); err != nil {
+		return nil, err
+	}
+	st := slaveStatus{}
+	for i, c := range cols {
+		if vals[i].Valid {
+			st[c] = vals[i].String
+		} else {
+			st[c+"/null"] = "1"
+		}
+	}
+	return st, rows.Err()
+}
+
+func (s slaveStatus) int(col string) int64 {
+	n, _ := strconv.ParseInt(s[col], 10, 64)
+	return n
+}
+
+// errorGTID finds the GTID a MariaDB SQL thread names in its error text
+// ("... Gtid 0-1-42, Internal MariaDB error code: 1062").
+var errorGTID = regexp.MustCompile(`\bGtid (\d+-\d+-\d+)\b`)
+
+// failedGTID returns the GTID the SQL thread stopped on: the one its error
+// text names, or else the next one in a domain where the IO thread received
+// more than was applied (in-order commit: every transaction before the
+// failing one is committed).
+func failedGTID(lastSQLError, applied, received string) string {
+	if m := errorGTID.FindStringSubmatch(lastSQLError); m != nil {
+		return m[1]
+	}
+	a, err1 := binlog.ParseGTIDSet(binlog.MariaDB, applied)
+	r, err2 := binlog.ParseGTIDSet(binlog.MariaDB, received)
+	if err1 != nil || err2 != nil {
+		return ""
+	}
+	var out []binlog.GTID
+	have := map[uint32]binlog.GTID{}
+	for _, g := range a.MariaDBGTIDs() {
+		have[g.Domain] = g
+	}
+	for _, g := range r.MariaDBGTIDs() {
+		if g.Seq > have[g.Domain].Seq {
+			out = append(out, g)
+		}
+	}
+	if len(out) != 1 || out[0].Seq != have[out[0].Domain].Seq+1 {
+		return "" // not knowable from positions alone
+	}
+	return out[0].String()
+}
+
+// behind counts the transactions received and not applied.
+func behind(applied, received string) int64 {
+	a, err1 := binlog.ParseGTIDSet(binlog.MariaDB, applied)
+	r, err2 := binlog.ParseGTIDSet(binlog.MariaDB, received)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	n, _ := a.SeqBehind(r)
+	return n
+}
