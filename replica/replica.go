@@ -211,7 +211,9 @@ func (r *Replica) watch(ctx context.Context, restart bool) error {
 	}
 	st.BehindTransactions = behind(st.Applied, st.Received)
 	if st.SQLRunning == "No" && st.LastSQLErrno != 0 {
-		st.FailedGTID = failedGTID(st.LastSQLError, st.Applied, st.Received)
+		if st.FailedGTID, err = failedGTID(ctx, r.db, ss); err != nil {
+			return err
+		}
 	}
 	st.State = StateRunning
 	if st.Error() != "" {

@@ -127,37 +127,62 @@ func (s slaveStatus) int(col string) int64 {
 	return n
 }
 
-// errorGTID finds the GTID a MariaDB SQL thread names in its error text
-// ("... Gtid 0-1-42, Internal MariaDB error code: 1062").
-var errorGTID = regexp.MustCompile(`\bGtid (\d+-\d+-\d+)\b`)
+// errorEndPos finds the master position a MariaDB SQL thread names in its
+// error text ("the event's master log mysql-bin.000001, end_log_pos 1909").
+var errorEndPos = regexp.MustCompile(`end_log_pos (\d+)`)
 
-// failedGTID returns the GTID the SQL thread stopped on: the one its error
-// text names, or else the next one in a domain where the IO thread received
-// more than was applied (in-order commit: every transaction before the
-// failing one is committed).
-func failedGTID(lastSQLError, applied, received string) string {
-	if m := errorGTID.FindStringSubmatch(lastSQLError); m != nil {
-		return m[1]
+// relayGTID finds the GTID in the Info of a Gtid event of SHOW RELAYLOG
+// EVENTS ("BEGIN GTID 0-1-8", "GTID 0-1-9").
+var relayGTID = regexp.MustCompile(`GTID (\d+-\d+-\d+)`)
+
+// relayScanLimit bounds the events failedGTID reads from the standby's relay log.
+const relayScanLimit = 5000
+
+// failedGTID returns the GTID of the transaction the SQL thread stopped on.
+// MariaDB 10.11 does not name it: its error names the failing event's
+// master end_log_pos, and Relay_Log_File:Relay_Log_Pos is where the SQL
+// thread resumes (every transaction before it is committed, in order, even
+// with parallel workers). So it reads the standby's relay log from there and
+// returns the GTID of the transaction holding the event at that end_log_pos
+// (or, if the error names none, the first transaction there). "" if the
+// relay log does not tell.
+func failedGTID(ctx context.Context, db *sql.DB, ss slaveStatus) (string, error) {
+	file, pos := ss["Relay_Log_File"], ss.int("Relay_Log_Pos")
+	if file == "" || pos <= 0 {
+		return "", nil
 	}
-	a, err1 := binlog.ParseGTIDSet(binlog.MariaDB, applied)
-	r, err2 := binlog.ParseGTIDSet(binlog.MariaDB, received)
-	if err1 != nil || err2 != nil {
-		return ""
+	var endPos int64 = -1
+	if m := errorEndPos.FindStringSubmatch(ss["Last_SQL_Error"]); m != nil {
+		endPos, _ = strconv.ParseInt(m[1], 10, 64)
 	}
-	var out []binlog.GTID
-	have := map[uint32]binlog.GTID{}
-	for _, g := range a.MariaDBGTIDs() {
-		have[g.Domain] = g
+	rows, err := db.QueryContext(ctx, fmt.Sprintf("SHOW RELAYLOG EVENTS IN %s FROM %d LIMIT %d", quote(file), pos, relayScanLimit))
+	if err != nil {
+		return "", fmt.Errorf("find the failing GTID: %w", err)
 	}
-	for _, g := range r.MariaDBGTIDs() {
-		if g.Seq > have[g.Domain].Seq {
-			out = append(out, g)
+	defer rows.Close()
+	var first, current string
+	for rows.Next() {
+		var logName, typ, info string
+		var at, server, end int64
+		if err := rows.Scan(&logName, &at, &typ, &server, &end, &info); err != nil {
+			return "", fmt.Errorf("find the failing GTID: %w", err)
+		}
+		if typ == "Gtid" {
+			if m := relayGTID.FindStringSubmatch(info); m != nil {
+				current = m[1]
+				if first == "" {
+					first = current
+				}
+			}
+		}
+		if endPos < 0 && first != "" {
+			return first, nil
+		}
+		if end == endPos && current != "" {
+			return current, nil
 		}
 	}
-	if len(out) != 1 || out[0].Seq != have[out[0].Domain].Seq+1 {
-		return "" // not knowable from positions alone
-	}
-	return out[0].String()
+	return first, rows.Err()
 }
 
 // behind counts the transactions received and not applied.
