@@ -30,7 +30,8 @@ type Agent struct {
 	log      *slog.Logger
 	store    *checkpoint.Store
 	recv     *ingest.Receiver
-	applier  *applier.Applier // nil without a [standby] section
+	applier  *applier.Applier // nil without a [standby] section, and in replica mode
+	replica  *replicaMode     // set in replica mode ([standby] mode = "replica")
 	metrics  *metrics
 	monitor  *ingest.Monitor
 	skips    skipRegistry   // operators' skips until the standby commits them
@@ -65,7 +66,9 @@ func newAgent(cfg Config, log *slog.Logger, hooks ingest.Hooks) (*Agent, error) 
 	ic := cfg.IngestConfig()
 	ic.Metrics = ingest.Metrics{Fsync: a.metrics.fsync, AckLatency: a.metrics.ackLatency}
 	a.recv = ingest.NewReceiver(ic, log, store, hooks)
-	if cfg.Standby.Enabled() {
+	if cfg.Standby.Enabled() && cfg.Standby.Mode == ModeReplica {
+		a.replica = &replicaMode{a: a}
+	} else if cfg.Standby.Enabled() {
 		st, err := store.Load()
 		if err != nil {
 			store.Close()
@@ -82,7 +85,7 @@ func newAgent(cfg Config, log *slog.Logger, hooks ingest.Hooks) (*Agent, error) 
 		}, a.recv)
 	}
 	a.monitor = ingest.NewMonitor(ic.Source, log, store, a.recv)
-	if a.applier != nil {
+	if a.applier != nil || a.replica != nil {
 		fp, err := a.newFailover()
 		if err != nil {
 			store.Close()
@@ -163,6 +166,13 @@ func (a *Agent) runRole(ctx context.Context, wg *sync.WaitGroup) error {
 	a.recvDone, a.applierDone = make(chan struct{}), make(chan struct{})
 	applierErr := make(chan error, 1)
 	startApplier := func() {
+		if a.replica != nil {
+			if err := a.replica.start(applierCtx, wg, a.applierDone); err != nil {
+				applierErr <- err
+				stopRecv()
+			}
+			return
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -205,6 +215,13 @@ func (a *Agent) runRole(ctx context.Context, wg *sync.WaitGroup) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); a.monitor.Run(recvCtx, 2*time.Second) }()
+	if a.replica != nil {
+		startApplier()
+		if a.failover.detector != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); a.runDetector(recvCtx) }()
+		}
+	}
 	if a.applier != nil {
 		startApplier()
 		wg.Add(2)

@@ -33,6 +33,12 @@ type StandbyConfig struct {
 	User         string `toml:"user"`
 	Password     string `toml:"password"`
 	PasswordFile string `toml:"password_file"`
+	// Mode is the apply mode: "direct" (the agent applies with BINLOG
+	// statements) or "replica" (the standby replicates from the agent's
+	// binlog server with its own parallel SQL threads).
+	Mode string `toml:"mode"`
+	// ParallelThreads is the standby's slave_parallel_threads in replica mode.
+	ParallelThreads int `toml:"parallel_threads"`
 }
 
 // Enabled reports whether a standby is configured.
@@ -184,7 +190,7 @@ func DefaultConfig() Config {
 	return Config{
 		Start:      "current",
 		ReportHost: "hotstandby@" + host,
-		Standby:    StandbyConfig{Port: 3306},
+		Standby:    StandbyConfig{Port: 3306, Mode: ModeDirect, ParallelThreads: 4},
 		Master: MasterConfig{
 			Host: "127.0.0.1", Port: 3306,
 			ConnectTimeout: Duration{5 * time.Second},
@@ -341,6 +347,9 @@ func (c *Config) Validate() error {
 		}
 		if c.Standby.User == "" {
 			return errors.New("standby.user is required with standby.host")
+		}
+		if err := c.validateApplyMode(); err != nil {
+			return err
 		}
 	}
 	switch c.Failover.Mode {
