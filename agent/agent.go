@@ -36,6 +36,7 @@ type Agent struct {
 	monitor  *ingest.Monitor
 	skips    skipRegistry   // operators' skips until the standby commits them
 	failover *failoverParts // nil without a [standby] section
+	serve    serveParts     // the binlog server, with [serve]
 
 	// Set by Run: how the promoter stops the receiver and the applier for
 	// good, and learns that they have stopped.
@@ -94,6 +95,7 @@ func newAgent(cfg Config, log *slog.Logger, hooks ingest.Hooks) (*Agent, error) 
 		a.failover = fp
 	}
 	a.metrics.register(a)
+	a.metrics.registerServe(a)
 	return a, nil
 }
 
@@ -231,6 +233,9 @@ func (a *Agent) runRole(ctx context.Context, wg *sync.WaitGroup) error {
 			wg.Add(1)
 			go func() { defer wg.Done(); a.runDetector(recvCtx) }()
 		}
+	}
+	if err := a.startServe(recvCtx, wg); err != nil {
+		return err
 	}
 	err = a.recv.Run(recvCtx)
 	close(a.recvDone)

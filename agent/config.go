@@ -178,10 +178,12 @@ type Config struct {
 	Reconnect ReconnectConfig `toml:"reconnect"`
 	Log       LogConfig       `toml:"log"`
 	Failover  FailoverConfig  `toml:"failover"`
+	Serve     ServeConfig     `toml:"serve"`
 
 	path            string // the file it was read from
 	password        string // resolved; never printed
 	standbyPassword string // resolved; never printed
+	servePassword   string // resolved; never printed
 }
 
 // DefaultConfig returns a Config with every default filled in.
@@ -370,6 +372,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if c.standbyPassword, err = resolvePassword("standby", c.Standby.Password, c.Standby.PasswordFile, StandbyPasswordEnv); err != nil {
+		return err
+	}
+	if err := c.validateServe(); err != nil {
 		return err
 	}
 	return nil

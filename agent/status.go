@@ -90,6 +90,7 @@ func (a *Agent) liveReport() status.Report {
 		}
 	}
 	rep.Relay = status.RelayUsage(a.cfg.RelayDir())
+	rep.Serve = a.serveReport()
 	return rep
 }
 

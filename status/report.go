@@ -215,7 +215,9 @@ type Report struct {
 	CheckpointAt  *time.Time     `json:"checkpoint_at,omitempty"`
 	// Failover is the failover machinery's view (absent without a standby).
 	Failover *FailoverReport `json:"failover,omitempty"`
-	Audit    []string        `json:"audit,omitempty"`
+	// Serve is the binlog server and its replicas (absent when not serving).
+	Serve *ServeReport `json:"serve,omitempty"`
+	Audit []string     `json:"audit,omitempty"`
 }
 
 // TimePtr is nil for the zero time: unknown times are omitted.

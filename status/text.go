@@ -84,6 +84,9 @@ func (rep Report) WriteText(w io.Writer, opt TextOptions) {
 		t.field("relay log:", fmt.Sprintf("%d %s, %s on disk (the live segment is preallocated ahead of its data)",
 			r.Segments, plural(r.Segments, "segment", "segments"), FormatBytes(r.Bytes)))
 	}
+	if s := rep.Serve; s != nil {
+		t.serve(*s)
+	}
 	if rep.CheckpointAt != nil {
 		t.field("checkpoint:", "written "+t.at(rep.CheckpointAt))
 	}
