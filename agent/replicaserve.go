@@ -1,9 +1,10 @@
 package agent
 
 import (
-	"errors"
 	"fmt"
 	"net"
+
+	"github.com/hotstandby/hotstandby/binlogserver"
 )
 
 // validateApplyMode checks [standby] mode and parallel_threads.
@@ -25,8 +26,24 @@ func (c Config) validateApplyMode() error {
 	return nil
 }
 
-// listenRelayServer starts listening with the binlog server for replica
-// mode, and returns it with the account the standby logs in with.
+// listenRelayServer starts listening with the standby's own binlog server
+// for replica mode: on 127.0.0.1 with an ephemeral port, user
+// hotstandby_standby and a password generated at every start and kept in
+// memory only (the standby gets it through CHANGE MASTER). It is separate
+// from [serve] (other replicas' fan-out), and lives as long as replica mode,
+// so it keeps serving the durable relay to the standby through a
+// promotion's drain, after the stream from the master has stopped.
 func (a *Agent) listenRelayServer() (relayServer, string, string, error) {
-	return nil, "", "", errors.New("standby.mode = \"replica\": this build has no binlog server (package binlogserver) yet; use mode = \"direct\"")
+	password, err := randomPassword()
+	if err != nil {
+		return nil, "", "", err
+	}
+	srv, err := binlogserver.New(binlogserver.Config{
+		Listen: "127.0.0.1:0", User: replicaUser, Password: password,
+		RelayDir: a.cfg.RelayDir(), Source: a.recv, ServerID: a.cfg.ServerID, Logger: a.log.With("for", "standby"),
+	})
+	if err != nil {
+		return nil, "", "", fmt.Errorf("replica mode: the standby's binlog server: %w", err)
+	}
+	return srv, replicaUser, password, nil
 }

@@ -1,0 +1,202 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hotstandby/hotstandby/checkpoint"
+	"github.com/hotstandby/hotstandby/control"
+	"github.com/hotstandby/hotstandby/harness"
+	"github.com/hotstandby/hotstandby/ingest"
+	"github.com/hotstandby/hotstandby/sandbox"
+	"github.com/hotstandby/hotstandby/status"
+)
+
+// withReplicaStandby is withStandby in apply mode replica with 4 threads.
+func (e *testEnv) withReplicaStandby() *sandbox.Server {
+	e.t.Helper()
+	s := e.withStandby()
+	writeFile(e.t, e.cfgPath, readFile(e.t, e.cfgPath)+"mode = \"replica\"\nparallel_threads = 4\n")
+	return s
+}
+
+// assertSameRows compares test.t on master and standby.
+func assertSameRows(t *testing.T, master, standby *sandbox.Server, wantRows int) {
+	t.Helper()
+	m, s := tableRows(t, master, "test.t", "id"), tableRows(t, standby, "test.t", "id")
+	if len(m) != wantRows {
+		t.Fatalf("master has %d rows, want %d", len(m), wantRows)
+	}
+	if len(s) != len(m) {
+		t.Fatalf("standby has %d rows, master %d", len(s), len(m))
+	}
+	for i := range m {
+		if m[i] != s[i] {
+			t.Fatalf("row %d differs: master %s, standby %s", i, m[i], s[i])
+		}
+	}
+}
+
+// TestReplicaModeLoadAndStandbyRestart: in replica mode the standby
+// replicates from the agent's binlog server with 4 optimistic threads. A
+// 16-client load arrives whole: rows equal, the standby's binlog carries
+// the master's GTIDs, status names the mode, threads and frontier. A kill -9
+// of the standby's mariadbd mid-load loses its relay log; the agent serves
+// again from gtid_slave_pos: nothing lost or doubled.
+func TestReplicaModeLoadAndStandbyRestart(t *testing.T) {
+	e := newEnv(t)
+	standby := e.withReplicaStandby()
+	p := e.startInProcess(ingest.Hooks{})
+	e.waitSemiSyncClient()
+	if _, err := e.load(context.Background(), 16, 1500); err != nil {
+		t.Fatal(err)
+	}
+	e.waitApplied(standby, 120*time.Second)
+	assertSameRows(t, e.master, standby, 1500)
+	rep := p.a.liveReport()
+	ap := rep.Applier
+	if ap == nil || ap.Mode != ModeReplica || ap.ParallelThreads != 4 || ap.SQLThread != "Yes" || ap.IOThread != "Yes" ||
+		!strings.HasPrefix(ap.Source, "127.0.0.1:") || ap.State == "error" {
+		t.Fatalf("applier report %+v", ap)
+	}
+	if code, text := rep.Check(status.DefaultCheckThresholds(), time.Now()); code != status.CheckOK {
+		t.Fatalf("status --check %d %s, want OK", code, text)
+	}
+	if ro := query(t, standby, "SELECT @@GLOBAL.read_only"); ro != "1" {
+		t.Fatalf("standby read_only=%s", ro)
+	}
+
+	// kill -9 of the standby mid-load.
+	ctx := context.Background()
+	loadDone := make(chan error, 1)
+	go func() {
+		_, err := e.load(ctx, 8, 3000)
+		loadDone <- err
+	}()
+	harness.WaitFor(t, "the standby to apply part of the second load", 60*time.Second, func() bool {
+		n, _ := standby.QueryString(ctx, "SELECT COUNT(*) FROM test.t")
+		return n > "1600" && len(n) == 4
+	})
+	if err := standby.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := standby.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-loadDone; err != nil {
+		t.Fatal(err)
+	}
+	e.waitApplied(standby, 120*time.Second)
+	assertSameRows(t, e.master, standby, 4500)
+	if n := strings.Count(p.log.String(), "pw-"); n != 0 || strings.Contains(p.log.String(), e.password) {
+		t.Fatal("a password is in the agent's log")
+	}
+}
+
+// TestReplicaModeSQLErrorSkip: a row inserted on the standby beforehand
+// conflicts with the master's: the SQL thread stops, status names the GTID,
+// --check is CRITICAL; `skip` of another GTID is refused and not recorded;
+// `skip --gtid G` moves past exactly G, is in the audit log with who asked,
+// and the standby then equals the master but for G.
+func TestReplicaModeSQLErrorSkip(t *testing.T) {
+	e := newEnv(t)
+	standby := e.withReplicaStandby()
+	p := e.startInProcess(ingest.Hooks{})
+	e.waitSemiSyncClient()
+	ctx := context.Background()
+	e.exec("INSERT INTO test.t (id, c) VALUES (1, 1)")
+	e.waitApplied(standby, 60*time.Second)
+	if err := standby.Exec(ctx, "SET SESSION sql_log_bin=0; INSERT INTO test.t (id, c) VALUES (2, 99)"); err != nil {
+		t.Fatal(err)
+	}
+	e.exec("INSERT INTO test.t (id, c) VALUES (2, 2)")
+	failing, _ := e.master.QueryString(ctx, "SELECT @@gtid_binlog_pos")
+	e.exec("INSERT INTO test.t (id, c) VALUES (3, 3)")
+	var rep status.Report
+	harness.WaitFor(t, "the SQL thread to stop on "+failing, 60*time.Second, func() bool {
+		rep = p.a.liveReport()
+		return rep.Applier != nil && rep.Applier.State == "error"
+	})
+	if rep.Applier.FailedGTID != failing || !strings.Contains(rep.Applier.LastError, "SQL thread stopped on GTID "+failing+": error 1062") {
+		t.Fatalf("applier report %+v: want the SQL thread stopped on %s with 1062", rep.Applier, failing)
+	}
+	code, text := rep.Check(status.DefaultCheckThresholds(), time.Now())
+	if code != status.CheckCritical || !strings.Contains(text, failing) {
+		t.Fatalf("status --check %d %q, want CRITICAL naming %s", code, text, failing)
+	}
+	c := e.config()
+	if _, err := control.Call(ctx, c.ControlPath(), control.Request{Op: "skip", GTID: "0-1-999"}); err == nil {
+		t.Fatal("skip of another GTID accepted")
+	}
+	msg, err := control.Call(ctx, c.ControlPath(), control.Request{Op: "skip", GTID: failing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(msg)
+	e.waitApplied(standby, 60*time.Second)
+	got := query(t, standby, "SELECT GROUP_CONCAT(CONCAT(id, '=', c) ORDER BY id) FROM test.t")
+	if got != "1=1,2=99,3=3" {
+		t.Fatalf("standby rows %s: want exactly %s skipped", got, failing)
+	}
+	var skips []checkpoint.AuditEntry
+	for _, en := range p.a.auditLog(t) {
+		if en.Kind == "skip" {
+			skips = append(skips, en)
+		}
+	}
+	if len(skips) != 1 || !strings.Contains(skips[0].Text, "skip GTID "+failing+" by uid 0") || !strings.Contains(skips[0].Text, "error 1062") {
+		t.Fatalf("audit log skips %+v: want one entry for %s by root with the error", skips, failing)
+	}
+	if rep := p.a.liveReport(); rep.Applier.State == "error" {
+		t.Fatalf("still stopped after the skip: %+v", rep.Applier)
+	}
+}
+
+// TestReplicaModePromotionLossless: kill -9 of the master under a
+// 16-client load in replica mode: the agent drains the standby to the safe
+// frontier (MASTER_GTID_WAIT), ends its replication, and promotes it; every
+// id whose COMMIT returned OK is on it, and no replication configuration is
+// left.
+func TestReplicaModePromotionLossless(t *testing.T) {
+	e := newEnv(t)
+	standby := e.withReplicaStandby()
+	writeFile(t, e.cfgPath, readFile(t, e.cfgPath)+"\n[failover]\nmode = \"auto\"\n")
+	f := &failoverEnv{testEnv: e, standby: standby}
+	f.p = e.startInProcess(ingest.Hooks{})
+	e.waitSemiSyncClient()
+	f.waitLossless()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var committed atomic.Int64
+	ids := okIDs(ctx, t, f.master, 16, &committed)
+	harness.WaitFor(t, "the clients to commit", 60*time.Second, func() bool { return committed.Load() >= 400 })
+	if err := f.master.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	harness.WaitFor(t, "the automatic promotion", 90*time.Second, func() bool { return f.report().Role == checkpoint.RoleMaster })
+	ok := ids()
+	if missing := missingIDs(t, standby, ok); len(missing) > 0 {
+		t.Fatalf("%d of %d committed ids are not on the promoted standby, e.g. %v", len(missing), len(ok), missing[:min(5, len(missing))])
+	}
+	if n := query(t, standby, "SELECT COUNT(*) FROM information_schema.processlist WHERE command = 'Slave_IO' OR user = 'system user'"); n != "0" {
+		t.Fatalf("%s replication threads left on the promoted standby", n)
+	}
+	if err := standby.Exec(context.Background(), "INSERT INTO test.t (c, payload) VALUES (2, 'after the promotion')"); err != nil {
+		t.Fatalf("the promoted standby does not take writes: %v", err)
+	}
+	rows, err := standby.DB().Query("SHOW SLAVE STATUS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	has := rows.Next()
+	rows.Close()
+	if has {
+		t.Fatal("SHOW SLAVE STATUS not empty on the promoted standby: RESET SLAVE ALL missing")
+	}
+	t.Log(fmt.Sprintf("%d commits OK'd, all on the promoted standby", len(ok)))
+}
