@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -198,5 +197,8 @@ func TestReplicaModePromotionLossless(t *testing.T) {
 	if has {
 		t.Fatal("SHOW SLAVE STATUS not empty on the promoted standby: RESET SLAVE ALL missing")
 	}
-	t.Log(fmt.Sprintf("%d commits OK'd, all on the promoted standby", len(ok)))
+	t.Logf("%d commits OK'd, all on the promoted standby", len(ok))
+	if !strings.Contains(f.p.log.String(), "drained: every transaction up to the frontier is applied") {
+		t.Fatal("the promotion did not drain through the replica")
+	}
 }
