@@ -67,7 +67,7 @@ func newAgent(cfg Config, log *slog.Logger, hooks ingest.Hooks) (*Agent, error) 
 	ic := cfg.IngestConfig()
 	ic.Metrics = ingest.Metrics{Fsync: a.metrics.fsync, AckLatency: a.metrics.ackLatency}
 	a.recv = ingest.NewReceiver(ic, log, store, hooks)
-	if cfg.Standby.Enabled() && cfg.Standby.Mode == ModeReplica {
+	if cfg.Standby.Enabled() && cfg.ApplyMode() == ModeReplica {
 		a.replica = &replicaMode{a: a}
 	} else if cfg.Standby.Enabled() {
 		st, err := store.Load()

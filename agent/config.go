@@ -33,9 +33,10 @@ type StandbyConfig struct {
 	User         string `toml:"user"`
 	Password     string `toml:"password"`
 	PasswordFile string `toml:"password_file"`
-	// Mode is the apply mode: "direct" (the agent applies with BINLOG
-	// statements) or "replica" (the standby replicates from the agent's
-	// binlog server with its own parallel SQL threads).
+	// Mode is the apply mode: "replica" (the standby replicates from the
+	// agent's binlog server with its own parallel SQL threads) or "direct"
+	// (the agent applies with BINLOG statements). Unset: replica for a
+	// standby on this host, direct otherwise (see Config.ApplyMode).
 	Mode string `toml:"mode"`
 	// ParallelThreads is the standby's slave_parallel_threads in replica mode.
 	ParallelThreads int `toml:"parallel_threads"`
@@ -192,7 +193,7 @@ func DefaultConfig() Config {
 	return Config{
 		Start:      "current",
 		ReportHost: "hotstandby@" + host,
-		Standby:    StandbyConfig{Port: 3306, Mode: ModeDirect, ParallelThreads: 4},
+		Standby:    StandbyConfig{Port: 3306, ParallelThreads: 4},
 		Master: MasterConfig{
 			Host: "127.0.0.1", Port: 3306,
 			ConnectTimeout: Duration{5 * time.Second},

@@ -478,6 +478,7 @@ host = "127.0.0.1"
 port = %d
 user = "applier"
 password_file = %q
+mode = "direct"
 `, standby.Port(), filepath.Join(e.dir, "master.pw"))
 	writeFile(e.t, e.cfgPath, cfg)
 	return standby

@@ -19,7 +19,7 @@ import (
 func (e *testEnv) withReplicaStandby() *sandbox.Server {
 	e.t.Helper()
 	s := e.withStandby()
-	writeFile(e.t, e.cfgPath, readFile(e.t, e.cfgPath)+"mode = \"replica\"\nparallel_threads = 4\n")
+	writeFile(e.t, e.cfgPath, strings.Replace(readFile(e.t, e.cfgPath), `mode = "direct"`, "mode = \"replica\"\nparallel_threads = 4", 1))
 	return s
 }
 
@@ -200,5 +200,41 @@ func TestReplicaModePromotionLossless(t *testing.T) {
 	t.Logf("%d commits OK'd, all on the promoted standby", len(ok))
 	if !strings.Contains(f.p.log.String(), "drained: every transaction up to the frontier is applied") {
 		t.Fatal("the promotion did not drain through the replica")
+	}
+}
+
+// TestApplyModeDefaultAndValidation: unset, the mode is replica for a
+// standby on this host and direct elsewhere; an explicit replica mode for a
+// standby elsewhere, a bad mode or thread count is refused naming the key.
+func TestApplyModeDefaultAndValidation(t *testing.T) {
+	tests := []struct {
+		name, host, mode string
+		threads          int
+		want, wantErr    string
+	}{
+		{name: "unset, loopback", host: "127.0.0.1", threads: 4, want: ModeReplica},
+		{name: "unset, localhost", host: "localhost", threads: 4, want: ModeReplica},
+		{name: "unset, remote", host: "10.0.0.7", threads: 4, want: ModeDirect},
+		{name: "direct", host: "127.0.0.1", mode: "direct", threads: 4, want: ModeDirect},
+		{name: "replica, remote", host: "10.0.0.7", mode: "replica", threads: 4, want: ModeReplica,
+			wantErr: `standby.mode = "replica" with standby.host = "10.0.0.7": the standby must reach the agent's binlog server`},
+		{name: "bad mode", host: "127.0.0.1", mode: "parallel", threads: 4, want: "parallel", wantErr: `standby.mode = "parallel": want "replica" or "direct"`},
+		{name: "zero threads", host: "127.0.0.1", threads: 0, want: ModeReplica, wantErr: "standby.parallel_threads = 0: want 1-16383"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			c.Standby.Host, c.Standby.Mode, c.Standby.ParallelThreads = tt.host, tt.mode, tt.threads
+			if got := c.ApplyMode(); got != tt.want {
+				t.Fatalf("ApplyMode() = %q, want %q", got, tt.want)
+			}
+			err := c.validateApplyMode()
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.wantErr)):
+				t.Fatalf("error %v, want %q", err, tt.wantErr)
+			}
+		})
 	}
 }

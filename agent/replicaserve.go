@@ -7,17 +7,36 @@ import (
 	"github.com/hotstandby/hotstandby/binlogserver"
 )
 
+// ApplyMode is the apply mode in effect: standby.mode when set; unset, it
+// is replica (the faster one, BENCHMARKS.md) for a standby on this host, and
+// direct for a standby elsewhere (replica mode serves the standby on
+// 127.0.0.1 only).
+func (c Config) ApplyMode() string {
+	if c.Standby.Mode != "" {
+		return c.Standby.Mode
+	}
+	if standbyIsLocal(c.Standby.Host) {
+		return ModeReplica
+	}
+	return ModeDirect
+}
+
+func standbyIsLocal(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
+}
+
 // validateApplyMode checks [standby] mode and parallel_threads.
 func (c Config) validateApplyMode() error {
-	switch c.Standby.Mode {
+	switch c.ApplyMode() {
 	case ModeDirect:
 	case ModeReplica:
 		if c.Standby.ParallelThreads < 1 || c.Standby.ParallelThreads > 16383 {
 			return fmt.Errorf("standby.parallel_threads = %d: want 1-16383", c.Standby.ParallelThreads)
 		}
-		if ip := net.ParseIP(c.Standby.Host); c.Standby.Host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return fmt.Errorf("standby.mode = %q with standby.host = %q: the standby must reach the agent's binlog server; "+
-				"replica mode serves it on 127.0.0.1 and needs the standby on this host (127.0.0.1 or localhost), or use mode = %q",
+		if !standbyIsLocal(c.Standby.Host) {
+			return fmt.Errorf("standby.mode = %q with standby.host = %q: the standby must reach the agent's binlog server, "+
+				"which replica mode serves on 127.0.0.1: run the agent on the standby's host (standby.host = \"127.0.0.1\"), or set mode = %q",
 				c.Standby.Mode, c.Standby.Host, ModeDirect)
 		}
 	default:

@@ -201,6 +201,13 @@ func (t textView) applier(ap ApplierReport) {
 	if ap.LastAppliedAt != nil {
 		lines = append(lines, "last applied "+t.at(ap.LastAppliedAt))
 	}
+	if ap.Mode == "replica" {
+		lines = append(lines, fmt.Sprintf("mode replica: the standby replicates from %s with %d parallel threads (IO thread %s, SQL thread %s)",
+			or(ap.Source, "(not yet listening)"), ap.ParallelThreads, or(ap.IOThread, "unknown"), or(ap.SQLThread, "unknown")))
+		if ap.LastIOError != "" {
+			lines = append(lines, "IO thread: "+ap.LastIOError)
+		}
+	}
 	t.field("applier:", lines...)
 	if ap.LastError != "" {
 		t.field("apply error:", ap.LastError)
