@@ -43,6 +43,9 @@ type relayServer interface {
 	Serve(ctx context.Context) error
 	// Close stops listening and ends every replica's connection.
 	Close() error
+	// OldestNeeded is the oldest relay segment a connected replica reads
+	// (false: none connected).
+	OldestNeeded() (uint64, bool)
 }
 
 // replicaMode is the agent's part in replica mode: the binlog server and the
@@ -64,6 +67,12 @@ func (m *replicaMode) status() (replica.Status, bool) {
 		return replica.Status{}, false
 	}
 	return rep.Status(), true
+}
+
+func (m *replicaMode) server() relayServer {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.srv
 }
 
 func (m *replicaMode) replica() *replica.Replica {
@@ -118,7 +127,21 @@ func (m *replicaMode) start(ctx context.Context, wg *sync.WaitGroup, done chan s
 	a.log.Info("apply mode replica: the standby replicates from the agent's binlog server", "listen", srv.Addr(),
 		"standby", a.cfg.Standby.Addr(), "parallel_threads", cfg.ParallelThreads)
 	var both sync.WaitGroup
-	both.Add(2)
+	both.Add(3)
+	go func() {
+		defer both.Done()
+		t := time.NewTicker(purgeEvery(a.cfg.Relay.Retention.Duration))
+		defer t.Stop()
+		cache := map[uint64]binlog.GTIDSet{}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				m.purge(now, cache)
+			}
+		}
+	}()
 	wg.Add(1)
 	go func() { defer wg.Done(); both.Wait(); close(done) }()
 	go func() {

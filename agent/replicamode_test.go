@@ -11,6 +11,7 @@ import (
 	"github.com/hotstandby/hotstandby/control"
 	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/ingest"
+	"github.com/hotstandby/hotstandby/relay"
 	"github.com/hotstandby/hotstandby/sandbox"
 	"github.com/hotstandby/hotstandby/status"
 )
@@ -236,5 +237,47 @@ func TestApplyModeDefaultAndValidation(t *testing.T) {
 				t.Fatalf("error %v, want %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestReplicaModeRelayPurge: in replica mode, segments whose transactions
+// are all in the standby's gtid_slave_pos are purged past retention; the
+// live one stays; a standby restarted after the purge (its own relay log
+// lost) continues from the agent's kept segments, nothing lost or doubled.
+func TestReplicaModeRelayPurge(t *testing.T) {
+	e := newEnv(t)
+	standby := e.withReplicaStandby()
+	writeFile(t, e.cfgPath, readFile(t, e.cfgPath)+"\n[relay]\nretention = \"300ms\"\ncheckpoint_interval = \"50ms\"\n")
+	p := e.startInProcess(ingest.Hooks{})
+	e.waitSemiSyncClient()
+	for i := range 5 {
+		e.exec("INSERT INTO test.t (c) VALUES (?)", i)
+		e.exec("FLUSH BINARY LOGS")
+	}
+	e.exec("INSERT INTO test.t (c) VALUES (99)")
+	e.waitApplied(standby, 60*time.Second)
+	c := e.config()
+	harness.WaitFor(t, "old segments to be purged", 30*time.Second, func() bool {
+		segs, _ := relay.ListSegments(c.RelayDir())
+		return len(segs) <= 3
+	})
+	segs, _ := relay.ListSegments(c.RelayDir())
+	if last := segs[len(segs)-1]; last.MasterFile != e.masterPos().File {
+		t.Fatalf("the live segment (%s) was purged: %+v", e.masterPos().File, segs)
+	}
+	if !strings.Contains(p.log.String(), "relay segment purged: applied on the standby") {
+		t.Fatal("purges are not logged")
+	}
+	if err := standby.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := standby.Restart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.exec("INSERT INTO test.t (c) VALUES (100)")
+	e.waitApplied(standby, 60*time.Second)
+	assertSameRows(t, e.master, standby, 7)
+	if rep := p.a.liveReport(); rep.Applier.State == "error" || rep.Applier.LastIOError != "" {
+		t.Fatalf("after the purge and the standby's restart: %+v", rep.Applier)
 	}
 }
