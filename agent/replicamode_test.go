@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -279,5 +280,41 @@ func TestReplicaModeRelayPurge(t *testing.T) {
 	assertSameRows(t, e.master, standby, 7)
 	if rep := p.a.liveReport(); rep.Applier.State == "error" || rep.Applier.LastIOError != "" {
 		t.Fatalf("after the purge and the standby's restart: %+v", rep.Applier)
+	}
+}
+
+// TestReplicaModePreflightLogSlaveUpdatesOff: a standby whose binlog would
+// not carry the master's GTIDs is refused in one line naming the variable;
+// --check is CRITICAL with it; the standby is not configured as a replica.
+func TestReplicaModePreflightLogSlaveUpdatesOff(t *testing.T) {
+	e := newEnv(t)
+	standby := e.withReplicaStandby()
+	standby = e.restartStandbyWith(standby, "log_slave_updates=OFF")
+	p := e.startInProcess(ingest.Hooks{})
+	e.waitSemiSyncClient()
+	line := "standby 127.0.0.1:" + strconv.Itoa(standby.Port()) + ": log_slave_updates=OFF: the standby's binary log would not carry the master's transactions " +
+		"(after a promotion, its replicas and gtid_binlog_pos would miss them); start the standby with log_slave_updates=ON"
+	var rep status.Report
+	harness.WaitFor(t, "the preflight to refuse the standby", 60*time.Second, func() bool {
+		rep = p.a.liveReport()
+		return rep.Applier != nil && rep.Applier.State == "error"
+	})
+	if rep.Applier.LastError != line {
+		t.Fatalf("applier error %q, want %q", rep.Applier.LastError, line)
+	}
+	if code, text := rep.Check(status.DefaultCheckThresholds(), time.Now()); code != status.CheckCritical || !strings.Contains(text, "log_slave_updates=OFF") {
+		t.Fatalf("status --check %d %q, want CRITICAL naming log_slave_updates", code, text)
+	}
+	rows, err := standby.DB().Query("SHOW SLAVE STATUS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	configured := rows.Next()
+	rows.Close()
+	if configured {
+		t.Fatal("a refused standby was configured as a replica")
+	}
+	if n := strings.Count(p.log.String(), "log_slave_updates=OFF"); n != 1 {
+		t.Fatalf("the finding was logged %d times, want once", n)
 	}
 }
