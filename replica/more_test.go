@@ -185,3 +185,20 @@ func TestQuoteAndScrub(t *testing.T) {
 		t.Fatalf("scrub left the password: %s", got)
 	}
 }
+
+// TestReplicaIOThreadErrorIsNamed: a standby that asks the source for a GTID
+// state the source cannot continue (it is ahead of the source's binlog)
+// gets error 1236; the IO thread stops, and the status says so in one line
+// naming the thread, the source and the error.
+func TestReplicaIOThreadErrorIsNamed(t *testing.T) {
+	e := newEnv(t)
+	e.exec(e.standby, "SET GLOBAL gtid_slave_pos = '0-1-500'")
+	r, _ := e.run(e.config())
+	var st Status
+	harness.WaitFor(t, "the IO thread to stop on an error", 60*time.Second, func() bool { st = r.Status(); return st.State == StateError })
+	want := fmt.Sprintf("standby IO thread (from 127.0.0.1:%d) stopped: error 1236: ", e.master.Port())
+	if st.IORunning != "No" || st.LastIOErrno != 1236 || !strings.HasPrefix(st.Error(), want) {
+		t.Fatalf("status %+v, error %q: want it to start with %q", st, st.Error(), want)
+	}
+	t.Log(st.Error())
+}
