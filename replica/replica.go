@@ -191,13 +191,24 @@ func (r *Replica) watch(ctx context.Context, restart bool) error {
 	if err != nil {
 		return err
 	}
-	var applied string
-	if err := r.db.QueryRowContext(ctx, "SELECT @@GLOBAL.gtid_slave_pos").Scan(&applied); err != nil {
+	var applied, mode string
+	var readOnly bool
+	var threads int
+	if err := r.db.QueryRowContext(ctx, "SELECT @@GLOBAL.gtid_slave_pos, @@GLOBAL.read_only, @@GLOBAL.slave_parallel_threads, @@GLOBAL.slave_parallel_mode").
+		Scan(&applied, &readOnly, &threads, &mode); err != nil {
 		return err
 	}
 	if ss == nil { // configuration gone (RESET SLAVE ALL by someone): set it up again
 		r.configured = false
 		return fmt.Errorf("standby %s: no replication configured (SHOW SLAVE STATUS is empty); configuring it again", r.standbyAddr())
+	}
+	if restart && (!readOnly || threads != r.cfg.ParallelThreads || mode != "optimistic") {
+		// SET GLOBAL does not survive a restart of the standby: configure
+		// it again (read_only first of all).
+		r.log.Warn("standby settings changed (restarted?): configuring it again", "read_only", readOnly,
+			"slave_parallel_threads", threads, "slave_parallel_mode", mode)
+		r.configured = false
+		return nil
 	}
 	st := Status{
 		Source: r.cfg.Source.Addr(), ParallelThreads: r.cfg.ParallelThreads,
