@@ -93,6 +93,10 @@ func TestReplicaModeLoadAndStandbyRestart(t *testing.T) {
 	}
 	e.waitApplied(standby, 120*time.Second)
 	assertSameRows(t, e.master, standby, 4500)
+	harness.WaitFor(t, "the restarted standby to be read-only again", 30*time.Second, func() bool {
+		v, err := standby.QueryString(ctx, "SELECT @@GLOBAL.read_only")
+		return err == nil && v == "1"
+	})
 	if n := strings.Count(p.log.String(), "pw-"); n != 0 || strings.Contains(p.log.String(), e.password) {
 		t.Fatal("a password is in the agent's log")
 	}
