@@ -20,6 +20,7 @@ import (
 
 	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/ingest"
+	"github.com/hotstandby/hotstandby/relay"
 	"github.com/hotstandby/hotstandby/sandbox"
 )
 
@@ -34,11 +35,16 @@ type serveEnv struct {
 }
 
 // newServeEnv starts a master and an agent that serves its relay log on a
-// loopback port given as ":port" (the host defaults to 127.0.0.1). extra is
-// more TOML for the agent.
-func newServeEnv(t *testing.T, extra string) *serveEnv {
+// loopback port given as ":port" (the host defaults to 127.0.0.1), with
+// 1 MiB relay segments. With standby, the agent also applies to a standby
+// (returned) and purges applied segments.
+func newServeEnv(t *testing.T, standby bool) (*serveEnv, *sandbox.Server) {
 	t.Helper()
 	e := newEnv(t)
+	var sb *sandbox.Server
+	if standby {
+		sb = e.withStandby()
+	}
 	port, err := sandbox.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -48,11 +54,11 @@ func newServeEnv(t *testing.T, extra string) *serveEnv {
 	if err := os.WriteFile(pw, []byte(se.servePW+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e.writeConfig(fmt.Sprintf("\n[relay]\nsegment_size_mb = 1\n\n[serve]\nlisten = \":%d\"\nuser = \"downstream\"\npassword_file = %q\n%s", port, pw, extra))
+	writeFile(t, e.cfgPath, readFile(t, e.cfgPath)+fmt.Sprintf("\n[relay]\nsegment_size_mb = 1\n\n[serve]\nlisten = \":%d\"\nuser = \"downstream\"\npassword_file = %q\n", port, pw))
 	se.startGTID = se.masterGTID()
 	se.agent = e.startInProcess(ingest.Hooks{})
 	e.waitSemiSyncClient()
-	return se
+	return se, sb
 }
 
 func (se *serveEnv) masterGTID() string {
@@ -66,11 +72,11 @@ func (se *serveEnv) masterGTID() string {
 
 // newReplica starts a stock MariaDB server with the master's tables (not
 // binlogged) and gtid_slave_pos at state, pointed at the agent.
-func (se *serveEnv) newReplica(name string, serverID uint32, state string) *sandbox.Server {
+func (se *serveEnv) newReplica(name string, serverID uint32, state string, extra ...string) *sandbox.Server {
 	t := se.t
 	t.Helper()
 	ctx := context.Background()
-	r, err := sandbox.Start(ctx, sandbox.Config{Dir: filepath.Join(se.dir, name), ServerID: serverID, Log: t.Logf})
+	r, err := sandbox.Start(ctx, sandbox.Config{Dir: filepath.Join(se.dir, name), ServerID: serverID, Log: t.Logf, Extra: extra})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,18 +99,18 @@ func (se *serveEnv) newReplica(name string, serverID uint32, state string) *sand
 			t.Fatal(err)
 		}
 	}
-	se.changeMaster(r, se.servePW)
+	se.changeMaster(r, se.servePW, "START SLAVE")
 	return r
 }
 
-func (se *serveEnv) changeMaster(r *sandbox.Server, password string) {
+func (se *serveEnv) changeMaster(r *sandbox.Server, password, start string) {
 	se.t.Helper()
 	q := fmt.Sprintf("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='downstream', MASTER_PASSWORD='%s', "+
 		"MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=0.2", se.servePort, password)
 	if err := r.Exec(context.Background(), q); err != nil {
 		se.t.Fatal(err)
 	}
-	if err := r.Exec(context.Background(), "START SLAVE"); err != nil {
+	if err := r.Exec(context.Background(), start); err != nil {
 		se.t.Fatal(err)
 	}
 }
@@ -192,7 +198,7 @@ func (se *serveEnv) loadN(n int) {
 // with 1236 naming it, then replicates beside the first; a wrong password
 // is refused.
 func TestServeReplicaFollowsAgent(t *testing.T) {
-	se := newServeEnv(t, "")
+	se, _ := newServeEnv(t, false)
 	ctx := context.Background()
 	r1 := se.newReplica("r1", 31, se.startGTID)
 	se.loadN(1500)
@@ -383,7 +389,7 @@ func (p *cutProxy) pipe(c net.Conn) {
 // middle of a large transaction; on reconnect the agent sends the
 // transaction again from its GTID event and the replica applies it once.
 func TestServeResendsCutTransaction(t *testing.T) {
-	se := newServeEnv(t, "")
+	se, _ := newServeEnv(t, false)
 	ctx := context.Background()
 	proxy := newCutProxy(t, fmt.Sprintf("127.0.0.1:%d", se.servePort))
 	_, proxyPort, _ := net.SplitHostPort(proxy.ln.Addr().String())
@@ -404,4 +410,55 @@ func TestServeResendsCutTransaction(t *testing.T) {
 	if !strings.Contains(se.agent.log.String(), "replica asks for a dump") {
 		t.Fatal("no dump logged")
 	}
+}
+
+// TestServePurgeKeepsWhatAReplicaReads: a downstream replica whose SQL
+// thread is stopped (and whose relay log space is limited) stops reading
+// in an old relay segment; the agent applies everything to its standby,
+// and purge, which would otherwise delete up to the applied segment, keeps
+// the replica's segment and every later one. Started again, the replica
+// catches up with the master.
+func TestServePurgeKeepsWhatAReplicaReads(t *testing.T) {
+	se, standby := newServeEnv(t, true)
+	ctx := context.Background()
+	r := se.newReplica("r1", 31, se.startGTID, "relay_log_space_limit=1048576")
+	if err := r.Exec(ctx, "STOP SLAVE"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Exec(ctx, "START SLAVE IO_THREAD"); err != nil {
+		t.Fatal(err)
+	}
+	// About 40 MB in 3.4 MB transactions: more than the replica's relay
+	// limit and the loopback socket buffers hold, one segment each.
+	for range 12 {
+		se.exec("INSERT INTO test.t (c, payload) SELECT seq, REPEAT('z', 150) FROM test.seq_1_to_20000")
+	}
+	se.waitApplied(standby, 120*time.Second)
+	var seg uint64
+	harness.Poll(t, "the replica to stop reading (its relay log is full)", 60*time.Second, 200*time.Millisecond, func() (bool, error) {
+		rep := se.agent.a.liveReport()
+		if rep.Serve == nil || len(rep.Serve.Replicas) != 1 {
+			return false, nil
+		}
+		prev := seg
+		seg = rep.Serve.Replicas[0].Segment
+		return seg != 0 && seg == prev, nil
+	})
+	applied := se.agent.a.applier.Status().Frontier.Segment
+	if applied <= seg+1 {
+		t.Fatalf("the replica reads segment %d and the standby applied segment %d: the test needs the replica further behind", seg, applied)
+	}
+	// Purge now, as if every segment were past its retention.
+	se.agent.a.purgeRelay(time.Now().Add(48 * time.Hour))
+	segs, err := relay.ListSegments(se.config().RelayDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if segs[0].Seq != seg {
+		t.Fatalf("after purge the oldest segment is %d; the replica reads %d (applied: %d)", segs[0].Seq, seg, applied)
+	}
+	if err := r.Exec(ctx, "START SLAVE SQL_THREAD"); err != nil {
+		t.Fatal(err)
+	}
+	se.waitReplicaEqual(r, "the replica after the purge")
 }
