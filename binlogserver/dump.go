@@ -334,7 +334,7 @@ func (st *stream) held() string {
 	if first, ok := firstGTIDs(segs[0].Path); ok {
 		from += " (first GTIDs " + first + ")"
 	}
-	return fmt.Sprintf("%d segment(s) from %s up to %s (GTIDs %s) in %s", len(segs), from, d.Pos.FilePos, d.Pos.GTID, st.s.cfg.RelayDir)
+	return fmt.Sprintf("%d segment(s) from %s up to %s (GTIDs %s)", len(segs), from, d.Pos.FilePos, d.Pos.GTID)
 }
 
 // firstGTIDs returns the first GTID of each domain in one segment.

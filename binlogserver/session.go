@@ -164,12 +164,34 @@ func textResult(names []string, values ...any) (*mysql.Result, error) {
 	return textRows(names, values)
 }
 
+// textRows builds a text result set of string or NULL (nil) values. It is
+// built by hand: go-mysql's BuildSimpleTextResultset takes its result sets
+// from a pool that keeps the previous query's fields, and then refuses the
+// next one ("row types aren't consistent").
 func textRows(names []string, rows ...[]any) (*mysql.Result, error) {
-	rs, err := mysql.BuildSimpleTextResultset(names, rows)
-	if err != nil {
-		return nil, err
+	rs := &mysql.Resultset{Fields: make([]*mysql.Field, len(names)), FieldNames: map[string]int{}}
+	for i, n := range names {
+		rs.Fields[i] = &mysql.Field{Name: []byte(n), Charset: 33, Type: mysql.MYSQL_TYPE_VAR_STRING}
+		rs.FieldNames[n] = i
 	}
-	return mysql.NewResult(rs), nil
+	for _, row := range rows {
+		if len(row) != len(names) {
+			return nil, fmt.Errorf("binlogserver: a row of %d values for %d columns", len(row), len(names))
+		}
+		var data []byte
+		for _, v := range row {
+			switch v := v.(type) {
+			case nil:
+				data = append(data, 0xfb)
+			case string:
+				data = append(data, mysql.PutLengthEncodedString([]byte(v))...)
+			default:
+				return nil, fmt.Errorf("binlogserver: result value of type %T", v)
+			}
+		}
+		rs.RowDatas = append(rs.RowDatas, data)
+	}
+	return &mysql.Result{Resultset: rs}, nil
 }
 
 func unquote(v string) string {
