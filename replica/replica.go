@@ -232,7 +232,11 @@ func (r *Replica) watch(ctx context.Context, restart bool) error {
 	}
 	prev := r.Status()
 	if e := st.Error(); e != "" && e != prev.Error() {
-		r.log.Error(e + "; fix the standby, or skip the transaction explicitly with `hotstandby skip --gtid " + st.FailedGTID + "`")
+		hint := "; fix the standby, or skip the transaction explicitly with `hotstandby skip --gtid " + st.FailedGTID + "`"
+		if st.SQLRunning != "No" || st.LastSQLErrno == 0 {
+			hint = "; the agent configures the standby again when it restarts"
+		}
+		r.log.Error(e + hint)
 	}
 	r.update(func(s *Status) {
 		st.Findings, st.Warnings, st.Retries = s.Findings, s.Warnings, s.Retries
