@@ -39,7 +39,7 @@ func (r *Replica) Drain(ctx context.Context, frontier string) error {
 		if res == 0 {
 			break
 		}
-		if err := r.watch(ctx, false); err != nil {
+		if err := r.watch(ctx, true); err != nil { // true: an IO thread that stopped is started again
 			return fmt.Errorf("replica: drain to %s: %w", frontier, err)
 		}
 		st := r.Status()

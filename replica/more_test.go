@@ -196,9 +196,11 @@ func TestQuoteAndScrub(t *testing.T) {
 // TestReplicaIOThreadErrorIsNamed: a standby that asks the source for a GTID
 // state the source cannot continue (it is ahead of the source's binlog)
 // gets error 1236; the IO thread stops, and the status says so in one line
-// naming the thread, the source and the error.
+// naming the thread, the source and the error. The watcher starts it again
+// after a while, and once the source has that GTID it goes on.
 func TestReplicaIOThreadErrorIsNamed(t *testing.T) {
 	e := newEnv(t)
+	e.exec(e.standby, "SET SESSION sql_log_bin=0; CREATE DATABASE test; CREATE TABLE test.t (id INT PRIMARY KEY, c INT NOT NULL, s VARCHAR(64)) ENGINE=InnoDB")
 	e.exec(e.standby, "SET GLOBAL gtid_slave_pos = '0-1-500'")
 	r, _ := e.run(e.config())
 	var st Status
@@ -208,4 +210,14 @@ func TestReplicaIOThreadErrorIsNamed(t *testing.T) {
 		t.Fatalf("status %+v, error %q: want it to start with %q", st, st.Error(), want)
 	}
 	t.Log(st.Error())
+	// Once the source can continue from there, the watcher's retry of the
+	// IO thread takes it up again.
+	e.exec(e.master, "SET SESSION gtid_seq_no = 500; INSERT INTO test.t VALUES (500, 0, 'seq 500'); INSERT INTO test.t VALUES (501, 0, 'after')")
+	harness.WaitFor(t, "the IO thread to run again", 60*time.Second, func() bool {
+		st = r.Status()
+		return st.State == StateRunning && st.IORunning == "Yes" && st.Applied == "0-1-501"
+	})
+	if n := e.query(e.standby, "SELECT GROUP_CONCAT(id) FROM test.t"); n != "501" {
+		t.Fatalf("standby rows %s: want only the transaction after 0-1-500", n)
+	}
 }

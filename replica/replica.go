@@ -13,6 +13,10 @@ import (
 	"github.com/go-sql-driver/mysql"
 )
 
+// ioRetry is how long an IO thread stopped on an error stays stopped before
+// the watcher starts it again.
+const ioRetry = 2 * time.Second
+
 // Replica controls the standby's own replication from the source.
 type Replica struct {
 	cfg Config
@@ -26,6 +30,9 @@ type Replica struct {
 	configured bool
 	// lastFindings is the text of the findings last logged (under ctl).
 	lastFindings string
+	// ioRetryAt is when an IO thread stopped on an error is started again
+	// (zero: not stopped; under ctl).
+	ioRetryAt time.Time
 
 	mu sync.Mutex // mu guards the fields below
 	st Status
@@ -242,6 +249,24 @@ func (r *Replica) watch(ctx context.Context, restart bool) error {
 		st.Findings, st.Warnings, st.Retries = s.Findings, s.Warnings, s.Retries
 		*s = st
 	})
+	if restart && st.IORunning == "No" && st.LastIOErrno != 0 {
+		// The source is the agent's own durable relay: whatever stopped
+		// the IO thread (the agent restarted, a refused request), asking
+		// again costs nothing but the standby's relay log, which the
+		// source serves again. The error stays in Status until it works.
+		switch {
+		case r.ioRetryAt.IsZero():
+			r.ioRetryAt = time.Now().Add(ioRetry)
+		case time.Now().After(r.ioRetryAt):
+			r.ioRetryAt = time.Time{}
+			r.log.Warn("starting the standby's IO thread again after its error", "error", st.LastIOError, "errno", st.LastIOErrno)
+			if _, err := r.db.ExecContext(ctx, "START SLAVE IO_THREAD"); err != nil {
+				return fmt.Errorf("standby %s: START SLAVE IO_THREAD: %s", r.standbyAddr(), r.scrub(err.Error()))
+			}
+		}
+	} else {
+		r.ioRetryAt = time.Time{}
+	}
 	if restart && st.State == StateRunning && st.IORunning == "No" && st.SQLRunning == "No" {
 		r.log.Warn("standby replication is not running (standby restarted, or STOP SLAVE from elsewhere): START SLAVE")
 		if _, err := r.db.ExecContext(ctx, "START SLAVE"); err != nil {
