@@ -322,3 +322,25 @@ func TestReplicaModePreflightLogSlaveUpdatesOff(t *testing.T) {
 		t.Fatalf("the finding was logged %d times, want once", n)
 	}
 }
+
+// TestReplicaModeBulkTransactions: a 200,000-row INSERT ... SELECT and a
+// 100,000-row UPDATE, each one transaction, reach the standby whole through
+// the binlog server and the standby's parallel threads.
+func TestReplicaModeBulkTransactions(t *testing.T) {
+	e := newEnv(t)
+	standby := e.withReplicaStandby()
+	e.startInProcess(ingest.Hooks{})
+	e.waitSemiSyncClient()
+	e.exec("CREATE TABLE test.big (id INT PRIMARY KEY, v VARCHAR(40), n BIGINT)")
+	e.exec("INSERT INTO test.big SELECT seq, CONCAT('row-', seq, REPEAT('x', 20)), seq * 7 FROM test.seq_1_to_200000")
+	e.exec("UPDATE test.big SET n = n + 1 WHERE id <= 100000")
+	if _, err := e.load(context.Background(), 8, 500); err != nil {
+		t.Fatal(err)
+	}
+	e.waitApplied(standby, 5*time.Minute)
+	for _, q := range []string{"SELECT CONCAT_WS(' ', COUNT(*), SUM(n)) FROM test.big", "SELECT CONCAT_WS(' ', COUNT(*), SUM(c)) FROM test.t"} {
+		if m, s := query(t, e.master, q), query(t, standby, q); m != s {
+			t.Fatalf("%s: master %s, standby %s", q, m, s)
+		}
+	}
+}
