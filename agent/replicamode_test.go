@@ -344,3 +344,25 @@ func TestReplicaModeBulkTransactions(t *testing.T) {
 		}
 	}
 }
+
+// TestReplicaModeCatchesUpFromAFullRelay: the master's whole history is in
+// the relay log before the standby starts replicating (a standby added
+// late, or back after a long outage): it arrives whole, at once, through
+// the 4 parallel threads.
+func TestReplicaModeCatchesUpFromAFullRelay(t *testing.T) {
+	e := newEnv(t)
+	standby := e.withReplicaStandby()
+	e.exec("SET GLOBAL rpl_semi_sync_master_enabled=OFF")
+	if _, err := e.load(context.Background(), 8, 4000); err != nil {
+		t.Fatal(err)
+	}
+	e.exec("CREATE TABLE test.big (id INT PRIMARY KEY, v VARCHAR(40), n BIGINT)")
+	e.exec("INSERT INTO test.big SELECT seq, CONCAT('row-', seq), seq FROM test.seq_1_to_100000")
+	e.startInProcess(ingest.Hooks{})
+	e.waitApplied(standby, 5*time.Minute)
+	assertSameRows(t, e.master, standby, 4000)
+	q := "SELECT CONCAT_WS(' ', COUNT(*), SUM(n)) FROM test.big"
+	if m, s := query(t, e.master, q), query(t, standby, q); m != s {
+		t.Fatalf("%s: master %s, standby %s", q, m, s)
+	}
+}
