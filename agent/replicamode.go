@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/checkpoint"
 	"github.com/hotstandby/hotstandby/control"
 	"github.com/hotstandby/hotstandby/relay"
 	"github.com/hotstandby/hotstandby/replica"
@@ -97,6 +98,15 @@ func randomPassword() (string, error) {
 // are not errors. done is closed when both have ended.
 func (m *replicaMode) start(ctx context.Context, wg *sync.WaitGroup, done chan struct{}) error {
 	a := m.a
+	if role, err := a.store.LoadRole(); err != nil {
+		return err
+	} else if role.Role == checkpoint.RolePromoting && role.Step != checkpoint.StepStarted && role.Step != checkpoint.StepStreamEnd {
+		// The drain is done: the standby is no replica any more (or is
+		// being made writable); configuring it again would undo that.
+		a.log.Info("the interrupted promotion is past its drain: the standby's replication is not configured again", "step", role.Step)
+		close(done)
+		return nil
+	}
 	srv, user, password, err := a.listenRelayServer()
 	if err != nil {
 		return err
