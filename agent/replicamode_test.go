@@ -2,6 +2,9 @@ package agent
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -364,5 +367,69 @@ func TestReplicaModeCatchesUpFromAFullRelay(t *testing.T) {
 	q := "SELECT CONCAT_WS(' ', COUNT(*), SUM(n)) FROM test.big"
 	if m, s := query(t, e.master, q), query(t, standby, q); m != s {
 		t.Fatalf("%s: master %s, standby %s", q, m, s)
+	}
+}
+
+// TestReplicaModePromotionResumesAfterAgentKill: in replica mode, the agent
+// is killed with kill -9 after the promotion's drain was recorded (its
+// STONITH command holds it there); restarted, it does not configure the
+// standby as a replica again, finishes the promotion, and the new master
+// stays writable with no replication configured and every committed row.
+func TestReplicaModePromotionResumesAfterAgentKill(t *testing.T) {
+	e := newEnv(t)
+	standby := e.withReplicaStandby()
+	mark := filepath.Join(e.dir, "stonith.hold")
+	writeFile(t, mark, "")
+	writeFile(t, e.cfgPath, readFile(t, e.cfgPath)+fmt.Sprintf(`
+[failover]
+mode = "auto"
+hook_timeout = "90s"
+stonith = ["sh", "-c", "while [ -f %s ]; do sleep 0.05; done"]
+`, mark))
+	p := e.startProcess()
+	e.waitSemiSyncClient()
+	ctx := context.Background()
+	report := func() status.Report {
+		r, err := status.Fetch(ctx, e.config().Status.Listen)
+		if err != nil {
+			return status.Report{}
+		}
+		return r
+	}
+	harness.WaitFor(t, "a promotion to be proven lossless", 60*time.Second, func() bool {
+		r := report()
+		return r.Failover != nil && r.Failover.LosslessNow
+	})
+	for i := range 20 {
+		e.exec("INSERT INTO test.t (id, c) VALUES (?, 1)", 1000+i)
+	}
+	must(t, e.master.Kill())
+	harness.WaitFor(t, "the promotion to reach the fence step", 60*time.Second, func() bool {
+		r := report()
+		return r.Role == checkpoint.RolePromoting && r.Failover.Promotion != nil && r.Failover.Promotion.Step == checkpoint.StepDrained
+	})
+	p.kill()
+	must(t, os.Remove(mark))
+	logBefore := len(p.Log())
+	p.start()
+	harness.WaitFor(t, "the resumed promotion to finish", 60*time.Second, func() bool { return report().Role == checkpoint.RoleMaster })
+	ids := make([]int64, 20)
+	for i := range ids {
+		ids[i] = int64(1000 + i)
+	}
+	if missing := missingIDs(t, standby, ids); len(missing) > 0 {
+		t.Fatalf("committed ids missing on the new master: %v", missing)
+	}
+	must(t, standby.Exec(ctx, "INSERT INTO test.t (c) VALUES (3)"))
+	after := p.Log()[logBefore:]
+	if strings.Contains(after, "standby configured as a replica") || !strings.Contains(after, "past its drain") {
+		t.Fatalf("the restarted agent's log:\n%s\nwant no replica configuration after the drain", after)
+	}
+	rows, err := standby.DB().Query("SHOW SLAVE STATUS")
+	must(t, err)
+	configured := rows.Next()
+	rows.Close()
+	if ro := query(t, standby, "SELECT @@GLOBAL.read_only"); ro != "0" || configured {
+		t.Fatalf("new master read_only=%s, replication configured: %t", ro, configured)
 	}
 }
