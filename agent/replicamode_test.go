@@ -73,6 +73,15 @@ func TestReplicaModeLoadAndStandbyRestart(t *testing.T) {
 	if ro := query(t, standby, "SELECT @@GLOBAL.read_only"); ro != "1" {
 		t.Fatalf("standby read_only=%s", ro)
 	}
+	fams := scrape(t, e.config().Status.Listen)
+	for name, want := range map[string]float64{
+		"hotstandby_applier_up": 1, "hotstandby_replica_io_thread_running": 1, "hotstandby_replica_sql_thread_running": 1,
+		"hotstandby_replica_sql_errno": 0, "hotstandby_replica_parallel_threads": 4, "hotstandby_apply_lag_transactions": 0,
+	} {
+		if got := value(t, fams, name); got != want {
+			t.Errorf("metric %s = %v, want %v", name, got, want)
+		}
+	}
 
 	// kill -9 of the standby mid-load.
 	ctx := context.Background()
