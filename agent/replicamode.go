@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -231,6 +232,7 @@ func (m *replicaMode) report(rep *status.Report) {
 	}
 	ap.ParallelThreads, ap.IOThread, ap.SQLThread, ap.Source = st.ParallelThreads, st.IORunning, st.SQLRunning, st.Source
 	ap.LastIOError, ap.Warnings = st.LastIOError, st.Warnings
+	ap.Errant = m.errant(st.BinlogState)
 	switch st.State {
 	case replica.StatePreflight:
 		ap.State, ap.LastError = "error", strings.Join(st.Findings, "; ")
@@ -256,6 +258,34 @@ func (m *replicaMode) report(rep *status.Report) {
 		s := st.BehindSeconds
 		rep.Lag.AppliedSeconds = &s
 	}
+}
+
+// errant returns the GTIDs of the standby's gtid_binlog_state that are in
+// no history the agent knows: neither in the master's gtid_binlog_state (as
+// the monitor last read it) nor in the relay log's durable GTIDs; as the
+// direct applier judges them. Unknown history: nil.
+func (m *replicaMode) errant(binlogState string) []string {
+	v := m.a.monitor.View()
+	if !v.HistoryKnown || binlogState == "" {
+		return nil
+	}
+	known := map[[2]uint32]uint64{}
+	for _, g := range append(v.History, m.a.recv.Durable().Pos.GTID.MariaDBGTIDs()...) {
+		k := [2]uint32{g.Domain, g.Server}
+		known[k] = max(known[k], g.Seq)
+	}
+	var out []string
+	for _, part := range strings.Split(binlogState, ",") {
+		g, err := binlog.ParseGTID(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		if have, ok := known[[2]uint32{g.Domain, g.Server}]; !ok || have < g.Seq {
+			out = append(out, g.String())
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // registerMetrics adds replica mode's gauges.

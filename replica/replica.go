@@ -207,11 +207,12 @@ func (r *Replica) watch(ctx context.Context, restart bool) error {
 	if err != nil {
 		return err
 	}
-	var applied, mode string
+	var applied, mode, binlogState string
 	var readOnly bool
 	var threads int
-	if err := r.db.QueryRowContext(ctx, "SELECT @@GLOBAL.gtid_slave_pos, @@GLOBAL.read_only, @@GLOBAL.slave_parallel_threads, @@GLOBAL.slave_parallel_mode").
-		Scan(&applied, &readOnly, &threads, &mode); err != nil {
+	if err := r.db.QueryRowContext(ctx, "SELECT @@GLOBAL.gtid_slave_pos, @@GLOBAL.read_only, @@GLOBAL.slave_parallel_threads, "+
+		"@@GLOBAL.slave_parallel_mode, @@GLOBAL.gtid_binlog_state").
+		Scan(&applied, &readOnly, &threads, &mode, &binlogState); err != nil {
 		return err
 	}
 	if ss == nil { // configuration gone (RESET SLAVE ALL by someone): set it up again
@@ -231,7 +232,7 @@ func (r *Replica) watch(ctx context.Context, restart bool) error {
 		IORunning: ss["Slave_IO_Running"], SQLRunning: ss["Slave_SQL_Running"],
 		LastIOErrno: int(ss.int("Last_IO_Errno")), LastIOError: r.scrub(ss["Last_IO_Error"]),
 		LastSQLErrno: int(ss.int("Last_SQL_Errno")), LastSQLError: r.scrub(ss["Last_SQL_Error"]),
-		Applied: applied, Received: ss["Gtid_IO_Pos"], BehindSeconds: -1, CheckedAt: time.Now(),
+		Applied: applied, Received: ss["Gtid_IO_Pos"], BinlogState: binlogState, BehindSeconds: -1, CheckedAt: time.Now(),
 	}
 	if ss["Seconds_Behind_Master/null"] == "" {
 		st.BehindSeconds = ss.int("Seconds_Behind_Master")

@@ -52,6 +52,9 @@ type Status struct {
 	// Received is Gtid_IO_Pos: the last GTIDs the IO thread wrote to the
 	// standby's relay log.
 	Received string
+	// BinlogState is the standby's @@gtid_binlog_state: the last GTID of
+	// every domain and server_id in its binary log (errant GTIDs show here).
+	BinlogState string
 	// BehindTransactions is, summed over the domains of Received, its
 	// sequence number minus Applied's (the received transactions not yet
 	// applied); BehindSeconds is Seconds_Behind_Master, -1 when NULL.
