@@ -92,7 +92,6 @@ type stream struct {
 	startAt binlog.FilePos
 
 	started   bool   // the preamble and the first event went out
-	fdeSeg    uint64 // the segment whose FDE was last sent
 	file      string // the master file the replica is in
 	pos       uint32 // the replica's position in it
 	skip      bool   // the current group is one the replica has

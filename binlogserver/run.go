@@ -25,7 +25,6 @@ func (st *stream) run(ctx context.Context, first []byte) error {
 		t := time.NewTimer(hb)
 		defer t.Stop()
 		tick = t.C
-		defer func() { t.Stop() }()
 		st.hbTimer = t
 	}
 	st.lastSend = time.Now()
