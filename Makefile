@@ -3,7 +3,7 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.7.0
 BENCH        = HOTSTANDBY_BENCH=1 $(GO) test ./bench -v -count=1 -timeout 60m
 
-.PHONY: build test test-short test-repeat lint bench bench-ingest bench-semisync demo demo-down clean
+.PHONY: build test test-short test-repeat lint bench bench-ingest bench-semisync bench-serve demo demo-down clean
 
 build:
 	$(GO) build -o bin/hotstandby ./cmd/hotstandby
@@ -42,6 +42,11 @@ bench-ingest:
 # replica with sync_relay_log=1 as the only semi-sync replica.
 bench-semisync:
 	$(BENCH) -run TestBenchSemiSync ./bench
+
+# A native replica's IO thread reading the same binlog from the agent's
+# binlog server and from the master (HOTSTANDBY_BENCH_MB, default 512).
+bench-serve:
+	flock /tmp/hotstandby-bench.lock $(BENCH) -run TestBenchServe ./bench
 
 demo:
 	bash scripts/demo.sh
