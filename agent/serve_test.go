@@ -462,3 +462,54 @@ func TestServePurgeKeepsWhatAReplicaReads(t *testing.T) {
 	}
 	se.waitReplicaEqual(r, "the replica after the purge")
 }
+
+// TestServeConfigErrors: the [serve] section's mistakes are one line that
+// names the key; a listen address without a host is loopback.
+func TestServeConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "serve.pw"), []byte("down-secret-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := "data_dir = \"d\"\nserver_id = 7\n[master]\nuser = \"repl\"\npassword = \"hunter2-secret\"\n[serve]\n"
+	tests := []struct {
+		name, body, wantErr, wantListen string
+	}{
+		{name: "port only", body: "listen = \":3307\"\nuser = \"d\"\npassword_file = \"serve.pw\"\n", wantListen: "127.0.0.1:3307"},
+		{name: "explicit address", body: "listen = \"0.0.0.0:3307\"\nuser = \"d\"\npassword_file = \"serve.pw\"\n", wantListen: "0.0.0.0:3307"},
+		{name: "no port", body: "listen = \"3307\"\nuser = \"d\"\npassword = \"x\"\n", wantErr: `serve.listen = "3307": want host:port or :port`},
+		{name: "host name", body: "listen = \"db.example:3307\"\nuser = \"d\"\npassword = \"x\"\n", wantErr: "the host must be an IP address"},
+		{name: "no user", body: "listen = \":3307\"\npassword = \"x\"\n", wantErr: "serve.user is required"},
+		{name: "no password", body: "listen = \":3307\"\nuser = \"d\"\n", wantErr: "serve.password or serve.password_file is required"},
+		{name: "both passwords", body: "listen = \":3307\"\nuser = \"d\"\npassword = \"x\"\npassword_file = \"serve.pw\"\n", wantErr: "serve.password and serve.password_file are both set"},
+		{name: "missing password file", body: "listen = \":3307\"\nuser = \"d\"\npassword_file = \"nope.pw\"\n", wantErr: "serve.password_file"},
+		{name: "off", body: "", wantListen: ""},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(dir, fmt.Sprintf("c%d.toml", i))
+			if err := os.WriteFile(p, []byte(base+tt.body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := LoadConfig(p)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got %v, want %q", err, tt.wantErr)
+				}
+				assertNoSecret(t, "a config error", err.Error(), "down-secret-pw")
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Serve.Enabled(); got != (tt.wantListen != "") {
+				t.Fatalf("enabled = %v", got)
+			}
+			if tt.wantListen != "" && cfg.ServeListen() != tt.wantListen {
+				t.Fatalf("listen %q, want %q", cfg.ServeListen(), tt.wantListen)
+			}
+			if tt.wantListen != "" && cfg.servePassword != "down-secret-pw" && !strings.Contains(tt.body, "password = ") {
+				t.Fatalf("password from the file: %q", cfg.servePassword)
+			}
+		})
+	}
+}
