@@ -513,3 +513,31 @@ func TestServeConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestServeSameServerIDEndsOlder: a second replica with a server_id that
+// is already dumping ends the older connection, as MariaDB's master does;
+// the registry never holds two dumps of one server_id.
+func TestServeSameServerIDEndsOlder(t *testing.T) {
+	se, _ := newServeEnv(t, false)
+	r1 := se.newReplica("r1", 31, se.startGTID)
+	se.loadN(100)
+	se.waitReplicaEqual(r1, "replica r1")
+	r2 := se.newReplica("r2", 31, se.startGTID)
+	harness.WaitFor(t, "the agent to end the older dump of server_id 31", 30*time.Second, func() bool {
+		return strings.Contains(se.agent.log.String(), "a second replica connected with the same server_id")
+	})
+	n := 0
+	for _, r := range se.agent.a.liveReport().Serve.Replicas {
+		if r.ServerID == 31 {
+			n++
+		}
+	}
+	if n > 1 {
+		t.Fatalf("the registry holds %d dumps of server_id 31", n)
+	}
+	if err := r2.Exec(context.Background(), "STOP SLAVE"); err != nil {
+		t.Fatal(err)
+	}
+	se.loadN(100)
+	se.waitReplicaEqual(r1, "replica r1 once r2 stopped")
+}
