@@ -38,7 +38,7 @@ type serveEnv struct {
 // loopback port given as ":port" (the host defaults to 127.0.0.1), with
 // 1 MiB relay segments. With standby, the agent also applies to a standby
 // (returned) and purges applied segments.
-func newServeEnv(t *testing.T, standby bool) (*serveEnv, *sandbox.Server) {
+func newServeEnv(t *testing.T, standby bool, hooks ...ingest.Hooks) (*serveEnv, *sandbox.Server) {
 	t.Helper()
 	e := newEnv(t)
 	var sb *sandbox.Server
@@ -56,7 +56,11 @@ func newServeEnv(t *testing.T, standby bool) (*serveEnv, *sandbox.Server) {
 	}
 	writeFile(t, e.cfgPath, readFile(t, e.cfgPath)+fmt.Sprintf("\n[relay]\nsegment_size_mb = 1\n\n[serve]\nlisten = \":%d\"\nuser = \"downstream\"\npassword_file = %q\n", port, pw))
 	se.startGTID = se.masterGTID()
-	se.agent = e.startInProcess(ingest.Hooks{})
+	var h ingest.Hooks
+	if len(hooks) > 0 {
+		h = hooks[0]
+	}
+	se.agent = e.startInProcess(h)
 	e.waitSemiSyncClient()
 	return se, sb
 }
@@ -540,4 +544,67 @@ func TestServeSameServerIDEndsOlder(t *testing.T) {
 	}
 	se.loadN(100)
 	se.waitReplicaEqual(r1, "replica r1 once r2 stopped")
+}
+
+// TestServeNeverBeyondDurable: with the agent's fsync held back, a
+// transaction's events are in the relay segment file but not durable; the
+// downstream replica keeps getting heartbeats and not the transaction.
+// Released, it gets it.
+func TestServeNeverBeyondDurable(t *testing.T) {
+	var held atomic.Bool
+	release := make(chan struct{})
+	var once sync.Once
+	hooks := ingest.Hooks{Sync: func(f *os.File) error {
+		if held.Load() {
+			<-release
+		}
+		return f.Sync()
+	}}
+	se, _ := newServeEnv(t, false, hooks)
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	ctx := context.Background()
+	r := se.newReplica("r1", 31, se.startGTID)
+	se.loadN(50)
+	se.waitReplicaEqual(r, "replica r1")
+	rows := tableDigest(t, r)
+	durableGTID := se.masterGTID()
+
+	held.Store(true)
+	marker := "not-yet-durable-" + harness.RandHex(8)
+	commit := make(chan error, 1)
+	go func() { commit <- se.master.Exec(ctx, "INSERT INTO test.t (c, payload) VALUES (1, ?)", marker) }()
+	relayDir := se.config().RelayDir()
+	harness.Poll(t, "the transaction's bytes to reach the relay segment file", 30*time.Second, 20*time.Millisecond, func() (bool, error) {
+		segs, err := relay.ListSegments(relayDir)
+		if err != nil || len(segs) == 0 {
+			return false, err
+		}
+		data, err := os.ReadFile(segs[len(segs)-1].Path)
+		return err == nil && strings.Contains(string(data), marker), nil
+	})
+	// The replica is caught up with what is durable: it gets heartbeats,
+	// which go out only when there is nothing durable to send.
+	hb := func() int64 {
+		v, _ := r.Status(ctx, "Slave_received_heartbeats")
+		n, _ := strconv.ParseInt(v, 10, 64)
+		return n
+	}
+	before := hb()
+	harness.WaitFor(t, "two heartbeats while the fsync is held", 30*time.Second, func() bool { return hb() >= before+2 })
+	// What the IO thread received, not only what the SQL thread applied.
+	if st, err := slaveStatus(r); err != nil || st["Gtid_IO_Pos"] != durableGTID {
+		t.Fatalf("the replica's IO thread received up to %q while the agent's durable end is %s (%v)", st["Gtid_IO_Pos"], durableGTID, err)
+	}
+	if got := tableDigest(t, r); got != rows {
+		t.Fatalf("the replica got a transaction that is not durable on the agent: %s, was %s", got, rows)
+	}
+	if n, _ := r.QueryString(ctx, "SELECT COUNT(*) FROM test.t WHERE payload = ?", marker); n != "0" {
+		t.Fatal("the replica has the row whose events are not durable on the agent")
+	}
+	held.Store(false)
+	once.Do(func() { close(release) })
+	if err := <-commit; err != nil {
+		t.Fatal(err)
+	}
+	se.waitReplicaEqual(r, "replica r1 after the fsync was released")
 }
