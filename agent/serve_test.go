@@ -32,6 +32,7 @@ type serveEnv struct {
 	servePort int
 	servePW   string
 	startGTID string // the master's gtid_binlog_pos when the agent started
+	startPos  string // and its SHOW MASTER STATUS
 }
 
 // newServeEnv starts a master and an agent that serves its relay log on a
@@ -56,6 +57,7 @@ func newServeEnv(t *testing.T, standby bool, hooks ...ingest.Hooks) (*serveEnv, 
 	}
 	writeFile(t, e.cfgPath, readFile(t, e.cfgPath)+fmt.Sprintf("\n[relay]\nsegment_size_mb = 1\n\n[serve]\nlisten = \":%d\"\nuser = \"downstream\"\npassword_file = %q\n", port, pw))
 	se.startGTID = se.masterGTID()
+	se.startPos = e.masterPos().String()
 	var h ingest.Hooks
 	if len(hooks) > 0 {
 		h = hooks[0]
@@ -607,4 +609,32 @@ func TestServeNeverBeyondDurable(t *testing.T) {
 		t.Fatal(err)
 	}
 	se.waitReplicaEqual(r, "replica r1 after the fsync was released")
+}
+
+// TestServeFromFilePosition: a replica with MASTER_USE_GTID=no replicates
+// from a master file position through the agent, across a rotation.
+func TestServeFromFilePosition(t *testing.T) {
+	se, _ := newServeEnv(t, false)
+	ctx := context.Background()
+	r := se.newReplica("r1", 31, se.startGTID)
+	file, pos, _ := strings.Cut(se.startPos, ":")
+	for _, q := range []string{"STOP SLAVE", "RESET SLAVE ALL",
+		fmt.Sprintf("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='downstream', MASTER_PASSWORD='%s', "+
+			"MASTER_LOG_FILE='%s', MASTER_LOG_POS=%s, MASTER_USE_GTID=no, MASTER_CONNECT_RETRY=1", se.servePort, se.servePW, file, pos),
+		"START SLAVE"} {
+		if err := r.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	se.loadN(500)
+	se.exec("FLUSH BINARY LOGS")
+	se.loadN(500)
+	se.waitReplicaEqual(r, "replica in file mode")
+	st, err := slaveStatus(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end := se.masterPos(); st["Using_Gtid"] != "No" || st["Master_Log_File"] != end.File || st["Read_Master_Log_Pos"] != strconv.FormatUint(end.Pos, 10) {
+		t.Fatalf("replica at %s:%s (Using_Gtid %s), master at %s", st["Master_Log_File"], st["Read_Master_Log_Pos"], st["Using_Gtid"], end)
+	}
 }
