@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -636,5 +637,56 @@ func TestServeFromFilePosition(t *testing.T) {
 	}
 	if end := se.masterPos(); st["Using_Gtid"] != "No" || st["Master_Log_File"] != end.File || st["Read_Master_Log_Pos"] != strconv.FormatUint(end.Pos, 10) {
 		t.Fatalf("replica at %s:%s (Using_Gtid %s), master at %s", st["Master_Log_File"], st["Read_Master_Log_Pos"], st["Using_Gtid"], end)
+	}
+}
+
+// TestServeMariadbBinlogReadsSameEvents: `mariadb-binlog
+// --read-from-remote-server --to-last-log` reads the same events from the
+// agent as from the master (the master's own events, by position: the
+// artificial rotate and format description in front of each file aside).
+func TestServeMariadbBinlogReadsSameEvents(t *testing.T) {
+	se, _ := newServeEnv(t, false)
+	se.loadN(300)
+	se.exec("FLUSH BINARY LOGS")
+	se.loadN(300)
+	want := se.masterGTID()
+	harness.WaitFor(t, "the agent to hold "+want, 30*time.Second, func() bool {
+		return se.agent.a.recv.Durable().Pos.GTID.String() == want
+	})
+	file, pos, _ := strings.Cut(se.startPos, ":")
+	read := func(port int, user, pw string) []string {
+		cmd := exec.Command("mariadb-binlog", "--read-from-remote-server", "--host=127.0.0.1", "--port="+strconv.Itoa(port),
+			"--user="+user, "--start-position="+pos, "--to-last-log", file)
+		cmd.Env = append(os.Environ(), "MYSQL_PWD="+pw) // not in argv
+		out, err := cmd.Output()
+		if err != nil {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				t.Fatalf("mariadb-binlog from port %d: %v\n%s", port, err, ee.Stderr)
+			}
+			t.Fatal(err)
+		}
+		var lines []string
+		for _, l := range strings.Split(string(out), "\n") {
+			// The master's events: server id 1, a position in its file.
+			if strings.Contains(l, "server id 1 ") && !strings.Contains(l, "end_log_pos 0 ") && !strings.Contains(l, "Start: binlog") {
+				lines = append(lines, l)
+			}
+		}
+		return lines
+	}
+	fromMaster := read(se.master.Port(), "repl", se.password)
+	fromAgent := read(se.servePort, "downstream", se.servePW)
+	if len(fromMaster) < 600 {
+		t.Fatalf("mariadb-binlog read only %d events from the master", len(fromMaster))
+	}
+	if strings.Join(fromMaster, "\n") != strings.Join(fromAgent, "\n") {
+		n := min(len(fromMaster), len(fromAgent))
+		for i := range n {
+			if fromMaster[i] != fromAgent[i] {
+				t.Fatalf("event %d differs:\nmaster: %s\nagent:  %s", i, fromMaster[i], fromAgent[i])
+			}
+		}
+		t.Fatalf("master: %d events, agent: %d", len(fromMaster), len(fromAgent))
 	}
 }
