@@ -3,7 +3,7 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.7.0
 BENCH        = HOTSTANDBY_BENCH=1 $(GO) test ./bench -v -count=1 -timeout 60m
 
-.PHONY: build test test-short test-repeat lint bench bench-ingest bench-semisync bench-apply demo demo-down clean
+.PHONY: build test test-short test-repeat lint bench bench-ingest bench-semisync bench-apply bench-serve demo demo-down clean
 
 build:
 	$(GO) build -o bin/hotstandby ./cmd/hotstandby
@@ -48,6 +48,11 @@ bench-semisync:
 # serial and a native 4-thread optimistic replica of the master.
 bench-apply:
 	flock /tmp/hotstandby-bench.lock $(BENCH) -run TestBenchApply ./bench
+
+# A native replica's IO thread reading the same binlog from the agent's
+# binlog server and from the master (HOTSTANDBY_BENCH_MB, default 512).
+bench-serve:
+	flock /tmp/hotstandby-bench.lock $(BENCH) -run TestBenchServe ./bench
 
 demo:
 	bash scripts/demo.sh

@@ -254,7 +254,7 @@ func LoadConfig(path string) (Config, error) {
 			}
 			return Config{}, fmt.Errorf("config %s: line %d: %s", path, perr.Position.Line, perr.Message)
 		}
-		return Config{}, fmt.Errorf("config %s: %s", path, scrubSecret(scrubSecret(err.Error(), cfg.Master.Password), cfg.Standby.Password))
+		return Config{}, fmt.Errorf("config %s: %s", path, scrubSecret(scrubSecret(scrubSecret(err.Error(), cfg.Master.Password), cfg.Standby.Password), cfg.Serve.Password))
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -32,13 +33,28 @@ type serveEnv struct {
 	servePort int
 	servePW   string
 	startGTID string // the master's gtid_binlog_pos when the agent started
+	startPos  string // and its SHOW MASTER STATUS
 }
 
 // newServeEnv starts a master and an agent that serves its relay log on a
 // loopback port given as ":port" (the host defaults to 127.0.0.1), with
 // 1 MiB relay segments. With standby, the agent also applies to a standby
 // (returned) and purges applied segments.
-func newServeEnv(t *testing.T, standby bool) (*serveEnv, *sandbox.Server) {
+func newServeEnv(t *testing.T, standby bool, hooks ...ingest.Hooks) (*serveEnv, *sandbox.Server) {
+	t.Helper()
+	se, sb := serveConfig(t, standby)
+	var h ingest.Hooks
+	if len(hooks) > 0 {
+		h = hooks[0]
+	}
+	se.agent = se.startInProcess(h)
+	se.waitSemiSyncClient()
+	return se, sb
+}
+
+// serveConfig starts the master (and the standby) and writes the agent's
+// config with [serve]; the agent is not started.
+func serveConfig(t *testing.T, standby bool) (*serveEnv, *sandbox.Server) {
 	t.Helper()
 	e := newEnv(t)
 	var sb *sandbox.Server
@@ -56,8 +72,7 @@ func newServeEnv(t *testing.T, standby bool) (*serveEnv, *sandbox.Server) {
 	}
 	writeFile(t, e.cfgPath, readFile(t, e.cfgPath)+fmt.Sprintf("\n[relay]\nsegment_size_mb = 1\n\n[serve]\nlisten = \":%d\"\nuser = \"downstream\"\npassword_file = %q\n", port, pw))
 	se.startGTID = se.masterGTID()
-	se.agent = e.startInProcess(ingest.Hooks{})
-	e.waitSemiSyncClient()
+	se.startPos = e.masterPos().String()
 	return se, sb
 }
 
@@ -149,8 +164,10 @@ func slaveStatus(s *sandbox.Server) (map[string]string, error) {
 func (se *serveEnv) waitReplicaEqual(r *sandbox.Server, what string) {
 	t := se.t
 	t.Helper()
-	want := se.masterGTID()
-	harness.Poll(t, what+" to reach "+want, 120*time.Second, 50*time.Millisecond, func() (bool, error) {
+	var want string
+	harness.Poll(t, what+" to reach the master's gtid_binlog_pos", 120*time.Second, 50*time.Millisecond, func() (bool, error) {
+		// Re-read the master: commits of cancelled clients may still land.
+		want = se.masterGTID()
 		st, err := slaveStatus(r)
 		if err != nil {
 			return false, nil // restarting
@@ -461,4 +478,262 @@ func TestServePurgeKeepsWhatAReplicaReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	se.waitReplicaEqual(r, "the replica after the purge")
+}
+
+// TestServeConfigErrors: the [serve] section's mistakes are one line that
+// names the key; a listen address without a host is loopback.
+func TestServeConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "serve.pw"), []byte("down-secret-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := "data_dir = \"d\"\nserver_id = 7\n[master]\nuser = \"repl\"\npassword = \"hunter2-secret\"\n[serve]\n"
+	tests := []struct {
+		name, body, wantErr, wantListen string
+	}{
+		{name: "port only", body: "listen = \":3307\"\nuser = \"d\"\npassword_file = \"serve.pw\"\n", wantListen: "127.0.0.1:3307"},
+		{name: "explicit address", body: "listen = \"0.0.0.0:3307\"\nuser = \"d\"\npassword_file = \"serve.pw\"\n", wantListen: "0.0.0.0:3307"},
+		{name: "no port", body: "listen = \"3307\"\nuser = \"d\"\npassword = \"x\"\n", wantErr: `serve.listen = "3307": want host:port or :port`},
+		{name: "host name", body: "listen = \"db.example:3307\"\nuser = \"d\"\npassword = \"x\"\n", wantErr: "the host must be an IP address"},
+		{name: "no user", body: "listen = \":3307\"\npassword = \"x\"\n", wantErr: "serve.user is required"},
+		{name: "no password", body: "listen = \":3307\"\nuser = \"d\"\n", wantErr: "serve.password or serve.password_file is required"},
+		{name: "both passwords", body: "listen = \":3307\"\nuser = \"d\"\npassword = \"x\"\npassword_file = \"serve.pw\"\n", wantErr: "serve.password and serve.password_file are both set"},
+		{name: "missing password file", body: "listen = \":3307\"\nuser = \"d\"\npassword_file = \"nope.pw\"\n", wantErr: "serve.password_file"},
+		{name: "off", body: "", wantListen: ""},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(dir, fmt.Sprintf("c%d.toml", i))
+			if err := os.WriteFile(p, []byte(base+tt.body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := LoadConfig(p)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got %v, want %q", err, tt.wantErr)
+				}
+				assertNoSecret(t, "a config error", err.Error(), "down-secret-pw")
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Serve.Enabled(); got != (tt.wantListen != "") {
+				t.Fatalf("enabled = %v", got)
+			}
+			if tt.wantListen != "" && cfg.ServeListen() != tt.wantListen {
+				t.Fatalf("listen %q, want %q", cfg.ServeListen(), tt.wantListen)
+			}
+			if tt.wantListen != "" && cfg.servePassword != "down-secret-pw" && !strings.Contains(tt.body, "password = ") {
+				t.Fatalf("password from the file: %q", cfg.servePassword)
+			}
+		})
+	}
+}
+
+// TestServeSameServerIDEndsOlder: a second replica with a server_id that
+// is already dumping ends the older connection, as MariaDB's master does;
+// the registry never holds two dumps of one server_id.
+func TestServeSameServerIDEndsOlder(t *testing.T) {
+	se, _ := newServeEnv(t, false)
+	r1 := se.newReplica("r1", 31, se.startGTID)
+	se.loadN(100)
+	se.waitReplicaEqual(r1, "replica r1")
+	r2 := se.newReplica("r2", 31, se.startGTID)
+	harness.WaitFor(t, "the agent to end the older dump of server_id 31", 30*time.Second, func() bool {
+		return strings.Contains(se.agent.log.String(), "a second replica connected with the same server_id")
+	})
+	n := 0
+	for _, r := range se.agent.a.liveReport().Serve.Replicas {
+		if r.ServerID == 31 {
+			n++
+		}
+	}
+	if n > 1 {
+		t.Fatalf("the registry holds %d dumps of server_id 31", n)
+	}
+	if err := r2.Exec(context.Background(), "STOP SLAVE"); err != nil {
+		t.Fatal(err)
+	}
+	se.loadN(100)
+	se.waitReplicaEqual(r1, "replica r1 once r2 stopped")
+}
+
+// TestServeNeverBeyondDurable: with the agent's fsync held back, a
+// transaction's events are in the relay segment file but not durable; the
+// downstream replica keeps getting heartbeats and not the transaction.
+// Released, it gets it.
+func TestServeNeverBeyondDurable(t *testing.T) {
+	var held atomic.Bool
+	release := make(chan struct{})
+	var once sync.Once
+	hooks := ingest.Hooks{Sync: func(f *os.File) error {
+		if held.Load() {
+			<-release
+		}
+		return f.Sync()
+	}}
+	se, _ := newServeEnv(t, false, hooks)
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	ctx := context.Background()
+	r := se.newReplica("r1", 31, se.startGTID)
+	se.loadN(50)
+	se.waitReplicaEqual(r, "replica r1")
+	rows := tableDigest(t, r)
+	durableGTID := se.masterGTID()
+
+	held.Store(true)
+	marker := "not-yet-durable-" + harness.RandHex(8)
+	commit := make(chan error, 1)
+	go func() { commit <- se.master.Exec(ctx, "INSERT INTO test.t (c, payload) VALUES (1, ?)", marker) }()
+	relayDir := se.config().RelayDir()
+	harness.Poll(t, "the transaction's bytes to reach the relay segment file", 30*time.Second, 20*time.Millisecond, func() (bool, error) {
+		segs, err := relay.ListSegments(relayDir)
+		if err != nil || len(segs) == 0 {
+			return false, err
+		}
+		data, err := os.ReadFile(segs[len(segs)-1].Path)
+		return err == nil && strings.Contains(string(data), marker), nil
+	})
+	// The replica is caught up with what is durable: it gets heartbeats,
+	// which go out only when there is nothing durable to send.
+	hb := func() int64 {
+		v, _ := r.Status(ctx, "Slave_received_heartbeats")
+		n, _ := strconv.ParseInt(v, 10, 64)
+		return n
+	}
+	before := hb()
+	harness.WaitFor(t, "two heartbeats while the fsync is held", 30*time.Second, func() bool { return hb() >= before+2 })
+	// What the IO thread received, not only what the SQL thread applied.
+	if st, err := slaveStatus(r); err != nil || st["Gtid_IO_Pos"] != durableGTID {
+		t.Fatalf("the replica's IO thread received up to %q while the agent's durable end is %s (%v)", st["Gtid_IO_Pos"], durableGTID, err)
+	}
+	if got := tableDigest(t, r); got != rows {
+		t.Fatalf("the replica got a transaction that is not durable on the agent: %s, was %s", got, rows)
+	}
+	if n, _ := r.QueryString(ctx, "SELECT COUNT(*) FROM test.t WHERE payload = ?", marker); n != "0" {
+		t.Fatal("the replica has the row whose events are not durable on the agent")
+	}
+	held.Store(false)
+	once.Do(func() { close(release) })
+	if err := <-commit; err != nil {
+		t.Fatal(err)
+	}
+	se.waitReplicaEqual(r, "replica r1 after the fsync was released")
+}
+
+// TestServeFromFilePosition: a replica with MASTER_USE_GTID=no replicates
+// from a master file position through the agent, across a rotation.
+func TestServeFromFilePosition(t *testing.T) {
+	se, _ := newServeEnv(t, false)
+	ctx := context.Background()
+	r := se.newReplica("r1", 31, se.startGTID)
+	file, pos, _ := strings.Cut(se.startPos, ":")
+	for _, q := range []string{"STOP SLAVE", "RESET SLAVE ALL",
+		fmt.Sprintf("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='downstream', MASTER_PASSWORD='%s', "+
+			"MASTER_LOG_FILE='%s', MASTER_LOG_POS=%s, MASTER_USE_GTID=no, MASTER_CONNECT_RETRY=1", se.servePort, se.servePW, file, pos),
+		"START SLAVE"} {
+		if err := r.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	se.loadN(500)
+	se.exec("FLUSH BINARY LOGS")
+	se.loadN(500)
+	se.waitReplicaEqual(r, "replica in file mode")
+	st, err := slaveStatus(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end := se.masterPos(); st["Using_Gtid"] != "No" || st["Master_Log_File"] != end.File || st["Read_Master_Log_Pos"] != strconv.FormatUint(end.Pos, 10) {
+		t.Fatalf("replica at %s:%s (Using_Gtid %s), master at %s", st["Master_Log_File"], st["Read_Master_Log_Pos"], st["Using_Gtid"], end)
+	}
+}
+
+// TestServeMariadbBinlogReadsSameEvents: `mariadb-binlog
+// --read-from-remote-server --to-last-log` reads the same events from the
+// agent as from the master (the master's own events, by position: the
+// artificial rotate and format description in front of each file aside).
+func TestServeMariadbBinlogReadsSameEvents(t *testing.T) {
+	se, _ := newServeEnv(t, false)
+	se.loadN(300)
+	se.exec("FLUSH BINARY LOGS")
+	se.loadN(300)
+	want := se.masterGTID()
+	harness.WaitFor(t, "the agent to hold "+want, 30*time.Second, func() bool {
+		return se.agent.a.recv.Durable().Pos.GTID.String() == want
+	})
+	file, pos, _ := strings.Cut(se.startPos, ":")
+	read := func(port int, user, pw string) []string {
+		cmd := exec.Command("mariadb-binlog", "--read-from-remote-server", "--host=127.0.0.1", "--port="+strconv.Itoa(port),
+			"--user="+user, "--start-position="+pos, "--to-last-log", file)
+		cmd.Env = append(os.Environ(), "MYSQL_PWD="+pw) // not in argv
+		out, err := cmd.Output()
+		if err != nil {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				t.Fatalf("mariadb-binlog from port %d: %v\n%s", port, err, ee.Stderr)
+			}
+			t.Fatal(err)
+		}
+		var lines []string
+		for _, l := range strings.Split(string(out), "\n") {
+			// The master's events: server id 1, a position in its file.
+			if strings.Contains(l, "server id 1 ") && !strings.Contains(l, "end_log_pos 0 ") && !strings.Contains(l, "Start: binlog") {
+				lines = append(lines, l)
+			}
+		}
+		return lines
+	}
+	fromMaster := read(se.master.Port(), "repl", se.password)
+	fromAgent := read(se.servePort, "downstream", se.servePW)
+	if len(fromMaster) < 600 {
+		t.Fatalf("mariadb-binlog read only %d events from the master", len(fromMaster))
+	}
+	if strings.Join(fromMaster, "\n") != strings.Join(fromAgent, "\n") {
+		n := min(len(fromMaster), len(fromAgent))
+		for i := range n {
+			if fromMaster[i] != fromAgent[i] {
+				t.Fatalf("event %d differs:\nmaster: %s\nagent:  %s", i, fromMaster[i], fromAgent[i])
+			}
+		}
+		t.Fatalf("master: %d events, agent: %d", len(fromMaster), len(fromAgent))
+	}
+}
+
+// TestServeAgentKilled: the agent's process is killed (kill -9) three times
+// while the master takes load and a downstream replica (gtid_strict_mode)
+// replicates from it; the replica reconnects to each new agent and ends
+// with the master's rows and GTIDs: nothing doubled, nothing skipped.
+func TestServeAgentKilled(t *testing.T) {
+	se, _ := serveConfig(t, false)
+	ctx := context.Background()
+	p := se.startProcess()
+	se.waitSemiSyncClient()
+	r := se.newReplica("r1", 31, se.startGTID)
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	loadDone := make(chan error, 1)
+	go func() { _, err := se.load(loadCtx, 8, 1_000_000); loadDone <- err }()
+	rows := func() int {
+		n, _ := r.QueryString(ctx, "SELECT COUNT(*) FROM test.t")
+		c, _ := strconv.Atoi(n)
+		return c
+	}
+	dumps := func() int { return strings.Count(readFile(t, p.LogPath), "replica asks for a dump") }
+	for i := range 3 {
+		at := rows()
+		harness.WaitFor(t, fmt.Sprintf("agent process %d to serve the replica and the replica to apply more rows", i+1), 60*time.Second,
+			func() bool { return dumps() >= i+1 && rows() > at+200 })
+		p.kill()
+		p.start()
+	}
+	harness.WaitFor(t, "the last agent process to serve the replica", 60*time.Second, func() bool { return dumps() >= 4 })
+	at := rows()
+	harness.WaitFor(t, "the replica to apply more rows from the last agent", 60*time.Second, func() bool { return rows() > at+200 })
+	stopLoad()
+	if err := <-loadDone; err != nil {
+		t.Fatal(err)
+	}
+	se.waitReplicaEqual(r, "the replica after three kills of the agent")
 }

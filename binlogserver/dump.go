@@ -14,8 +14,13 @@ import (
 	"github.com/hotstandby/hotstandby/relay"
 )
 
-// dumpFlagAnnotate is BINLOG_SEND_ANNOTATE_ROWS_EVENT.
-const dumpFlagAnnotate = 0x02
+// Dump flags: BINLOG_DUMP_NON_BLOCK (end with an EOF packet at the end of
+// what there is, as mariadb-binlog without --stop-never asks) and
+// BINLOG_SEND_ANNOTATE_ROWS_EVENT.
+const (
+	dumpFlagNonBlock = 0x01
+	dumpFlagAnnotate = 0x02
+)
 
 // writeTimeout bounds one write to a replica that stopped reading.
 const writeTimeout = time.Minute
@@ -43,6 +48,7 @@ func (h *session) dump(data []byte) error {
 	r := &replica{Replica: Replica{ServerID: h.serverID, Addr: h.addr, Since: time.Now(), Mode: st.mode(), Requested: st.requested()},
 		cancel: cancel, need: oldestSegment(h.s.cfg.RelayDir)}
 	st.r = r
+	st.nonBlock = flags&dumpFlagNonBlock != 0
 	connID := h.conn.ConnectionID()
 	h.s.register(connID, r)
 	defer h.s.unregister(connID, r)
@@ -81,6 +87,7 @@ type stream struct {
 
 	cur      *relay.Cursor
 	annotate bool
+	nonBlock bool // end at the durable end with an EOF packet
 
 	// GTID mode: the replica's state, per domain.
 	gtidMode bool
@@ -92,7 +99,6 @@ type stream struct {
 	startAt binlog.FilePos
 
 	started   bool   // the preamble and the first event went out
-	fdeSeg    uint64 // the segment whose FDE was last sent
 	file      string // the master file the replica is in
 	pos       uint32 // the replica's position in it
 	skip      bool   // the current group is one the replica has

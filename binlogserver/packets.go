@@ -100,3 +100,12 @@ func (p *packetWriter) errPacket(code uint16, state, msg string) error {
 	_, err := p.w.Write(body)
 	return p.wrap(err)
 }
+
+// eof writes an EOF packet (no warnings, no status flags).
+func (p *packetWriter) eof() error {
+	if err := p.header(5); err != nil {
+		return err
+	}
+	_, err := p.w.Write([]byte{0xfe, 0, 0, 0, 0})
+	return p.wrap(err)
+}

@@ -25,7 +25,6 @@ func (st *stream) run(ctx context.Context, first []byte) error {
 		t := time.NewTimer(hb)
 		defer t.Stop()
 		tick = t.C
-		defer func() { t.Stop() }()
 		st.hbTimer = t
 	}
 	st.lastSend = time.Now()
@@ -40,6 +39,13 @@ func (st *stream) run(ctx context.Context, first []byte) error {
 		d, moved := st.durable()
 		ev, _, err := st.cur.Next(d)
 		if errors.Is(err, relay.ErrCaughtUp) {
+			if st.nonBlock {
+				// Everything durable went out: a master answers EOF.
+				if err := st.pw.eof(); err != nil {
+					return err
+				}
+				return st.pw.flush()
+			}
 			if err := st.pw.flush(); err != nil {
 				return err
 			}

@@ -48,6 +48,8 @@ func (h *session) HandleQuery(q string) (*mysql.Result, error) {
 		return nil, nil
 	case strings.HasPrefix(upper, "SELECT UNIX_TIMESTAMP()"):
 		return textResult([]string{"UNIX_TIMESTAMP()"}, strconv.FormatInt(time.Now().Unix(), 10))
+	case strings.HasPrefix(upper, "SELECT VERSION()"):
+		return textResult([]string{"VERSION()"}, h.s.cfg.Version)
 	case gtidPos.MatchString(trimmed):
 		return textResult([]string{"binlog_gtid_pos"}, nil)
 	}
