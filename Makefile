@@ -3,7 +3,7 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.7.0
 BENCH        = HOTSTANDBY_BENCH=1 $(GO) test ./bench -v -count=1 -timeout 60m
 
-.PHONY: build test test-short test-repeat lint bench bench-ingest bench-semisync bench-clone demo demo-down clean
+.PHONY: build test test-short test-repeat lint bench bench-ingest bench-semisync bench-apply bench-serve bench-clone demo demo-down clean
 
 build:
 	$(GO) build -o bin/hotstandby ./cmd/hotstandby
@@ -31,7 +31,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-bench: bench-ingest bench-semisync
+bench: bench-ingest bench-semisync bench-apply
 
 # Ingest of a 512 MiB binlog: hotstandby vs mariadb-binlog --raw vs a native
 # replica's IO thread (HOTSTANDBY_BENCH_MB to change the size).
@@ -50,6 +50,17 @@ bench-semisync:
 bench-clone:
 	command -v mydumper >/dev/null || apt-get install -y mydumper
 	$(BENCH) -run TestBenchClone ./bench
+
+# Apply throughput of one recorded binlog: the agent in direct mode and in
+# replica mode (4 optimistic threads behind its binlog server) vs a native
+# serial and a native 4-thread optimistic replica of the master.
+bench-apply:
+	flock /tmp/hotstandby-bench.lock $(BENCH) -run TestBenchApply ./bench
+
+# A native replica's IO thread reading the same binlog from the agent's
+# binlog server and from the master (HOTSTANDBY_BENCH_MB, default 512).
+bench-serve:
+	flock /tmp/hotstandby-bench.lock $(BENCH) -run TestBenchServe ./bench
 
 demo:
 	bash scripts/demo.sh

@@ -31,11 +31,13 @@ type Agent struct {
 	log      *slog.Logger
 	store    *checkpoint.Store
 	recv     *ingest.Receiver
-	applier  *applier.Applier // nil without a [standby] section
+	applier  *applier.Applier // nil without a [standby] section, and in replica mode
+	replica  *replicaMode     // set in replica mode ([standby] mode = "replica")
 	metrics  *metrics
 	monitor  *ingest.Monitor
 	skips    skipRegistry   // operators' skips until the standby commits them
 	failover *failoverParts // nil without a [standby] section
+	serve    serveParts     // the binlog server, with [serve]
 
 	// Set by Run: how the promoter stops the receiver and the applier for
 	// good, and learns that they have stopped.
@@ -75,7 +77,9 @@ func newAgent(cfg Config, log *slog.Logger, hooks ingest.Hooks) (*Agent, error) 
 	ic := cfg.IngestConfig()
 	ic.Metrics = ingest.Metrics{Fsync: a.metrics.fsync, AckLatency: a.metrics.ackLatency}
 	a.recv = ingest.NewReceiver(ic, log, store, hooks)
-	if cfg.Standby.Enabled() {
+	if cfg.Standby.Enabled() && cfg.ApplyMode() == ModeReplica {
+		a.replica = &replicaMode{a: a}
+	} else if cfg.Standby.Enabled() {
 		st, err := store.Load()
 		if err != nil {
 			store.Close()
@@ -95,7 +99,7 @@ func newAgent(cfg Config, log *slog.Logger, hooks ingest.Hooks) (*Agent, error) 
 	for _, w := range cfg.TLSWarnings() {
 		log.Warn(w)
 	}
-	if a.applier != nil {
+	if a.applier != nil || a.replica != nil {
 		fp, err := a.newFailover()
 		if err != nil {
 			store.Close()
@@ -104,6 +108,7 @@ func newAgent(cfg Config, log *slog.Logger, hooks ingest.Hooks) (*Agent, error) 
 		a.failover = fp
 	}
 	a.metrics.register(a)
+	a.metrics.registerServe(a)
 	return a, nil
 }
 
@@ -176,6 +181,13 @@ func (a *Agent) runRole(ctx context.Context, wg *sync.WaitGroup) error {
 	a.recvDone, a.applierDone = make(chan struct{}), make(chan struct{})
 	applierErr := make(chan error, 1)
 	startApplier := func() {
+		if a.replica != nil {
+			if err := a.replica.start(applierCtx, wg, a.applierDone); err != nil {
+				applierErr <- err
+				stopRecv()
+			}
+			return
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -218,6 +230,13 @@ func (a *Agent) runRole(ctx context.Context, wg *sync.WaitGroup) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); a.monitor.Run(recvCtx, 2*time.Second) }()
+	if a.replica != nil {
+		startApplier()
+		if a.failover.detector != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); a.runDetector(recvCtx) }()
+		}
+	}
 	if a.applier != nil {
 		startApplier()
 		wg.Add(2)
@@ -227,6 +246,9 @@ func (a *Agent) runRole(ctx context.Context, wg *sync.WaitGroup) error {
 			wg.Add(1)
 			go func() { defer wg.Done(); a.runDetector(recvCtx) }()
 		}
+	}
+	if err := a.startServe(recvCtx, wg); err != nil {
+		return err
 	}
 	err = a.recv.Run(recvCtx)
 	close(a.recvDone)

@@ -35,6 +35,13 @@ type StandbyConfig struct {
 	PasswordFile string `toml:"password_file"`
 	// Settings are the TLS keys (tls, ca_file, cert_file, key_file, server_name).
 	tlsconf.Settings
+	// Mode is the apply mode: "replica" (the standby replicates from the
+	// agent's binlog server with its own parallel SQL threads) or "direct"
+	// (the agent applies with BINLOG statements). Unset: replica for a
+	// standby on this host, direct otherwise (see Config.ApplyMode).
+	Mode string `toml:"mode"`
+	// ParallelThreads is the standby's slave_parallel_threads in replica mode.
+	ParallelThreads int `toml:"parallel_threads"`
 }
 
 // Enabled reports whether a standby is configured.
@@ -177,11 +184,13 @@ type Config struct {
 	Log       LogConfig       `toml:"log"`
 	Failover  FailoverConfig  `toml:"failover"`
 	Rejoin    RejoinConfig    `toml:"rejoin"`
+	Serve     ServeConfig     `toml:"serve"`
 
 	path            string // the file it was read from
 	password        string // resolved; never printed
 	standbyPassword string // resolved; never printed
 	tls             *tlsSetup
+	servePassword   string // resolved; never printed
 }
 
 // DefaultConfig returns a Config with every default filled in.
@@ -190,7 +199,7 @@ func DefaultConfig() Config {
 	return Config{
 		Start:      "current",
 		ReportHost: "hotstandby@" + host,
-		Standby:    StandbyConfig{Port: 3306},
+		Standby:    StandbyConfig{Port: 3306, ParallelThreads: 4},
 		Master: MasterConfig{
 			Host: "127.0.0.1", Port: 3306,
 			ConnectTimeout: Duration{5 * time.Second},
@@ -251,7 +260,7 @@ func LoadConfig(path string) (Config, error) {
 			}
 			return Config{}, fmt.Errorf("config %s: line %d: %s", path, perr.Position.Line, perr.Message)
 		}
-		return Config{}, fmt.Errorf("config %s: %s", path, scrubSecret(scrubSecret(err.Error(), cfg.Master.Password), cfg.Standby.Password))
+		return Config{}, fmt.Errorf("config %s: %s", path, scrubSecret(scrubSecret(scrubSecret(err.Error(), cfg.Master.Password), cfg.Standby.Password), cfg.Serve.Password))
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))
@@ -349,6 +358,9 @@ func (c *Config) Validate() error {
 		if c.Standby.User == "" {
 			return errors.New("standby.user is required with standby.host")
 		}
+		if err := c.validateApplyMode(); err != nil {
+			return err
+		}
 	}
 	switch c.Failover.Mode {
 	case "auto", "manual", "off":
@@ -371,6 +383,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if c.standbyPassword, err = resolvePassword("standby", c.Standby.Password, c.Standby.PasswordFile, StandbyPasswordEnv); err != nil {
+		return err
+	}
+	if err := c.validateServe(); err != nil {
 		return err
 	}
 	return c.setupTLS()

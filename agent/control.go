@@ -72,6 +72,11 @@ func (a *Agent) opSkip(ctx context.Context, p control.Peer, req control.Request)
 	if req.GTID == "" {
 		return "", errors.New(`skip: "gtid" is required: the GTID the applier is stopped on`)
 	}
+	if a.replica != nil {
+		a.skips.serial.Lock()
+		defer a.skips.serial.Unlock()
+		return a.replica.skip(ctx, p, req.GTID)
+	}
 	if a.applier == nil {
 		return "", errors.New("skip: no applier: the agent has no [standby] section")
 	}

@@ -194,6 +194,9 @@ type agentDrainer struct{ a *Agent }
 // Drain waits until the applier caught up with target, then stops it for
 // good.
 func (d agentDrainer) Drain(ctx context.Context, target relay.Frontier) (binlog.Position, error) {
+	if d.a.replica != nil {
+		return d.a.replica.drain(ctx, target)
+	}
 	ap := d.a.applier
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()

@@ -478,7 +478,11 @@ host = "127.0.0.1"
 port = %d
 user = "applier"
 password_file = %q
+mode = "direct"
 `, standby.Port(), filepath.Join(e.dir, "master.pw"))
+	if os.Getenv("HOTSTANDBY_TEST_APPLY_MODE") == ModeReplica { // the apply and crash tests in the other mode
+		cfg = strings.Replace(cfg, `mode = "direct"`, `mode = "replica"`, 1)
+	}
 	writeFile(e.t, e.cfgPath, cfg)
 	return standby
 }

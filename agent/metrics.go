@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hotstandby/hotstandby/binlog"
 	"github.com/hotstandby/hotstandby/checkpoint"
 	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,6 +57,9 @@ func (m *metrics) register(a *Agent) {
 	}{
 		{"received", func() (string, uint64) { p := st().Received; return p.File, p.Pos }},
 		{"acked", func() (string, uint64) { p := st().Acked; return p.File, p.Pos }},
+	}
+	if a.replica != nil {
+		a.replica.registerMetrics(m.reg, func() binlog.GTIDSet { return a.recv.Status().Received.GTID })
 	}
 	if a.applier != nil {
 		positions = append(positions, struct {

@@ -21,6 +21,9 @@ func (a *Agent) purgeRelay(now time.Time) {
 	if st.Applied.Segment == 0 {
 		keepFrom = min(applied.Segment, st.Received.Segment)
 	}
+	if need, ok := a.serveKeepFrom(); ok {
+		keepFrom = min(keepFrom, need) // a downstream replica still reads it
+	}
 	purged, err := relay.Purge(a.cfg.RelayDir(), keepFrom, now.Add(-a.cfg.Relay.Retention.Duration))
 	for _, s := range purged {
 		a.log.Info("relay segment purged: applied and past retention", "segment", s.Path, "bytes", s.Size)

@@ -18,6 +18,7 @@ import (
 	"github.com/hotstandby/hotstandby/checkpoint"
 	"github.com/hotstandby/hotstandby/control"
 	"github.com/hotstandby/hotstandby/failover"
+	"github.com/hotstandby/hotstandby/replica"
 )
 
 // RejoinConfig is the [rejoin] section: how the old master, turned into a
@@ -532,7 +533,7 @@ func (s *rejoinSession) verifyReadOnly(ctx context.Context) error {
 func (s *rejoinSession) replicate(ctx context.Context) (string, error) {
 	t := s.target
 	old := s.a.cfg.Master.Addr()
-	if st, err := slaveStatus(ctx, s.old); err != nil {
+	if st, err := replica.ReadSlaveStatus(ctx, s.old); err != nil {
 		return "", fmt.Errorf("the old master %s: SHOW SLAVE STATUS: %v", old, err)
 	} else if len(st) > 0 {
 		s.log.Warn("the old master has a replication configuration; replacing it", "old_master", old, "master_host", st["Master_Host"], "master_port", st["Master_Port"])
@@ -560,7 +561,7 @@ func (s *rejoinSession) replicate(ctx context.Context) (string, error) {
 	}
 	deadline := time.Now().Add(t.catchUp)
 	for {
-		st, err := slaveStatus(ctx, s.old)
+		st, err := replica.ReadSlaveStatus(ctx, s.old)
 		if err != nil {
 			return "", fmt.Errorf("the old master %s: SHOW SLAVE STATUS: %v", old, err)
 		}
@@ -587,30 +588,4 @@ func (s *rejoinSession) replicate(ctx context.Context) (string, error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// slaveStatus returns SHOW SLAVE STATUS as column → value (empty without
-// a replication configuration).
-func slaveStatus(ctx context.Context, conn *sql.Conn) (map[string]string, error) {
-	rows, err := conn.QueryContext(ctx, "SHOW SLAVE STATUS")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	out := map[string]string{}
-	for rows.Next() {
-		vals := make([]sql.RawBytes, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, err
-		}
-		for i, c := range cols {
-			out[c] = string(vals[i])
-		}
-	}
-	return out, rows.Err()
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hotstandby/hotstandby/applier"
 	"github.com/hotstandby/hotstandby/checkpoint"
 	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/hotstandby/hotstandby/status"
@@ -39,6 +40,9 @@ func (a *Agent) liveReport() status.Report {
 		rep.Applier = &status.ApplierReport{State: as.State, Standby: a.cfg.Standby.Addr(), Transactions: &as.Transactions,
 			LastAppliedAt: status.TimePtr(as.AppliedAt), LastError: as.LastError, FailedGTID: as.FailedGTID, Errant: as.Errant, Warnings: as.Warnings}
 	}
+	if a.replica != nil {
+		a.replica.report(&rep)
+	}
 	if proof, breach, err := a.store.SemiSync(); err == nil {
 		rep.SemiSync.AddProof(proof, breach)
 	}
@@ -72,7 +76,10 @@ func (a *Agent) liveReport() status.Report {
 		rep.Lag.AppliedBytes = status.BytesBehind(rep.Received, *rep.Applied)
 		if n, ok := rep.ApplyLagTransactions(); ok {
 			rep.Lag.AppliedTransactions = &n
-			as := a.applier.Status()
+			var as applier.Status // replica mode: Seconds_Behind_Master, set by replica.report
+			if a.applier != nil {
+				as = a.applier.Status()
+			}
 			switch {
 			case n == 0:
 				zero := int64(0)
@@ -84,6 +91,7 @@ func (a *Agent) liveReport() status.Report {
 		}
 	}
 	rep.Relay = status.RelayUsage(a.cfg.RelayDir())
+	rep.Serve = a.serveReport()
 	return rep
 }
 

@@ -30,6 +30,7 @@ import (
 // Appliers of TestBenchApply, in the order they run.
 const (
 	applierAgent          = "hotstandby"
+	applierAgentReplica   = "hotstandby replica mode, 4 optimistic"
 	applierNativeSerial   = "native SQL thread, serial"
 	applierNativeParallel = "native SQL thread, 4 optimistic"
 )
@@ -102,7 +103,8 @@ func TestBenchApply(t *testing.T) {
 		name string
 		run  func(*testing.T, string) applyRun
 	}{
-		{applierAgent, e.runAgent},
+		{applierAgent, func(t *testing.T, dir string) applyRun { return e.runAgent(t, dir, "direct") }},
+		{applierAgentReplica, func(t *testing.T, dir string) applyRun { return e.runAgent(t, dir, "replica") }},
 		{applierNativeSerial, func(t *testing.T, dir string) applyRun { return e.runNative(t, dir, 0) }},
 		{applierNativeParallel, func(t *testing.T, dir string) applyRun { return e.runNative(t, dir, 4) }},
 	}
@@ -160,7 +162,7 @@ func (e *applyEnv) report(w io.Writer, names []string, results [][]applyRun) {
 			all[i] = strconv.FormatFloat(x, 'f', 2, 64)
 		}
 		agent, oltpAgent := "-", "-"
-		if names[j] == applierAgent {
+		if names[j] == applierAgent || names[j] == applierAgentReplica {
 			agent = fmt.Sprintf("%.2f", median(agentCPU))
 			oltpAgent = fmt.Sprintf("%.3f", median(midAgent)*1000/float64(e.oltpTxns))
 		}
@@ -195,14 +197,17 @@ func (e *applyEnv) report(w io.Writer, names []string, results [][]applyRun) {
 		"standby binlog group commits", "standby InnoDB fsyncs", "data", "runs (s)"}, rows)
 	fmt.Fprintf(w, "OLTP part: %d transactions (schema, 10,000-row preload, OLTP), %d rows; bulk part: %d transactions, %d rows\n",
 		e.oltpTxns, e.oltpRows, e.txns-e.oltpTxns, e.rows-e.oltpRows)
-	fmt.Fprintf(w, "%s throughput / %s: %.2f\n", names[0], names[1], secs[1]/secs[0])
+	// names: direct, replica, native serial, native parallel.
 	fmt.Fprintf(w, "%s throughput / %s: %.2f\n", names[0], names[2], secs[2]/secs[0])
+	fmt.Fprintf(w, "%s throughput / %s: %.2f\n", names[0], names[3], secs[3]/secs[0])
+	fmt.Fprintf(w, "%s throughput / %s: %.2f\n", names[1], names[3], secs[3]/secs[1])
+	fmt.Fprintf(w, "%s throughput / %s: %.2f\n", names[1], names[0], secs[0]/secs[1])
 	var st []float64
 	for _, r := range results[0] {
 		st = append(st, r.startup)
 	}
 	a := secs[0] - median(st)
-	fmt.Fprintf(w, "%s (from applier.state=applying) throughput / %s: %.2f, / %s: %.2f\n", names[0], names[1], secs[1]/a, names[2], secs[2]/a)
+	fmt.Fprintf(w, "%s (from applier.state=applying) throughput / %s: %.2f, / %s: %.2f\n", names[0], names[2], secs[2]/a, names[3], secs[3]/a)
 	fmt.Fprintf(w, "%s peak RSS while applying (VmHWM, highest of the runs): %.1f MiB\n", names[0], float64(rss)/1024)
 }
 
@@ -722,9 +727,10 @@ func (p *agentProc) applierStatus() (applierStatus, error) {
 
 // runAgent lets an agent without a standby receive the whole binlog into its
 // relay log, stops it, and starts it again with a [standby] section naming a
-// fresh standby: timed from that process's start until the standby's
-// gtid_binlog_pos equals the master's.
-func (e *applyEnv) runAgent(t *testing.T, dir string) applyRun {
+// fresh standby in apply mode mode ("direct", or "replica" with 4 threads):
+// timed from that process's start until the standby's gtid_binlog_pos (and,
+// in replica mode, gtid_slave_pos) equals the master's.
+func (e *applyEnv) runAgent(t *testing.T, dir, mode string) applyRun {
 	t.Helper()
 	agentDir := filepath.Join(dir, "agent")
 	if err := os.MkdirAll(agentDir, 0o700); err != nil {
@@ -754,7 +760,13 @@ host = "127.0.0.1"
 port = %d
 user = "applier"
 password_file = %q
-`, standby.Port(), pwFile)
+mode = %q
+parallel_threads = 4
+`, standby.Port(), pwFile, mode)
+	name, other := applierAgent, "@@gtid_binlog_pos"
+	if mode == "replica" {
+		name, other = applierAgentReplica, "@@gtid_slave_pos"
+	}
 
 	syncDisks()
 	c0 := readCounters(t, standby)
@@ -764,7 +776,7 @@ password_file = %q
 	var last applierStatus
 	var midAgentCPU, midServerCPU float64
 	polls := 0
-	midSecs, secs := e.waitApplied(t, standby, p.started, "@@gtid_binlog_pos", func() {
+	midSecs, secs := e.waitApplied(t, standby, p.started, other, func() {
 		midAgentCPU, midServerCPU = procCPU(t, p.Pid()), procCPU(t, standby.PID())-c0.cpu
 	}, func() error {
 		if p.Exited() {
@@ -779,7 +791,7 @@ password_file = %q
 			return nil
 		}
 		last = st
-		if firstApplying == 0 && st.Applier.State == "applying" {
+		if firstApplying == 0 && (st.Applier.State == "applying" || (mode == "replica" && st.Applier.State == "waiting")) {
 			firstApplying = time.Since(p.started)
 		}
 		if st.Applier.State == "error" {
@@ -813,7 +825,7 @@ password_file = %q
 	return applyRun{secs: secs, midSecs: midSecs, midAgentCPU: midAgentCPU, midServerCPU: midServerCPU,
 		startup: firstApplying.Seconds(), agentCPU: agentCPU, serverCPU: c1.cpu - c0.cpu, rss: rss,
 		groupCommits: c1.groupCommits - c0.groupCommits, fsyncs: c1.fsyncs - c0.fsyncs,
-		same: e.sameData(t, applierAgent, standby)}
+		same: e.sameData(t, name, standby)}
 }
 
 // runNative points a fresh standby at the master's first file, lets its IO

@@ -131,6 +131,16 @@ type ApplierReport struct {
 	// Warnings are the standby preflight's findings that weaken durability
 	// after a power loss (sync_binlog, innodb_flush_log_at_trx_commit).
 	Warnings []string `json:"warnings,omitempty"`
+	// Mode is the apply mode, "direct" or "replica" (empty: direct). In
+	// replica mode Source is the binlog server the standby replicates from,
+	// ParallelThreads its slave_parallel_threads, IOThread and SQLThread
+	// Slave_IO_Running and Slave_SQL_Running, LastIOError Last_IO_Error.
+	Mode            string `json:"mode,omitempty"`
+	Source          string `json:"source,omitempty"`
+	ParallelThreads int    `json:"parallel_threads,omitempty"`
+	IOThread        string `json:"io_thread,omitempty"`
+	SQLThread       string `json:"sql_thread,omitempty"`
+	LastIOError     string `json:"last_io_error,omitempty"`
 }
 
 // FailoverReport is the "failover" object: the mode, the epoch, the last
@@ -206,6 +216,8 @@ type Report struct {
 	// Failover is the failover machinery's view (absent without a standby).
 	Failover *FailoverReport `json:"failover,omitempty"`
 	Audit    []string        `json:"audit,omitempty"`
+	// Serve is the binlog server and its replicas (absent when not serving).
+	Serve *ServeReport `json:"serve,omitempty"`
 	// TLS is how each connection of the daemon is protected (running only).
 	TLS []TLSReport `json:"tls,omitempty"`
 	// Clone is a clone in progress, or one that failed (absent when none

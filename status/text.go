@@ -84,6 +84,9 @@ func (rep Report) WriteText(w io.Writer, opt TextOptions) {
 		t.field("relay log:", fmt.Sprintf("%d %s, %s on disk (the live segment is preallocated ahead of its data)",
 			r.Segments, plural(r.Segments, "segment", "segments"), FormatBytes(r.Bytes)))
 	}
+	if s := rep.Serve; s != nil {
+		t.serve(*s)
+	}
 	if rep.CheckpointAt != nil {
 		t.field("checkpoint:", "written "+t.at(rep.CheckpointAt))
 	}
@@ -208,6 +211,13 @@ func (t textView) applier(ap ApplierReport) {
 	lines := []string{line}
 	if ap.LastAppliedAt != nil {
 		lines = append(lines, "last applied "+t.at(ap.LastAppliedAt))
+	}
+	if ap.Mode == "replica" {
+		lines = append(lines, fmt.Sprintf("mode replica: the standby replicates from %s with %d parallel threads (IO thread %s, SQL thread %s)",
+			or(ap.Source, "(not yet listening)"), ap.ParallelThreads, or(ap.IOThread, "unknown"), or(ap.SQLThread, "unknown")))
+		if ap.LastIOError != "" {
+			lines = append(lines, "IO thread: "+ap.LastIOError)
+		}
 	}
 	t.field("applier:", lines...)
 	if ap.LastError != "" {

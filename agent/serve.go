@@ -1,0 +1,157 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hotstandby/hotstandby/binlogserver"
+	"github.com/hotstandby/hotstandby/status"
+)
+
+// ServeConfig is the [serve] section: the binlog server that lets stock
+// MariaDB replicas replicate from the agent's relay log.
+type ServeConfig struct {
+	// Listen is host:port or :port; empty (the default) serves nothing. A
+	// missing host means 127.0.0.1; another interface only when named.
+	Listen string `toml:"listen"`
+	// User is the account replicas log in as (mysql_native_password).
+	User string `toml:"user"`
+	// Password is that account's password; prefer PasswordFile.
+	Password string `toml:"password"`
+	// PasswordFile is a file whose first line is the password.
+	PasswordFile string `toml:"password_file"`
+}
+
+// Enabled reports whether the binlog server runs.
+func (s ServeConfig) Enabled() bool { return s.Listen != "" }
+
+// validateServe checks the [serve] section and resolves its password.
+func (c *Config) validateServe() error {
+	s := c.Serve
+	if !s.Enabled() {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(s.Listen)
+	if err != nil || port == "" {
+		return fmt.Errorf("serve.listen = %q: want host:port or :port", s.Listen)
+	}
+	if host != "" && host != "localhost" && net.ParseIP(host) == nil {
+		return fmt.Errorf("serve.listen = %q: the host must be an IP address", s.Listen)
+	}
+	if s.User == "" {
+		return errors.New("serve.user is required with serve.listen")
+	}
+	file := s.PasswordFile
+	if file != "" && !filepath.IsAbs(file) && c.path != "" {
+		file = filepath.Join(filepath.Dir(c.path), file)
+	}
+	if c.servePassword, err = resolvePassword("serve", s.Password, file, ""); err != nil {
+		return err
+	}
+	if c.servePassword == "" {
+		return errors.New("serve.password or serve.password_file is required with serve.listen")
+	}
+	return nil
+}
+
+// ServeListen is the address the binlog server listens on (127.0.0.1 when
+// serve.listen names no host).
+func (c Config) ServeListen() string { return binlogserver.ListenAddr(c.Serve.Listen) }
+
+// serveParts is the running binlog server.
+type serveParts struct {
+	mu  sync.Mutex // mu guards the field below
+	srv *binlogserver.Server
+}
+
+func (p *serveParts) get() *binlogserver.Server {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.srv
+}
+
+// startServe starts the binlog server over the relay log (with [serve]).
+// It listens before it returns, so a port in use stops the daemon with the
+// reason.
+func (a *Agent) startServe(ctx context.Context, wg *sync.WaitGroup) error {
+	if !a.cfg.Serve.Enabled() {
+		return nil
+	}
+	srv, err := binlogserver.New(binlogserver.Config{
+		Listen: a.cfg.ServeListen(), User: a.cfg.Serve.User, Password: a.cfg.servePassword,
+		RelayDir: a.cfg.RelayDir(), Source: a.recv, ServerID: a.cfg.ServerID, Logger: a.log,
+	})
+	if err != nil {
+		return fmt.Errorf("serve.listen %s: %w", a.cfg.Serve.Listen, err)
+	}
+	if ip := net.ParseIP(hostOf(srv.Addr())); ip != nil && !ip.IsLoopback() {
+		a.log.Warn("the binlog server listens on a non-loopback address, as configured", "addr", srv.Addr())
+	}
+	a.serve.mu.Lock()
+	a.serve.srv = srv
+	a.serve.mu.Unlock()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ctx); err != nil {
+			a.log.Error("binlog server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+func hostOf(addr string) string {
+	h, _, _ := net.SplitHostPort(addr)
+	return h
+}
+
+// serveKeepFrom is the oldest relay segment a connected downstream replica
+// still reads (false: none connected).
+func (a *Agent) serveKeepFrom() (uint64, bool) {
+	if srv := a.serve.get(); srv != nil {
+		return srv.OldestNeeded()
+	}
+	return 0, false
+}
+
+// serveReport is the [serve] part of the status report (nil when off).
+func (a *Agent) serveReport() *status.ServeReport {
+	srv := a.serve.get()
+	if srv == nil {
+		return nil
+	}
+	st := srv.Stats()
+	rep := &status.ServeReport{Listen: srv.Addr(), BytesSent: st.BytesSent}
+	for _, r := range srv.Replicas() {
+		rep.Replicas = append(rep.Replicas, status.ServedReplica{
+			ServerID: r.ServerID, Addr: r.Addr, Since: r.Since, Mode: r.Mode, Requested: r.Requested,
+			SentFile: r.Sent.File, SentPos: r.Sent.Pos, SentGTID: r.SentGTID, Segment: r.Segment,
+			BytesSent: r.BytesSent, CaughtUp: r.CaughtUp,
+		})
+	}
+	return rep
+}
+
+// registerServe adds the binlog server's metrics.
+func (m *metrics) registerServe(a *Agent) {
+	stats := func() binlogserver.Stats {
+		if srv := a.serve.get(); srv != nil {
+			return srv.Stats()
+		}
+		return binlogserver.Stats{}
+	}
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hotstandby_serve_replicas", Help: "Downstream replicas dumping from the agent's binlog server."},
+			func() float64 { return float64(stats().Replicas) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hotstandby_serve_sent_bytes_total", Help: "Event bytes the binlog server sent to downstream replicas."},
+			func() float64 { return float64(stats().BytesSent) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hotstandby_serve_sent_events_total", Help: "Events the binlog server sent to downstream replicas."},
+			func() float64 { return float64(stats().EventsSent) }),
+	)
+}

@@ -1,0 +1,111 @@
+package binlogserver
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"time"
+)
+
+// maxPayload is the largest payload of one protocol packet; a longer one is
+// split, and a payload of exactly a multiple of it ends with an empty packet.
+const maxPayload = 1<<24 - 1
+
+// packetWriter frames events as protocol packets (00 + event) into a
+// buffer, so that a run of small events costs one write, not one each.
+type packetWriter struct {
+	c   net.Conn
+	w   *bufio.Writer
+	seq uint8
+	// timeout bounds every write: a replica that stops reading ends its own
+	// dump, never the agent's ingest.
+	timeout time.Duration
+}
+
+func newPacketWriter(c net.Conn, seq uint8, timeout time.Duration) *packetWriter {
+	return &packetWriter{c: c, w: bufio.NewWriterSize(c, 256<<10), seq: seq, timeout: timeout}
+}
+
+// event writes one event packet.
+func (p *packetWriter) event(ev []byte) error {
+	if p.timeout > 0 {
+		_ = p.c.SetWriteDeadline(time.Now().Add(p.timeout))
+	}
+	total := len(ev) + 1
+	first := true
+	rest := ev
+	for {
+		n := min(total, maxPayload)
+		if err := p.header(n); err != nil {
+			return err
+		}
+		chunk := n
+		if first {
+			if err := p.w.WriteByte(0x00); err != nil {
+				return p.wrap(err)
+			}
+			chunk--
+			first = false
+		}
+		if _, err := p.w.Write(rest[:chunk]); err != nil {
+			return p.wrap(err)
+		}
+		rest = rest[chunk:]
+		total -= n
+		if n < maxPayload {
+			return nil
+		}
+	}
+}
+
+func (p *packetWriter) header(n int) error {
+	if p.w.Available() < 4 && p.w.Buffered() > 0 {
+		if err := p.flush(); err != nil {
+			return err
+		}
+	}
+	_, err := p.w.Write([]byte{byte(n), byte(n >> 8), byte(n >> 16), p.seq})
+	p.seq++
+	return p.wrap(err)
+}
+
+// flush sends what is buffered.
+func (p *packetWriter) flush() error {
+	if p.w.Buffered() == 0 {
+		return nil
+	}
+	if p.timeout > 0 {
+		_ = p.c.SetWriteDeadline(time.Now().Add(p.timeout))
+	}
+	return p.wrap(p.w.Flush())
+}
+
+func (p *packetWriter) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("write to replica: %w", err)
+}
+
+// errPacket writes an ERR packet (code, SQL state, message).
+func (p *packetWriter) errPacket(code uint16, state, msg string) error {
+	if len(state) != 5 {
+		state = "HY000"
+	}
+	body := append([]byte{0xff, byte(code), byte(code >> 8), '#'}, state...)
+	body = append(body, msg...)
+	if err := p.header(len(body)); err != nil {
+		return err
+	}
+	_, err := p.w.Write(body)
+	return p.wrap(err)
+}
+
+// eof writes an EOF packet (no warnings, no status flags).
+func (p *packetWriter) eof() error {
+	if err := p.header(5); err != nil {
+		return err
+	}
+	_, err := p.w.Write([]byte{0xfe, 0, 0, 0, 0})
+	return p.wrap(err)
+}
