@@ -60,7 +60,7 @@ bench-apply:
 # A native replica's IO thread reading the same binlog from the agent's
 # binlog server and from the master (HOTSTANDBY_BENCH_MB, default 512).
 bench-serve:
-	flock /tmp/hotstandby-bench.lock $(BENCH) -run TestBenchServe ./bench
+	flock /tmp/hotstandby-bench.lock $(BENCH) -run "TestBenchServe$$|TestBenchServeFanout" ./bench
 
 demo:
 	bash scripts/demo.sh

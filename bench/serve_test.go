@@ -2,7 +2,10 @@ package bench
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -119,4 +122,128 @@ func readAll(t *testing.T, r *sandbox.Server, port int, user, pass, file string,
 	mustExec(t, r, "STOP SLAVE IO_THREAD")
 	mustExec(t, r, "RESET SLAVE ALL") // deletes the relay logs
 	return secs
+}
+
+// TestBenchServeFanout measures the master's semi-sync commit rate (16
+// clients, the agent its only semi-sync replica) with no downstream replica
+// and with 4 native replicas' IO threads reading from the agent's binlog
+// server at the same time, alternating, HOTSTANDBY_BENCH_RUNS rounds of
+// HOTSTANDBY_BENCH_COMMITS commits. Run it alone:
+// `flock /tmp/hotstandby-bench.lock make bench-serve`.
+func TestBenchServeFanout(t *testing.T) {
+	requireBench(t)
+	runs := envInt(t, "HOTSTANDBY_BENCH_RUNS", 3)
+	commits := envInt(t, "HOTSTANDBY_BENCH_COMMITS", 20000)
+	bin := buildAgent(t)
+	base := t.TempDir()
+	pw := "pw-" + harness.RandHex(12)
+	master := startServer(t, base, "master", 1, true, "rpl_semi_sync_master_wait_point=AFTER_SYNC", "rpl_semi_sync_master_timeout=10000")
+	if err := master.CreateUser(context.Background(), replUser, pw, replPrivs); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, master, "SET GLOBAL rpl_semi_sync_master_enabled=OFF")
+	mustExec(t, master, "CREATE DATABASE bench")
+	mustExec(t, master, "CREATE TABLE bench.t (id BIGINT AUTO_INCREMENT PRIMARY KEY, c INT NOT NULL, payload VARCHAR(100) NOT NULL) ENGINE=InnoDB")
+	mustExec(t, master, "SET GLOBAL rpl_semi_sync_master_enabled=ON")
+	start := masterEnd(t, master)
+
+	servePort, err := sandbox.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(base, "agent")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	servePW := "down-" + harness.RandHex(12)
+	if err := os.WriteFile(filepath.Join(dir, "serve.pw"), []byte(servePW+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startAgent(t, bin, agentSpec{Dir: dir, Master: master, Password: pw, ServerID: 9001, Start: "current", SemiSync: true,
+		Extra: fmt.Sprintf("\n[serve]\nlisten = \":%d\"\nuser = \"downstream\"\npassword_file = %q\n", servePort, filepath.Join(dir, "serve.pw"))})
+	p.waitStatus(t, "the agent to stream", 30*time.Second, 20*time.Millisecond,
+		func(st agentStatus) bool { return st.Stream.State == "streaming" })
+	e := &semiEnv{master: master}
+	e.waitSemiSyncReplica(t)
+
+	var replicas []*sandbox.Server
+	for i := range 4 {
+		r := startServer(t, base, fmt.Sprintf("replica%d", i), uint32(10+i), false)
+		mustExec(t, r, `CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=?, MASTER_USER='downstream', MASTER_PASSWORD=?,
+			MASTER_LOG_FILE=?, MASTER_LOG_POS=?, MASTER_USE_GTID=no`, servePort, servePW, start.File, start.Pos)
+		replicas = append(replicas, r)
+	}
+	db, err := sql.Open("mysql", master.RootDSN("bench"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(16)
+	noTx := statusInt(t, master, "Rpl_semi_sync_master_no_tx")
+	before := machineLoad(base)
+	rates := map[bool][]float64{}
+	for round := range runs {
+		for _, fanout := range []bool{false, true} {
+			for _, r := range replicas {
+				q := "STOP SLAVE IO_THREAD"
+				if fanout {
+					q = "START SLAVE IO_THREAD"
+				}
+				mustExec(t, r, q)
+			}
+			if fanout {
+				harness.Poll(t, "4 replicas dumping from the agent", 60*time.Second, 20*time.Millisecond, func() (bool, error) {
+					n, err := servedReplicas(p)
+					return err == nil && n == 4, nil
+				})
+			}
+			elapsed, _, err := commitLoad(db, 16, commits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rate := float64(commits) / elapsed.Seconds()
+			rates[fanout] = append(rates[fanout], rate)
+			t.Logf("round %d, %d downstream replicas: %.0f commits/s", round+1, map[bool]int{false: 0, true: 4}[fanout], rate)
+		}
+	}
+	if moved := statusInt(t, master, "Rpl_semi_sync_master_no_tx") - noTx; moved != 0 {
+		t.Errorf("Rpl_semi_sync_master_no_tx moved by %d: the master fell back to async; the run is invalid", moved)
+	}
+	var rows [][]string
+	for _, fanout := range []bool{false, true} {
+		all := ""
+		for _, r := range rates[fanout] {
+			all += strconv.FormatFloat(r, 'f', 0, 64) + " "
+		}
+		rows = append(rows, []string{map[bool]string{false: "no downstream replica", true: "4 replicas' IO threads reading from the agent"}[fanout],
+			fmt.Sprintf("%.0f", median(rates[fanout])), all})
+	}
+	fmt.Printf("\nServe fan-out: master commit rate, 16 clients, semi-sync AFTER_SYNC with the agent; %d commits per run, median of %d\n", commits, runs)
+	printTable(os.Stdout, []string{"downstream", "commits/s", "runs"}, rows)
+	fmt.Printf("commit rate with 4 downstream replicas / without: %.3f\n", median(rates[true])/median(rates[false]))
+	fmt.Printf("machine before: %s\nmachine after:  %s\n\n", before, machineLoad(base))
+	p.reviewLog(t, "serve-fanout")
+}
+
+// servedReplicas is the number of replicas the agent's status lists as
+// dumping from its binlog server.
+func servedReplicas(p *agentProc) (int, error) {
+	resp, err := http.Get("http://" + p.listen + "/status")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var rep struct {
+		Serve *struct {
+			Replicas []json.RawMessage `json:"replicas"`
+		} `json:"serve"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		return 0, err
+	}
+	if rep.Serve == nil {
+		return 0, nil
+	}
+	return len(rep.Serve.Replicas), nil
 }
