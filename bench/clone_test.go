@@ -57,7 +57,7 @@ func TestBenchClone(t *testing.T) {
 	time.Sleep(10 * time.Second) // a quiet window of commits to compare with
 	e.quiet = e.window(quietFrom, time.Now())
 	e.runHotstandby("s-hotstandby", 11)
-	e.runHotstandby("s-hotstandby-keys", 14, "--defer-indexes=false")
+	e.runHotstandby("s-hotstandby-keys", 14, "--defer-indexes")
 	e.runMariadbDump()
 	e.runMydumper()
 	e.report(os.Stdout, mb, load0, machineLoad(base))

@@ -36,7 +36,9 @@ type Config struct {
 	// WithGrants copies users and their grants too.
 	WithGrants bool
 	// DeferIndexes creates tables without their secondary indexes and adds
-	// them once the table's rows are in (measured faster: BENCHMARKS.md).
+	// them once the table's rows are in. Off by default: measured no faster
+	// with one secondary index per table (BENCHMARKS.md, two runs disagree
+	// within the noise), and a table is then complete from its creation.
 	DeferIndexes bool
 	// ChunkRows is about how many rows one chunk of a big table holds.
 	ChunkRows int64
@@ -58,7 +60,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{Workers: 4, DeferIndexes: true, ChunkRows: 20000, BatchBytes: 4 << 20, ProgressEvery: 5 * time.Second, SaveEvery: 2 * time.Second}
+	return Config{Workers: 4, ChunkRows: 20000, BatchBytes: 4 << 20, ProgressEvery: 5 * time.Second, SaveEvery: 2 * time.Second}
 }
 
 // Validate checks the fields; errors name the setting.

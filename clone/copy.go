@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // standbySession is set on every standby connection that writes rows:
@@ -183,7 +185,7 @@ func (w *worker) copyChunk(ctx context.Context, ch chunk) error {
 		if inStmt == 0 {
 			return nil
 		}
-		if _, err := w.standby.ExecContext(ctx, string(stmt)); err != nil {
+		if err := execRetrying(ctx, w.standby, string(stmt)); err != nil {
 			return fmt.Errorf("write %s (chunk %d of %d) to the standby: %w (the standby's error log says why; a full disk shows there as errno 28)", t, ch.n, ch.of, err)
 		}
 		ch.p.rows.Add(inStmt)
@@ -289,4 +291,24 @@ func copyAll(ctx context.Context, workers []*worker, chunks []chunk) error {
 		return err
 	}
 	return ctx.Err()
+}
+
+// deadlockRetries is how often a statement that InnoDB chose as a deadlock
+// victim is sent again.
+const deadlockRetries = 10
+
+// execRetrying runs one autocommit statement, again when InnoDB rolled it
+// back as a deadlock victim (1213) or after a lock wait timeout (1205): the
+// statement is then undone as a whole. Workers inserting the first rows
+// into one empty table meet this: with unique_checks=0 and
+// foreign_key_checks=0, MariaDB 10.6+ loads an empty table in bulk under
+// a table lock, and two first inserts deadlock on it.
+func execRetrying(ctx context.Context, c *sql.Conn, stmt string) error {
+	for attempt := 0; ; attempt++ {
+		_, err := c.ExecContext(ctx, stmt)
+		var me *mysql.MySQLError
+		if err == nil || attempt == deadlockRetries || !errors.As(err, &me) || (me.Number != 1213 && me.Number != 1205) {
+			return err
+		}
+	}
 }
