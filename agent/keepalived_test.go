@@ -283,7 +283,8 @@ func keepalivedConf(router string, self, peer *harness.Host, vip string, priorit
     router_id %s
     script_user root
     vrrp_garp_master_delay 0
-    vrrp_garp_master_repeat 2
+    vrrp_garp_master_repeat 6
+    vrrp_garp_interval 0.25
 }
 `, router)
 	if track != "" {
@@ -351,6 +352,7 @@ type failoverRun struct {
 	toPromotion time.Duration // kill → the promotion recorded by the agent
 	toWrite     time.Duration // kill → first write OK on the new master (its own address)
 	toVIP       time.Duration // kill → VIP seen on the standby's host
+	toFirstOK   time.Duration // kill → first commit OK through the VIP
 	outage      time.Duration // last commit OK through the VIP before the kill → first after
 	lagTxns     int64         // applier lag (transactions) at the kill
 	oks         int
@@ -462,7 +464,11 @@ func keepalivedKill(t *testing.T, commitsBefore int) failoverRun {
 	e := newNsEnv(t, `mode = "auto"`)
 	c := e.net.AddHost("c")
 	track := fmt.Sprintf("%s status --is-master --config %s", hsBinary, e.cfgPath)
+	// b's keepalived starts once a holds the VIP: both are BACKUP with
+	// nopreempt, so whichever comes up first keeps it (b could not take it
+	// anyway: it stays in FAULT until the promotion).
 	kaA := e.startKeepalived(e.a, e.b, 100, "")
+	harness.WaitFor(t, "the VIP on a", 60*time.Second, func() bool { on, _ := e.a.HasAddr(e.vip); return on })
 	kaB := e.startKeepalived(e.b, e.a, 50, track)
 	viaVIP := e.appDB(c, e.vip, 1)
 	harness.WaitFor(t, "the VIP on the master's host, answering for the master", 60*time.Second, func() bool {
@@ -597,7 +603,7 @@ func keepalivedKill(t *testing.T, commitsBefore int) failoverRun {
 			firstAfter = at
 		}
 	}
-	run.outage = firstAfter.Sub(lastBefore)
+	run.outage, run.toFirstOK = firstAfter.Sub(lastBefore), firstAfter.Sub(killedAt)
 	// The VIP now reaches the new master (a new connection: the pool's
 	// idle one went to the old master).
 	var id string
@@ -607,8 +613,8 @@ func keepalivedKill(t *testing.T, commitsBefore int) failoverRun {
 	if !strings.Contains(kaB.Log(), "VRRP_Script(chk_promoted) succeeded") {
 		t.Fatalf("b's keepalived never saw the promotion:\n%s", kaB.LogTail(20))
 	}
-	t.Logf("%d commits OK'd through the VIP, all on the promoted standby; applier lag at the kill %d txns; kill → promotion %s, → first write on the new master %s, → VIP on b %s; client-observed write outage through the VIP %s",
-		len(ok), lag, ms(run.toPromotion), ms(run.toWrite), ms(run.toVIP), ms(run.outage))
+	t.Logf("%d commits OK'd through the VIP, all on the promoted standby; applier lag at the kill %d txns; kill → promotion %s, → first write on the new master %s, → VIP on b %s, → first commit OK through the VIP %s; client-observed write outage through the VIP %s",
+		len(ok), lag, ms(run.toPromotion), ms(run.toWrite), ms(run.toVIP), ms(run.toFirstOK), ms(run.outage))
 	return run
 }
 
@@ -635,10 +641,12 @@ func logFailoverRuns(t *testing.T, runs []failoverRun) {
 	promo := pick(func(r failoverRun) time.Duration { return r.toPromotion })
 	write := pick(func(r failoverRun) time.Duration { return r.toWrite })
 	vip := pick(func(r failoverRun) time.Duration { return r.toVIP })
+	firstOK := pick(func(r failoverRun) time.Duration { return r.toFirstOK })
 	outage := pick(func(r failoverRun) time.Duration { return r.outage })
 	line("kill → promotion recorded", promo)
 	line("kill → first write on the new master", write)
 	line("kill → VIP on the standby's host", vip)
+	line("kill → first commit OK through the VIP", firstOK)
 	line("client-observed write outage through the VIP", outage)
 	b.WriteString("per kill (applier lag at the kill, kill → first write, outage through the VIP):\n")
 	for i, r := range runs {
@@ -683,10 +691,14 @@ func keepalivedAloneMove(t *testing.T) time.Duration {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Kill() })
-		e.execOn(s, fmt.Sprintf("CREATE USER 'app'@'%s%%' IDENTIFIED BY '%s'", strings.TrimSuffix(n.Addr(0), "0"), e.password))
+		app := fmt.Sprintf("'app'@'%s%%'", strings.TrimSuffix(n.Addr(0), "0"))
+		e.execOn(s, "CREATE DATABASE test", "CREATE USER "+app+" IDENTIFIED BY '"+e.password+"'", "GRANT ALL ON test.* TO "+app)
 		servers[i] = s
 	}
+	// b's keepalived starts once a holds the VIP: both are BACKUP with
+	// nopreempt, so whichever comes up first keeps it.
 	kaA := e.startKeepalived(e.a, e.b, 100, "")
+	harness.WaitFor(t, "the VIP on a", 60*time.Second, func() bool { on, _ := e.a.HasAddr(e.vip); return on })
 	e.startKeepalived(e.b, e.a, 50, "")
 	db := e.appDB(c, e.vip, 1)
 	serverID := func() string {
