@@ -2,8 +2,14 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -137,4 +143,72 @@ func TestWitnessVetoesAPortBlock(t *testing.T) {
 	if ro := readOnly(e.standby); ro != "0" {
 		t.Fatalf("read_only=%s on the promoted standby (role %s)", ro, r.Role)
 	}
+}
+
+// limitCPU puts process pid (all its threads) in a cgroup of its own (v1
+// cpu controller) that may use percent of one CPU, until the test ends.
+func limitCPU(t *testing.T, pid, percent int) {
+	t.Helper()
+	root := "/sys/fs/cgroup/cpu"
+	if _, err := os.Stat(filepath.Join(root, "cgroup.procs")); err != nil {
+		t.Fatalf("this test needs the cgroup v1 cpu controller at %s: %v", root, err)
+	}
+	dir := filepath.Join(root, "hst-"+harness.RandHex(4))
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Back to the root group, then remove the empty group.
+		os.WriteFile(filepath.Join(root, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o600)
+		if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Logf("remove cgroup %s: %v", dir, err)
+		}
+	})
+	for _, w := range []struct{ file, value string }{
+		{"cpu.cfs_period_us", "100000"},
+		{"cpu.cfs_quota_us", strconv.Itoa(1000 * percent)},
+		{"cgroup.procs", strconv.Itoa(pid)},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, w.file), []byte(w.value), 0o600); err != nil {
+			t.Fatalf("cgroup %s: write %s = %s: %v", dir, w.file, w.value, err)
+		}
+	}
+}
+
+// TestNoFailoverWhileTheMasterIsOverloaded: the master limited to 5% of
+// one CPU while 16 clients commit as fast as it lets them, for a few
+// seconds: slow, but it answers probes and keeps streaming, so the agent
+// does not promote; every commit OK'd meanwhile reaches the standby.
+func TestNoFailoverWhileTheMasterIsOverloaded(t *testing.T) {
+	harness.NeedNetns(t)
+	e := newNsEnv(t, `mode = "auto"`)
+	limitCPU(t, e.master.PID(), 5)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var committed atomic.Int64
+	ids := okIDs(ctx, t, e.master, 16, &committed)
+	start := time.Now()
+	worst, slowest := 0, 0.0
+	harness.WaitFor(t, "500 commits and 5 s of probes against the overloaded master", 120*time.Second, func() bool {
+		r := e.mustReport()
+		d := detector(r)
+		if d == nil {
+			return false
+		}
+		worst, slowest = max(worst, d.Failures), max(slowest, d.ProbeMS)
+		if r.Role != checkpoint.RoleStandby || d.Dead {
+			t.Fatalf("role %s, dead %v (%s): an overloaded master that answers was taken for dead", r.Role, d.Dead, d.ProbeError)
+		}
+		return committed.Load() >= 500 && d.ProbeAt != nil && d.ProbeAt.After(start.Add(5*time.Second))
+	})
+	stop()
+	ok := ids()
+	t.Logf("overloaded master (5%% of a CPU): %d commits OK'd, slowest probe %.0f ms, at most %d probes failed in a row; no promotion", len(ok), slowest, worst)
+	r := e.mustReport()
+	if r.Role != checkpoint.RoleStandby || strings.Contains(strings.Join(r.Audit, "\n"), "promot") || readOnly(e.standby) != "1" {
+		t.Fatalf("role %s, audit %v, standby read_only %s: want no promotion", r.Role, r.Audit, readOnly(e.standby))
+	}
+	harness.WaitFor(t, "every OK'd commit on the standby", 120*time.Second, func() bool {
+		return len(missingIDs(t, e.standby, ok)) == 0
+	})
 }
