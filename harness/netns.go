@@ -245,3 +245,25 @@ func (h *Host) dialInside(ctx context.Context, network, addr string) (net.Conn, 
 func setns(f *os.File) error {
 	return unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
 }
+
+// KillAll sends SIGKILL to every process inside the host (ip netns pids):
+// the whole host's software dies at once, as in a crash, with no process
+// getting the chance to clean up after another (keepalived's VRRP child,
+// for one, would otherwise remove the VIP and send a priority-0 advert when
+// its parent dies). The processes' own owners reap them.
+func (h *Host) KillAll() error {
+	out, err := exec.Command("ip", "netns", "pids", h.Name).Output()
+	if err != nil {
+		return fmt.Errorf("ip netns pids %s: %w", h.Name, err)
+	}
+	for _, f := range strings.Fields(string(out)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			continue
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("kill -9 %d in %s: %w", pid, h.Name, err)
+		}
+	}
+	return nil
+}
