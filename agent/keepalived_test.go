@@ -343,6 +343,7 @@ type vipSample struct {
 	at         time.Time // when the VIP was looked at (after the role)
 	role       string    // the agent's role, read first
 	vipA, vipB bool
+	bErr       bool   // looking at b failed: vipB tells nothing
 	roA, roB   string // @@read_only of master and standby; "down" if it does not answer
 }
 
@@ -495,7 +496,10 @@ func keepalivedKill(t *testing.T, commitsBefore int) failoverRun {
 			s.roA, s.roB = readOnly(e.master), readOnly(e.standby)
 			s.at = time.Now()
 			s.vipA, _ = e.a.HasAddr(e.vip)
-			s.vipB, _ = e.b.HasAddr(e.vip)
+			var err error
+			if s.vipB, err = e.b.HasAddr(e.vip); err != nil {
+				s.bErr = true
+			}
 			samples = append(samples, s)
 		}
 	}()
@@ -589,6 +593,19 @@ func keepalivedKill(t *testing.T, commitsBefore int) failoverRun {
 	}
 	if vipAt.IsZero() || vipAt.Before(promotedAt) {
 		t.Fatalf("VIP first seen on b at %v, promotion recorded at %s: the VIP must follow the promotion", vipAt, promotedAt)
+	}
+	// The proof of the order: a sample begun after the promotion was
+	// recorded still found the VIP absent from b, so it arrived later.
+	absentAfter := false
+	for _, s := range samples {
+		if s.at.After(promotedAt) && !s.vipB && !s.bErr && s.at.Before(vipAt) {
+			absentAfter = true
+			break
+		}
+	}
+	if !absentAfter {
+		t.Fatalf("no sample between the promotion (%s) and the VIP first seen on b (%s) found b without the VIP: the order is not shown",
+			promotedAt.Format(time.RFC3339Nano), vipAt.Format(time.RFC3339Nano))
 	}
 	run.toVIP = vipAt.Sub(killedAt)
 
