@@ -64,6 +64,17 @@ type Config struct {
 	// may (or, with RequireSecureTransport, must) use TLS.
 	TLS *TLSConfig
 
+	// BindAddress is mariadbd's bind-address: one address or several
+	// separated by commas. Empty means 127.0.0.1. Tests that run a server
+	// inside a private network namespace (see Wrapper) bind it to that
+	// namespace's addresses.
+	BindAddress string
+
+	// Wrapper, if set, is a command prefix mariadbd runs under, for example
+	// ip netns exec NAME, which execs mariadbd in its place (so the process
+	// Kill signals is mariadbd itself). mariadb-install-db runs without it.
+	Wrapper []string
+
 	// Log, if not nil, receives the server's error-log lines when starting
 	// or stopping fails, and the MySQL driver's error messages. t.Logf fits.
 	Log func(format string, args ...any)
@@ -88,6 +99,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("sandbox: %w: ServerID must be non-zero", ErrInvalidConfig)
 	case c.StartTimeout < 0:
 		return fmt.Errorf("sandbox: %w: StartTimeout %v is negative", ErrInvalidConfig, c.StartTimeout)
+	}
+	if strings.ContainsAny(c.BindAddress, "\r\n") {
+		return fmt.Errorf("sandbox: %w: BindAddress %q contains a line break", ErrInvalidConfig, c.BindAddress)
 	}
 	for i, line := range c.Extra {
 		if strings.ContainsAny(line, "\r\n") {
@@ -149,7 +163,11 @@ func myCnf(c Config, l layout, port int) string {
 	line("socket=%s", l.socket)
 	line("pid-file=%s", l.pid)
 	line("port=%d", port)
-	line("bind-address=127.0.0.1")
+	bind := "127.0.0.1"
+	if c.BindAddress != "" {
+		bind = c.BindAddress
+	}
+	line("bind-address=%s", bind)
 	line("server_id=%d", c.ServerID)
 	line("log_error=%s", l.errLog)
 	// A server deletes every #sql* file in its tmpdir when it starts, so

@@ -19,13 +19,14 @@ type process struct {
 // error appended to errLog. The process gets its own process group, so that
 // Kill can signal it and whatever it may fork, and a parent-death signal of
 // SIGKILL, so that a test binary that dies does not leave servers behind.
-func spawn(mariadbd, cnf, errLog string, detached bool) (*process, error) {
+func spawn(wrapper []string, mariadbd, cnf, errLog string, detached bool) (*process, error) {
 	logFile, err := os.OpenFile(errLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	// --defaults-file must be the first option.
-	cmd := exec.Command(mariadbd, "--defaults-file="+cnf)
+	argv := append(append([]string(nil), wrapper...), mariadbd, "--defaults-file="+cnf)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

@@ -134,7 +134,7 @@ func (s *Server) launch(ctx context.Context) (string, error) {
 	if fi, err := os.Stat(s.paths.errLog); err == nil {
 		from = fi.Size()
 	}
-	p, err := spawn(s.bins.mariadbd, s.paths.cnf, s.paths.errLog, s.cfg.Detached)
+	p, err := spawn(s.cfg.Wrapper, s.bins.mariadbd, s.paths.cnf, s.paths.errLog, s.cfg.Detached)
 	if err != nil {
 		return "", fmt.Errorf("sandbox: start mariadbd in %s: %w", s.paths.dir, err)
 	}
