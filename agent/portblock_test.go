@@ -145,13 +145,25 @@ func TestWitnessVetoesAPortBlock(t *testing.T) {
 	}
 }
 
-// limitCPU puts process pid (all its threads) in a cgroup of its own (v1
-// cpu controller) that may use percent of one CPU, until the test ends.
+// limitCPU puts process pid (all its threads) in a cgroup of its own that
+// may use percent of one CPU, until the test ends: the v1 cpu controller
+// where it is mounted (cpu.cfs_quota_us), else cgroup v2 (cpu.max, with
+// the cpu controller enabled for the root's children).
 func limitCPU(t *testing.T, pid, percent int) {
 	t.Helper()
-	root := "/sys/fs/cgroup/cpu"
+	root, limits := "/sys/fs/cgroup/cpu", []struct{ file, value string }{
+		{"cpu.cfs_period_us", "100000"},
+		{"cpu.cfs_quota_us", strconv.Itoa(1000 * percent)},
+	}
 	if _, err := os.Stat(filepath.Join(root, "cgroup.procs")); err != nil {
-		t.Fatalf("this test needs the cgroup v1 cpu controller at %s: %v", root, err)
+		root = "/sys/fs/cgroup"
+		if _, err := os.Stat(filepath.Join(root, "cgroup.subtree_control")); err != nil {
+			t.Fatalf("this test needs a cgroup cpu controller (v1 at /sys/fs/cgroup/cpu or v2 at /sys/fs/cgroup): %v", err)
+		}
+		if err := os.WriteFile(filepath.Join(root, "cgroup.subtree_control"), []byte("+cpu"), 0o600); err != nil {
+			t.Fatalf("cgroup v2: enable the cpu controller in %s: %v", root, err)
+		}
+		limits = []struct{ file, value string }{{"cpu.max", fmt.Sprintf("%d 100000", 1000*percent)}}
 	}
 	dir := filepath.Join(root, "hst-"+harness.RandHex(4))
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -164,11 +176,7 @@ func limitCPU(t *testing.T, pid, percent int) {
 			t.Logf("remove cgroup %s: %v", dir, err)
 		}
 	})
-	for _, w := range []struct{ file, value string }{
-		{"cpu.cfs_period_us", "100000"},
-		{"cpu.cfs_quota_us", strconv.Itoa(1000 * percent)},
-		{"cgroup.procs", strconv.Itoa(pid)},
-	} {
+	for _, w := range append(limits, struct{ file, value string }{"cgroup.procs", strconv.Itoa(pid)}) {
 		if err := os.WriteFile(filepath.Join(dir, w.file), []byte(w.value), 0o600); err != nil {
 			t.Fatalf("cgroup %s: write %s = %s: %v", dir, w.file, w.value, err)
 		}
