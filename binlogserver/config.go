@@ -1,6 +1,7 @@
 package binlogserver
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -40,6 +41,12 @@ type Config struct {
 	// Poll is how often the durable frontier is looked at while replicas
 	// are caught up. Zero: 2 ms.
 	Poll time.Duration
+	// TLS, when set, is offered to replicas (CLIENT_SSL in the handshake):
+	// a replica with MASTER_SSL=1 switches to it before it logs in.
+	TLS *tls.Config
+	// RequireTLS refuses, with access denied, a replica that logs in
+	// without TLS. It needs TLS.
+	RequireTLS bool
 	// Logger receives the server's log, tagged component=binlogserver. Nil:
 	// slog.Default().
 	Logger *slog.Logger
@@ -67,6 +74,9 @@ func (c Config) Validate() error {
 	}
 	if c.Source == nil {
 		return fmt.Errorf("%w: no durable frontier source", ErrConfig)
+	}
+	if c.RequireTLS && c.TLS == nil {
+		return fmt.Errorf("%w: TLS is required but no certificate is configured", ErrConfig)
 	}
 	if c.ServerID == 0 {
 		return fmt.Errorf("%w: server_id is 0", ErrConfig)
