@@ -1,0 +1,221 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hotstandby/hotstandby/harness"
+	"github.com/hotstandby/hotstandby/ingest"
+	"github.com/hotstandby/hotstandby/sandbox"
+	"github.com/hotstandby/hotstandby/status"
+)
+
+// newServeTLSEnv is newServeEnv with the binlog server's listener given a
+// certificate for 127.0.0.1 signed by a test CA (returned), and
+// require_tls as asked.
+func newServeTLSEnv(t *testing.T, requireTLS bool) (*serveEnv, tlsCerts) {
+	t.Helper()
+	se, _ := serveConfig(t, false)
+	certs := newTLSCerts(t)
+	// [serve] is the config's last section: its keys go at the end.
+	writeFile(t, se.cfgPath, readFile(t, se.cfgPath)+fmt.Sprintf("cert_file = %q\nkey_file = %q\nrequire_tls = %v\n",
+		certs.master.Cert, certs.master.Key, requireTLS))
+	se.agent = se.startInProcess(ingest.Hooks{})
+	se.waitSemiSyncClient()
+	return se, certs
+}
+
+// sslReplica is newReplica switched to MASTER_SSL=1 with the given CA and
+// MASTER_SSL_VERIFY_SERVER_CERT=1 (its first, plain, START SLAVE is
+// stopped before the switch).
+func (se *serveEnv) sslReplica(name string, serverID uint32, caFile string) *sandbox.Server {
+	se.t.Helper()
+	r := se.newReplica(name, serverID, se.startGTID)
+	se.setReplicaSSL(r, fmt.Sprintf("MASTER_SSL=1, MASTER_SSL_CA='%s', MASTER_SSL_VERIFY_SERVER_CERT=1", caFile))
+	return r
+}
+
+// setReplicaSSL stops r's replication, changes its SSL options and starts
+// it again.
+func (se *serveEnv) setReplicaSSL(r *sandbox.Server, opts string) {
+	se.t.Helper()
+	ctx := context.Background()
+	for _, q := range []string{"STOP SLAVE", "CHANGE MASTER TO " + opts, "START SLAVE"} {
+		if err := r.Exec(ctx, q); err != nil {
+			se.t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+// waitIORefused waits until r's IO thread reports errno (empty: any) with
+// a message containing want, and is not running.
+func waitIORefused(t *testing.T, r *sandbox.Server, what, errno, want string) string {
+	t.Helper()
+	var st map[string]string
+	harness.Poll(t, what, 60*time.Second, 50*time.Millisecond, func() (bool, error) {
+		var err error
+		if st, err = slaveStatusOf(r); err != nil {
+			return false, err
+		}
+		code := st["Last_IO_Errno"]
+		return (code == errno || errno == "" && code != "0" && code != "") && st["Slave_IO_Running"] != "Yes" &&
+			strings.Contains(st["Last_IO_Error"], want), nil
+	})
+	return st["Last_IO_Error"]
+}
+
+// TestServeTLSRequired: with [serve] cert_file, key_file and require_tls,
+// a stock MariaDB replica with MASTER_SSL=1 and
+// MASTER_SSL_VERIFY_SERVER_CERT=1 against the test CA replicates from the
+// agent and ends with the master's rows and GTIDs, and status shows its
+// connection encrypted; a replica with MASTER_SSL=0 is refused with access
+// denied naming require_tls (and the agent's log says so), and never
+// dumps; a replica that trusts another CA refuses the agent's certificate.
+// The downstream password is in no log.
+func TestServeTLSRequired(t *testing.T) {
+	se, certs := newServeTLSEnv(t, true)
+
+	tlsR := se.sslReplica("tls", 31, certs.ca.File)
+	plain := se.newReplica("plain", 32, se.startGTID)
+	se.setReplicaSSL(plain, "MASTER_SSL=0")
+	se.loadN(1000)
+	se.exec("FLUSH BINARY LOGS")
+	se.loadN(500)
+	se.waitReplicaEqual(tlsR, "the TLS replica")
+
+	st, err := slaveStatusOf(tlsR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st["Master_SSL_Allowed"] != "Yes" || st["Master_SSL_Verify_Server_Cert"] != "Yes" {
+		t.Fatalf("the TLS replica: Master_SSL_Allowed %q, Master_SSL_Verify_Server_Cert %q", st["Master_SSL_Allowed"], st["Master_SSL_Verify_Server_Cert"])
+	}
+
+	ioErr := waitIORefused(t, plain, "the MASTER_SSL=0 replica to be refused with 1045", "1045", "requires TLS")
+	if !strings.Contains(ioErr, "Access denied") || !strings.Contains(ioErr, "serve.require_tls") {
+		t.Fatalf("the plain replica's Last_IO_Error does not say access denied and why: %q", ioErr)
+	}
+	t.Logf("plain replica refused: %s", ioErr)
+	if n := tableDigest(t, plain); !strings.HasPrefix(n, "0:") {
+		t.Fatalf("the refused plain replica has rows: %s", n)
+	}
+	harness.WaitFor(t, "the refusal with its reason in the agent's log", 10*time.Second, func() bool {
+		for _, line := range strings.Split(se.agent.log.String(), "\n") {
+			if strings.Contains(line, "replica connection refused") && strings.Contains(line, "requires TLS") {
+				return true
+			}
+		}
+		return false
+	})
+
+	// Status: the one dumping replica is the TLS one, encrypted.
+	rep := se.agent.a.liveReport()
+	if rep.Serve == nil || rep.Serve.TLS != "required" || len(rep.Serve.Replicas) != 1 {
+		t.Fatalf("status serve: %+v, want TLS required and the TLS replica only", rep.Serve)
+	}
+	rr := rep.Serve.Replicas[0]
+	if rr.ServerID != 31 || !rr.Encrypted || !strings.HasPrefix(rr.TLSVersion, "TLS 1.") || rr.TLSCipher == "" {
+		t.Fatalf("status: served replica %+v, want server_id 31 encrypted with a TLS version and cipher", rr)
+	}
+	var b bytes.Buffer
+	rep.WriteText(&b, status.TextOptions{Now: time.Now()})
+	if text := b.String(); !strings.Contains(text, "TLS required") || !strings.Contains(text, "encrypted "+rr.TLSVersion+" "+rr.TLSCipher) {
+		t.Fatalf("status text does not show the transport:\n%s", text)
+	}
+	t.Logf("served replica: %s %s", rr.TLSVersion, rr.TLSCipher)
+
+	// A replica that trusts another CA refuses the agent's certificate.
+	wrongCA := se.newReplica("wrongca", 33, se.startGTID)
+	se.setReplicaSSL(wrongCA, fmt.Sprintf("MASTER_SSL=1, MASTER_SSL_CA='%s', MASTER_SSL_VERIFY_SERVER_CERT=1", certs.other.File))
+	ioErr = waitIORefused(t, wrongCA, "the replica trusting another CA to refuse the agent's certificate", "", "SSL")
+	t.Logf("replica with another CA: %s", ioErr)
+	if n := tableDigest(t, wrongCA); !strings.HasPrefix(n, "0:") {
+		t.Fatalf("the replica with the wrong CA has rows: %s", n)
+	}
+
+	// The TLS replica keeps replicating beside the refused ones.
+	se.loadN(300)
+	se.waitReplicaEqual(tlsR, "the TLS replica after the refusals")
+	assertNoSecret(t, "the agent's log", se.agent.log.String(), se.servePW)
+}
+
+// TestServeTLSOffered: with a certificate and no require_tls, the listener
+// offers TLS: a MASTER_SSL=1 replica (verifying the certificate) and a
+// plain one both replicate, and status tells them apart.
+func TestServeTLSOffered(t *testing.T) {
+	se, certs := newServeTLSEnv(t, false)
+	tlsR := se.sslReplica("tls", 31, certs.ca.File)
+	plain := se.newReplica("plain", 32, se.startGTID)
+	se.setReplicaSSL(plain, "MASTER_SSL=0")
+	se.loadN(800)
+	se.waitReplicaEqual(tlsR, "the TLS replica")
+	se.waitReplicaEqual(plain, "the plain replica")
+	rep := se.agent.a.liveReport()
+	if rep.Serve == nil || rep.Serve.TLS != "offered" || len(rep.Serve.Replicas) != 2 {
+		t.Fatalf("status serve: %+v, want TLS offered and two replicas", rep.Serve)
+	}
+	for _, rr := range rep.Serve.Replicas {
+		want := rr.ServerID == 31
+		if rr.Encrypted != want || (rr.TLSVersion != "") != want {
+			t.Fatalf("status: replica %d encrypted %v (%q), want %v", rr.ServerID, rr.Encrypted, rr.TLSVersion, want)
+		}
+	}
+}
+
+// TestServeTLSConfigErrors: [serve] TLS mistakes are one line naming the
+// key (and the file); a good certificate pair loads.
+func TestServeTLSConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	certs := newTLSCerts(t)
+	if err := os.WriteFile(filepath.Join(dir, "serve.pw"), []byte("down-secret-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "nope.crt")
+	base := "data_dir = \"d\"\nserver_id = 7\n[master]\nuser = \"repl\"\npassword = \"hunter2-secret\"\n" +
+		"[serve]\nlisten = \":3307\"\nuser = \"d\"\npassword_file = \"serve.pw\"\n"
+	tests := []struct{ name, body, wantErr string }{
+		{name: "require without cert", body: "require_tls = true\n",
+			wantErr: "serve.require_tls = true needs a certificate: set serve.cert_file and serve.key_file"},
+		{name: "cert without key", body: fmt.Sprintf("cert_file = %q\n", certs.master.Cert),
+			wantErr: "serve.cert_file and serve.key_file go together"},
+		{name: "unreadable cert", body: fmt.Sprintf("cert_file = %q\nkey_file = %q\n", missing, certs.master.Key),
+			wantErr: "serve.cert_file " + missing + ": cannot read it: no such file or directory"},
+		{name: "unreadable key relative", body: fmt.Sprintf("cert_file = %q\nkey_file = \"nope.key\"\n", certs.master.Cert),
+			wantErr: "serve.key_file " + filepath.Join(dir, "nope.key") + ": cannot read it"},
+		{name: "key of another cert", body: fmt.Sprintf("cert_file = %q\nkey_file = %q\n", certs.master.Cert, certs.standby.Key),
+			wantErr: "serve.cert_file " + certs.master.Cert + " / key_file " + certs.standby.Key},
+		{name: "good", body: fmt.Sprintf("cert_file = %q\nkey_file = %q\nrequire_tls = true\n", certs.master.Cert, certs.master.Key)},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(dir, fmt.Sprintf("c%d.toml", i))
+			if err := os.WriteFile(p, []byte(base+tt.body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := LoadConfig(p)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				tc, err := cfg.serveTLS()
+				if err != nil || tc == nil || len(tc.Certificates) != 1 || !cfg.Serve.RequireTLS {
+					t.Fatalf("the good pair: %v, %v", tc, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("got %v, want %q", err, tt.wantErr)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("the error is more than one line: %q", err)
+			}
+			assertNoSecret(t, "a config error", err.Error(), "down-secret-pw")
+		})
+	}
+}
