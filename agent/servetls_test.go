@@ -135,6 +135,9 @@ func TestServeTLSRequired(t *testing.T) {
 	se.setReplicaSSL(wrongCA, fmt.Sprintf("MASTER_SSL=1, MASTER_SSL_CA='%s', MASTER_SSL_VERIFY_SERVER_CERT=1", certs.other.File))
 	ioErr = waitIORefused(t, wrongCA, "the replica trusting another CA to refuse the agent's certificate", "", "SSL")
 	t.Logf("replica with another CA: %s", ioErr)
+	harness.WaitFor(t, "the failed TLS handshake in the agent's log", 10*time.Second, func() bool {
+		return strings.Contains(se.agent.log.String(), "replica connection refused: its TLS handshake failed")
+	})
 	if n := tableDigest(t, wrongCA); !strings.HasPrefix(n, "0:") {
 		t.Fatalf("the replica with the wrong CA has rows: %s", n)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +44,14 @@ type ConnTLS struct {
 	Encrypted bool
 	Version   string // "TLS 1.3"; empty when plain
 	Cipher    string // "TLS_AES_128_GCM_SHA256"; empty when plain
+}
+
+// isTLSError reports whether err came from the TLS handshake (an alert
+// either way, or a client that is not speaking TLS).
+func isTLSError(err error) bool {
+	var rh tls.RecordHeaderError
+	var ae tls.AlertError
+	return errors.As(err, &rh) || errors.As(err, &ae) || strings.Contains(err.Error(), "tls: ")
 }
 
 // tlsOf reads the transport of a logged-in connection.
@@ -244,6 +253,11 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	conn, err := s.conf.NewCustomizedConn(c, s.auth, h)
 	if err != nil {
 		// The error names the user and address, never the password.
+		if s.cfg.TLS != nil && isTLSError(err) {
+			s.log.Warn("replica connection refused: its TLS handshake failed; does it trust the CA that signed serve.cert_file, and does the certificate name the host it connects to?",
+				"addr", addr, "err", err)
+			return
+		}
 		s.log.Warn("replica connection refused", "addr", addr, "err", err)
 		return
 	}
