@@ -3,9 +3,12 @@ package agent
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -70,14 +73,42 @@ func waitIORefused(t *testing.T, r *sandbox.Server, what, errno, want string) st
 	return st["Last_IO_Error"]
 }
 
+// mariadbBinlogEvents runs mariadb-binlog --read-from-remote-server from
+// the agent's start position to the end with the extra options and returns
+// the master's event header lines, or the error and stderr.
+func (se *serveEnv) mariadbBinlogEvents(port int, user, pw string, opts ...string) ([]string, error) {
+	file, pos, _ := strings.Cut(se.startPos, ":")
+	args := append([]string{"--read-from-remote-server", "--host=127.0.0.1", "--port=" + strconv.Itoa(port),
+		"--user=" + user, "--start-position=" + pos, "--to-last-log"}, opts...)
+	cmd := exec.Command("mariadb-binlog", append(args, file)...)
+	cmd.Env = append(os.Environ(), "MYSQL_PWD="+pw) // not in argv
+	out, err := cmd.Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return nil, fmt.Errorf("%v: %s", err, ee.Stderr)
+		}
+		return nil, err
+	}
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "server id 1 ") && !strings.Contains(l, "end_log_pos 0 ") && !strings.Contains(l, "Start: binlog") {
+			lines = append(lines, l)
+		}
+	}
+	return lines, nil
+}
+
 // TestServeTLSRequired: with [serve] cert_file, key_file and require_tls,
 // a stock MariaDB replica with MASTER_SSL=1 and
 // MASTER_SSL_VERIFY_SERVER_CERT=1 against the test CA replicates from the
 // agent and ends with the master's rows and GTIDs, and status shows its
 // connection encrypted; a replica with MASTER_SSL=0 is refused with access
 // denied naming require_tls (and the agent's log says so), and never
-// dumps; a replica that trusts another CA refuses the agent's certificate.
-// The downstream password is in no log.
+// dumps; a replica that trusts another CA refuses the agent's certificate
+// (and the agent's log says what to check). mariadb-binlog over TLS with
+// --ssl-verify-server-cert reads the same events from the agent as from the
+// master, and is refused without TLS. The downstream password is in no log.
 func TestServeTLSRequired(t *testing.T) {
 	se, certs := newServeTLSEnv(t, true)
 
@@ -145,6 +176,24 @@ func TestServeTLSRequired(t *testing.T) {
 	// The TLS replica keeps replicating beside the refused ones.
 	se.loadN(300)
 	se.waitReplicaEqual(tlsR, "the TLS replica after the refusals")
+
+	// mariadb-binlog over TLS, verifying the certificate, reads the same
+	// events from the agent as from the master; without TLS it is refused.
+	fromMaster, err := se.mariadbBinlogEvents(se.master.Port(), "repl", se.password)
+	if err != nil {
+		t.Fatalf("mariadb-binlog from the master: %v", err)
+	}
+	fromAgent, err := se.mariadbBinlogEvents(se.servePort, "downstream", se.servePW,
+		"--ssl", "--ssl-ca="+certs.ca.File, "--ssl-verify-server-cert")
+	if err != nil {
+		t.Fatalf("mariadb-binlog over TLS from the agent: %v", err)
+	}
+	if len(fromMaster) < 1800 || strings.Join(fromMaster, "\n") != strings.Join(fromAgent, "\n") {
+		t.Fatalf("mariadb-binlog: %d events from the master, %d over TLS from the agent, not the same", len(fromMaster), len(fromAgent))
+	}
+	if _, err := se.mariadbBinlogEvents(se.servePort, "downstream", se.servePW, "--skip-ssl"); err == nil || !strings.Contains(err.Error(), "requires TLS") {
+		t.Fatalf("mariadb-binlog without TLS: got %v, want access denied naming require_tls", err)
+	}
 	assertNoSecret(t, "the agent's log", se.agent.log.String(), se.servePW)
 }
 
