@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -127,6 +128,9 @@ func (a *Agent) startServe(ctx context.Context, wg *sync.WaitGroup) error {
 	if err != nil {
 		return err
 	}
+	if msg := serveCertWarning(a.cfg.Serve.CertFile, tlsCfg, time.Now()); msg != "" {
+		a.log.Warn(msg)
+	}
 	srv, err := binlogserver.New(binlogserver.Config{
 		Listen: a.cfg.ServeListen(), User: a.cfg.Serve.User, Password: a.cfg.servePassword,
 		RelayDir: a.cfg.RelayDir(), Source: a.recv, ServerID: a.cfg.ServerID, Logger: a.log,
@@ -149,6 +153,22 @@ func (a *Agent) startServe(ctx context.Context, wg *sync.WaitGroup) error {
 		}
 	}()
 	return nil
+}
+
+// serveCertWarning is a warning when the listener's certificate has
+// expired or expires within tlsconf.ExpiryWarning of now ("": none).
+func serveCertWarning(file string, c *tls.Config, now time.Time) string {
+	if c == nil || len(c.Certificates) == 0 || c.Certificates[0].Leaf == nil {
+		return ""
+	}
+	na := c.Certificates[0].Leaf.NotAfter
+	switch {
+	case !now.Before(na):
+		return fmt.Sprintf("serve.cert_file %s expired at %s: replicas that verify it (MASTER_SSL_VERIFY_SERVER_CERT=1) refuse the agent", file, na.UTC().Format(time.RFC3339))
+	case na.Sub(now) < tlsconf.ExpiryWarning:
+		return fmt.Sprintf("serve.cert_file %s expires at %s, in less than %d days: renew it", file, na.UTC().Format(time.RFC3339), int(tlsconf.ExpiryWarning.Hours()/24))
+	}
+	return ""
 }
 
 func hostOf(addr string) string {

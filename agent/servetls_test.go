@@ -212,6 +212,11 @@ func TestServeTLSOffered(t *testing.T) {
 	if rep.Serve == nil || rep.Serve.TLS != "offered" || len(rep.Serve.Replicas) != 2 {
 		t.Fatalf("status serve: %+v, want TLS offered and two replicas", rep.Serve)
 	}
+	var b bytes.Buffer
+	rep.WriteText(&b, status.TextOptions{Now: time.Now()})
+	if text := b.String(); !strings.Contains(text, "TLS offered") || !strings.Contains(text, "unencrypted") || !strings.Contains(text, "encrypted TLS 1.") {
+		t.Fatalf("status text does not tell the two transports apart:\n%s", text)
+	}
 	for _, rr := range rep.Serve.Replicas {
 		want := rr.ServerID == 31
 		if rr.Encrypted != want || (rr.TLSVersion != "") != want {
@@ -268,6 +273,38 @@ func TestServeTLSConfigErrors(t *testing.T) {
 				t.Fatalf("the error is more than one line: %q", err)
 			}
 			assertNoSecret(t, "a config error", err.Error(), "down-secret-pw")
+		})
+	}
+}
+
+// TestServeCertWarning: a listener certificate that has expired, or
+// expires within 14 days, is a warning naming serve.cert_file; a fresh one
+// is none.
+func TestServeCertWarning(t *testing.T) {
+	dir := t.TempDir()
+	ca := harness.NewCA(t, dir, "ca")
+	now := time.Now()
+	for _, tt := range []struct {
+		name     string
+		notAfter time.Time
+		want     string
+	}{
+		{"fresh", now.Add(365 * 24 * time.Hour), ""},
+		{"soon", now.Add(3 * 24 * time.Hour), "expires at"},
+		{"expired", now.Add(-time.Hour), "expired at"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := ca.Issue(t, harness.CertSpec{Name: tt.name, IPs: []string{"127.0.0.1"},
+				NotBefore: now.Add(-48 * time.Hour), NotAfter: tt.notAfter})
+			cfg := Config{Serve: ServeConfig{CertFile: f.Cert, KeyFile: f.Key}}
+			tc, err := cfg.serveTLS()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := serveCertWarning(f.Cert, tc, now)
+			if tt.want == "" && got != "" || tt.want != "" && (!strings.Contains(got, tt.want) || !strings.Contains(got, "serve.cert_file "+f.Cert)) {
+				t.Fatalf("warning %q, want %q", got, tt.want)
+			}
 		})
 	}
 }
