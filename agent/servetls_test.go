@@ -5,6 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,8 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotstandby/hotstandby/binlogserver"
 	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/ingest"
+	"github.com/hotstandby/hotstandby/relay"
 	"github.com/hotstandby/hotstandby/sandbox"
 	"github.com/hotstandby/hotstandby/status"
 )
@@ -307,4 +312,54 @@ func TestServeCertWarning(t *testing.T) {
 			}
 		})
 	}
+}
+
+type zeroSource struct{}
+
+func (zeroSource) Durable() relay.Frontier { return relay.Frontier{} }
+
+// TestServeLoginTimeout: a client that connects to the TLS listener and
+// never logs in (nor starts its TLS handshake) is disconnected after the
+// login timeout, and the refusal is logged; it holds nothing open.
+func TestServeLoginTimeout(t *testing.T) {
+	certs := newTLSCerts(t)
+	cfg := Config{Serve: ServeConfig{CertFile: certs.master.Cert, KeyFile: certs.master.Key}}
+	tc, err := cfg.serveTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb := &harness.SyncBuffer{}
+	srv, err := binlogserver.New(binlogserver.Config{Listen: "127.0.0.1:0", User: "d", Password: "pw-" + harness.RandHex(8),
+		RelayDir: t.TempDir(), Source: zeroSource{}, ServerID: 9, TLS: tc, RequireTLS: true,
+		LoginTimeout: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(lb, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	c, err := net.Dial("tcp", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The test's own bound, far above the login timeout: the read must
+	// end because the agent closed the connection.
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Minute))
+	greeting, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("the stalled client was not disconnected by the agent: %v", err)
+	}
+	if len(greeting) == 0 {
+		t.Fatal("no handshake greeting before the disconnect")
+	}
+	harness.WaitFor(t, "the refusal in the log", 10*time.Second, func() bool {
+		return strings.Contains(lb.String(), "replica connection refused")
+	})
 }

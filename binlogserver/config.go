@@ -47,6 +47,10 @@ type Config struct {
 	// RequireTLS refuses, with access denied, a replica that logs in
 	// without TLS. It needs TLS.
 	RequireTLS bool
+	// LoginTimeout bounds the handshake and login (TLS included) of a new
+	// connection, as MariaDB's connect_timeout: a client that stalls there
+	// is disconnected. Zero: 10 s.
+	LoginTimeout time.Duration
 	// Logger receives the server's log, tagged component=binlogserver. Nil:
 	// slog.Default().
 	Logger *slog.Logger

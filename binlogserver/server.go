@@ -94,6 +94,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Poll <= 0 {
 		cfg.Poll = 2 * time.Millisecond
 	}
+	if cfg.LoginTimeout <= 0 {
+		cfg.LoginTimeout = 10 * time.Second
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
@@ -250,6 +253,7 @@ func (s *Server) waitChan() <-chan struct{} {
 func (s *Server) handle(ctx context.Context, c net.Conn) {
 	addr := c.RemoteAddr().String()
 	h := &session{s: s, addr: addr, ctx: ctx, heartbeat: 30 * time.Second}
+	_ = c.SetDeadline(time.Now().Add(s.cfg.LoginTimeout))
 	conn, err := s.conf.NewCustomizedConn(c, s.auth, h)
 	if err != nil {
 		// The error names the user and address, never the password.
@@ -261,6 +265,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		s.log.Warn("replica connection refused", "addr", addr, "err", err)
 		return
 	}
+	_ = c.SetDeadline(time.Time{}) // the TLS connection's deadlines are c's
 	h.conn = conn
 	ct := tlsOf(conn)
 	s.mu.Lock()
