@@ -2,16 +2,20 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hotstandby/hotstandby/binlogserver"
 	"github.com/hotstandby/hotstandby/status"
+	"github.com/hotstandby/hotstandby/tlsconf"
 )
 
 // ServeConfig is the [serve] section: the binlog server that lets stock
@@ -26,6 +30,12 @@ type ServeConfig struct {
 	Password string `toml:"password"`
 	// PasswordFile is a file whose first line is the password.
 	PasswordFile string `toml:"password_file"`
+	// CertFile and KeyFile are the listener's certificate and key (PEM):
+	// with them, replicas may connect with MASTER_SSL=1.
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
+	// RequireTLS refuses replicas that connect without TLS (access denied).
+	RequireTLS bool `toml:"require_tls"`
 }
 
 // Enabled reports whether the binlog server runs.
@@ -57,7 +67,38 @@ func (c *Config) validateServe() error {
 	if c.servePassword == "" {
 		return errors.New("serve.password or serve.password_file is required with serve.listen")
 	}
-	return nil
+	for _, p := range []*string{&c.Serve.CertFile, &c.Serve.KeyFile} {
+		if *p != "" && !filepath.IsAbs(*p) && c.path != "" {
+			*p = filepath.Join(filepath.Dir(c.path), *p)
+		}
+	}
+	if c.Serve.RequireTLS && c.Serve.CertFile == "" && c.Serve.KeyFile == "" {
+		return errors.New("serve.require_tls = true needs a certificate: set serve.cert_file and serve.key_file")
+	}
+	_, err = c.serveTLS()
+	return err
+}
+
+// serveTLS loads the listener's certificate (nil without one). Errors name
+// the key and the file.
+func (c Config) serveTLS() (*tls.Config, error) {
+	s := c.Serve
+	if s.CertFile == "" && s.KeyFile == "" {
+		return nil, nil
+	}
+	for _, f := range []struct{ key, path string }{{"serve.cert_file", s.CertFile}, {"serve.key_file", s.KeyFile}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.ReadFile(f.path); err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return nil, fmt.Errorf("%s %s: cannot read it: %v", f.key, f.path, err)
+		}
+	}
+	return tlsconf.ServerConfig(s.CertFile, s.KeyFile)
 }
 
 // ServeListen is the address the binlog server listens on (127.0.0.1 when
@@ -83,9 +124,17 @@ func (a *Agent) startServe(ctx context.Context, wg *sync.WaitGroup) error {
 	if !a.cfg.Serve.Enabled() {
 		return nil
 	}
+	tlsCfg, err := a.cfg.serveTLS()
+	if err != nil {
+		return err
+	}
+	if msg := serveCertWarning(a.cfg.Serve.CertFile, tlsCfg, time.Now()); msg != "" {
+		a.log.Warn(msg)
+	}
 	srv, err := binlogserver.New(binlogserver.Config{
 		Listen: a.cfg.ServeListen(), User: a.cfg.Serve.User, Password: a.cfg.servePassword,
 		RelayDir: a.cfg.RelayDir(), Source: a.recv, ServerID: a.cfg.ServerID, Logger: a.log,
+		TLS: tlsCfg, RequireTLS: a.cfg.Serve.RequireTLS,
 	})
 	if err != nil {
 		return fmt.Errorf("serve.listen %s: %w", a.cfg.Serve.Listen, err)
@@ -104,6 +153,22 @@ func (a *Agent) startServe(ctx context.Context, wg *sync.WaitGroup) error {
 		}
 	}()
 	return nil
+}
+
+// serveCertWarning is a warning when the listener's certificate has
+// expired or expires within tlsconf.ExpiryWarning of now ("": none).
+func serveCertWarning(file string, c *tls.Config, now time.Time) string {
+	if c == nil || len(c.Certificates) == 0 || c.Certificates[0].Leaf == nil {
+		return ""
+	}
+	na := c.Certificates[0].Leaf.NotAfter
+	switch {
+	case !now.Before(na):
+		return fmt.Sprintf("serve.cert_file %s expired at %s: replicas that verify it (MASTER_SSL_VERIFY_SERVER_CERT=1) refuse the agent", file, na.UTC().Format(time.RFC3339))
+	case na.Sub(now) < tlsconf.ExpiryWarning:
+		return fmt.Sprintf("serve.cert_file %s expires at %s, in less than %d days: renew it", file, na.UTC().Format(time.RFC3339), int(tlsconf.ExpiryWarning.Hours()/24))
+	}
+	return ""
 }
 
 func hostOf(addr string) string {
@@ -127,12 +192,14 @@ func (a *Agent) serveReport() *status.ServeReport {
 		return nil
 	}
 	st := srv.Stats()
-	rep := &status.ServeReport{Listen: srv.Addr(), BytesSent: st.BytesSent}
+	rep := &status.ServeReport{Listen: srv.Addr(), BytesSent: st.BytesSent, TLS: srv.TLSMode()}
 	for _, r := range srv.Replicas() {
+		ct, _ := srv.ConnTLS(r.Addr)
 		rep.Replicas = append(rep.Replicas, status.ServedReplica{
 			ServerID: r.ServerID, Addr: r.Addr, Since: r.Since, Mode: r.Mode, Requested: r.Requested,
 			SentFile: r.Sent.File, SentPos: r.Sent.Pos, SentGTID: r.SentGTID, Segment: r.Segment,
 			BytesSent: r.BytesSent, CaughtUp: r.CaughtUp,
+			Encrypted: ct.Encrypted, TLSVersion: ct.Version, TLSCipher: ct.Cipher,
 		})
 	}
 	return rep

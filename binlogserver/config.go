@@ -1,6 +1,7 @@
 package binlogserver
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -40,6 +41,16 @@ type Config struct {
 	// Poll is how often the durable frontier is looked at while replicas
 	// are caught up. Zero: 2 ms.
 	Poll time.Duration
+	// TLS, when set, is offered to replicas (CLIENT_SSL in the handshake):
+	// a replica with MASTER_SSL=1 switches to it before it logs in.
+	TLS *tls.Config
+	// RequireTLS refuses, with access denied, a replica that logs in
+	// without TLS. It needs TLS.
+	RequireTLS bool
+	// LoginTimeout bounds the handshake and login (TLS included) of a new
+	// connection, as MariaDB's connect_timeout: a client that stalls there
+	// is disconnected. Zero: 10 s.
+	LoginTimeout time.Duration
 	// Logger receives the server's log, tagged component=binlogserver. Nil:
 	// slog.Default().
 	Logger *slog.Logger
@@ -67,6 +78,9 @@ func (c Config) Validate() error {
 	}
 	if c.Source == nil {
 		return fmt.Errorf("%w: no durable frontier source", ErrConfig)
+	}
+	if c.RequireTLS && c.TLS == nil {
+		return fmt.Errorf("%w: TLS is required but no certificate is configured", ErrConfig)
 	}
 	if c.ServerID == 0 {
 		return fmt.Errorf("%w: server_id is 0", ErrConfig)

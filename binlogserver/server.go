@@ -2,10 +2,12 @@ package binlogserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +25,7 @@ type Server struct {
 	log  *slog.Logger
 	ln   net.Listener
 	conf *server.Server
-	auth *server.InMemoryAuthenticationHandler
+	auth authHandler
 
 	bytesSent  atomic.Uint64
 	eventsSent atomic.Uint64
@@ -33,7 +35,51 @@ type Server struct {
 	changed  chan struct{}       // closed when the durable frontier moves
 	last     relay.Frontier
 	conns    map[net.Conn]struct{}
+	connTLS  map[string]ConnTLS // by remote address, while connected
 	closed   bool
+}
+
+// ConnTLS is how one replica connection is protected.
+type ConnTLS struct {
+	Encrypted bool
+	Version   string // "TLS 1.3"; empty when plain
+	Cipher    string // "TLS_AES_128_GCM_SHA256"; empty when plain
+}
+
+// isTLSError reports whether err came from the TLS handshake (an alert
+// either way, or a client that is not speaking TLS).
+func isTLSError(err error) bool {
+	var rh tls.RecordHeaderError
+	var ae tls.AlertError
+	return errors.As(err, &rh) || errors.As(err, &ae) || strings.Contains(err.Error(), "tls: ")
+}
+
+// tlsOf reads the transport of a logged-in connection.
+func tlsOf(c *server.Conn) ConnTLS {
+	tc, ok := c.Conn.Conn.(*tls.Conn)
+	if !ok {
+		return ConnTLS{}
+	}
+	cs := tc.ConnectionState()
+	return ConnTLS{Encrypted: true, Version: tls.VersionName(cs.Version), Cipher: tls.CipherSuiteName(cs.CipherSuite)}
+}
+
+// authHandler is the one account, and the require_tls check: like
+// MariaDB's REQUIRE SSL, it is made after the password is checked.
+type authHandler struct {
+	*server.InMemoryAuthenticationHandler
+	requireTLS bool
+}
+
+// OnAuthSuccess refuses a plain connection when TLS is required.
+func (a authHandler) OnAuthSuccess(c *server.Conn) error {
+	if a.requireTLS && !tlsOf(c).Encrypted {
+		host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+		return mysql.NewError(mysql.ER_ACCESS_DENIED_ERROR, fmt.Sprintf(
+			"Access denied for user '%s'@'%s': this hotstandby binlog server requires TLS (serve.require_tls = true); connect with MASTER_SSL=1",
+			c.GetUser(), host))
+	}
+	return a.InMemoryAuthenticationHandler.OnAuthSuccess(c)
 }
 
 // New validates cfg and listens on cfg.Listen (127.0.0.1 when no host is
@@ -47,6 +93,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = 2 * time.Millisecond
+	}
+	if cfg.LoginTimeout <= 0 {
+		cfg.LoginTimeout = 10 * time.Second
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -64,12 +113,34 @@ func New(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		log:      log.With("component", "binlogserver"),
 		ln:       ln,
-		conf:     server.NewServer(cfg.Version, mysql.DEFAULT_COLLATION_ID, mysql.AUTH_NATIVE_PASSWORD, nil, nil),
-		auth:     auth,
+		conf:     server.NewServer(cfg.Version, mysql.DEFAULT_COLLATION_ID, mysql.AUTH_NATIVE_PASSWORD, nil, cfg.TLS),
+		auth:     authHandler{InMemoryAuthenticationHandler: auth, requireTLS: cfg.RequireTLS},
 		replicas: map[uint32]*replica{},
 		changed:  make(chan struct{}),
 		conns:    map[net.Conn]struct{}{},
+		connTLS:  map[string]ConnTLS{},
 	}, nil
+}
+
+// ConnTLS returns the transport of the connection from addr (a Replica's
+// Addr), and false when no such connection is open.
+func (s *Server) ConnTLS(addr string) (ConnTLS, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ct, ok := s.connTLS[addr]
+	return ct, ok
+}
+
+// TLSMode is what the listener offers replicas: "off", "offered" (plain
+// connections are accepted too) or "required".
+func (s *Server) TLSMode() string {
+	switch {
+	case s.cfg.RequireTLS:
+		return "required"
+	case s.cfg.TLS != nil:
+		return "offered"
+	}
+	return "off"
 }
 
 // Addr is the address the server listens on.
@@ -85,7 +156,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); s.watch(ctx) }()
 	go func() { <-ctx.Done(); s.Close() }()
-	s.log.Info("serving the relay log to replicas", "addr", s.Addr(), "user", s.cfg.User)
+	s.log.Info("serving the relay log to replicas", "addr", s.Addr(), "user", s.cfg.User,
+		"tls", s.TLSMode())
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
@@ -181,14 +253,34 @@ func (s *Server) waitChan() <-chan struct{} {
 func (s *Server) handle(ctx context.Context, c net.Conn) {
 	addr := c.RemoteAddr().String()
 	h := &session{s: s, addr: addr, ctx: ctx, heartbeat: 30 * time.Second}
+	_ = c.SetDeadline(time.Now().Add(s.cfg.LoginTimeout))
 	conn, err := s.conf.NewCustomizedConn(c, s.auth, h)
 	if err != nil {
 		// The error names the user and address, never the password.
+		if s.cfg.TLS != nil && isTLSError(err) {
+			s.log.Warn("replica connection refused: its TLS handshake failed; does it trust the CA that signed serve.cert_file, and does the certificate name the host it connects to?",
+				"addr", addr, "err", err)
+			return
+		}
 		s.log.Warn("replica connection refused", "addr", addr, "err", err)
 		return
 	}
+	_ = c.SetDeadline(time.Time{}) // the TLS connection's deadlines are c's
 	h.conn = conn
-	s.log.Info("replica connected", "addr", addr, "user", conn.GetUser())
+	ct := tlsOf(conn)
+	s.mu.Lock()
+	s.connTLS[addr] = ct
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.connTLS, addr)
+		s.mu.Unlock()
+	}()
+	if ct.Encrypted {
+		s.log.Info("replica connected", "addr", addr, "user", conn.GetUser(), "tls", ct.Version, "cipher", ct.Cipher)
+	} else {
+		s.log.Info("replica connected", "addr", addr, "user", conn.GetUser(), "tls", "off")
+	}
 	for !conn.Closed() {
 		if err := conn.HandleCommand(); err != nil {
 			if h.dumpErr != nil {
