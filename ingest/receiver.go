@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hotstandby/hotstandby/binlog"
@@ -185,6 +186,13 @@ func (r *Receiver) Run(ctx context.Context) error {
 			}
 			s.Reconnects++
 		})
+		if localStorageError(err) {
+			if !r.waitForStorage(ctx, err) {
+				r.update(func(s *Status) { s.State = StateStopped })
+				return nil
+			}
+			continue
+		}
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
@@ -710,4 +718,58 @@ func (r *Receiver) recordDump(id uint32) {
 	if err := os.WriteFile(r.dumpIDFile(), []byte(b.String()), 0o600); err != nil {
 		r.log.Warn("could not record the dump connection id", "err", err)
 	}
+}
+
+// localStorageError reports whether err is the relay log's own storage
+// failing (full, over quota, read-only): reconnecting to the master cannot
+// help until that changes.
+func localStorageError(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EROFS)
+}
+
+// waitForStorage holds the reconnect while the relay log's file system
+// refuses writes, probing it with a small synced file, and returns when a
+// probe succeeds (false when ctx ends). Reconnecting at once would only
+// start a dump that fails on its first write: on a MariaDB master each
+// such dump registers as a semi-sync replica and leaves a moment later,
+// and a quick add-then-remove can lose the ACK receiver's wakeup
+// (Ack_receiver::wait_for_slave_connection in 10.11), leaving that dump
+// thread stuck in remove_slave and every later dump with the agent's
+// server_id waiting for it.
+func (r *Receiver) waitForStorage(ctx context.Context, cause error) bool {
+	r.log.Error("relay log storage refuses writes; waiting for space before reconnecting to the master (every event already stored is kept)",
+		"dir", r.cfg.RelayDir, "err", cause)
+	wait := r.cfg.ReconnectInitial
+	for {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return false
+		}
+		if err := probeWritable(r.cfg.RelayDir); err == nil {
+			r.log.Info("relay log storage accepts writes again; reconnecting", "dir", r.cfg.RelayDir)
+			return true
+		} else if !localStorageError(err) {
+			r.log.Warn("probing the relay log's storage", "dir", r.cfg.RelayDir, "err", err)
+			return true // not a space problem: let the session say what it is
+		}
+		wait = min(wait*2, r.cfg.ReconnectMax)
+	}
+}
+
+// probeWritable writes, syncs and removes a 64 KiB file in dir.
+func probeWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".space-probe-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(make([]byte, 64<<10))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
