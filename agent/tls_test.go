@@ -117,7 +117,7 @@ ca_file = %q
 // transport (TCP/IP, SSL/TLS, Socket) of every connection of user.
 func connectionTypes(t *testing.T, s *sandbox.Server, user string) []string {
 	t.Helper()
-	rows, err := s.DB().Query("SELECT CONCAT(PROCESSLIST_ID, ' ', IFNULL(PROCESSLIST_COMMAND, ''), ' ', IFNULL(CONNECTION_TYPE, 'NULL')) FROM performance_schema.threads WHERE PROCESSLIST_USER = ? ORDER BY PROCESSLIST_ID", user)
+	rows, err := s.DB().Query("SELECT CONCAT(PROCESSLIST_ID, ' ', IFNULL(PROCESSLIST_COMMAND, ''), ' ', IFNULL(CONNECTION_TYPE, 'NULL')) FROM performance_schema.threads WHERE PROCESSLIST_USER = ? AND PROCESSLIST_ID IS NOT NULL ORDER BY PROCESSLIST_ID", user)
 	if err != nil {
 		t.Fatal(err)
 	}
