@@ -28,8 +28,9 @@ func (st *stream) run(ctx context.Context, first []byte) error {
 		st.hbTimer = t
 	}
 	st.lastSend = time.Now()
-	if first == nil && st.unknown {
-		// No durable frontier yet: wait for it, then locate the start.
+	if first == nil && st.unknown && !st.nonBlock {
+		// No durable frontier yet: wait for it, then locate the start. (A
+		// non-blocking dump gets EOF: nothing is known durable.)
 		var err error
 		if first, err = st.locate(ctx, true); err != nil {
 			return st.refuse(err)
