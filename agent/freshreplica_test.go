@@ -33,7 +33,7 @@ func TestFreshParallelReplicaGetsMasterFile(t *testing.T) {
 	if pos := query(t, standby, "SELECT @@GLOBAL.gtid_slave_pos"); pos != "" {
 		t.Fatalf("standby gtid_slave_pos %q: want a fresh standby", pos)
 	}
-	p := e.startInProcess(ingest.Hooks{})
+	e.startInProcess(ingest.Hooks{})
 	e.waitSemiSyncClient()
 	harness.WaitFor(t, "the standby to replicate with 4 parallel threads", 60*time.Second, func() bool {
 		v, err := standby.QueryString(ctx, "SELECT @@GLOBAL.slave_parallel_threads")
@@ -43,7 +43,6 @@ func TestFreshParallelReplicaGetsMasterFile(t *testing.T) {
 	e.exec("INSERT INTO test.t (id, c) VALUES (2, 2)")
 	e.waitApplied(standby, 60*time.Second)
 	assertSameRows(t, e.master, standby, 2)
-	_ = p
 	assertStandbyNamesMasterFile(t, e, standby)
 }
 
