@@ -22,6 +22,13 @@
 // the replica asked for (@master_heartbeat_period), it gets a heartbeat
 // naming the current file and end position.
 //
+// A dump asked before the durable frontier is known (zero: the agent has not
+// recovered its relay log yet, or the relay log is empty) waits for it
+// before it locates its start, judges the replica's state or sends the
+// preamble: a fake Rotate never names no file. (One that named "" at
+// position 0 crashed MariaDB 10.11 parallel replicas in compare_log_name.)
+// A non-blocking dump gets EOF instead.
+//
 // A GTID state the relay log cannot continue (purged, never had, diverged,
 // ahead) is answered with ERR 1236 naming the GTID and what the relay log
 // holds; the replica's IO thread stops with that message in Last_IO_Error.

@@ -55,7 +55,7 @@ func (h *session) dump(data []byte) error {
 	defer st.cur.Close()
 	h.s.log.Info("replica asks for a dump", "addr", h.addr, "server_id", h.serverID, "mode", r.Mode, "from", r.Requested,
 		"heartbeat", h.heartbeat)
-	first, err := st.locate(ctx)
+	first, err := st.locate(ctx, false)
 	if err != nil {
 		var me *mysql.MyError
 		if errors.As(err, &me) {
@@ -98,6 +98,7 @@ type stream struct {
 	// File mode: the start position.
 	startAt binlog.FilePos
 
+	unknown   bool   // locate met no durable frontier yet: run locates again
 	started   bool   // the preamble and the first event went out
 	file      string // the master file the replica is in
 	pos       uint32 // the replica's position in it
@@ -168,12 +169,34 @@ func (st *stream) durable() (relay.Frontier, <-chan struct{}) {
 // locate reads the relay log up to the first event to send. It returns
 // that event (a copy), or nil when the replica already has everything
 // durable, or the ERR 1236 for a start the relay log cannot serve.
-func (st *stream) locate(ctx context.Context) ([]byte, error) {
+//
+// While the durable frontier is unknown (zero: the agent has not recovered
+// its relay log yet, or the relay log is empty) nothing can be located nor
+// judged: without wait, locate returns nil with st.unknown set, and the
+// caller, once it watches the connection, calls it again with wait to wait
+// for the frontier. Taking the zero frontier for "caught up" sent a fake
+// Rotate naming no file (""), and no Rotate naming the master's file
+// followed: a MariaDB 10.11 parallel replica then crashed (signal 11 in
+// compare_log_name) at the end of its first transaction.
+func (st *stream) locate(ctx context.Context, wait bool) ([]byte, error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		d, _ := st.durable()
+		d, moved := st.durable()
+		if d.Segment == 0 {
+			if !wait {
+				st.unknown = true
+				return nil, nil
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-moved:
+			}
+			continue
+		}
+		st.unknown = false
 		ev, _, err := st.cur.Next(d)
 		if errors.Is(err, relay.ErrCaughtUp) {
 			return nil, st.checkCaughtUp(d)

@@ -28,6 +28,14 @@ func (st *stream) run(ctx context.Context, first []byte) error {
 		st.hbTimer = t
 	}
 	st.lastSend = time.Now()
+	if first == nil && st.unknown && !st.nonBlock {
+		// No durable frontier yet: wait for it, then locate the start. (A
+		// non-blocking dump gets EOF: nothing is known durable.)
+		var err error
+		if first, err = st.locate(ctx, true); err != nil {
+			return st.refuse(err)
+		}
+	}
 	if first != nil {
 		if err := st.send(first); err != nil {
 			return err
@@ -130,6 +138,11 @@ func (st *stream) preambleAtEnd() error {
 		return nil // an empty relay log: the preamble goes with the first event
 	}
 	d := st.s.cfg.Source.Durable()
+	if d.Segment == 0 || d.Pos.FilePos.File == "" {
+		// No durable position to name: a fake Rotate must never name no
+		// file. The preamble goes with the first event.
+		return nil
+	}
 	if err := st.preamble(d.Pos.FilePos.File, d.Pos.FilePos.Pos, fde); err != nil {
 		return err
 	}

@@ -164,15 +164,6 @@ func (r *Replica) preflight(ctx context.Context) (bool, error) {
 // source and starts it.
 func (r *Replica) configure(ctx context.Context) error {
 	src := r.cfg.Source
-	var applied string
-	if err := r.db.QueryRowContext(ctx, "SELECT @@GLOBAL.gtid_slave_pos").Scan(&applied); err != nil {
-		return err
-	}
-	threads := r.threadsFor(applied)
-	if threads != r.cfg.ParallelThreads {
-		r.log.Info("the standby applies its first transaction with a serial SQL thread, then with the parallel threads",
-			"parallel_threads", r.cfg.ParallelThreads)
-	}
 	change := fmt.Sprintf("CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%d, MASTER_USER=%s, MASTER_PASSWORD=%s, "+
 		"MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1", quote(src.Host), src.Port, quote(src.User), quote(src.Password))
 	if src.HeartbeatPeriod > 0 {
@@ -182,7 +173,7 @@ func (r *Replica) configure(ctx context.Context) error {
 		{"STOP SLAVE", "STOP SLAVE"},
 		{"SET GLOBAL read_only=ON", "SET GLOBAL read_only=ON"},
 		{"SET GLOBAL slave_parallel_mode='optimistic'", "SET GLOBAL slave_parallel_mode='optimistic'"},
-		{"", fmt.Sprintf("SET GLOBAL slave_parallel_threads=%d", threads)},
+		{"", fmt.Sprintf("SET GLOBAL slave_parallel_threads=%d", r.cfg.ParallelThreads)},
 		{"CHANGE MASTER TO MASTER_HOST=... MASTER_USE_GTID=slave_pos", change},
 		{"START SLAVE", "START SLAVE"},
 	}
@@ -219,7 +210,7 @@ func (r *Replica) watch(ctx context.Context, restart bool) error {
 		r.configured = false
 		return fmt.Errorf("standby %s: no replication configured (SHOW SLAVE STATUS is empty); configuring it again", r.standbyAddr())
 	}
-	if restart && (!readOnly || threads != r.threadsFor(applied) || mode != "optimistic") {
+	if restart && (!readOnly || threads != r.cfg.ParallelThreads || mode != "optimistic") {
 		// SET GLOBAL does not survive a restart of the standby: configure
 		// it again (read_only first of all).
 		r.log.Warn("standby settings changed (restarted?): configuring it again", "read_only", readOnly,
@@ -284,19 +275,6 @@ func (r *Replica) watch(ctx context.Context, restart bool) error {
 		}
 	}
 	return nil
-}
-
-// threadsFor is slave_parallel_threads for a standby at gtid_slave_pos
-// applied: 0 (serial) until it has applied one transaction. MariaDB 10.11.19
-// crashed (signal 11 in compare_log_name, from a parallel worker's
-// inc_group_relay_log_pos) twice on a fresh standby that started with
-// parallel threads from an empty gtid_slave_pos, before the SQL thread had
-// a master log name; a serial first transaction gives it one.
-func (r *Replica) threadsFor(applied string) int {
-	if applied == "" {
-		return 0
-	}
-	return r.cfg.ParallelThreads
 }
 
 // standbyAddr names the standby: host:port or socket from the DSN.
