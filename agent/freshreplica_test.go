@@ -58,7 +58,7 @@ func assertStandbyNamesMasterFile(t *testing.T, e *testEnv, standby *sandbox.Ser
 	var ss map[string]string
 	harness.WaitFor(t, "SHOW SLAVE STATUS to name the master's file", 30*time.Second, func() bool {
 		var err error
-		ss, err = slaveStatus(standby)
+		ss, err = slaveStatusOf(standby)
 		return err == nil && ss["Relay_Master_Log_File"] != ""
 	})
 	wantFile := masterFile + ".000001"
