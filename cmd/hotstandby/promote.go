@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/hotstandby/hotstandby/control"
@@ -32,12 +29,5 @@ func cmdPromote(args []string, stdout, stderr io.Writer) error {
 	if *dry && *force {
 		return usageError{errors.New("promote: --dry-run and --force exclude each other")}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
-	msg, err := control.Call(ctx, cfg.ControlPath(), control.Request{Op: "promote", Force: *force, DryRun: *dry})
-	if err != nil {
-		return fmt.Errorf("promote: %w", err)
-	}
-	fmt.Fprintln(stdout, strings.TrimSpace(msg))
-	return nil
+	return callDaemon(cfg.ControlPath(), *timeout, control.Request{Op: "promote", Force: *force, DryRun: *dry}, stdout)
 }

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"context"
 	"flag"
-	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/hotstandby/hotstandby/control"
@@ -28,12 +25,5 @@ func cmdRejoin(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
-	msg, err := control.Call(ctx, cfg.ControlPath(), control.Request{Op: "rejoin", DryRun: *dry})
-	if err != nil {
-		return fmt.Errorf("rejoin: %w", err)
-	}
-	fmt.Fprintln(stdout, strings.TrimSpace(msg))
-	return nil
+	return callDaemon(cfg.ControlPath(), *timeout, control.Request{Op: "rejoin", DryRun: *dry}, stdout)
 }

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/hotstandby/hotstandby/control"
@@ -30,12 +28,5 @@ func cmdSwitchover(args []string, stdout, stderr io.Writer) error {
 	if *timeout <= 0 {
 		return usageError{fmt.Errorf("switchover: --timeout %s: want a positive duration", *timeout)}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout+5*time.Minute)
-	defer cancel()
-	msg, err := control.Call(ctx, cfg.ControlPath(), control.Request{Op: "switchover", Rejoin: *rejoin, Timeout: *timeout})
-	if err != nil {
-		return fmt.Errorf("switchover: %w", err)
-	}
-	fmt.Fprintln(stdout, strings.TrimSpace(msg))
-	return nil
+	return callDaemon(cfg.ControlPath(), *timeout+5*time.Minute, control.Request{Op: "switchover", Rejoin: *rejoin, Timeout: *timeout}, stdout)
 }
