@@ -43,9 +43,9 @@ func (e *StopError) Error() string { return strings.Join(e.Lines, "; ") }
 // Unwrap returns the Reason.
 func (e *StopError) Unwrap() error { return e.Reason }
 
-// isConnError tells a lost standby connection (retried) from an error the
+// IsConnError tells a lost standby connection (retried) from an error the
 // standby returned for a statement (an ApplyError that stops the applier).
-func isConnError(err error) bool {
+func IsConnError(err error) bool {
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
 		switch me.Number {

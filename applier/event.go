@@ -476,7 +476,7 @@ func (s *session) fail(at relay.Frontier, what string, err error) error {
 	if ae, ok := err.(*ApplyError); ok {
 		return ae
 	}
-	if isConnError(err) {
+	if IsConnError(err) {
 		return fmt.Errorf("applier: %s at %s: %w", what, at.Pos.FilePos, err)
 	}
 	return &ApplyError{GTID: s.gtid.String(), Pos: at.Pos.FilePos, What: what, Err: err}

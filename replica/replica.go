@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/hotstandby/hotstandby/applier"
 )
 
 // ioRetry is how long an IO thread stopped on an error stays stopped before
@@ -89,7 +90,7 @@ func (r *Replica) Run(ctx context.Context) error {
 					r.log.Warn("standby replication: "+text, "retry_in", r.cfg.Poll.String())
 				}
 				s.LastError = text
-				if isConnError(err) {
+				if applier.IsConnError(err) {
 					s.State, s.Retries = StateConnecting, s.Retries+1
 				}
 			})
