@@ -212,7 +212,9 @@ func (t textView) applier(ap ApplierReport) {
 	if ap.LastAppliedAt != nil {
 		lines = append(lines, "last applied "+t.at(ap.LastAppliedAt))
 	}
-	if ap.Mode == "replica" {
+	if ap.Mode == "replica" && ap.State == "stopped" {
+		lines = append(lines, "mode replica: drained for the promotion; the standby replicates from nothing (STOP SLAVE; RESET SLAVE ALL)")
+	} else if ap.Mode == "replica" {
 		lines = append(lines, fmt.Sprintf("mode replica: the standby replicates from %s with %d parallel threads (IO thread %s, SQL thread %s)",
 			or(ap.Source, "(not yet listening)"), ap.ParallelThreads, or(ap.IOThread, "unknown"), or(ap.SQLThread, "unknown")))
 		if ap.LastIOError != "" {
