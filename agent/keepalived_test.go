@@ -161,6 +161,10 @@ user = "repl"
 password_file = %q
 heartbeat = "250ms"
 read_timeout = "2s"
+# The test's master has no certificate, and its address is not loopback
+# (where TLS would default to required): the network is the test's own
+# namespaces. TLS is tested in tls_test.go.
+tls = "off"
 
 [semisync]
 enabled = true
