@@ -15,6 +15,7 @@ import (
 	"github.com/hotstandby/hotstandby/failover"
 	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/hotstandby/hotstandby/relay"
+	"github.com/hotstandby/hotstandby/replica"
 )
 
 // failoverParts are the daemon's failover machinery; nil without a
@@ -293,29 +294,15 @@ func (s agentStandby) MakeWritable(ctx context.Context) error {
 // replicationConnections lists the standby's replication connections
 // (SHOW ALL SLAVES STATUS), the default one as "".
 func replicationConnections(ctx context.Context, conn *sql.Conn) ([]string, error) {
-	rows, err := conn.QueryContext(ctx, "SHOW ALL SLAVES STATUS")
+	rows, err := replica.QueryRows(ctx, conn, "SHOW ALL SLAVES STATUS")
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	var names []string
-	for rows.Next() {
-		vals := make([]sql.RawBytes, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, err
-		}
-		for i, c := range cols {
-			if c == "Connection_name" {
-				names = append(names, string(vals[i]))
-			}
-		}
+	names := make([]string, 0, len(rows))
+	for _, r := range rows {
+		names = append(names, r["Connection_name"])
 	}
-	return names, rows.Err()
+	return names, nil
 }
 
 // agentFencer fences the old master over SQL (if configured and reachable)

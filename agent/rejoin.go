@@ -459,25 +459,15 @@ func (s *rejoinSession) scanBinlog(ctx context.Context, ranges []failover.Errant
 }
 
 func (s *rejoinSession) binaryLogs(ctx context.Context) ([]string, error) {
-	rows, err := s.old.QueryContext(ctx, "SHOW BINARY LOGS")
+	rows, err := replica.QueryRows(ctx, s.old, "SHOW BINARY LOGS")
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	var files []string
-	for rows.Next() {
-		vals := make([]sql.RawBytes, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, err
-		}
-		files = append(files, string(vals[0]))
+	files := make([]string, 0, len(rows))
+	for _, r := range rows {
+		files = append(files, r["Log_name"])
 	}
-	return files, rows.Err()
+	return files, nil
 }
 
 type binlogEvent struct{ typ, info string }

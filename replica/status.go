@@ -100,7 +100,18 @@ type Querier interface {
 // STATUS by column name, nil if the server has no replication configured.
 // A NULL column is absent and marked by the key "<column>/null".
 func ReadSlaveStatus(ctx context.Context, q Querier) (map[string]string, error) {
-	rows, err := q.QueryContext(ctx, "SHOW SLAVE STATUS")
+	rows, err := QueryRows(ctx, q, "SHOW SLAVE STATUS")
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	return rows[0], nil
+}
+
+// QueryRows runs a statement whose columns are not known in advance (SHOW
+// ...) and returns each row by column name. A NULL column is absent and
+// marked by the key "<column>/null".
+func QueryRows(ctx context.Context, q Querier, query string) ([]map[string]string, error) {
+	rows, err := q.QueryContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
@@ -109,26 +120,27 @@ func ReadSlaveStatus(ctx context.Context, q Querier) (map[string]string, error) 
 	if err != nil {
 		return nil, err
 	}
-	if !rows.Next() {
-		return nil, rows.Err()
-	}
+	var out []map[string]string
 	vals := make([]sql.NullString, len(cols))
 	ptrs := make([]any, len(cols))
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
-	if err := rows.Scan(ptrs...); err != nil {
-		return nil, err
-	}
-	st := map[string]string{}
-	for i, c := range cols {
-		if vals[i].Valid {
-			st[c] = vals[i].String
-		} else {
-			st[c+"/null"] = "1"
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
 		}
+		row := make(map[string]string, len(cols))
+		for i, c := range cols {
+			if vals[i].Valid {
+				row[c] = vals[i].String
+			} else {
+				row[c+"/null"] = "1"
+			}
+		}
+		out = append(out, row)
 	}
-	return st, rows.Err()
+	return out, rows.Err()
 }
 
 func readSlaveStatus(ctx context.Context, db *sql.DB) (slaveStatus, error) {
