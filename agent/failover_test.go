@@ -60,12 +60,31 @@ func (f *failoverEnv) waitLossless() {
 }
 
 // okIDs commits rows from n clients until ctx ends and returns every id
-// whose COMMIT returned OK.
+// whose COMMIT returned OK. A client stops at its first error: the master
+// is gone, and that commit's outcome is unknown, not recorded.
 func okIDs(ctx context.Context, t *testing.T, s *sandbox.Server, clients int, committed *atomic.Int64) (ids func() []int64) {
 	db, err := sql.Open("mysql", s.RootDSN("test"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return writers(ctx, db, clients, committed, writerOptions{payload: "committed"})
+}
+
+// writerOptions: how writers' clients go on after a refused commit, and
+// how they pace themselves.
+type writerOptions struct {
+	payload string
+	// retry: after an error (read_only, a killed connection) the client
+	// tries again with the next id instead of stopping.
+	retry bool
+	// pause after each OK'd commit (load pacing, not a wait for a condition).
+	pause time.Duration
+}
+
+// writers inserts rows into test.t from n clients on db until ctx ends and
+// returns a function that waits for them, closes db and returns every id
+// whose COMMIT returned OK.
+func writers(ctx context.Context, db *sql.DB, clients int, committed *atomic.Int64, o writerOptions) (ids func() []int64) {
 	db.SetMaxOpenConns(clients)
 	var mu sync.Mutex
 	var ok []int64
@@ -78,15 +97,20 @@ func okIDs(ctx context.Context, t *testing.T, s *sandbox.Server, clients int, co
 			for ctx.Err() == nil {
 				id := next.Add(1)
 				cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				_, err := db.ExecContext(cctx, "INSERT INTO t (id, c, payload) VALUES (?, 1, 'committed')", id)
+				_, err := db.ExecContext(cctx, "INSERT INTO t (id, c, payload) VALUES (?, 1, ?)", id, o.payload)
 				cancel()
 				if err != nil {
-					return // the master is gone: this commit's outcome is unknown, not recorded
+					if !o.retry {
+						return
+					}
+					time.Sleep(5 * time.Millisecond) // load pacing, not a wait for a condition
+					continue
 				}
 				mu.Lock()
 				ok = append(ok, id)
 				mu.Unlock()
 				committed.Add(1)
+				time.Sleep(o.pause)
 			}
 		}()
 	}

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,44 +29,11 @@ func appWriters(ctx context.Context, t *testing.T, s *sandbox.Server, clients in
 	must(t, s.CreateUser(context.Background(), "app", "app-secret", "SELECT, INSERT"))
 	db, err := sql.Open("mysql", "app:app-secret@tcp("+s.Addr()+")/test?timeout=2s")
 	must(t, err)
-	db.SetMaxOpenConns(clients)
-	var mu sync.Mutex
-	var ok []int64
-	var wg sync.WaitGroup
-	var next atomic.Int64
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				id := next.Add(1)
-				cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				_, err := db.ExecContext(cctx, "INSERT INTO t (id, c, payload) VALUES (?, 1, 'client')", id)
-				cancel()
-				if err != nil {
-					// Refused (read_only) or killed: not committed as far
-					// as the client knows; try again with the next id.
-					time.Sleep(5 * time.Millisecond) // load pacing, not a wait for a condition
-					continue
-				}
-				mu.Lock()
-				ok = append(ok, id)
-				mu.Unlock()
-				committed.Add(1)
-				// Load pacing: at most 10 commits/s per client, a load the
-				// applier keeps up with on a shared 2-core machine under
-				// -race, so that the switchover's catch-up converges.
-				time.Sleep(100 * time.Millisecond)
-			}
-		}()
-	}
-	return func() []int64 {
-		wg.Wait()
-		db.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]int64(nil), ok...)
-	}
+	// Refused (read_only) or killed: not committed as far as the client
+	// knows; it tries again with the next id. At most 10 commits/s per
+	// client: a load the applier keeps up with on a shared 2-core machine
+	// under -race, so that the switchover's catch-up converges.
+	return writers(ctx, db, clients, committed, writerOptions{payload: "client", retry: true, pause: 100 * time.Millisecond})
 }
 
 // writableSampler reads @@read_only of the standby, then of the master,
