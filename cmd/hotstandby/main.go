@@ -25,6 +25,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -135,6 +136,19 @@ func cmdRun(args []string, stderr io.Writer) error {
 	defer closer.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if path := os.Getenv("HOTSTANDBY_CPUPROFILE"); path != "" {
+		// For benchmarks: a CPU profile of the daemon until it stops
+		// (SIGTERM or SIGINT; kill -9 leaves none).
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("HOTSTANDBY_CPUPROFILE: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return fmt.Errorf("HOTSTANDBY_CPUPROFILE: %w", err)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	a, err := agent.New(cfg, log)
 	if err != nil {
 		return err
