@@ -15,10 +15,17 @@ import (
 )
 
 // TestApplyRowsAndDDL: DML of several types and DDL in the middle of the
-// stream reach the standby identical, with the master's GTIDs.
+// stream reach the standby identical, with the master's GTIDs; in both apply
+// modes.
 func TestApplyRowsAndDDL(t *testing.T) {
+	for _, mode := range []string{ModeDirect, ModeReplica} {
+		t.Run(mode, func(t *testing.T) { testApplyRowsAndDDL(t, mode) })
+	}
+}
+
+func testApplyRowsAndDDL(t *testing.T, mode string) {
 	e := newEnv(t)
-	standby := e.withStandby()
+	standby := e.withStandbyIn(mode)
 	p := e.startInProcess(ingest.Hooks{})
 	e.waitSemiSyncClient()
 	for _, q := range []string{

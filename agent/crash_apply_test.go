@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/hotstandby/hotstandby/sandbox"
+	"github.com/hotstandby/hotstandby/status"
 )
 
 // randomWork runs a mixed workload on the master until ctx ends: inserts,
@@ -80,10 +83,40 @@ func (e *testEnv) randomWork(ctx context.Context, clients int) error {
 // TestApplyExactlyOnceUnderCrashes: while clients write a mixed workload, the
 // agent is killed (kill -9) 20 times and the standby's mariadbd 5 times; in
 // the end the standby holds exactly the master's rows and GTIDs, and no apply
-// error ever happened.
+// error ever happened. In both apply modes: direct (the agent's applier) and
+// replica (the standby's 4 optimistic threads behind the agent's binlog
+// server).
 func TestApplyExactlyOnceUnderCrashes(t *testing.T) {
+	for _, mode := range []string{ModeDirect, ModeReplica} {
+		t.Run(mode, func(t *testing.T) { testApplyExactlyOnceUnderCrashes(t, mode) })
+	}
+}
+
+// withStandbyIn is withStandby in the given apply mode (replica: 4 threads).
+func (e *testEnv) withStandbyIn(mode string) *sandbox.Server {
+	if mode == ModeReplica {
+		return e.withReplicaStandby()
+	}
+	s := e.withStandby()
+	writeFile(e.t, e.cfgPath, strings.Replace(readFile(e.t, e.cfgPath), `mode = "replica"`, `mode = "direct"`, 1))
+	return s
+}
+
+// applyErrors returns the lines of an agent log that report an apply error,
+// in either mode.
+func applyErrors(log string) string {
+	var out []string
+	for _, sub := range []string{"applier stopped", "skip the transaction explicitly"} {
+		if l := grepLines(log, sub); l != "" {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func testApplyExactlyOnceUnderCrashes(t *testing.T, mode string) {
 	e := newEnv(t)
-	standby := e.withStandby()
+	standby := e.withStandbyIn(mode)
 	e.exec("CREATE TABLE test.wide (id BIGINT AUTO_INCREMENT PRIMARY KEY, u BIGINT UNSIGNED, s BIGINT, d DECIMAL(65,30), f DOUBLE, b BINARY(8), vb VARBINARY(20), dt DATETIME(6), tm TIME(6), bits BIT(64), e ENUM('a','b'), st SET('x','y'), j JSON, txt TEXT CHARACTER SET utf8mb4, l VARCHAR(10) CHARACTER SET latin1, v BIGINT AS (id * 2) VIRTUAL)")
 	e.exec("CREATE TABLE test.nopk (a INT, b VARCHAR(10))")
 	p := e.startProcess()
@@ -94,8 +127,12 @@ func TestApplyExactlyOnceUnderCrashes(t *testing.T) {
 	wg.Add(1)
 	go func() { defer wg.Done(); workErr = e.randomWork(ctx, 8) }()
 	standbyKills := 0
+	killedAt := map[string]bool{} // the standby's positions at the agent's kills
 	for i := range 20 {
 		time.Sleep(time.Duration(150+rand.IntN(350)) * time.Millisecond)
+		if pos, _ := standby.QueryString(context.Background(), "SELECT @@gtid_binlog_pos"); pos != "" {
+			killedAt[pos] = true
+		}
 		p.kill()
 		if i%4 == 1 {
 			if err := standby.Kill(); err != nil {
@@ -121,13 +158,28 @@ func TestApplyExactlyOnceUnderCrashes(t *testing.T) {
 			t.Fatalf("%s differs after the crashes: master %d rows, standby %d rows", tc.table, len(m), len(s))
 		}
 	}
+	if rep, err := status.Get(context.Background(), e.config().StatusSource()); err != nil || rep.Applier == nil || rep.Applier.LastError != "" || rep.Applier.FailedGTID != "" {
+		t.Fatalf("status after the crashes: %v %+v", err, rep.Applier)
+	}
 	p.kill()
 	log := readFile(t, p.LogPath)
-	if strings.Contains(log, "applier stopped") {
-		t.Fatalf("an apply error happened during the crashes:\n%s", grepLines(log, "applier stopped"))
+	if l := applyErrors(log); l != "" {
+		t.Fatalf("an apply error happened during the crashes:\n%s", l)
+	}
+	if mode == ModeReplica {
+		// The standby's own record: no SQL thread error, its binlog and
+		// gtid_slave_pos carry exactly the master's GTIDs.
+		for _, v := range []string{"@@gtid_binlog_pos", "@@gtid_slave_pos"} {
+			want, _ := e.master.QueryString(context.Background(), "SELECT @@gtid_binlog_pos")
+			if got, _ := standby.QueryString(context.Background(), "SELECT "+v); got != want {
+				t.Fatalf("standby %s = %q, master gtid_binlog_pos %q", v, got, want)
+			}
+		}
 	}
 	n, _ := e.master.QueryString(context.Background(), "SELECT COUNT(*) FROM test.wide")
-	t.Logf("20 agent kills, %d standby kills; %s rows in test.wide identical on both", standbyKills, n)
+	gtid, _ := e.master.QueryString(context.Background(), "SELECT @@gtid_binlog_pos")
+	t.Logf("%s mode: 20 agent kills (the standby at %d different positions), %d standby kills; master at %s; %s rows in test.wide identical on both",
+		mode, len(killedAt), standbyKills, gtid, n)
 }
 
 func grepLines(s, sub string) string {
