@@ -415,5 +415,16 @@ func (c *Conn) Close() error {
 	return c.c.Close()
 }
 
+// Interrupt closes the socket under a ReadEvent running in another
+// goroutine, which then returns an error. Unlike Close it leaves the
+// packet state (the sequence number the reader writes) alone, so it does not
+// race with that reader; Close the connection once the reader has returned.
+func (c *Conn) Interrupt() error {
+	if c.c == nil || c.c.Conn == nil || c.c.Conn.Conn == nil {
+		return nil
+	}
+	return c.c.Conn.Conn.Close()
+}
+
 // Quit ends an idle (non-dumping) connection politely.
 func (c *Conn) Quit() error { return c.c.Quit() }

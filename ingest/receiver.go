@@ -442,7 +442,7 @@ func (r *Receiver) pump(ctx context.Context, conn *binlog.Conn) error {
 	}()
 	err := r.write(ctx, conn, q)
 	cancel()
-	conn.Close() // unblocks the reader
+	conn.Interrupt() // unblocks the reader; the session closes conn after it returned
 	wg.Wait()
 	return err
 }
