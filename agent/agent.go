@@ -36,6 +36,7 @@ type Agent struct {
 	metrics  *metrics
 	monitor  *ingest.Monitor
 	skips    skipRegistry   // operators' skips until the standby commits them
+	roleOps  roleOpLock     // one promote, switchover or rejoin at a time
 	failover *failoverParts // nil without a [standby] section
 	serve    serveParts     // the binlog server, with [serve]
 

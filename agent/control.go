@@ -116,3 +116,34 @@ func (a *Agent) skipCommitted(gtid string) {
 	a.log.Warn("operator skip committed on the standby", "gtid", gtid, "by", by)
 	close(r.done)
 }
+
+// roleOpLock lets one operation that changes who is master run at a time:
+// promote, switchover and rejoin, from an operator or the detector. The
+// operations run on the daemon's context, so the lock is held until the
+// work ends, not until the client that asked stops waiting.
+type roleOpLock struct {
+	mu    sync.Mutex
+	name  string // the operation running, "" if none
+	by    string
+	since time.Time
+}
+
+// begin takes the lock for the operation name asked by by, or says which
+// one holds it. The returned end releases it (once).
+func (l *roleOpLock) begin(name, by string) (end func(), err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.name != "" {
+		return nil, fmt.Errorf("%s refused: a %s (by %s, since %s) is still running; wait for it to end (`hotstandby status`, the audit log) and ask again",
+			name, l.name, l.by, l.since.UTC().Format(time.RFC3339))
+	}
+	l.name, l.by, l.since = name, by, time.Now()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			l.name, l.by = "", ""
+			l.mu.Unlock()
+		})
+	}, nil
+}

@@ -89,10 +89,17 @@ func (a *Agent) runDetector(ctx context.Context) {
 					OldMaster: a.cfg.Master.Addr(), NewMaster: a.cfg.Standby.Addr()})
 				continue
 			}
+			end, err := a.roleOps.begin("promotion", "detector")
+			if err != nil {
+				a.log.Error("the master is dead, but the automatic promotion waits", "reason", v.Reason, "err", err)
+				continue
+			}
 			a.log.Error("the master is dead: promoting", "reason", v.Reason)
 			// The daemon's context, not ctx: the promotion stops the stream
 			// (and with it ctx) on its way.
-			if _, err := fp.promoter.Promote(a.ctx, failover.Request{Reason: "master dead: " + v.Reason, By: "detector"}); err != nil {
+			_, err = fp.promoter.Promote(a.ctx, failover.Request{Reason: "master dead: " + v.Reason, By: "detector"})
+			end()
+			if err != nil {
 				a.log.Error("automatic promotion did not happen", "err", err)
 				continue
 			}
@@ -107,6 +114,16 @@ func (a *Agent) opPromote(ctx context.Context, p control.Peer, req control.Reque
 	if a.failover == nil {
 		return "", errors.New("promote: no standby: the agent has no [standby] section")
 	}
+	end, err := a.roleOps.begin("promote", p.String())
+	if err != nil {
+		return "", err
+	}
+	ended := false
+	defer func() {
+		if !ended {
+			end()
+		}
+	}()
 	role, err := a.store.LoadRole()
 	if err != nil {
 		return "", err
@@ -124,6 +141,7 @@ func (a *Agent) opPromote(ctx context.Context, p control.Peer, req control.Reque
 		err error
 	}
 	done := make(chan outcome, 1)
+	ended = true // the promotion's goroutine ends the lock
 	go func() {
 		var o outcome
 		if role.Role == checkpoint.RolePromoting && !req.DryRun {
@@ -131,6 +149,7 @@ func (a *Agent) opPromote(ctx context.Context, p control.Peer, req control.Reque
 		} else {
 			o.res, o.err = a.failover.promoter.Promote(a.ctx, failover.Request{Reason: "operator request", By: p.String(), Force: req.Force, DryRun: req.DryRun})
 		}
+		end()
 		done <- o
 	}()
 	var res failover.Result

@@ -104,6 +104,11 @@ func (a *Agent) opRejoin(ctx context.Context, p control.Peer, req control.Reques
 	if a.failover == nil {
 		return "", errors.New("rejoin: no standby: the agent has no [standby] section")
 	}
+	end, err := a.roleOps.begin("rejoin", p.String())
+	if err != nil {
+		return "", err
+	}
+	defer end()
 	role, err := a.store.LoadRole()
 	if err != nil {
 		return "", err

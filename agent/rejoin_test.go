@@ -80,6 +80,9 @@ func (f *failoverEnv) checkRejoined(old *sandbox.Server) {
 	if r.Role != checkpoint.RoleMaster || !strings.Contains(strings.Join(r.Audit, "\n"), "rejoined: old master") {
 		f.t.Fatalf("role %s, audit:\n%s\nwant the rejoin recorded", r.Role, strings.Join(r.Audit, "\n"))
 	}
+	if r.Failover == nil || r.Failover.Promotion == nil || !strings.Contains(r.Failover.Promotion.Rejoined, f.master.Addr()) {
+		f.t.Fatalf("status: %+v: want the rejoin of %s shown", r.Failover, f.master.Addr())
+	}
 	role, err := f.p.a.store.LoadRole()
 	if err != nil || !strings.Contains(role.Rejoined, f.master.Addr()) {
 		f.t.Fatalf("role store: %+v %v: want the rejoin recorded", role, err)

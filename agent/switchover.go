@@ -28,7 +28,12 @@ func (a *Agent) opSwitchover(ctx context.Context, p control.Peer, req control.Re
 	if a.failover == nil {
 		return "", errors.New("switchover: no standby: the agent has no [standby] section")
 	}
+	end, err := a.roleOps.begin("switchover", p.String())
+	if err != nil {
+		return "", err
+	}
 	if err := a.switchoverPreflight(ctx); err != nil {
+		end()
 		return "", err
 	}
 	timeout := req.Timeout
@@ -47,6 +52,7 @@ func (a *Agent) opSwitchover(ctx context.Context, p control.Peer, req control.Re
 	// master frozen or the promotion half-done.
 	go func() {
 		res, err := sw.Run(a.ctx, by)
+		end() // before the answer: a --rejoin takes the lock next
 		done <- outcome{res, err}
 	}()
 	var o outcome
@@ -70,6 +76,11 @@ func (a *Agent) opSwitchover(ctx context.Context, p control.Peer, req control.Re
 	if err != nil {
 		return text, err
 	}
+	endRejoin, err := a.roleOps.begin("rejoin", by)
+	if err != nil {
+		return "", fmt.Errorf("%s; but the rejoin of the old master did not start (it stays read-only): %w", text, err)
+	}
+	defer endRejoin()
 	msg, err := a.rejoin(ctx, role, by, false)
 	if err != nil {
 		return "", fmt.Errorf("%s; but the rejoin of the old master failed (it stays read-only): %w", text, err)

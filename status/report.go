@@ -168,6 +168,9 @@ type PromotionReport struct {
 	Forced    bool       `json:"forced,omitempty"`
 	OldMaster string     `json:"old_master,omitempty"`
 	Applied   string     `json:"applied,omitempty"`
+	// Rejoined: the old master rejoined as a replica of this one (by
+	// `hotstandby rejoin`): which, when, at which GTID.
+	Rejoined string `json:"rejoined,omitempty"`
 }
 
 // DetectorReport is the death detector's view.
@@ -190,7 +193,7 @@ func (rep *Report) AddRole(r checkpoint.Role, mode string) {
 	f := &FailoverReport{Mode: mode, Epoch: r.Epoch}
 	if r.Step != "" {
 		f.Promotion = &PromotionReport{Step: r.Step, StartedAt: TimePtr(r.StartedAt), UpdatedAt: TimePtr(r.UpdatedAt), Reason: r.Reason,
-			By: r.By, Forced: r.Forced, OldMaster: r.OldAddr, Applied: r.Target}
+			By: r.By, Forced: r.Forced, OldMaster: r.OldAddr, Applied: r.Target, Rejoined: r.Rejoined}
 	}
 	rep.Failover = f
 }

@@ -131,7 +131,10 @@ func (t textView) failover(f FailoverReport, role string) {
 		if p.Forced {
 			lines = append(lines, "FORCED: promoted although not proven lossless")
 		}
-		if role == "master" {
+		switch {
+		case p.Rejoined != "":
+			lines = append(lines, "old master rejoined as a replica: "+p.Rejoined)
+		case role == "master":
 			lines = append(lines, "never streams from the old master again (hotstandby rejoin turns it into a replica)")
 		}
 	}
