@@ -110,16 +110,13 @@ func TestBenchApply(t *testing.T) {
 		time.Since(began).Round(time.Second), e.first.Name+":4", e.end, float64(e.bytes)/(1<<20),
 		e.startGTID, e.endGTID, e.txns, e.rows)
 
-	appliers := []struct {
-		name string
-		run  func(*testing.T, string) applyRun
-	}{
-		{applierAgent, func(t *testing.T, dir string) applyRun { return e.runAgent(t, dir, "direct") }},
-		{applierAgentReplica, func(t *testing.T, dir string) applyRun { return e.runAgent(t, dir, "replica") }},
-		{applierNativeSerial, func(t *testing.T, dir string) applyRun { return e.runNative(t, dir, 0) }},
-		{applierNativeParallel, func(t *testing.T, dir string) applyRun { return e.runNative(t, dir, 4) }},
-		{applierNativeReplica, func(t *testing.T, dir string) applyRun { return e.runNativeReplica(t, dir) }},
-	}
+	appliers := selectAppliers(t, []applier{
+		{"direct", applierAgent, func(t *testing.T, dir string) applyRun { return e.runAgent(t, dir, "direct") }},
+		{"replica", applierAgentReplica, func(t *testing.T, dir string) applyRun { return e.runAgent(t, dir, "replica") }},
+		{"native-serial", applierNativeSerial, func(t *testing.T, dir string) applyRun { return e.runNative(t, dir, 0) }},
+		{"native-parallel", applierNativeParallel, func(t *testing.T, dir string) applyRun { return e.runNative(t, dir, 4) }},
+		{"native-replica", applierNativeReplica, func(t *testing.T, dir string) applyRun { return e.runNativeReplica(t, dir) }},
+	})
 	results := make([][]applyRun, len(appliers))
 	for round := range runs {
 		for j, a := range appliers {
@@ -146,14 +143,51 @@ func TestBenchApply(t *testing.T) {
 	}
 	// The parallel appliers compared with one another must run with the
 	// same settings, or the comparison is unfair either way.
-	want := results[slices.Index(names, applierNativeParallel)][0].settings
-	for _, name := range []string{applierAgentReplica, applierNativeReplica} {
-		for i, r := range results[slices.Index(names, name)] {
+	var want, wantFrom string
+	for _, name := range []string{applierNativeParallel, applierNativeReplica, applierAgentReplica} {
+		j := slices.Index(names, name)
+		if j < 0 {
+			continue
+		}
+		for i, r := range results[j] {
+			if wantFrom == "" {
+				want, wantFrom = r.settings, name
+			}
 			if r.settings != want {
-				t.Errorf("UNFAIR COMPARISON: %s, run %d, applied with %s; %s with %s", name, i+1, r.settings, applierNativeParallel, want)
+				t.Errorf("UNFAIR COMPARISON: %s, run %d, applied with %s; %s with %s", name, i+1, r.settings, wantFrom, want)
 			}
 		}
 	}
+}
+
+// applier is one of TestBenchApply's appliers: key names it in
+// HOTSTANDBY_BENCH_APPLIERS.
+type applier struct {
+	key, name string
+	run       func(*testing.T, string) applyRun
+}
+
+// selectAppliers returns the appliers HOTSTANDBY_BENCH_APPLIERS names
+// (comma-separated keys, in the order given; empty: all of them).
+func selectAppliers(t *testing.T, all []applier) []applier {
+	t.Helper()
+	v := os.Getenv("HOTSTANDBY_BENCH_APPLIERS")
+	if v == "" {
+		return all
+	}
+	var keys []string
+	var out []applier
+	for _, a := range all {
+		keys = append(keys, a.key)
+	}
+	for _, k := range strings.Split(v, ",") {
+		i := slices.Index(keys, strings.TrimSpace(k))
+		if i < 0 {
+			t.Fatalf("HOTSTANDBY_BENCH_APPLIERS = %q: %q is no applier; want a comma-separated list of %s", v, k, strings.Join(keys, ", "))
+		}
+		out = append(out, all[i])
+	}
+	return out
 }
 
 // report prints the table of medians and the ratios.
@@ -228,8 +262,18 @@ func (e *applyEnv) report(w io.Writer, names []string, results [][]applyRun) {
 	fmt.Fprintf(w, "OLTP part: %d transactions (schema, 10,000-row preload, OLTP), %d rows; bulk part: %d transactions, %d rows\n",
 		e.oltpTxns, e.oltpRows, e.txns-e.oltpTxns, e.rows-e.oltpRows)
 	by := func(name string) int { return slices.Index(names, name) }
+	have := func(ns ...string) bool {
+		for _, n := range ns {
+			if by(n) < 0 {
+				return false
+			}
+		}
+		return true
+	}
 	ratio := func(a, b string) {
-		fmt.Fprintf(w, "%s throughput / %s: %.2f\n", a, b, secs[by(b)]/secs[by(a)])
+		if have(a, b) {
+			fmt.Fprintf(w, "%s throughput / %s: %.2f\n", a, b, secs[by(b)]/secs[by(a)])
+		}
 	}
 	ratio(applierAgent, applierNativeSerial)
 	ratio(applierAgent, applierNativeParallel)
@@ -244,18 +288,27 @@ func (e *applyEnv) report(w io.Writer, names []string, results [][]applyRun) {
 		}
 		return median(xs)
 	}
-	a := secs[by(applierAgent)] - field(applierAgent, func(r applyRun) float64 { return r.startup })
-	fmt.Fprintf(w, "%s (from applier.state=applying) throughput / %s: %.2f, / %s: %.2f\n", applierAgent,
-		applierNativeSerial, secs[by(applierNativeSerial)]/a, applierNativeParallel, secs[by(applierNativeParallel)]/a)
-	r := secs[by(applierAgentReplica)] - field(applierAgentReplica, func(r applyRun) float64 { return r.sqlRunning })
-	fmt.Fprintf(w, "%s (from SQL thread running) throughput / %s: %.2f, / %s: %.2f\n", applierAgentReplica,
-		applierNativeReplica, secs[by(applierNativeReplica)]/r, applierNativeParallel, secs[by(applierNativeParallel)]/r)
-	fmt.Fprintf(w, "%s peak RSS while applying (VmHWM, highest of the runs): %.1f MiB\n", applierAgent, float64(rss)/1024)
+	if have(applierAgent, applierNativeSerial, applierNativeParallel) {
+		a := secs[by(applierAgent)] - field(applierAgent, func(r applyRun) float64 { return r.startup })
+		fmt.Fprintf(w, "%s (from applier.state=applying) throughput / %s: %.2f, / %s: %.2f\n", applierAgent,
+			applierNativeSerial, secs[by(applierNativeSerial)]/a, applierNativeParallel, secs[by(applierNativeParallel)]/a)
+	}
+	if have(applierAgentReplica, applierNativeReplica) {
+		r := secs[by(applierAgentReplica)] - field(applierAgentReplica, func(r applyRun) float64 { return r.sqlRunning })
+		fmt.Fprintf(w, "%s (from SQL thread running) throughput / %s: %.2f\n", applierAgentReplica,
+			applierNativeReplica, secs[by(applierNativeReplica)]/r)
+	}
+	if have(applierAgent) {
+		fmt.Fprintf(w, "%s peak RSS while applying (VmHWM, highest of the runs): %.1f MiB\n", applierAgent, float64(rss)/1024)
+	}
 
 	// Where the replicating runs' time goes, from their start (the agent
 	// process's start; START SLAVE).
 	var wrows [][]string
 	for _, name := range []string{applierAgentReplica, applierNativeReplica} {
+		if !have(name) {
+			continue
+		}
 		io := field(name, func(r applyRun) float64 { return r.ioDone })
 		wrows = append(wrows, []string{name,
 			fmt.Sprintf("%.3f", field(name, func(r applyRun) float64 { return r.sqlRunning })),
@@ -901,8 +954,8 @@ parallel_threads = 4
 	}
 	t.Logf("agent: statements the standby executed while it applied: %s", strings.Join(coms, ", "))
 	if mode == "replica" {
-		t.Logf("agent replica mode: SQL thread running %.3f s, first transaction applied %.3f s, IO thread received all %.2f s, all applied %.2f s after the process started; %s",
-			watch.sqlRunning, firstSecs, watch.ioDone, secs, settings)
+		t.Logf("agent replica mode: SQL thread running %.3f s, first transaction applied %.3f s, IO thread received all %.2f s, all applied %.2f s after the process started; Slave_retried_transactions %d; %s",
+			watch.sqlRunning, firstSecs, watch.ioDone, secs, statusInt(t, standby, "Slave_retried_transactions"), settings)
 	}
 	if n := p.reviewLog(t, "apply-"+filepath.Base(dir)); n > 0 {
 		t.Logf("agent apply run: %d log lines above INFO", n)
@@ -1004,8 +1057,8 @@ func (e *applyEnv) runNativeReplica(t *testing.T, dir string) applyRun {
 	settings := parallelSettings(t, r)
 	watch.finish(secs)
 	mustExec(t, r, "STOP SLAVE")
-	t.Logf("%s: SQL thread running %.3f s, first transaction applied %.3f s, IO thread received all %.2f s, all applied %.2f s after START SLAVE; %s",
-		applierNativeReplica, watch.sqlRunning, firstSecs, watch.ioDone, secs, settings)
+	t.Logf("%s: SQL thread running %.3f s, first transaction applied %.3f s, IO thread received all %.2f s, all applied %.2f s after START SLAVE; Slave_retried_transactions %d; %s",
+		applierNativeReplica, watch.sqlRunning, firstSecs, watch.ioDone, secs, statusInt(t, r, "Slave_retried_transactions"), settings)
 	return applyRun{secs: secs, midSecs: midSecs, midServerCPU: midServerCPU, serverCPU: c1.cpu - c0.cpu,
 		groupCommits: c1.groupCommits - c0.groupCommits, fsyncs: c1.fsyncs - c0.fsyncs,
 		sqlRunning: watch.sqlRunning, firstApplied: firstSecs, ioDone: watch.ioDone, settings: settings,
