@@ -1029,9 +1029,9 @@ func (e *applyEnv) runNative(t *testing.T, dir string, threads int) applyRun {
 // runNativeReplica is the native counterpart of replica mode: a fresh
 // standby with 4 optimistic threads replicates from the master itself, as
 // the agent's replica mode has it replicate from the agent (GTID mode from
-// its gtid_slave_pos, MASTER_CONNECT_RETRY=1), timed from START SLAVE (IO
-// and SQL threads together) until its gtid_binlog_pos and gtid_slave_pos
-// equal the master's.
+// its gtid_slave_pos, MASTER_CONNECT_RETRY=1, a 1 s heartbeat), timed from
+// START SLAVE (IO and SQL threads together) until its gtid_binlog_pos and
+// gtid_slave_pos equal the master's.
 func (e *applyEnv) runNativeReplica(t *testing.T, dir string) applyRun {
 	t.Helper()
 	// read_only as the agent keeps its standby.
@@ -1041,8 +1041,10 @@ func (e *applyEnv) runNativeReplica(t *testing.T, dir string) applyRun {
 		// The agent's relay log begins with the workload; so does this.
 		mustExec(t, r, "SET GLOBAL gtid_slave_pos = ?", e.startGTID)
 	}
+	// MASTER_HEARTBEAT_PERIOD: the agent passes its [master] heartbeat (1 s
+	// by default) to the standby.
 	mustExec(t, r, `CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=?, MASTER_USER=?, MASTER_PASSWORD=?,
-		MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1`, e.master.Port(), replUser, e.password)
+		MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1.000`, e.master.Port(), replUser, e.password)
 
 	syncDisks()
 	c0 := readCounters(t, r)
