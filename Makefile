@@ -54,8 +54,9 @@ bench-clone:
 # Apply throughput of one recorded binlog: the agent in direct mode and in
 # replica mode (4 optimistic threads behind its binlog server) vs a native
 # serial and a native 4-thread optimistic replica of the master.
+# Run it under the benchmarks' lock: flock /tmp/hotstandby-bench.lock make bench-apply
 bench-apply:
-	flock /tmp/hotstandby-bench.lock $(BENCH) -run TestBenchApply ./bench
+	$(BENCH) -run TestBenchApply ./bench
 
 # A native replica's IO thread reading the same binlog from the agent's
 # binlog server and from the master (HOTSTANDBY_BENCH_MB, default 512).

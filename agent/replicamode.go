@@ -138,7 +138,8 @@ func (m *replicaMode) start(ctx context.Context, wg *sync.WaitGroup, done chan s
 	a.log.Info("apply mode replica: the standby replicates from the agent's binlog server", "listen", srv.Addr(),
 		"standby", a.cfg.Standby.Addr(), "parallel_threads", cfg.ParallelThreads)
 	var both sync.WaitGroup
-	both.Add(3)
+	both.Add(4)
+	go func() { defer both.Done(); m.mirrorApplied(ctx, time.Second) }()
 	go func() {
 		defer both.Done()
 		t := time.NewTicker(purgeEvery(a.cfg.Relay.Retention.Duration))
@@ -170,6 +171,45 @@ func (m *replicaMode) start(ctx context.Context, wg *sync.WaitGroup, done chan s
 		srv.Close()
 	}()
 	return nil
+}
+
+// mirrorApplied copies the standby's gtid_slave_pos, the applied frontier
+// of replica mode, into the checkpoint store's applied record every period
+// and once more when ctx ends, as direct mode mirrors its frontier: the
+// status of a stopped daemon (and its --check) reads it there. Only the GTID
+// set is known in this mode (the standby's own threads read the relay log,
+// through the binlog server), so the record names no relay segment and no
+// file position.
+func (m *replicaMode) mirrorApplied(ctx context.Context, period time.Duration) {
+	var last string
+	save := func() {
+		st, ok := m.status()
+		if !ok || st.Applied == "" || st.Applied == last {
+			return
+		}
+		g, err := binlog.ParseGTIDSet(binlog.MariaDB, st.Applied)
+		if err != nil {
+			m.a.log.Error("applied frontier not saved: the standby's gtid_slave_pos", "gtid_slave_pos", st.Applied, "err", err)
+			last = st.Applied
+			return
+		}
+		if err := m.a.store.SaveApplied(relay.Frontier{Pos: binlog.Position{GTID: g}}, time.Now()); err != nil {
+			m.a.log.Error("applied frontier not saved", "err", err)
+			return
+		}
+		last = st.Applied
+	}
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			save()
+		case <-ctx.Done():
+			save()
+			return
+		}
+	}
 }
 
 // drain is the promotion's drain in replica mode: wait until the standby

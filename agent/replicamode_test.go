@@ -445,3 +445,68 @@ stonith = ["sh", "-c", "while [ -f %s ]; do sleep 0.05; done"]
 		t.Fatalf("new master read_only=%s, replication configured: %t", ro, configured)
 	}
 }
+
+// TestReplicaModeAppliedMirrored: in replica mode the standby's
+// gtid_slave_pos is mirrored into the checkpoint store's applied record, so
+// that `status` of a stopped daemon says what the standby has applied (and
+// --check counts no lag) rather than nothing; an agent restarted while the
+// standby is down keeps that record (it learns nothing new, and writes
+// nothing); once the standby is back, the record follows it again.
+func TestReplicaModeAppliedMirrored(t *testing.T) {
+	e := newEnv(t)
+	standby := e.withReplicaStandby()
+	p := e.startInProcess(ingest.Hooks{})
+	e.waitSemiSyncClient()
+	ctx := context.Background()
+	for i := range 5 {
+		e.exec("INSERT INTO test.t (c) VALUES (?)", i)
+	}
+	e.waitApplied(standby, 60*time.Second)
+	applied := query(t, standby, "SELECT @@GLOBAL.gtid_slave_pos")
+	if applied == "" || applied != query(t, e.master, "SELECT @@GLOBAL.gtid_binlog_pos") {
+		t.Fatalf("standby gtid_slave_pos %q, master gtid_binlog_pos %q", applied, query(t, e.master, "SELECT @@GLOBAL.gtid_binlog_pos"))
+	}
+	c := e.config()
+	stored := func(what string) status.Report {
+		t.Helper()
+		rep, err := status.Get(ctx, c.StatusSource())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Daemon != "stopped" {
+			t.Fatalf("%s: status from a %s daemon, want the stopped daemon's checkpoint", what, rep.Daemon)
+		}
+		if rep.Applied == nil || rep.Applied.GTID != applied {
+			t.Fatalf("%s: stored applied frontier %+v, want the standby's gtid_slave_pos %s", what, rep.Applied, applied)
+		}
+		if rep.Applied.File != "" {
+			t.Fatalf("%s: stored applied frontier names file %s:%d; replica mode knows no file position", what, rep.Applied.File, rep.Applied.Pos)
+		}
+		if n, ok := rep.ApplyLagTransactions(); !ok || n != 0 {
+			t.Fatalf("%s: apply lag %d transactions (measurable %t), want 0: received %s, applied %s", what, n, ok, rep.Received.GTID, rep.Applied.GTID)
+		}
+		return rep
+	}
+	must(t, p.stop())
+	stored("agent stopped")
+
+	// The standby goes down, the agent starts and stops without reaching it.
+	must(t, standby.Stop(ctx))
+	p = e.startInProcess(ingest.Hooks{})
+	harness.WaitFor(t, "the agent to find the standby unreachable", 60*time.Second, func() bool {
+		ap := p.a.liveReport().Applier
+		return ap != nil && ap.State == "connecting" && ap.LastError != ""
+	})
+	must(t, p.stop())
+	stored("agent restarted and stopped while the standby was down")
+
+	// The standby is back: the record follows it.
+	must(t, standby.Restart(ctx))
+	p = e.startInProcess(ingest.Hooks{})
+	e.exec("INSERT INTO test.t (c) VALUES (99)")
+	e.waitApplied(standby, 60*time.Second)
+	applied = query(t, standby, "SELECT @@GLOBAL.gtid_slave_pos")
+	must(t, p.stop())
+	stored("agent stopped after the standby caught up")
+	assertSameRows(t, e.master, standby, 6)
+}

@@ -33,6 +33,7 @@ const (
 	applierAgentReplica   = "hotstandby replica mode, 4 optimistic"
 	applierNativeSerial   = "native SQL thread, serial"
 	applierNativeParallel = "native SQL thread, 4 optimistic"
+	applierNativeReplica  = "native replica, 4 optimistic, reading from the master"
 )
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat:
@@ -72,6 +73,16 @@ type applyRun struct {
 	groupCommits int64   // the standby's Binlog_group_commits during the timed window
 	fsyncs       int64   // the standby's Innodb_data_fsyncs during the timed window
 	same         bool    // every table's checksum matched the master's
+
+	// Replicating runs only (replica mode, native replica reading from the
+	// master): seconds from the start (the agent process's start, or START
+	// SLAVE) until the standby's SQL thread ran (Slave_SQL_Running Yes),
+	// until its first transaction was applied, and until its IO thread
+	// had received everything.
+	sqlRunning, firstApplied, ioDone float64
+	// settings are the standby's parallel replication settings while it
+	// applied (parallelSettings).
+	settings string
 }
 
 func TestBenchApply(t *testing.T) {
@@ -99,15 +110,13 @@ func TestBenchApply(t *testing.T) {
 		time.Since(began).Round(time.Second), e.first.Name+":4", e.end, float64(e.bytes)/(1<<20),
 		e.startGTID, e.endGTID, e.txns, e.rows)
 
-	appliers := []struct {
-		name string
-		run  func(*testing.T, string) applyRun
-	}{
-		{applierAgent, func(t *testing.T, dir string) applyRun { return e.runAgent(t, dir, "direct") }},
-		{applierAgentReplica, func(t *testing.T, dir string) applyRun { return e.runAgent(t, dir, "replica") }},
-		{applierNativeSerial, func(t *testing.T, dir string) applyRun { return e.runNative(t, dir, 0) }},
-		{applierNativeParallel, func(t *testing.T, dir string) applyRun { return e.runNative(t, dir, 4) }},
-	}
+	appliers := selectAppliers(t, []applier{
+		{"direct", applierAgent, func(t *testing.T, dir string) applyRun { return e.runAgent(t, dir, "direct") }},
+		{"replica", applierAgentReplica, func(t *testing.T, dir string) applyRun { return e.runAgent(t, dir, "replica") }},
+		{"native-serial", applierNativeSerial, func(t *testing.T, dir string) applyRun { return e.runNative(t, dir, 0) }},
+		{"native-parallel", applierNativeParallel, func(t *testing.T, dir string) applyRun { return e.runNative(t, dir, 4) }},
+		{"native-replica", applierNativeReplica, func(t *testing.T, dir string) applyRun { return e.runNativeReplica(t, dir) }},
+	})
 	results := make([][]applyRun, len(appliers))
 	for round := range runs {
 		for j, a := range appliers {
@@ -132,6 +141,53 @@ func TestBenchApply(t *testing.T) {
 			}
 		}
 	}
+	// The parallel appliers compared with one another must run with the
+	// same settings, or the comparison is unfair either way.
+	var want, wantFrom string
+	for _, name := range []string{applierNativeParallel, applierNativeReplica, applierAgentReplica} {
+		j := slices.Index(names, name)
+		if j < 0 {
+			continue
+		}
+		for i, r := range results[j] {
+			if wantFrom == "" {
+				want, wantFrom = r.settings, name
+			}
+			if r.settings != want {
+				t.Errorf("UNFAIR COMPARISON: %s, run %d, applied with %s; %s with %s", name, i+1, r.settings, wantFrom, want)
+			}
+		}
+	}
+}
+
+// applier is one of TestBenchApply's appliers: key names it in
+// HOTSTANDBY_BENCH_APPLIERS.
+type applier struct {
+	key, name string
+	run       func(*testing.T, string) applyRun
+}
+
+// selectAppliers returns the appliers HOTSTANDBY_BENCH_APPLIERS names
+// (comma-separated keys, in the order given; empty: all of them).
+func selectAppliers(t *testing.T, all []applier) []applier {
+	t.Helper()
+	v := os.Getenv("HOTSTANDBY_BENCH_APPLIERS")
+	if v == "" {
+		return all
+	}
+	var keys []string
+	var out []applier
+	for _, a := range all {
+		keys = append(keys, a.key)
+	}
+	for _, k := range strings.Split(v, ",") {
+		i := slices.Index(keys, strings.TrimSpace(k))
+		if i < 0 {
+			t.Fatalf("HOTSTANDBY_BENCH_APPLIERS = %q: %q is no applier; want a comma-separated list of %s", v, k, strings.Join(keys, ", "))
+		}
+		out = append(out, all[i])
+	}
+	return out
 }
 
 // report prints the table of medians and the ratios.
@@ -179,11 +235,19 @@ func (e *applyEnv) report(w io.Writer, names []string, results [][]applyRun) {
 			fmt.Sprintf("%.3f", median(midServer)*1000/float64(e.oltpTxns)),
 			agent, fmt.Sprintf("%.2f", median(serverCPU)),
 			fmt.Sprintf("%.0f", median(gc)), fmt.Sprintf("%.0f", median(fs)), check, strings.Join(all, " ")})
-		if names[j] == applierAgent {
-			// The same run, timed from the moment the applier said it applies.
-			st := median(startups)
+		var sqlRunning []float64
+		for _, r := range rs {
+			sqlRunning = append(sqlRunning, r.sqlRunning)
+		}
+		if names[j] == applierAgent || names[j] == applierAgentReplica {
+			// The same run, timed from the moment the applier said it
+			// applies (direct), or the standby's SQL thread ran (replica).
+			st, from := median(startups), ", from applier.state=applying"
+			if names[j] == applierAgentReplica {
+				st, from = median(sqlRunning), ", from SQL thread running"
+			}
 			s, m := secs[j]-st, mid-st
-			rows = append(rows, []string{names[j] + ", from applier.state=applying", fmt.Sprintf("%.2f", s),
+			rows = append(rows, []string{names[j] + from, fmt.Sprintf("%.2f", s),
 				fmt.Sprintf("%.0f", float64(e.txns)/s), fmt.Sprintf("%.0f", float64(e.rows)/s),
 				fmt.Sprintf("%.2f", m), fmt.Sprintf("%.0f", float64(e.oltpTxns)/m), "", "",
 				fmt.Sprintf("%.3f", m*1000/float64(e.oltpTxns)), "", "", "", "", "", "", "", ""})
@@ -197,18 +261,65 @@ func (e *applyEnv) report(w io.Writer, names []string, results [][]applyRun) {
 		"standby binlog group commits", "standby InnoDB fsyncs", "data", "runs (s)"}, rows)
 	fmt.Fprintf(w, "OLTP part: %d transactions (schema, 10,000-row preload, OLTP), %d rows; bulk part: %d transactions, %d rows\n",
 		e.oltpTxns, e.oltpRows, e.txns-e.oltpTxns, e.rows-e.oltpRows)
-	// names: direct, replica, native serial, native parallel.
-	fmt.Fprintf(w, "%s throughput / %s: %.2f\n", names[0], names[2], secs[2]/secs[0])
-	fmt.Fprintf(w, "%s throughput / %s: %.2f\n", names[0], names[3], secs[3]/secs[0])
-	fmt.Fprintf(w, "%s throughput / %s: %.2f\n", names[1], names[3], secs[3]/secs[1])
-	fmt.Fprintf(w, "%s throughput / %s: %.2f\n", names[1], names[0], secs[0]/secs[1])
-	var st []float64
-	for _, r := range results[0] {
-		st = append(st, r.startup)
+	by := func(name string) int { return slices.Index(names, name) }
+	have := func(ns ...string) bool {
+		for _, n := range ns {
+			if by(n) < 0 {
+				return false
+			}
+		}
+		return true
 	}
-	a := secs[0] - median(st)
-	fmt.Fprintf(w, "%s (from applier.state=applying) throughput / %s: %.2f, / %s: %.2f\n", names[0], names[2], secs[2]/a, names[3], secs[3]/a)
-	fmt.Fprintf(w, "%s peak RSS while applying (VmHWM, highest of the runs): %.1f MiB\n", names[0], float64(rss)/1024)
+	ratio := func(a, b string) {
+		if have(a, b) {
+			fmt.Fprintf(w, "%s throughput / %s: %.2f\n", a, b, secs[by(b)]/secs[by(a)])
+		}
+	}
+	ratio(applierAgent, applierNativeSerial)
+	ratio(applierAgent, applierNativeParallel)
+	ratio(applierAgentReplica, applierNativeReplica)
+	ratio(applierAgentReplica, applierNativeParallel)
+	ratio(applierNativeReplica, applierNativeParallel)
+	ratio(applierAgentReplica, applierAgent)
+	field := func(name string, f func(applyRun) float64) float64 {
+		var xs []float64
+		for _, r := range results[by(name)] {
+			xs = append(xs, f(r))
+		}
+		return median(xs)
+	}
+	if have(applierAgent, applierNativeSerial, applierNativeParallel) {
+		a := secs[by(applierAgent)] - field(applierAgent, func(r applyRun) float64 { return r.startup })
+		fmt.Fprintf(w, "%s (from applier.state=applying) throughput / %s: %.2f, / %s: %.2f\n", applierAgent,
+			applierNativeSerial, secs[by(applierNativeSerial)]/a, applierNativeParallel, secs[by(applierNativeParallel)]/a)
+	}
+	if have(applierAgentReplica, applierNativeReplica) {
+		r := secs[by(applierAgentReplica)] - field(applierAgentReplica, func(r applyRun) float64 { return r.sqlRunning })
+		fmt.Fprintf(w, "%s (from SQL thread running) throughput / %s: %.2f\n", applierAgentReplica,
+			applierNativeReplica, secs[by(applierNativeReplica)]/r)
+	}
+	if have(applierAgent) {
+		fmt.Fprintf(w, "%s peak RSS while applying (VmHWM, highest of the runs): %.1f MiB\n", applierAgent, float64(rss)/1024)
+	}
+
+	// Where the replicating runs' time goes, from their start (the agent
+	// process's start; START SLAVE).
+	var wrows [][]string
+	for _, name := range []string{applierAgentReplica, applierNativeReplica} {
+		if !have(name) {
+			continue
+		}
+		io := field(name, func(r applyRun) float64 { return r.ioDone })
+		wrows = append(wrows, []string{name,
+			fmt.Sprintf("%.3f", field(name, func(r applyRun) float64 { return r.sqlRunning })),
+			fmt.Sprintf("%.3f", field(name, func(r applyRun) float64 { return r.firstApplied })),
+			fmt.Sprintf("%.2f", io), fmt.Sprintf("%.1f", float64(e.bytes)/(1<<20)/io),
+			fmt.Sprintf("%.2f", secs[by(name)]), results[by(name)][0].settings})
+	}
+	fmt.Fprintf(w, "\nReplicating runs, seconds from the start (%s: the agent process's start; %s: START SLAVE), medians:\n",
+		applierAgentReplica, applierNativeReplica)
+	printTable(w, []string{"applier", "SQL thread running", "first transaction applied", "IO thread received all",
+		"IO thread MiB/s (binlog size / that)", "all applied", "parallel settings (run 1)"}, wrows)
 }
 
 func orEmpty(s string) string {
@@ -710,6 +821,9 @@ type applierStatus struct {
 		LastError    string  `json:"last_error"`
 		FailedGTID   string  `json:"failed_gtid"`
 	} `json:"applier"`
+	Applied *struct {
+		GTID string `json:"gtid"`
+	} `json:"applied"`
 }
 
 func (p *agentProc) applierStatus() (applierStatus, error) {
@@ -776,11 +890,19 @@ parallel_threads = 4
 	var last applierStatus
 	var midAgentCPU, midServerCPU float64
 	polls := 0
-	midSecs, secs := e.waitApplied(t, standby, p.started, other, func() {
+	// In replica mode the agent restarts an IO thread stopped on an error:
+	// such an error is not the run's end.
+	watch := &slaveWatch{e: e, s: standby, start: p.started}
+	firstSecs, midSecs, secs := e.waitApplied(t, standby, p.started, other, func() {
 		midAgentCPU, midServerCPU = procCPU(t, p.Pid()), procCPU(t, standby.PID())-c0.cpu
 	}, func() error {
 		if p.Exited() {
 			return fmt.Errorf("agent exited (%v); log:\n%s", p.Err(), p.LogTail(30))
+		}
+		if mode == "replica" {
+			if err := watch.poll(); err != nil {
+				return fmt.Errorf("%w\nagent log:\n%s", err, p.LogTail(30))
+			}
 		}
 		// /status every 100 ms, as SHOW SLAVE STATUS for the native runs.
 		if polls++; polls%10 != 1 {
@@ -803,6 +925,18 @@ parallel_threads = 4
 	agentCPU := procCPU(t, p.Pid())
 	c1 := readCounters(t, standby)
 	com1 := comCounters(t, standby)
+	settings := parallelSettings(t, standby)
+	watch.finish(secs)
+	if mode == "direct" {
+		// The standby's gtid_binlog_pos moves when a transaction is in its
+		// binlog, a moment before InnoDB makes it visible; the agent's
+		// applied frontier moves once COMMIT has returned. Compare the
+		// data after that (untimed), as the agent tests do.
+		harness.Poll(t, "the agent's applied frontier to reach "+e.endGTID, time.Minute, 10*time.Millisecond, func() (bool, error) {
+			st, err := p.applierStatus()
+			return err == nil && st.Applied != nil && st.Applied.GTID == e.endGTID, nil
+		})
+	}
 	rss := p.peakRSS(t)
 	if st, err := p.applierStatus(); err == nil {
 		last = st
@@ -819,12 +953,17 @@ parallel_threads = 4
 		}
 	}
 	t.Logf("agent: statements the standby executed while it applied: %s", strings.Join(coms, ", "))
+	if mode == "replica" {
+		t.Logf("agent replica mode: SQL thread running %.3f s, first transaction applied %.3f s, IO thread received all %.2f s, all applied %.2f s after the process started; Slave_retried_transactions %d; %s",
+			watch.sqlRunning, firstSecs, watch.ioDone, secs, statusInt(t, standby, "Slave_retried_transactions"), settings)
+	}
 	if n := p.reviewLog(t, "apply-"+filepath.Base(dir)); n > 0 {
 		t.Logf("agent apply run: %d log lines above INFO", n)
 	}
 	return applyRun{secs: secs, midSecs: midSecs, midAgentCPU: midAgentCPU, midServerCPU: midServerCPU,
 		startup: firstApplying.Seconds(), agentCPU: agentCPU, serverCPU: c1.cpu - c0.cpu, rss: rss,
 		groupCommits: c1.groupCommits - c0.groupCommits, fsyncs: c1.fsyncs - c0.fsyncs,
+		sqlRunning: watch.sqlRunning, firstApplied: firstSecs, ioDone: watch.ioDone, settings: settings,
 		same: e.sameData(t, name, standby)}
 }
 
@@ -864,7 +1003,7 @@ func (e *applyEnv) runNative(t *testing.T, dir string, threads int) applyRun {
 	mustExec(t, r, "START SLAVE SQL_THREAD")
 	polls := 0
 	var midServerCPU float64
-	midSecs, secs := e.waitApplied(t, r, start, "@@gtid_slave_pos", func() {
+	firstSecs, midSecs, secs := e.waitApplied(t, r, start, "@@gtid_slave_pos", func() {
 		midServerCPU = procCPU(t, r.PID()) - c0.cpu
 	}, func() error {
 		if polls++; polls%10 != 0 {
@@ -880,18 +1019,136 @@ func (e *applyEnv) runNative(t *testing.T, dir string, threads int) applyRun {
 		return nil
 	})
 	c1 := readCounters(t, r)
+	settings := parallelSettings(t, r)
 	mustExec(t, r, "STOP SLAVE")
 	return applyRun{secs: secs, midSecs: midSecs, midServerCPU: midServerCPU, serverCPU: c1.cpu - c0.cpu,
 		groupCommits: c1.groupCommits - c0.groupCommits, fsyncs: c1.fsyncs - c0.fsyncs,
-		same: e.sameData(t, name, r)}
+		firstApplied: firstSecs, settings: settings, same: e.sameData(t, name, r)}
+}
+
+// runNativeReplica is the native counterpart of replica mode: a fresh
+// standby with 4 optimistic threads replicates from the master itself, as
+// the agent's replica mode has it replicate from the agent (GTID mode from
+// its gtid_slave_pos, MASTER_CONNECT_RETRY=1, a 1 s heartbeat), timed from
+// START SLAVE (IO and SQL threads together) until its gtid_binlog_pos and
+// gtid_slave_pos equal the master's.
+func (e *applyEnv) runNativeReplica(t *testing.T, dir string) applyRun {
+	t.Helper()
+	// read_only as the agent keeps its standby.
+	r := e.startStandby(t, filepath.Join(dir, "standby"), "slave_parallel_threads=4", "slave_parallel_mode=optimistic", "read_only=ON")
+	defer dropStandby(t, r)
+	if e.startGTID != "" {
+		// The agent's relay log begins with the workload; so does this.
+		mustExec(t, r, "SET GLOBAL gtid_slave_pos = ?", e.startGTID)
+	}
+	// MASTER_HEARTBEAT_PERIOD: the agent passes its [master] heartbeat (1 s
+	// by default) to the standby.
+	mustExec(t, r, `CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=?, MASTER_USER=?, MASTER_PASSWORD=?,
+		MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1.000`, e.master.Port(), replUser, e.password)
+
+	syncDisks()
+	c0 := readCounters(t, r)
+	start := time.Now()
+	mustExec(t, r, "START SLAVE")
+	watch := &slaveWatch{e: e, s: r, start: start, ioErrors: true}
+	var midServerCPU float64
+	firstSecs, midSecs, secs := e.waitApplied(t, r, start, "@@gtid_slave_pos", func() {
+		midServerCPU = procCPU(t, r.PID()) - c0.cpu
+	}, watch.poll)
+	c1 := readCounters(t, r)
+	settings := parallelSettings(t, r)
+	watch.finish(secs)
+	mustExec(t, r, "STOP SLAVE")
+	t.Logf("%s: SQL thread running %.3f s, first transaction applied %.3f s, IO thread received all %.2f s, all applied %.2f s after START SLAVE; Slave_retried_transactions %d; %s",
+		applierNativeReplica, watch.sqlRunning, firstSecs, watch.ioDone, secs, statusInt(t, r, "Slave_retried_transactions"), settings)
+	return applyRun{secs: secs, midSecs: midSecs, midServerCPU: midServerCPU, serverCPU: c1.cpu - c0.cpu,
+		groupCommits: c1.groupCommits - c0.groupCommits, fsyncs: c1.fsyncs - c0.fsyncs,
+		sqlRunning: watch.sqlRunning, firstApplied: firstSecs, ioDone: watch.ioDone, settings: settings,
+		same: e.sameData(t, applierNativeReplica, r)}
+}
+
+// slaveWatch follows a replicating standby's SHOW SLAVE STATUS during a
+// timed run: at every poll until its SQL thread runs (the standby is idle
+// until then), then at every 10th (as the native runs' error check), and
+// records when the SQL thread first ran and when the IO thread had
+// received everything, in seconds since start.
+type slaveWatch struct {
+	e        *applyEnv
+	s        *sandbox.Server
+	start    time.Time
+	ioErrors bool // an IO thread error ends the run (replica mode: the agent starts the IO thread again)
+	polls    int
+
+	sqlRunning, ioDone float64
+}
+
+func (w *slaveWatch) poll() error {
+	if w.polls++; w.sqlRunning != 0 && w.polls%10 != 0 {
+		return nil
+	}
+	m, err := row(w.s, "SHOW SLAVE STATUS")
+	if err != nil || m == nil {
+		return err
+	}
+	now := time.Since(w.start).Seconds()
+	if m["Last_SQL_Errno"] != "0" {
+		return fmt.Errorf("SQL thread error %s: %s", m["Last_SQL_Errno"], m["Last_SQL_Error"])
+	}
+	if w.ioErrors && m["Last_IO_Errno"] != "0" {
+		return fmt.Errorf("IO thread error %s: %s", m["Last_IO_Errno"], m["Last_IO_Error"])
+	}
+	if w.sqlRunning == 0 && m["Slave_SQL_Running"] == "Yes" {
+		w.sqlRunning = now
+	}
+	if w.ioDone == 0 && (m["Gtid_IO_Pos"] == w.e.endGTID ||
+		(m["Master_Log_File"] == w.e.end.File && m["Read_Master_Log_Pos"] == strconv.FormatUint(w.e.end.Pos, 10))) {
+		w.ioDone = now
+	}
+	return nil
+}
+
+// finish fills in what the polls missed, the run having applied
+// everything after end seconds: by then the IO thread had received it all
+// and the SQL thread had run.
+func (w *slaveWatch) finish(end float64) {
+	if w.ioDone == 0 {
+		w.ioDone = end
+	}
+	if w.sqlRunning == 0 {
+		w.sqlRunning = end
+	}
+}
+
+// parallelSettings returns the standby's settings that shape parallel
+// replication and its commits, as name=value pairs.
+func parallelSettings(t *testing.T, s *sandbox.Server) string {
+	t.Helper()
+	names := []string{"slave_parallel_mode", "slave_parallel_threads", "slave_domain_parallel_threads",
+		"slave_parallel_max_queued", "slave_transaction_retries", "binlog_commit_wait_count", "binlog_commit_wait_usec",
+		"sync_binlog", "innodb_flush_log_at_trx_commit", "log_slave_updates", "sync_relay_log", "sync_relay_log_info",
+		"sync_master_info", "gtid_strict_mode"}
+	var cols []string
+	for _, n := range names {
+		cols = append(cols, "@@GLOBAL."+n+" AS "+n)
+	}
+	m, err := row(s, "SELECT "+strings.Join(cols, ", "))
+	if err != nil || m == nil {
+		t.Fatalf("standby settings: %v", err)
+	}
+	var out []string
+	for _, n := range names {
+		out = append(out, n+"="+m[n])
+	}
+	return strings.Join(out, " ")
 }
 
 // waitApplied polls the standby every 10 ms until both its @@gtid_binlog_pos
 // and other (a second GTID variable, or the same) equal the master's end,
 // calling check on each poll (an error fails the test), and atMid once when
 // gtid_binlog_pos first holds the last OLTP transaction. It returns the
-// seconds since start until then, and until the end.
-func (e *applyEnv) waitApplied(t *testing.T, s *sandbox.Server, start time.Time, other string, atMid func(), check func() error) (mid, end float64) {
+// seconds since start until gtid_binlog_pos first held a transaction of the
+// workload, until it held the last OLTP one, and until the end.
+func (e *applyEnv) waitApplied(t *testing.T, s *sandbox.Server, start time.Time, other string, atMid func(), check func() error) (first, mid, end float64) {
 	t.Helper()
 	q := "SELECT @@gtid_binlog_pos AS b, " + other + " AS o"
 	harness.Poll(t, "the standby to reach "+e.endGTID, 30*time.Minute, 10*time.Millisecond, func() (bool, error) {
@@ -903,6 +1160,9 @@ func (e *applyEnv) waitApplied(t *testing.T, s *sandbox.Server, start time.Time,
 			return false, err
 		}
 		now := time.Since(start).Seconds()
+		if first == 0 && m["b"] != "" && m["b"] != e.startGTID {
+			first = now
+		}
 		if mid == 0 {
 			if seq, err := gtidSeq(m["b"]); err == nil && seq >= e.midSeq {
 				mid = now
@@ -915,7 +1175,7 @@ func (e *applyEnv) waitApplied(t *testing.T, s *sandbox.Server, start time.Time,
 		}
 		return false, nil
 	})
-	return mid, end
+	return first, mid, end
 }
 
 // sourceState names the source the agent is built from: the commit, and
