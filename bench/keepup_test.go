@@ -523,6 +523,10 @@ func reportKeepUp(w io.Writer, secs int, names []string, results [][]keepupRun) 
 	printTable(w, []string{"setup", "master commits/s", "lag at end txns", "lag at end s of commits",
 		"Seconds_Behind_Master at end (direct: agent event-time lag)", "drain s", "lag each second min / median / max txns",
 		"lag last quarter median txns", "lag <= 1 s", "semi-sync yes_tx/commits", "data", "runs (rate, lag, drain)"}, rows)
+	fmt.Fprintln(w, "lag = the master's gtid_binlog_pos seq_no - the last transaction committed on the standby (replica mode and native: "+
+		"its gtid_slave_pos; direct: the agent's applied frontier); s of commits = lag / the master's commits/s; drain = end of the load "+
+		"until the standby has applied everything. The native replica's IO thread ACKs before it fsyncs its relay log "+
+		"(sync_relay_log=10000, the default); the agent ACKs after fsync.")
 	// names: replica, direct, native.
 	nat := meds[2]
 	ratio := func(a, b float64) string {
