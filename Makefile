@@ -69,7 +69,7 @@ bench-serve:
 # threads), in direct mode, and a native 4-thread optimistic replica as the
 # master's semi-sync replica; fresh servers for each.
 bench-keepup:
-	flock /tmp/hotstandby-bench.lock $(BENCH) -run TestBenchKeepUp ./bench
+	flock /tmp/hotstandby-bench.lock env $(BENCH) -run TestBenchKeepUp ./bench
 
 # Failover in the seeds' own setup (master, standby + agent, client in three
 # network namespaces, keepalived moving a VIP; needs root, keepalived,
