@@ -208,7 +208,7 @@ func keepupSchema(t *testing.T, m *sandbox.Server) {
 		amount DECIMAL(12,2) NOT NULL, status INT NOT NULL, payload VARCHAR(255) NOT NULL,
 		created_at DATETIME(6) NOT NULL, KEY (account)) ENGINE=InnoDB`)
 	mustExec(t, m, fmt.Sprintf(`INSERT INTO bench.accounts (id, balance, ops, name, updated_at)
-		SELECT seq, 1000, 0, CONCAT('account-', seq), NOW(6) FROM seq_1_to_%d`, keepupAccounts))
+		SELECT seq, 1000, 0, CONCAT('account-', seq), NOW(6) FROM bench.seq_1_to_%d`, keepupAccounts))
 }
 
 // startKeepUpAgent starts a fresh standby and the agent as the master's
@@ -306,8 +306,24 @@ func startKeepUpNative(t *testing.T, ae *applyEnv, dir, password string) *keepup
 	return &keepupSide{master: ae.master, standby: standby,
 		applied: func() (int64, error) { return gtidPosSeq(standby, "@@gtid_slave_pos") },
 		behind:  func() string { return secondsBehindMaster(standby) },
-		check:   func() error { return sqlThreadError(standby) },
+		check:   func() error { return replicationError(standby) },
 	}
+}
+
+// replicationError returns the native replica's SQL thread error, or its
+// IO thread's once that thread has stopped.
+func replicationError(s *sandbox.Server) error {
+	if err := sqlThreadError(s); err != nil {
+		return err
+	}
+	m, err := row(s, "SHOW SLAVE STATUS")
+	if err != nil || m == nil {
+		return err
+	}
+	if m["Slave_IO_Running"] == "No" && m["Last_IO_Errno"] != "0" {
+		return fmt.Errorf("IO thread stopped with error %s: %s", m["Last_IO_Errno"], m["Last_IO_Error"])
+	}
+	return nil
 }
 
 func agentExited(p *agentProc) error {
