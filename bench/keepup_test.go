@@ -489,6 +489,14 @@ func sampleStats(xs []int64) (lo, mid, hi, lastQuarter float64) {
 	return slices.Min(fs), median(fs), slices.Max(fs), median(tail)
 }
 
+// rateOrDash formats a rate, or "-" for none (NaN).
+func rateOrDash(x float64) string {
+	if x != x {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", x)
+}
+
 // reportKeepUp prints the table of medians and the ratios to the native
 // replica.
 func reportKeepUp(w io.Writer, secs int, names []string, results [][]keepupRun) {
@@ -496,7 +504,7 @@ func reportKeepUp(w io.Writer, secs int, names []string, results [][]keepupRun) 
 	meds := make([]med, len(results))
 	var rows [][]string
 	for j, rs := range results {
-		var rate, lag, lagSecs, drain []float64
+		var rate, lag, lagSecs, drain, during, drainRate []float64
 		var all []int64
 		var behind, runs []string
 		var noTx, yesTx, commits int64
@@ -506,6 +514,10 @@ func reportKeepUp(w io.Writer, secs int, names []string, results [][]keepupRun) 
 			lag = append(lag, float64(r.lagTxns))
 			lagSecs = append(lagSecs, r.lagSecs())
 			drain = append(drain, r.drain)
+			during = append(during, float64(r.commits-r.lagTxns)/r.loadSecs)
+			if r.drain > 0 {
+				drainRate = append(drainRate, float64(r.lagTxns)/r.drain)
+			}
 			all = append(all, r.samples...)
 			behind = append(behind, r.behind)
 			noTx += r.noTx
@@ -530,6 +542,7 @@ func reportKeepUp(w io.Writer, secs int, names []string, results [][]keepupRun) 
 		}
 		rows = append(rows, []string{names[j], fmt.Sprintf("%.0f", meds[j].rate), fmt.Sprintf("%.0f", meds[j].lag),
 			fmt.Sprintf("%.2f", meds[j].lagSecs), strings.Join(behind, " "), fmt.Sprintf("%.2f", meds[j].drain),
+			fmt.Sprintf("%.0f", median(during)), rateOrDash(median(drainRate)),
 			fmt.Sprintf("%.0f / %.0f / %.0f", lo, mid, hi), fmt.Sprintf("%.0f", tail), target, semi, check,
 			strings.Join(runs, "; ")})
 	}
@@ -537,7 +550,7 @@ func reportKeepUp(w io.Writer, secs int, names []string, results [][]keepupRun) 
 		"AFTER_SYNC semi-sync master and a fresh standby per setup (sync_binlog=1, innodb_flush_log_at_trx_commit=1, "+
 		"log_slave_updates=ON, gtid_strict_mode=ON); median of %d run(s)\n", secs, len(results[0]))
 	printTable(w, []string{"setup", "master commits/s", "lag at end txns", "lag at end s of commits",
-		"Seconds_Behind_Master at end (direct: agent event-time lag)", "drain s", "lag each second min / median / max txns",
+		"Seconds_Behind_Master at end (direct: agent event-time lag)", "drain s", "standby applied/s during the load", "standby applied/s during the drain", "lag each second min / median / max txns",
 		"lag last quarter median txns", "lag <= 1 s", "semi-sync yes_tx/commits", "data", "runs (rate, lag, drain)"}, rows)
 	fmt.Fprintln(w, "lag = the master's gtid_binlog_pos seq_no - the last transaction committed on the standby (replica mode and native: "+
 		"its gtid_slave_pos; direct: the agent's applied frontier); s of commits = lag / the master's commits/s; drain = end of the load "+
