@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -491,7 +492,7 @@ func sampleStats(xs []int64) (lo, mid, hi, lastQuarter float64) {
 
 // rateOrDash formats a rate, or "-" for none (NaN).
 func rateOrDash(x float64) string {
-	if x != x {
+	if math.IsNaN(x) {
 		return "-"
 	}
 	return fmt.Sprintf("%.0f", x)
