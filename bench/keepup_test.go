@@ -45,9 +45,12 @@ type keepupRun struct {
 	behind   string  // at the end of the load: Seconds_Behind_Master (direct: the agent's event-time lag)
 	drain    float64 // from the end of the load until the standby had applied everything
 	samples  []int64 // the lag in transactions, sampled every second during the load
-	noTx     int64   // Rpl_semi_sync_master_no_tx moved by this much during the load
-	yesTx    int64   // Rpl_semi_sync_master_yes_tx moved by this much during the load
-	same     bool    // every table's checksum matched the master's after the drain
+	// masterEach and appliedEach are the transactions the master committed
+	// and the standby applied between consecutive samples.
+	masterEach, appliedEach []int64
+	noTx                    int64 // Rpl_semi_sync_master_no_tx moved by this much during the load
+	yesTx                   int64 // Rpl_semi_sync_master_yes_tx moved by this much during the load
+	same                    bool  // every table's checksum matched the master's after the drain
 }
 
 func (r keepupRun) lagSecs() float64 { return float64(r.lagTxns) / r.rate }
@@ -69,15 +72,18 @@ type keepupSide struct {
 // on the standby. The standby is read first: a commit on the master in
 // between makes the lag larger, never smaller.
 func (k *keepupSide) lag() (int64, error) {
-	a, err := k.applied()
-	if err != nil {
-		return 0, err
+	a, m, err := k.positions()
+	return m - a, err
+}
+
+// positions returns the standby's applied and the master's GTID sequence
+// numbers, the standby's read first.
+func (k *keepupSide) positions() (applied, master int64, err error) {
+	if applied, err = k.applied(); err != nil {
+		return 0, 0, err
 	}
-	m, err := gtidPosSeq(k.master, "@@gtid_binlog_pos")
-	if err != nil {
-		return 0, err
-	}
-	return m - a, nil
+	master, err = gtidPosSeq(k.master, "@@gtid_binlog_pos")
+	return applied, master, err
 }
 
 // TestBenchKeepUp runs 16 OLTP clients on a semi-sync master as fast as
@@ -105,8 +111,9 @@ func TestBenchKeepUp(t *testing.T) {
 		for j, name := range setups {
 			dir := filepath.Join(base, fmt.Sprintf("run-%d-%d", round+1, j))
 			r := runKeepUp(t, bin, dir, name, password, time.Duration(secs)*time.Second)
-			t.Logf("run %d %-46s %.0f commits/s, lag at end %d txns (%.2f s of commits), behind %s, drain %.2f s, samples %v",
-				round+1, name, r.rate, r.lagTxns, r.lagSecs(), r.behind, r.drain, r.samples)
+			t.Logf("run %d %-46s %.0f commits/s, lag at end %d txns (%.2f s of commits), behind %s, drain %.2f s\n"+
+				"lag each second: %v\nmaster commits each second: %v\nstandby applied each second: %v",
+				round+1, name, r.rate, r.lagTxns, r.lagSecs(), r.behind, r.drain, r.samples, r.masterEach, r.appliedEach)
 			results[j] = append(results[j], r)
 		}
 	}
@@ -416,7 +423,7 @@ func loadKeepUp(t *testing.T, k *keepupSide, d time.Duration) keepupRun {
 		}
 	}
 	elapsed := time.Since(start)
-	lags, sampleErr := samples.finish()
+	sampleErr := samples.finish()
 	if sampleErr != nil {
 		t.Fatalf("sampling the lag: %v", sampleErr)
 	}
@@ -424,7 +431,14 @@ func loadKeepUp(t *testing.T, k *keepupSide, d time.Duration) keepupRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := keepupRun{loadSecs: elapsed.Seconds(), lagTxns: lag, behind: k.behind(), samples: lags}
+	r := keepupRun{loadSecs: elapsed.Seconds(), lagTxns: lag, behind: k.behind()}
+	prevA, prevM := startSeq, startSeq
+	for _, p := range samples.points {
+		r.samples = append(r.samples, p.master-p.applied)
+		r.masterEach = append(r.masterEach, p.master-prevM)
+		r.appliedEach = append(r.appliedEach, p.applied-prevA)
+		prevA, prevM = p.applied, p.master
+	}
 	endSeq, err := gtidPosSeq(k.master, "@@gtid_binlog_pos")
 	if err != nil {
 		t.Fatal(err)
@@ -439,10 +453,10 @@ func loadKeepUp(t *testing.T, k *keepupSide, d time.Duration) keepupRun {
 	return r
 }
 
-// lagSampler reads a setup's lag once a second in its own goroutine.
+// lagSampler reads a setup's positions once a second in its own goroutine.
 type lagSampler struct {
 	stop, done chan struct{}
-	lags       []int64
+	points     []struct{ applied, master int64 }
 	err        error
 }
 
@@ -458,22 +472,22 @@ func sampleLag(k *keepupSide) *lagSampler {
 				return
 			case <-tick.C:
 			}
-			lag, err := k.lag()
+			a, m, err := k.positions()
 			if err != nil {
 				s.err = err
 				return
 			}
-			s.lags = append(s.lags, lag)
+			s.points = append(s.points, struct{ applied, master int64 }{a, m})
 		}
 	}()
 	return s
 }
 
-// finish stops the sampler and returns its samples and its error.
-func (s *lagSampler) finish() ([]int64, error) {
+// finish stops the sampler and returns its error; points are complete then.
+func (s *lagSampler) finish() error {
 	close(s.stop)
 	<-s.done
-	return s.lags, s.err
+	return s.err
 }
 
 // sampleStats returns the min, median and max of the samples, and the
