@@ -38,13 +38,14 @@ const keepupChunk = 16 * 300
 
 // keepupRun is what one setup measured.
 type keepupRun struct {
-	loadSecs float64 // from the first client's start until the last one returned
-	commits  int64   // GTIDs the master wrote during the load
-	rate     float64 // commits / loadSecs
-	lagTxns  int64   // at the end of the load: the master's GTID seq_no minus the standby's applied one
-	behind   string  // at the end of the load: Seconds_Behind_Master (direct: the agent's event-time lag)
-	drain    float64 // from the end of the load until the standby had applied everything
-	samples  []int64 // the lag in transactions, sampled every second during the load
+	loadSecs float64   // from the first client's start until the last one returned
+	commits  int64     // GTIDs the master wrote during the load
+	rate     float64   // commits / loadSecs
+	lagTxns  int64     // at the end of the load: the master's GTID seq_no minus the standby's applied one
+	behind   string    // at the end of the load: Seconds_Behind_Master (direct: the agent's event-time lag)
+	end      time.Time // when the last client returned
+	drain    float64   // from end until the standby had applied everything
+	samples  []int64   // the lag in transactions, sampled every second during the load
 	// masterEach and appliedEach are the transactions the master committed
 	// and the standby applied between consecutive samples.
 	masterEach, appliedEach []int64
@@ -169,9 +170,8 @@ func runKeepUp(t *testing.T, bin, dir, setup, password string, d time.Duration) 
 	k.waitApplied(t, "the standby to apply the schema and the preload", 10*time.Minute)
 
 	r := loadKeepUp(t, k, d)
-	begin := time.Now()
 	k.waitApplied(t, "the standby to apply everything the master committed", 30*time.Minute)
-	r.drain = time.Since(begin).Seconds()
+	r.drain = time.Since(r.end).Seconds()
 	if st, err := master.Status(context.Background(), "Rpl_semi_sync_master_status"); err != nil || st != "ON" {
 		t.Errorf("%s: Rpl_semi_sync_master_status = %q (%v) after the run, want ON", setup, st, err)
 	}
@@ -422,7 +422,8 @@ func loadKeepUp(t *testing.T, k *keepupSide, d time.Duration) keepupRun {
 			t.Fatal(err)
 		}
 	}
-	elapsed := time.Since(start)
+	end := time.Now()
+	elapsed := end.Sub(start)
 	sampleErr := samples.finish()
 	if sampleErr != nil {
 		t.Fatalf("sampling the lag: %v", sampleErr)
@@ -431,7 +432,7 @@ func loadKeepUp(t *testing.T, k *keepupSide, d time.Duration) keepupRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := keepupRun{loadSecs: elapsed.Seconds(), lagTxns: lag, behind: k.behind()}
+	r := keepupRun{loadSecs: elapsed.Seconds(), end: end, lagTxns: lag, behind: k.behind()}
 	prevA, prevM := startSeq, startSeq
 	for _, p := range samples.points {
 		r.samples = append(r.samples, p.master-p.applied)
