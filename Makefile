@@ -3,7 +3,7 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.7.0
 BENCH        = HOTSTANDBY_BENCH=1 $(GO) test ./bench -v -count=1 -timeout 60m
 
-.PHONY: build test test-short test-repeat lint bench bench-ingest bench-semisync bench-apply bench-serve bench-clone bench-failover soak-failover demo demo-down clean
+.PHONY: build test test-short test-repeat lint bench bench-ingest bench-semisync bench-apply bench-serve bench-keepup bench-clone bench-failover soak-failover demo demo-down clean
 
 build:
 	$(GO) build -o bin/hotstandby ./cmd/hotstandby
@@ -62,6 +62,15 @@ bench-apply:
 # binlog server and from the master (HOTSTANDBY_BENCH_MB, default 512).
 bench-serve:
 	flock /tmp/hotstandby-bench.lock $(BENCH) -run "TestBenchServe$$|TestBenchServeFanout" ./bench
+
+# 16 OLTP clients at the master's full semi-sync rate for
+# HOTSTANDBY_BENCH_KEEPUP_SECS (default 60): the standby's lag at the end
+# (transactions, seconds of commits), the lag each second, and the drain
+# until it has everything, for the agent in replica mode (4 optimistic
+# threads), in direct mode, and a native 4-thread optimistic replica as the
+# master's semi-sync replica; fresh servers for each.
+bench-keepup:
+	flock /tmp/hotstandby-bench.lock env $(BENCH) -run TestBenchKeepUp ./bench
 
 # Failover in the seeds' own setup (master, standby + agent, client in three
 # network namespaces, keepalived moving a VIP; needs root, keepalived,
