@@ -7,6 +7,13 @@
 //	HOTSTANDBY_BENCH=1 go test ./bench -run TestBenchSemiSync -v -timeout 30m
 //	HOTSTANDBY_BENCH=1 go test ./bench -run TestBenchApply -v -count=1 -timeout 60m
 //
+// (the Makefile's bench-* targets run them under a lock, one at a time).
+// The newer ones (TestBenchServe, TestBenchServeFanout, TestBenchClone,
+// TestBenchKeepUp: the standby's apply lag under 16 clients at the master's
+// full semi-sync rate, and its drain, for replica mode, direct mode and a
+// native parallel replica) say what they measure in their own comments and
+// in BENCHMARKS.md.
+//
 // Each test builds the agent from ./cmd/hotstandby into a temporary directory
 // and runs it as a separate process with a config file (the master password
 // in a 0600 password_file, never on a command line). It is measured from the
