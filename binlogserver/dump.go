@@ -200,13 +200,8 @@ func (st *stream) locate(ctx context.Context, wait bool) ([]byte, error) {
 			continue
 		}
 		st.unknown = false
-		if !st.gtidMode && !st.placed {
-			// Begin at the requested position, not at the oldest segment.
-			st.placed = true
-			if f := fileModeStart(st.s.cfg.RelayDir, st.startAt, d); f.Segment != 0 {
-				st.cur.Close()
-				st.cur = relay.NewCursor(st.s.cfg.RelayDir, f)
-			}
+		if !st.placed {
+			st.place(d)
 		}
 		ev, _, err := st.cur.Next(d)
 		if errors.Is(err, relay.ErrCaughtUp) {
@@ -223,6 +218,29 @@ func (st *stream) locate(ctx context.Context, wait bool) ([]byte, error) {
 		if send {
 			return append([]byte(nil), ev...), nil
 		}
+	}
+}
+
+// place moves the cursor, before its first event, to the segment where
+// the replica's start is (see fileModeStart and gtidModeStart), instead of
+// the oldest one.
+func (st *stream) place(d relay.Frontier) {
+	st.placed = true
+	var f relay.Frontier
+	if st.gtidMode {
+		var exact map[uint32]bool
+		f, exact = gtidModeStart(st.s.cfg.RelayDir, st.state, d)
+		if f.Segment != 0 {
+			for dom := range exact {
+				st.exact[dom] = true
+			}
+		}
+	} else {
+		f = fileModeStart(st.s.cfg.RelayDir, st.startAt, d)
+	}
+	if f.Segment != 0 {
+		st.cur.Close()
+		st.cur = relay.NewCursor(st.s.cfg.RelayDir, f)
 	}
 }
 

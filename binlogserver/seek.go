@@ -1,6 +1,8 @@
 package binlogserver
 
 import (
+	"encoding/binary"
+
 	"github.com/hotstandby/hotstandby/binlog"
 	"github.com/hotstandby/hotstandby/relay"
 )
@@ -95,4 +97,100 @@ func seekInSegment(seg relay.Segment, want uint64, durable relay.Frontier) (rela
 		return start, true
 	}
 	return relay.Frontier{Segment: seg.Seq, Offset: at}, true
+}
+
+// gtidModeStart returns where a GTID dump's cursor may begin: the newest
+// segment that opens with its master file's own Gtid_list event (the
+// master's GTID state before the file) when the replica's state covers that
+// list, so that every group before the segment is one the replica has; else
+// the zero frontier (the oldest segment). exact names the domains whose
+// last GTID before the segment is the replica's own, as if the scan had met
+// it.
+//
+// A domain in the list and not in the replica's state, or a GTID there
+// with a higher sequence number than the replica's, or the replica's
+// number with another server id (a divergence the scan must see and
+// refuse), makes the segment unfit: an older one is tried.
+func gtidModeStart(dir string, state map[uint32]binlog.GTID, durable relay.Frontier) (start relay.Frontier, exact map[uint32]bool) {
+	segs, err := relay.ListSegments(dir)
+	if err != nil {
+		return relay.Frontier{}, nil
+	}
+	for i := len(segs) - 1; i > 0; i-- {
+		seg := segs[i]
+		if seg.Seq > durable.Segment {
+			continue
+		}
+		list, ok := segmentGTIDList(seg, durable)
+		if !ok {
+			continue
+		}
+		exact, fits := map[uint32]bool{}, true
+		for _, g := range list {
+			w, has := state[g.Domain]
+			switch {
+			case !has || w.Seq < g.Seq || (w.Seq == g.Seq && w.Server != g.Server):
+				fits = false
+			case w == g:
+				exact[g.Domain] = true
+			}
+		}
+		if fits {
+			return relay.Frontier{Segment: seg.Seq}, exact
+		}
+	}
+	return relay.Frontier{}, nil
+}
+
+// segmentGTIDList returns the GTIDs of the master's Gtid_list event that
+// opens seg (false when seg opens with anything else, or it is not
+// durable yet).
+func segmentGTIDList(seg relay.Segment, durable relay.Frontier) ([]binlog.GTID, bool) {
+	r, err := relay.OpenSegment(seg.Path)
+	if err != nil {
+		return nil, false
+	}
+	defer r.Close()
+	if seg.Seq == durable.Segment {
+		if r.Offset() >= durable.Offset {
+			return nil, false
+		}
+		r.SetLimit(durable.Offset)
+	}
+	ev, err := r.Next()
+	if err != nil {
+		return nil, false
+	}
+	h, _ := binlog.ParseHeader(ev)
+	if h.Type != binlog.MariaGTIDList || h.LogPos == 0 || h.Flags&binlog.FlagArtificial != 0 {
+		return nil, false
+	}
+	return parseGTIDList(ev, r.Checksummed())
+}
+
+// parseGTIDList decodes a MariaDB Gtid_list event: a count (its low 28
+// bits; the high 4 are flags), then per GTID domain u32, server_id u32,
+// seq_no u64.
+func parseGTIDList(ev []byte, checksummed bool) ([]binlog.GTID, bool) {
+	body := ev[binlog.HeaderLen:]
+	if checksummed {
+		if len(body) < 4 {
+			return nil, false
+		}
+		body = body[:len(body)-4]
+	}
+	if len(body) < 4 {
+		return nil, false
+	}
+	n := int(binary.LittleEndian.Uint32(body) & 0x0fffffff)
+	body = body[4:]
+	if len(body) != n*16 {
+		return nil, false
+	}
+	out := make([]binlog.GTID, 0, n)
+	for i := range n {
+		b := body[i*16:]
+		out = append(out, binlog.GTID{Domain: binary.LittleEndian.Uint32(b), Server: binary.LittleEndian.Uint32(b[4:]), Seq: binary.LittleEndian.Uint64(b[8:])})
+	}
+	return out, true
 }
