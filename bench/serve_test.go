@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -221,7 +222,9 @@ func TestBenchServeFanout(t *testing.T) {
 		{"4 replicas reading from the agent, replicas at nice 19", servePort, "downstream", servePW, 19},
 		{"4 replicas reading from the master, replicas at nice 19", master.Port(), replUser, pw, 19},
 	}
-	type roundCPU struct{ agent, master, replicas float64 }
+	// agent is the agent's CPU seconds; ack and fsync its mean semi-sync
+	// ACK latency and relay fdatasync time in the round, in ms.
+	type roundCPU struct{ agent, master, replicas, ack, fsync float64 }
 	rates := make([][]float64, len(sources))
 	cpus := make([][]roundCPU, len(sources))
 	for round := range runs {
@@ -248,6 +251,7 @@ func TestBenchServeFanout(t *testing.T) {
 					reniceAll(t, r.PID(), src.nice)
 				}
 			}
+			m0 := agentMetrics(t, p)
 			cpu0 := roundCPU{agent: processCPU(t, p.Pid()), master: processCPU(t, master.PID())}
 			for _, r := range replicas {
 				cpu0.replicas += processCPU(t, r.PID())
@@ -261,11 +265,20 @@ func TestBenchServeFanout(t *testing.T) {
 				c.replicas += processCPU(t, r.PID())
 			}
 			c.replicas -= cpu0.replicas
+			m1 := agentMetrics(t, p)
+			mean := func(name string) float64 {
+				n := m1[name+"_count"] - m0[name+"_count"]
+				if n == 0 {
+					return 0
+				}
+				return (m1[name+"_sum"] - m0[name+"_sum"]) / n * 1000
+			}
+			c.ack, c.fsync = mean("hotstandby_semisync_ack_latency_seconds"), mean("hotstandby_relay_fsync_duration_seconds")
 			rate := float64(commits) / elapsed.Seconds()
 			rates[j] = append(rates[j], rate)
 			cpus[j] = append(cpus[j], c)
-			t.Logf("round %d, %s: %.0f commits/s in %.2f s; CPU s: agent %.2f, master %.2f, replicas %.2f",
-				round+1, src.name, rate, elapsed.Seconds(), c.agent, c.master, c.replicas)
+			t.Logf("round %d, %s: %.0f commits/s in %.2f s; CPU s: agent %.2f, master %.2f, replicas %.2f; agent mean ACK latency %.3f ms, fsync %.3f ms",
+				round+1, src.name, rate, elapsed.Seconds(), c.agent, c.master, c.replicas, c.ack, c.fsync)
 			if src.port != 0 {
 				for _, r := range replicas {
 					mustExec(t, r, "STOP SLAVE IO_THREAD")
@@ -285,15 +298,17 @@ func TestBenchServeFanout(t *testing.T) {
 		for _, r := range rates[j] {
 			all += strconv.FormatFloat(r, 'f', 0, 64) + " "
 		}
-		var ag, ms, rs []float64
+		var ag, ms, rs, ack, fs []float64
 		for _, c := range cpus[j] {
 			ag, ms, rs = append(ag, c.agent), append(ms, c.master), append(rs, c.replicas)
+			ack, fs = append(ack, c.ack), append(fs, c.fsync)
 		}
 		rows = append(rows, []string{src.name, fmt.Sprintf("%.0f", med[j]), all,
-			fmt.Sprintf("%.2f", median(ag)), fmt.Sprintf("%.2f", median(ms)), fmt.Sprintf("%.2f", median(rs))})
+			fmt.Sprintf("%.2f", median(ag)), fmt.Sprintf("%.2f", median(ms)), fmt.Sprintf("%.2f", median(rs)),
+			fmt.Sprintf("%.3f", median(ack)), fmt.Sprintf("%.3f", median(fs))})
 	}
 	fmt.Printf("\nServe fan-out: master commit rate, 16 clients, semi-sync AFTER_SYNC with the agent; %d commits per run, median of %d\n", commits, runs)
-	printTable(os.Stdout, []string{"downstream", "commits/s", "runs", "agent CPU s", "master CPU s", "4 replicas CPU s"}, rows)
+	printTable(os.Stdout, []string{"downstream", "commits/s", "runs", "agent CPU s", "master CPU s", "4 replicas CPU s", "agent ACK latency ms", "agent fsync ms"}, rows)
 	for j := 1; j < len(sources); j++ {
 		fmt.Printf("commit rate with %s / without: %.3f\n", sources[j].name, med[j]/med[0])
 	}
@@ -352,6 +367,32 @@ func processCPU(t *testing.T, pid int) float64 {
 		t.Fatalf("/proc/%d/stat: utime %q stime %q", pid, f[11], f[12])
 	}
 	return float64(utime+stime) / 100 // USER_HZ
+}
+
+// agentMetrics reads the agent's Prometheus metrics (name{labels} -> value;
+// the histograms' _sum and _count lines are what the benchmark uses).
+func agentMetrics(t *testing.T, p *agentProc) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + p.listen + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		name, val, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if v, err := strconv.ParseFloat(val, 64); err == nil {
+			m[name] = v
+		}
+	}
+	return m
 }
 
 // servedReplicas is the number of replicas the agent's status lists as
