@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"runtime"
 	"time"
 )
 
@@ -25,7 +26,10 @@ func newPacketWriter(c net.Conn, seq uint8, timeout time.Duration) *packetWriter
 }
 
 // deadlineWriter bounds each write to the connection by timeout: one
-// deadline per system call, not per event.
+// deadline per system call, not per event. After each write it yields its
+// P: on a small machine a dump catching up could otherwise hold a P while
+// the relay writer, back from its fsync and about to send the semi-sync
+// ACK, waits in the run queue.
 type deadlineWriter struct {
 	c       net.Conn
 	timeout time.Duration
@@ -35,7 +39,9 @@ func (w deadlineWriter) Write(b []byte) (int, error) {
 	if w.timeout > 0 {
 		_ = w.c.SetWriteDeadline(time.Now().Add(w.timeout))
 	}
-	return w.c.Write(b)
+	n, err := w.c.Write(b)
+	runtime.Gosched()
+	return n, err
 }
 
 // event writes one event packet.
