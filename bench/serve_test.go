@@ -196,9 +196,21 @@ func TestBenchServeFanout(t *testing.T) {
 	e := &semiEnv{master: master}
 	e.waitSemiSyncReplica(t)
 
-	var replicas []*sandbox.Server
+	var replicas, shmReplicas []*sandbox.Server
 	for i := range 4 {
 		replicas = append(replicas, startServer(t, base, fmt.Sprintf("replica%d", i), uint32(10+i), false))
+	}
+	// Four more whose datadirs (relay logs included) are in tmpfs: like
+	// replicas on other hosts, they do not write to the disk that the
+	// master and the agent fsync on.
+	shm, err := os.MkdirTemp("/dev/shm", "hsbench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(shm) })
+	for i := range 4 {
+		shmReplicas = append(shmReplicas, startServer(t, shm, fmt.Sprintf("replica%d", i), uint32(20+i), false,
+			"innodb_flush_method=fsync", "innodb_use_native_aio=0")) // tmpfs has no O_DIRECT
 	}
 	db, err := sql.Open("mysql", master.RootDSN("bench"))
 	if err != nil {
@@ -214,13 +226,16 @@ func TestBenchServeFanout(t *testing.T) {
 		port       int // 0: no downstream replica
 		user, pass string
 		nice       int
+		replicas   []*sandbox.Server
 	}
 	sources := []source{
 		{name: "no downstream replica"},
-		{"4 replicas' IO threads reading from the agent", servePort, "downstream", servePW, 0},
-		{"4 replicas' IO threads reading from the master", master.Port(), replUser, pw, 0},
-		{"4 replicas reading from the agent, replicas at nice 19", servePort, "downstream", servePW, 19},
-		{"4 replicas reading from the master, replicas at nice 19", master.Port(), replUser, pw, 19},
+		{"4 replicas' IO threads reading from the agent", servePort, "downstream", servePW, 0, replicas},
+		{"4 replicas' IO threads reading from the master", master.Port(), replUser, pw, 0, replicas},
+		{"4 replicas reading from the agent, replicas at nice 19", servePort, "downstream", servePW, 19, replicas},
+		{"4 replicas reading from the master, replicas at nice 19", master.Port(), replUser, pw, 19, replicas},
+		{"4 replicas reading from the agent, at nice 19, files in tmpfs", servePort, "downstream", servePW, 19, shmReplicas},
+		{"4 replicas reading from the master, at nice 19, files in tmpfs", master.Port(), replUser, pw, 19, shmReplicas},
 	}
 	// agent is the agent's CPU seconds; ack and fsync its mean semi-sync
 	// ACK latency and relay fdatasync time in the round, in ms.
@@ -231,11 +246,11 @@ func TestBenchServeFanout(t *testing.T) {
 		for j, src := range sources {
 			if src.port != 0 {
 				from := masterEnd(t, master)
-				for _, r := range replicas {
+				for _, r := range src.replicas {
 					pointReplica(t, r, src.port, src.user, src.pass, from)
 				}
 				harness.Poll(t, "4 replicas' IO threads running against port "+strconv.Itoa(src.port), 60*time.Second, 20*time.Millisecond, func() (bool, error) {
-					for _, r := range replicas {
+					for _, r := range src.replicas {
 						m, err := row(r, "SHOW SLAVE STATUS")
 						if err != nil || m == nil || m["Slave_IO_Running"] != "Yes" {
 							return false, err
@@ -247,13 +262,13 @@ func TestBenchServeFanout(t *testing.T) {
 					n, err := servedReplicas(p)
 					return err == nil && n == 4, nil
 				})
-				for _, r := range replicas {
+				for _, r := range src.replicas {
 					reniceAll(t, r.PID(), src.nice)
 				}
 			}
 			m0 := agentMetrics(t, p)
 			cpu0 := roundCPU{agent: processCPU(t, p.Pid()), master: processCPU(t, master.PID())}
-			for _, r := range replicas {
+			for _, r := range src.replicas {
 				cpu0.replicas += processCPU(t, r.PID())
 			}
 			elapsed, _, err := commitLoad(db, 16, commits)
@@ -261,7 +276,7 @@ func TestBenchServeFanout(t *testing.T) {
 				t.Fatal(err)
 			}
 			c := roundCPU{agent: processCPU(t, p.Pid()) - cpu0.agent, master: processCPU(t, master.PID()) - cpu0.master}
-			for _, r := range replicas {
+			for _, r := range src.replicas {
 				c.replicas += processCPU(t, r.PID())
 			}
 			c.replicas -= cpu0.replicas
@@ -280,7 +295,7 @@ func TestBenchServeFanout(t *testing.T) {
 			t.Logf("round %d, %s: %.0f commits/s in %.2f s; CPU s: agent %.2f, master %.2f, replicas %.2f; agent mean ACK latency %.3f ms, fsync %.3f ms",
 				round+1, src.name, rate, elapsed.Seconds(), c.agent, c.master, c.replicas, c.ack, c.fsync)
 			if src.port != 0 {
-				for _, r := range replicas {
+				for _, r := range src.replicas {
 					mustExec(t, r, "STOP SLAVE IO_THREAD")
 					reniceAll(t, r.PID(), 0)
 				}

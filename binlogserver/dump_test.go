@@ -197,22 +197,22 @@ func (f *relayFixture) port() int {
 
 // newReplica starts a replica that replicates from the binlog server,
 // after setup (GTID or file position options of CHANGE MASTER).
-func (f *relayFixture) newReplica(name string, id uint32, before []string, change string) *sandbox.Server {
-	f.t.Helper()
-	r := startSandbox(f.t, f.dir, name, id)
+func (f *relayFixture) newReplica(t *testing.T, name string, id uint32, before []string, change string) *sandbox.Server {
+	t.Helper()
+	r := startSandbox(t, f.dir, name, id)
 	ctx := context.Background()
 	for _, q := range before {
 		if err := r.Exec(ctx, q); err != nil {
-			f.t.Fatal(err)
+			t.Fatal(err)
 		}
 	}
 	q := fmt.Sprintf("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='downstream', MASTER_PASSWORD='%s', "+
 		"MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=0.2, %s", f.port(), f.pw, change)
 	if err := r.Exec(ctx, q); err != nil {
-		f.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if err := r.Exec(ctx, "START SLAVE"); err != nil {
-		f.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return r
 }
@@ -293,7 +293,7 @@ func TestDumpBehindThenCaughtUp(t *testing.T) {
 	f := newRelayFixture(t, 3, 700)
 	cut := 700 + 350 // in the middle of the second file
 	f.durableAt(cut)
-	r := f.newReplica("r1", 2, nil, fmt.Sprintf("MASTER_LOG_FILE='%s', MASTER_LOG_POS=4, MASTER_USE_GTID=no", f.files[0]))
+	r := f.newReplica(t, "r1", 2, nil, fmt.Sprintf("MASTER_LOG_FILE='%s', MASTER_LOG_POS=4, MASTER_USE_GTID=no", f.files[0]))
 	waitRead(t, r, "the replica", f.ends[cut-1].pos)
 	before := heartbeats(t, r)
 	harness.WaitFor(t, "two heartbeats at the durable end", 30*time.Second, func() bool { return heartbeats(t, r) >= before+2 })
@@ -335,14 +335,14 @@ func TestDumpFromFilePositionMidSegment(t *testing.T) {
 	if got := fileModeStart(f.relay, from, f.src.Durable()); got.Segment != 2 || got.Offset != int64(from.Pos) {
 		t.Fatalf("fileModeStart(%s) = segment %d offset %d, want segment 2 offset %d", from, got.Segment, got.Offset, from.Pos)
 	}
-	r := f.newReplica("r1", 2, setup, fmt.Sprintf("MASTER_LOG_FILE='%s', MASTER_LOG_POS=%d, MASTER_USE_GTID=no", from.File, from.Pos))
+	r := f.newReplica(t, "r1", 2, setup, fmt.Sprintf("MASTER_LOG_FILE='%s', MASTER_LOG_POS=%d, MASTER_USE_GTID=no", from.File, from.Pos))
 	waitRead(t, r, "the replica", f.ends[last-1].pos)
 	if got, want := rowsOf(t, r), fmt.Sprintf("%d rows, ids %d-%d", last-423, 424, last); got != want {
 		t.Fatalf("from %s the replica has %s, want %s", from, got, want)
 	}
 
 	bad := binlog.FilePos{File: from.File, Pos: from.Pos + 1}
-	r2 := f.newReplica("r2", 3, setup, fmt.Sprintf("MASTER_LOG_FILE='%s', MASTER_LOG_POS=%d, MASTER_USE_GTID=no", bad.File, bad.Pos))
+	r2 := f.newReplica(t, "r2", 3, setup, fmt.Sprintf("MASTER_LOG_FILE='%s', MASTER_LOG_POS=%d, MASTER_USE_GTID=no", bad.File, bad.Pos))
 	harness.Poll(t, "the replica asking for a position inside an event to be refused", 60*time.Second, 20*time.Millisecond, func() (bool, error) {
 		st, err := slaveStatus(r2)
 		if err != nil {
@@ -363,12 +363,12 @@ func TestDumpFromFilePositionMidSegment(t *testing.T) {
 }
 
 // gtidAt is the source's GTID state at the end of the k-th commit.
-func (f *relayFixture) gtidAt(k int) string {
-	f.t.Helper()
+func (f *relayFixture) gtidAt(t *testing.T, k int) string {
+	t.Helper()
 	e := f.ends[k-1]
 	g, err := f.source.QueryString(context.Background(), "SELECT BINLOG_GTID_POS(?, ?)", e.pos.File, e.pos.Pos)
 	if err != nil {
-		f.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return g
 }
@@ -391,7 +391,7 @@ func TestDumpGTIDStartSkipsSegments(t *testing.T) {
 			"SET GLOBAL gtid_slave_pos = '" + state + "'",
 		}
 	}
-	stateOf := func(s string) map[uint32]binlog.GTID {
+	stateOf := func(t *testing.T, s string) map[uint32]binlog.GTID {
 		set, err := binlog.ParseGTIDSet(binlog.MariaDB, s)
 		if err != nil {
 			t.Fatal(err)
@@ -412,25 +412,25 @@ func TestDumpGTIDStartSkipsSegments(t *testing.T) {
 		{name: "at the third file's start", after: 600, wantSeg: 3, exact: true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			state := f.gtidAt(tt.after)
-			got, exact := gtidModeStart(f.relay, stateOf(state), f.src.Durable())
+			state := f.gtidAt(t, tt.after)
+			got, exact := gtidModeStart(f.relay, stateOf(t, state), f.src.Durable())
 			if got.Segment != tt.wantSeg || exact[0] != tt.exact {
 				t.Fatalf("gtidModeStart(%s) = segment %d (exact %v), want segment %d (exact %v)", state, got.Segment, exact, tt.wantSeg, tt.exact)
 			}
-			r := f.newReplica("r-"+strconv.Itoa(tt.after), uint32(10+tt.after), setup(state), "MASTER_USE_GTID=slave_pos")
+			r := f.newReplica(t, "r-"+strconv.Itoa(tt.after), uint32(10+tt.after), setup(state), "MASTER_USE_GTID=slave_pos")
 			waitRead(t, r, "the replica", f.ends[last-1].pos)
 			if got, want := rowsOf(t, r), fmt.Sprintf("%d rows, ids %d-%d", last-tt.after, tt.after+1, last); got != want {
 				t.Fatalf("from %s the replica has %s, want %s", state, got, want)
 			}
-			if got, err := r.QueryString(context.Background(), "SELECT @@gtid_slave_pos"); err != nil || got != f.gtidAt(last) {
-				t.Fatalf("gtid_slave_pos %q, want %q (%v)", got, f.gtidAt(last), err)
+			if got, err := r.QueryString(context.Background(), "SELECT @@gtid_slave_pos"); err != nil || got != f.gtidAt(t, last) {
+				t.Fatalf("gtid_slave_pos %q, want %q (%v)", got, f.gtidAt(t, last), err)
 			}
 		})
 	}
 	t.Run("diverged", func(t *testing.T) {
-		g := stateOf(f.gtidAt(450))[0]
+		g := stateOf(t, f.gtidAt(t, 450))[0]
 		diverged := fmt.Sprintf("%d-%d-%d", g.Domain, g.Server+4, g.Seq)
-		r := f.newReplica("r-diverged", 40, setup(diverged), "MASTER_USE_GTID=slave_pos")
+		r := f.newReplica(t, "r-diverged", 40, setup(diverged), "MASTER_USE_GTID=slave_pos")
 		harness.Poll(t, "the diverged replica to be refused", 60*time.Second, 20*time.Millisecond, func() (bool, error) {
 			st, err := slaveStatus(r)
 			if err != nil {
