@@ -22,6 +22,22 @@
 // the replica asked for (@master_heartbeat_period), it gets a heartbeat
 // naming the current file and end position.
 //
+// The start is found without reading the relay log from its oldest
+// segment: a file:pos dump opens the segment of that master file that
+// holds the position and goes straight to the event there (its offset is
+// the distance from the segment's first event, confirmed by the event's
+// checksum and position; else the segment is read from its start). A GTID
+// dump opens the newest segment whose master file's own Gtid_list (the
+// master's GTID state before the file) the replica's state covers.
+//
+// While a replica is behind, events go out in 256 KiB writes (one write
+// deadline each); what is buffered is flushed when the dump reaches the
+// durable frontier. The frontier is read again only then, so a dump that
+// streams takes no lock that the relay's writer or the ACK path takes; the
+// frontier is polled (Config.Poll) while replicas are caught up, which
+// wakes each caught-up dump at most once per poll, however many groups
+// were fsynced meanwhile.
+//
 // A dump asked before the durable frontier is known (zero: the agent has not
 // recovered its relay log yet, or the relay log is empty) waits for it
 // before it locates its start, judges the replica's state or sends the

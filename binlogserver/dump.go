@@ -52,7 +52,7 @@ func (h *session) dump(data []byte) error {
 	connID := h.conn.ConnectionID()
 	h.s.register(connID, r)
 	defer h.s.unregister(connID, r)
-	defer st.cur.Close()
+	defer func() { st.cur.Close() }() // locate may replace the cursor
 	h.s.log.Info("replica asks for a dump", "addr", h.addr, "server_id", h.serverID, "mode", r.Mode, "from", r.Requested,
 		"heartbeat", h.heartbeat)
 	first, err := st.locate(ctx, false)
@@ -99,6 +99,7 @@ type stream struct {
 	startAt binlog.FilePos
 
 	unknown   bool   // locate met no durable frontier yet: run locates again
+	placed    bool   // the cursor was moved to the start's segment
 	started   bool   // the preamble and the first event went out
 	file      string // the master file the replica is in
 	pos       uint32 // the replica's position in it
@@ -109,6 +110,8 @@ type stream struct {
 	sentGTIDs binlog.GTIDSet         // the replica's state as it asked
 	bytes     uint64
 	events    uint64
+	counted   uint64 // bytes already added to the server's counter
+	unflushed uint64 // events written since the last flush
 	lastSend  time.Time
 	preambled bool
 	fdeFile   string // the master file whose FDE was sent last
@@ -197,6 +200,9 @@ func (st *stream) locate(ctx context.Context, wait bool) ([]byte, error) {
 			continue
 		}
 		st.unknown = false
+		if !st.placed {
+			st.place(d)
+		}
 		ev, _, err := st.cur.Next(d)
 		if errors.Is(err, relay.ErrCaughtUp) {
 			return nil, st.checkCaughtUp(d)
@@ -212,6 +218,29 @@ func (st *stream) locate(ctx context.Context, wait bool) ([]byte, error) {
 		if send {
 			return append([]byte(nil), ev...), nil
 		}
+	}
+}
+
+// place moves the cursor, before its first event, to the segment where
+// the replica's start is (see fileModeStart and gtidModeStart), instead of
+// the oldest one.
+func (st *stream) place(d relay.Frontier) {
+	st.placed = true
+	var f relay.Frontier
+	if st.gtidMode {
+		var exact map[uint32]bool
+		f, exact = gtidModeStart(st.s.cfg.RelayDir, st.state, d)
+		if f.Segment != 0 {
+			for dom := range exact {
+				st.exact[dom] = true
+			}
+		}
+	} else {
+		f = fileModeStart(st.s.cfg.RelayDir, st.startAt, d)
+	}
+	if f.Segment != 0 {
+		st.cur.Close()
+		st.cur = relay.NewCursor(st.s.cfg.RelayDir, f)
 	}
 }
 
@@ -273,6 +302,9 @@ func (st *stream) fileStart(h binlog.Header) (bool, error) {
 	if file == st.startAt.File && (h.Start() == st.startAt.Pos || (st.startAt.Pos <= 4 && h.LogPos != 0)) {
 		st.started = true
 		return true, nil
+	}
+	if file == st.startAt.File && h.Start() < st.startAt.Pos {
+		return false, nil // before the start, in its file
 	}
 	if c, err := at.Compare(st.startAt); err == nil && c > 0 {
 		return false, fatal(fmt.Sprintf("position %s requested by the replica is not the start of an event in the relay log (next event starts at %s); the relay holds %s",

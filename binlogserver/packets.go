@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"runtime"
 	"time"
 )
 
@@ -14,23 +15,37 @@ const maxPayload = 1<<24 - 1
 // packetWriter frames events as protocol packets (00 + event) into a
 // buffer, so that a run of small events costs one write, not one each.
 type packetWriter struct {
-	c   net.Conn
 	w   *bufio.Writer
 	seq uint8
-	// timeout bounds every write: a replica that stops reading ends its own
-	// dump, never the agent's ingest.
-	timeout time.Duration
 }
 
 func newPacketWriter(c net.Conn, seq uint8, timeout time.Duration) *packetWriter {
-	return &packetWriter{c: c, w: bufio.NewWriterSize(c, 256<<10), seq: seq, timeout: timeout}
+	// The timeout bounds every write: a replica that stops reading ends its
+	// own dump, never the agent's ingest.
+	return &packetWriter{w: bufio.NewWriterSize(deadlineWriter{c: c, timeout: timeout}, 256<<10), seq: seq}
+}
+
+// deadlineWriter bounds each write to the connection by timeout: one
+// deadline per system call, not per event. After each write it yields its
+// P: on a small machine a dump catching up could otherwise hold a P while
+// the relay writer, back from its fsync and about to send the semi-sync
+// ACK, waits in the run queue.
+type deadlineWriter struct {
+	c       net.Conn
+	timeout time.Duration
+}
+
+func (w deadlineWriter) Write(b []byte) (int, error) {
+	if w.timeout > 0 {
+		_ = w.c.SetWriteDeadline(time.Now().Add(w.timeout))
+	}
+	n, err := w.c.Write(b)
+	runtime.Gosched()
+	return n, err
 }
 
 // event writes one event packet.
 func (p *packetWriter) event(ev []byte) error {
-	if p.timeout > 0 {
-		_ = p.c.SetWriteDeadline(time.Now().Add(p.timeout))
-	}
 	total := len(ev) + 1
 	first := true
 	rest := ev
@@ -73,9 +88,6 @@ func (p *packetWriter) header(n int) error {
 func (p *packetWriter) flush() error {
 	if p.w.Buffered() == 0 {
 		return nil
-	}
-	if p.timeout > 0 {
-		_ = p.c.SetWriteDeadline(time.Now().Add(p.timeout))
 	}
 	return p.wrap(p.w.Flush())
 }

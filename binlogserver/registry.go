@@ -57,6 +57,10 @@ func (s *Server) register(connID uint32, r *replica) {
 		}
 	}
 	s.replicas[connID] = r
+	select {
+	case s.dumping <- struct{}{}:
+	default:
+	}
 }
 
 func (s *Server) unregister(connID uint32, r *replica) {

@@ -43,18 +43,24 @@ func (st *stream) run(ctx context.Context, first []byte) error {
 	} else if err := st.preambleAtEnd(); err != nil {
 		return err
 	}
+	// The frontier is read again only when the cursor reaches it: while the
+	// replica is behind, serving takes no lock the relay's writer takes.
+	d, moved := st.durable()
 	for {
-		d, moved := st.durable()
 		ev, _, err := st.cur.Next(d)
 		if errors.Is(err, relay.ErrCaughtUp) {
+			if nd, nmoved := st.durable(); nd.Segment != d.Segment || nd.Offset != d.Offset {
+				d, moved = nd, nmoved
+				continue
+			}
 			if st.nonBlock {
 				// Everything durable went out: a master answers EOF.
 				if err := st.pw.eof(); err != nil {
 					return err
 				}
-				return st.pw.flush()
+				return st.flush()
 			}
-			if err := st.pw.flush(); err != nil {
+			if err := st.flush(); err != nil {
 				return err
 			}
 			st.publish(true)
@@ -67,6 +73,7 @@ func (st *stream) run(ctx context.Context, first []byte) error {
 					return err
 				}
 			}
+			d, moved = st.durable()
 			continue
 		}
 		if err != nil {
@@ -149,7 +156,7 @@ func (st *stream) preambleAtEnd() error {
 	// The FDE is the segment's file's, not necessarily d's (a Rotate ends
 	// the relay): the next event from another file sends its own.
 	st.fdeFile = st.cur.Segment().MasterFile
-	return st.pw.flush()
+	return st.flush()
 }
 
 // heartbeat sends a heartbeat if nothing went out for the period.
@@ -163,21 +170,35 @@ func (st *stream) heartbeat(period time.Duration) error {
 	if err := st.pw.event(heartbeat(st.s.cfg.ServerID, st.file, st.pos, crc)); err != nil {
 		return err
 	}
+	err := st.flush()
 	st.lastSend = time.Now()
 	st.hbTimer.Reset(period)
-	return st.pw.flush()
+	return err
 }
 
+// write buffers one event for the replica. The buffer goes out when it is
+// full (while the replica is behind) and when the stream reaches the
+// durable end (flush).
 func (st *stream) write(ev []byte) error {
 	if err := st.pw.event(ev); err != nil {
 		return err
 	}
 	st.bytes += uint64(len(ev))
 	st.events++
-	st.s.bytesSent.Add(uint64(len(ev)))
-	st.s.eventsSent.Add(1)
-	st.lastSend = time.Now()
+	st.unflushed++
 	return nil
+}
+
+// flush sends what is buffered and counts it.
+func (st *stream) flush() error {
+	err := st.pw.flush()
+	if st.unflushed > 0 {
+		st.s.bytesSent.Add(st.bytes - st.counted)
+		st.s.eventsSent.Add(st.unflushed)
+		st.counted, st.unflushed = st.bytes, 0
+		st.lastSend = time.Now()
+	}
+	return err
 }
 
 // refuse sends a refusal as an ERR packet in the stream and ends it.
@@ -186,7 +207,7 @@ func (st *stream) refuse(err error) error {
 	if errors.As(err, &me) {
 		st.s.log.Warn("replica refused mid-stream", "addr", st.h.addr, "server_id", st.h.serverID, "err", me.Message)
 		_ = st.pw.errPacket(me.Code, me.State, me.Message)
-		_ = st.pw.flush()
+		_ = st.flush()
 	}
 	return err
 }

@@ -33,6 +33,7 @@ type Server struct {
 	mu       sync.Mutex          // mu guards the fields below
 	replicas map[uint32]*replica // by connection id
 	changed  chan struct{}       // closed when the durable frontier moves
+	dumping  chan struct{}       // a dump registered (capacity 1): watch polls again
 	last     relay.Frontier
 	conns    map[net.Conn]struct{}
 	connTLS  map[string]ConnTLS // by remote address, while connected
@@ -117,6 +118,7 @@ func New(cfg Config) (*Server, error) {
 		auth:     authHandler{InMemoryAuthenticationHandler: auth, requireTLS: cfg.RequireTLS},
 		replicas: map[uint32]*replica{},
 		changed:  make(chan struct{}),
+		dumping:  make(chan struct{}, 1),
 		conns:    map[net.Conn]struct{}{},
 		connTLS:  map[string]ConnTLS{},
 	}, nil
@@ -221,7 +223,9 @@ func (s *Server) untrack(c net.Conn) {
 	c.Close()
 }
 
-// watch polls the durable frontier and wakes the dumps when it moves.
+// watch polls the durable frontier and wakes the dumps when it moves. With
+// no dump registered it sleeps until one is: an agent without downstream
+// replicas spends nothing on it.
 func (s *Server) watch(ctx context.Context) {
 	t := time.NewTicker(s.cfg.Poll)
 	defer t.Stop()
@@ -230,6 +234,18 @@ func (s *Server) watch(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		s.mu.Lock()
+		idle := len(s.replicas) == 0
+		s.mu.Unlock()
+		if idle {
+			t.Stop()
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.dumping:
+			}
+			t.Reset(s.cfg.Poll)
 		}
 		f := s.cfg.Source.Durable()
 		s.mu.Lock()
