@@ -102,7 +102,11 @@
 // nothing more, the held COMMIT is sent alone before the applier waits.
 // When a round trip fails, the standby's GTID state tells which COMMITs in
 // it passed: the first transaction whose GTID the standby lacks failed at
-// its COMMIT, otherwise the error is the next transaction's.
+// its COMMIT, otherwise the error is the next transaction's. Whatever
+// stops the session (an error in a later transaction, a StopError), the
+// held COMMITs are sent first: a stop never rolls back a transaction that
+// only waited for its COMMIT, so a skip of the failing transaction can never
+// cover an earlier one that is not on the standby.
 //
 // Errors stop the applier (the stream keeps receiving and acknowledging)
 // with the GTID, the master position, the table or statement and the server's

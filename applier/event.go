@@ -329,7 +329,9 @@ func (s *session) flushQueue(ctx context.Context) error {
 	}
 	state, rerr := s.readState(ctx)
 	if rerr != nil {
-		return fmt.Errorf("%w (and then: %v)", err, rerr)
+		// Which COMMIT failed is unknown: a lost connection, retried; the
+		// next session reads the standby's state again.
+		return fmt.Errorf("applier: after %v: %w", err, rerr)
 	}
 	for _, t := range held {
 		if !state.has(t.gtid) {

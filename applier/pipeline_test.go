@@ -213,3 +213,37 @@ func TestFrontierNeverAheadOfStandby(t *testing.T) {
 	}
 	t.Logf("%d checks of the frontier against the standby", checks)
 }
+
+// TestHeldCommitSentBeforeAStop: a transaction whose COMMIT is held when
+// the next one stops the applier (here: a gap in another GTID domain, a
+// StopError at that transaction's GTID event) is committed, and the
+// frontier covers it, before the applier stops: a stop never rolls back a
+// transaction that only waited for its COMMIT.
+func TestHeldCommitSentBeforeAStop(t *testing.T) {
+	master, standby := startServer(t, 1), startServer(t, 2)
+	const schema = "SET SESSION sql_log_bin=0; CREATE DATABASE d; CREATE TABLE d.t (id INT PRIMARY KEY, v VARCHAR(20)); SET SESSION sql_log_bin=1"
+	mustExec(t, master, schema)
+	mustExec(t, standby, schema)
+	mustExec(t, master, "INSERT INTO d.t VALUES (1, 'domain 0')")
+	mustExec(t, master, "SET SESSION gtid_domain_id = 1, SESSION gtid_seq_no = 5; INSERT INTO d.t VALUES (2, 'domain 1'); SET SESSION gtid_domain_id = 0")
+	rl := copyRelay(t, master)
+	// The standby's last transaction in domain 1 is 1-2-2: 3 and 4 are
+	// missing before the relay log's 1-1-5.
+	mustExec(t, standby, "SET SESSION gtid_domain_id = 1, SESSION gtid_seq_no = 2; DROP TABLE IF EXISTS d.no_such_table; SET SESSION gtid_domain_id = 0")
+	a, _ := runApplier(t, Config{DSN: standbyDSN(standby), RelayDir: rl.dir}, newFixedSource(rl.end))
+	var st Status
+	harness.WaitFor(t, "the applier to stop on the gap in domain 1", 60*time.Second, func() bool {
+		st = a.Status()
+		return st.State == StateError
+	})
+	if st.FailedGTID != "" || !strings.Contains(st.LastError, "domain 1") {
+		t.Fatalf("stopped with failed GTID %q, error %q; want the gap in domain 1", st.FailedGTID, st.LastError)
+	}
+	first := rl.txns[0].gtid.String()
+	if ids := rowIDs(t, standby); ids != "1" {
+		t.Fatalf("standby rows %q; want 1: the held COMMIT of %s was rolled back at the stop", ids, first)
+	}
+	if st.Transactions != 1 || st.Frontier.Offset != rl.txns[0].at.Offset || !strings.Contains(st.Frontier.Pos.GTID.String(), first) {
+		t.Fatalf("frontier %+v after %d transactions; want the end of %s", st.Frontier, st.Transactions, first)
+	}
+}

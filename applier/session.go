@@ -167,6 +167,7 @@ func (s *session) apply(ctx context.Context, state gtidState) error {
 			return fmt.Errorf("applier: %w", err)
 		}
 		if err := s.event(ctx, ev, after); err != nil {
+			err = s.settle(ctx, err)
 			s.abort()
 			return err
 		}
@@ -185,4 +186,22 @@ func (s *session) abort() {
 	rctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
 	_ = s.exec(rctx, "ROLLBACK")
 	cancel()
+}
+
+// settle sends the COMMITs still held before the session stops on err, an
+// error of a later transaction (or of the standby's state): the frontier
+// must never stop behind a transaction that only waited for its COMMIT, and
+// a skip of the failing transaction must never leave an earlier one
+// rolled back (the skip's GTID would then cover it). A held COMMIT that
+// fails now is the earlier, and so the reported, error.
+func (s *session) settle(ctx context.Context, err error) error {
+	if len(s.held) == 0 {
+		return err
+	}
+	ferr := s.flushQueue(ctx)
+	var ae *ApplyError
+	if ferr != nil && (errors.As(ferr, &ae) || IsConnError(ferr)) {
+		return ferr
+	}
+	return err
 }
