@@ -110,7 +110,8 @@
 //
 // Errors stop the applier (the stream keeps receiving and acknowledging)
 // with the GTID, the master position, the table or statement and the server's
-// error. The open transaction is rolled back: nothing is half-applied. Skip
+// error. For row events the position is the end of the transaction (its
+// statements share one BINLOG statement) and the tables are all it touches. The open transaction is rolled back: nothing is half-applied. Skip
 // applies an empty transaction with the failing GTID, an explicit operator
 // decision that the caller records in the audit log.
 //
