@@ -88,9 +88,30 @@
 // status stays in error until a re-check applies a transaction or catches
 // up.
 //
+// Round trips. A transaction goes to the standby as one multi-statement
+// query, COMMIT; SET GTID; BEGIN; BINLOG '<base64>': the COMMIT of the
+// transaction before leads it, and the row events of all its statements
+// share one BINLOG statement (the server ends each statement at its
+// STMT_END flag, as its SQL thread does; a transaction of more than
+// combineLimit bytes of text goes statement by statement). A BINLOG
+// statement must end its query: its OK packet does not carry "more
+// results" (TestBinlogStatementEndsTheQuery), so the COMMIT cannot follow it
+// in the same one, and two transactions never share a round trip. A
+// transaction is done (Status.Frontier and Applied move) only when the
+// round trip that carries its COMMIT has returned OK; when the relay log has
+// nothing more, the held COMMIT is sent alone before the applier waits.
+// When a round trip fails, the standby's GTID state tells which COMMITs in
+// it passed: the first transaction whose GTID the standby lacks failed at
+// its COMMIT, otherwise the error is the next transaction's. Whatever
+// stops the session (an error in a later transaction, a StopError), the
+// held COMMITs are sent first: a stop never rolls back a transaction that
+// only waited for its COMMIT, so a skip of the failing transaction can never
+// cover an earlier one that is not on the standby.
+//
 // Errors stop the applier (the stream keeps receiving and acknowledging)
 // with the GTID, the master position, the table or statement and the server's
-// error. The open transaction is rolled back: nothing is half-applied. Skip
+// error. For row events the position is the end of the transaction (its
+// statements share one BINLOG statement) and the tables are all it touches. The open transaction is rolled back: nothing is half-applied. Skip
 // applies an empty transaction with the failing GTID, an explicit operator
 // decision that the caller records in the audit log.
 //

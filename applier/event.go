@@ -14,7 +14,7 @@ import (
 )
 
 // event applies one relay event. after is the frontier at its end.
-func (s *session) event(ctx context.Context, ev []byte, after relay.Frontier, state gtidState) error {
+func (s *session) event(ctx context.Context, ev []byte, after relay.Frontier) error {
 	h, _ := binlog.ParseHeader(ev)
 	checksummed := s.cur.Checksummed()
 	boundary, err := s.tr.Feed(ev, checksummed)
@@ -26,7 +26,7 @@ func (s *session) event(ctx context.Context, ev []byte, after relay.Frontier, st
 		if err != nil {
 			return s.fail(after, "GTID event", err)
 		}
-		s.gtid, s.table, s.skip = g, "", state.has(g)
+		s.gtid, s.table, s.skip = g, "", s.state.has(g)
 		if err := s.followCheck(g, s.skip, after.Pos.FilePos); err != nil {
 			return err
 		}
@@ -46,8 +46,13 @@ func (s *session) event(ctx context.Context, ev []byte, after relay.Frontier, st
 	}
 	if s.skip {
 		if boundary {
+			// The frontier moves in order: a COMMIT still held goes first.
+			if err := s.flushQueue(ctx); err != nil {
+				return s.fail(after, "transaction", err)
+			}
 			s.skip = false
-			s.done(after, state, false)
+			s.done(s.gtid, after, h.Timestamp, false)
+			s.gtid = binlog.GTID{}
 		}
 		return nil
 	}
@@ -69,23 +74,28 @@ func (s *session) event(ctx context.Context, ev []byte, after relay.Frontier, st
 		if err := s.writeRows(ctx, ev); err != nil {
 			return s.fail(after, "rows of "+s.table, err)
 		}
-		if h.Type != binlog.TableMapEvent && binlog.RowsStmtEnd(ev) {
+		// The statements of a small transaction share one BINLOG
+		// statement (the server ends each at its STMT_END flag, as its SQL
+		// thread does); a large one is applied statement by statement.
+		if h.Type != binlog.TableMapEvent && binlog.RowsStmtEnd(ev) && (s.pieces > 0 || s.rows.pending() >= combineLimit) {
 			if err := s.flush(ctx, after); err != nil {
 				return err
 			}
 		}
 	case h.Type == binlog.XIDEvent:
+		// [COMMIT of the previous transaction;] SET GTID; BEGIN; BINLOG ...
+		// go in one round trip: a BINLOG statement ends it.
 		if err := s.flush(ctx, after); err != nil {
 			return err
 		}
-		// SET GTID; BEGIN; BINLOG ...; COMMIT of a small transaction go in
-		// one round trip.
+		// This COMMIT leads the next round trip; the transaction is done
+		// once that returns (flushQueue).
+		s.held = append(s.held, heldTxn{gtid: s.gtid, after: after, what: s.txnWhat(), ts: h.Timestamp})
+		s.gtid = binlog.GTID{}
 		if err := s.queue(ctx, "COMMIT"); err != nil {
-			return s.fail(after, s.txnWhat(), err)
+			return s.fail(after, "transaction", err)
 		}
-		if err := s.flushQueue(ctx); err != nil {
-			return s.fail(after, s.txnWhat(), err)
-		}
+		return nil
 	case h.Type == binlog.QueryEvent:
 		if err := s.flush(ctx, after); err != nil {
 			return err
@@ -107,6 +117,9 @@ func (s *session) event(ctx context.Context, ev []byte, after relay.Frontier, st
 			return s.fail(after, abbrev(q.Text), err)
 		}
 	case h.Type == binlog.IntvarEvent:
+		if err := s.flush(ctx, after); err != nil {
+			return err
+		}
 		if err := s.flushQueue(ctx); err != nil {
 			return s.fail(after, s.txnWhat(), err)
 		}
@@ -116,6 +129,9 @@ func (s *session) event(ctx context.Context, ev []byte, after relay.Frontier, st
 	case h.Type == binlog.RandEvent:
 		if len(ev) < binlog.HeaderLen+16 {
 			return s.fail(after, "RAND event", binlog.ErrShortEvent)
+		}
+		if err := s.flush(ctx, after); err != nil {
+			return err
 		}
 		b := ev[binlog.HeaderLen:]
 		q := fmt.Sprintf("SET @@RAND_SEED1=%d, @@RAND_SEED2=%d", binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[8:]))
@@ -129,20 +145,28 @@ func (s *session) event(ctx context.Context, ev []byte, after relay.Frontier, st
 		return s.fail(after, fmt.Sprintf("event type %d", h.Type), fmt.Errorf("the applier does not support this event (statement-based replication with user variables or XA?); use binlog_format=ROW"))
 	}
 	if boundary && s.gtid.Seq != 0 {
-		ts := h.Timestamp
-		s.a.update(func(st *Status) { st.AppliedEventTS = ts })
-		s.done(after, state, true)
+		s.done(s.gtid, after, h.Timestamp, true)
+		s.gtid = binlog.GTID{}
 	}
 	return nil
 }
 
-// done records a transaction that is on the standby.
-func (s *session) done(after relay.Frontier, state gtidState, applied bool) {
-	g := s.gtid
-	if k := [2]uint32{g.Domain, g.Server}; g.Seq > state[k] {
-		state[k] = g.Seq // only ever forward: skipped transactions are older
+// heldTxn is a transaction whose COMMIT waits in the queue for the next
+// round trip: everything else of it is on the standby, uncommitted.
+type heldTxn struct {
+	gtid  binlog.GTID
+	after relay.Frontier // the frontier after its XID event
+	what  string         // its tables, for an error
+	ts    uint32         // the master's commit timestamp
+}
+
+// done records a transaction that is on the standby, committed: g, ending
+// at after, committed on the master at ts; applied says the session applied
+// it (not found there).
+func (s *session) done(g binlog.GTID, after relay.Frontier, ts uint32, applied bool) {
+	if k := [2]uint32{g.Domain, g.Server}; g.Seq > s.state[k] {
+		s.state[k] = g.Seq // only ever forward: skipped transactions are older
 	}
-	s.gtid = binlog.GTID{}
 	s.a.update(func(st *Status) {
 		// The frontier's GTIDs are the relay log's up to it (applied, or
 		// found on the standby), never GTIDs that reached the standby from
@@ -158,6 +182,7 @@ func (s *session) done(after relay.Frontier, state gtidState, applied bool) {
 		if applied {
 			st.Transactions++
 			st.AppliedAt = time.Now()
+			st.AppliedEventTS = ts
 		}
 	})
 	if applied {
@@ -226,7 +251,8 @@ func (s *session) flush(ctx context.Context, after relay.Frontier) error {
 	if s.pieces == 0 {
 		// A BINLOG statement always ends a round trip: its OK packet does
 		// not carry "more results", and statements after it in one
-		// multi-statement query would leave their answers unread.
+		// multi-statement query would leave their answers unread (the
+		// next command is out of sync; TestBinlogStatementEndsTheQuery).
 		err = s.queue(ctx, "BINLOG '"+s.rows.final()+"'")
 		if err == nil {
 			err = s.flushQueue(ctx)
@@ -258,6 +284,11 @@ func (s *session) flush(ctx context.Context, after relay.Frontier) error {
 // queueLimit bounds the statements held for one round trip.
 const queueLimit = 1 << 20
 
+// combineLimit is how much base64 text of a transaction's row events the
+// agent holds in one BINLOG statement: past it, the transaction goes to the
+// server statement by statement (each statement's events must stay in one).
+const combineLimit = 1 << 20
+
 // queue holds a statement for the next round trip (statements of a small
 // transaction go to the server together, as one multi-statement query).
 func (s *session) queue(ctx context.Context, q string) error {
@@ -271,15 +302,44 @@ func (s *session) queue(ctx context.Context, q string) error {
 	return nil
 }
 
-// flushQueue sends the held statements. The server stops at the first
-// failing one, and the driver returns its error.
+// flushQueue sends the queued statements in one round trip. The server
+// stops at the first failing one, and the driver returns its error. The
+// transactions whose COMMIT was in the queue are done once it returns OK;
+// after an error, those the standby's GTID state has are done, and the
+// first one it lacks is the one that failed (its COMMIT did).
 func (s *session) flushQueue(ctx context.Context) error {
 	if s.queued.Len() == 0 {
 		return nil
 	}
 	q := s.queued.String()
-	s.queued = strings.Builder{}
-	return s.exec(ctx, q)
+	s.queued.Reset()
+	err := s.exec(ctx, q)
+	held := s.held
+	s.held = s.held[:0]
+	if err == nil {
+		for _, t := range held {
+			s.done(t.gtid, t.after, t.ts, true)
+		}
+		return nil
+	}
+	if len(held) == 0 || IsConnError(err) {
+		// The current transaction's; or the connection is gone, and the
+		// next session finds on the standby what committed.
+		return err
+	}
+	state, rerr := s.readState(ctx)
+	if rerr != nil {
+		// Which COMMIT failed is unknown: a lost connection, retried; the
+		// next session reads the standby's state again.
+		return fmt.Errorf("applier: after %v: %w", err, rerr)
+	}
+	for _, t := range held {
+		if !state.has(t.gtid) {
+			return &ApplyError{GTID: t.gtid.String(), Pos: t.after.Pos.FilePos, What: "COMMIT of " + t.what, Err: err}
+		}
+		s.done(t.gtid, t.after, t.ts, true)
+	}
+	return err // every COMMIT passed: the statements after them failed
 }
 
 func (s *session) noteTable(t string) {

@@ -32,6 +32,8 @@ type session struct {
 	pieces int             // pieces of it already in @hs_rows on the server
 	sent   int64           // characters of it sent there
 	queued strings.Builder // statements held for one round trip
+	held   []heldTxn       // transactions whose COMMIT is in queued, in order
+	state  gtidState       // the standby's GTID state as the session knows it
 	tables []string        // tables the current transaction touches
 	table  string
 	db     string // the session's current default database
@@ -129,6 +131,7 @@ func (s *session) applyEmpty(ctx context.Context, gtid string) error {
 
 // apply reads and applies durable transactions until an error.
 func (s *session) apply(ctx context.Context, state gtidState) error {
+	s.state = state
 	s.cur = relay.NewCursor(s.a.cfg.RelayDir, s.a.Status().Frontier)
 	defer s.cur.Close()
 	s.tr = binlog.NewTxnTracker(binlog.NewGTIDSet(binlog.MariaDB))
@@ -138,7 +141,8 @@ func (s *session) apply(ctx context.Context, state gtidState) error {
 		ev, after, err := s.cur.Next(durable)
 		if errors.Is(err, relay.ErrCaughtUp) {
 			if err := s.flushQueue(ctx); err != nil { // never wait with statements held
-				return s.fail(s.a.Status().Frontier, s.txnWhat(), err)
+				s.abort()
+				return s.fail(s.a.Status().Frontier, "transaction", err)
 			}
 			s.progressed()
 			s.a.update(func(st *Status) { st.State, st.CaughtUp = StateWaiting, durable })
@@ -162,18 +166,42 @@ func (s *session) apply(ctx context.Context, state gtidState) error {
 		if err != nil {
 			return fmt.Errorf("applier: %w", err)
 		}
-		if err := s.event(ctx, ev, after, state); err != nil {
-			s.rows, s.pieces, s.sent = b64Stream{}, 0, 0
-			s.queued = strings.Builder{}
-			if s.tr.InTransaction() || !s.skip {
-				// Not ctx: it may be what ended. A deadline of its own, so
-				// that a standby that stopped answering cannot hold the
-				// applier past the connection's (long) read timeout.
-				rctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
-				_ = s.exec(rctx, "ROLLBACK")
-				cancel()
-			}
+		if err := s.event(ctx, ev, after); err != nil {
+			err = s.settle(ctx, err)
+			s.abort()
 			return err
 		}
 	}
+}
+
+// abort forgets what the session holds and rolls back the open
+// transaction, after an error.
+func (s *session) abort() {
+	s.rows, s.pieces, s.sent = b64Stream{}, 0, 0
+	s.queued.Reset()
+	s.held = s.held[:0]
+	// Not the session's ctx: it may be what ended. A deadline of its own,
+	// so that a standby that stopped answering cannot hold the applier past
+	// the connection's (long) read timeout.
+	rctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
+	_ = s.exec(rctx, "ROLLBACK")
+	cancel()
+}
+
+// settle sends the COMMITs still held before the session stops on err, an
+// error of a later transaction (or of the standby's state): the frontier
+// must never stop behind a transaction that only waited for its COMMIT, and
+// a skip of the failing transaction must never leave an earlier one
+// rolled back (the skip's GTID would then cover it). A held COMMIT that
+// fails now is the earlier, and so the reported, error.
+func (s *session) settle(ctx context.Context, err error) error {
+	if len(s.held) == 0 {
+		return err
+	}
+	ferr := s.flushQueue(ctx)
+	var ae *ApplyError
+	if ferr != nil && (errors.As(ferr, &ae) || IsConnError(ferr)) {
+		return ferr
+	}
+	return err
 }
