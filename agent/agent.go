@@ -287,14 +287,20 @@ func (a *Agent) mirrorApplied(ctx context.Context) {
 		}
 		last = f
 	}
-	t := time.NewTicker(time.Second)
+	everyUntilDone(ctx, time.Second, save)
+}
+
+// everyUntilDone calls f every period, and once more when ctx ends (the
+// last word of a mirror: what the daemon knew when it stopped).
+func everyUntilDone(ctx context.Context, period time.Duration, f func()) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			save()
+			f()
 		case <-ctx.Done():
-			save()
+			f()
 			return
 		}
 	}

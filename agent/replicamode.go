@@ -199,17 +199,7 @@ func (m *replicaMode) mirrorApplied(ctx context.Context, period time.Duration) {
 		}
 		last = st.Applied
 	}
-	t := time.NewTicker(period)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			save()
-		case <-ctx.Done():
-			save()
-			return
-		}
-	}
+	everyUntilDone(ctx, period, save)
 }
 
 // drain is the promotion's drain in replica mode: wait until the standby

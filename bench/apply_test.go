@@ -868,15 +868,7 @@ func (e *applyEnv) runAgent(t *testing.T, dir, mode string) applyRun {
 	if err := os.WriteFile(pwFile, []byte(e.password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	spec.Extra = fmt.Sprintf(`
-[standby]
-host = "127.0.0.1"
-port = %d
-user = "applier"
-password_file = %q
-mode = %q
-parallel_threads = 4
-`, standby.Port(), pwFile, mode)
+	spec.Extra = standbySection(standby.Port(), pwFile, mode)
 	name, other := applierAgent, "@@gtid_binlog_pos"
 	if mode == "replica" {
 		name, other = applierAgentReplica, "@@gtid_slave_pos"
@@ -1009,14 +1001,7 @@ func (e *applyEnv) runNative(t *testing.T, dir string, threads int) applyRun {
 		if polls++; polls%10 != 0 {
 			return nil
 		}
-		m, err := row(r, "SHOW SLAVE STATUS")
-		if err != nil || m == nil {
-			return err
-		}
-		if m["Last_SQL_Errno"] != "0" {
-			return fmt.Errorf("SQL thread error %s: %s", m["Last_SQL_Errno"], m["Last_SQL_Error"])
-		}
-		return nil
+		return sqlThreadError(r)
 	})
 	c1 := readCounters(t, r)
 	settings := parallelSettings(t, r)
@@ -1227,4 +1212,18 @@ func comCounters(t *testing.T, s *sandbox.Server) map[string]int64 {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// standbySection is the agent's [standby] section for a standby on this
+// host, in the given apply mode (replica mode with 4 threads).
+func standbySection(port int, pwFile, mode string) string {
+	return fmt.Sprintf(`
+[standby]
+host = "127.0.0.1"
+port = %d
+user = "applier"
+password_file = %q
+mode = %q
+parallel_threads = 4
+`, port, pwFile, mode)
 }

@@ -236,15 +236,7 @@ func startKeepUpAgent(t *testing.T, ae *applyEnv, bin, dir, mode, password strin
 		t.Fatal(err)
 	}
 	p := startAgent(t, bin, agentSpec{Dir: agentDir, Master: ae.master, Password: password, ServerID: 9001,
-		Start: "file:" + first.Name + ":4", SemiSync: true, Extra: fmt.Sprintf(`
-[standby]
-host = "127.0.0.1"
-port = %d
-user = "applier"
-password_file = %q
-mode = %q
-parallel_threads = 4
-`, standby.Port(), pwFile, mode)})
+		Start: "file:" + first.Name + ":4", SemiSync: true, Extra: standbySection(standby.Port(), pwFile, mode)})
 	p.waitStatus(t, "the agent to stream", 60*time.Second, 20*time.Millisecond,
 		func(st agentStatus) bool { return st.Stream.State == "streaming" })
 	k := &keepupSide{master: ae.master, standby: standby}

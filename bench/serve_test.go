@@ -94,9 +94,9 @@ func TestBenchServe(t *testing.T) {
 	pids := []int{p.Pid(), master.PID()}
 	for i := range runs {
 		for j, src := range sources {
-			c0, r0 := processCPU(t, pids[j]), processCPU(t, replica.PID())
+			c0, r0 := procCPU(t, pids[j]), procCPU(t, replica.PID())
 			s := readAll(t, replica, src.port, src.user, src.pass, files[0].Name, end)
-			c, r := processCPU(t, pids[j])-c0, processCPU(t, replica.PID())-r0
+			c, r := procCPU(t, pids[j])-c0, procCPU(t, replica.PID())-r0
 			secs[j] = append(secs[j], s)
 			srvCPU[j], repCPU[j] = append(srvCPU[j], c), append(repCPU[j], r)
 			t.Logf("run %d %-36s %7.2f s  %7.1f MiB/s  CPU s: server %.2f, replica %.2f", i+1, src.name, s, mib/s, c, r)
@@ -267,17 +267,17 @@ func TestBenchServeFanout(t *testing.T) {
 				}
 			}
 			m0 := agentMetrics(t, p)
-			cpu0 := roundCPU{agent: processCPU(t, p.Pid()), master: processCPU(t, master.PID())}
+			cpu0 := roundCPU{agent: procCPU(t, p.Pid()), master: procCPU(t, master.PID())}
 			for _, r := range src.replicas {
-				cpu0.replicas += processCPU(t, r.PID())
+				cpu0.replicas += procCPU(t, r.PID())
 			}
 			elapsed, _, err := commitLoad(db, 16, commits)
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := roundCPU{agent: processCPU(t, p.Pid()) - cpu0.agent, master: processCPU(t, master.PID()) - cpu0.master}
+			c := roundCPU{agent: procCPU(t, p.Pid()) - cpu0.agent, master: procCPU(t, master.PID()) - cpu0.master}
 			for _, r := range src.replicas {
-				c.replicas += processCPU(t, r.PID())
+				c.replicas += procCPU(t, r.PID())
 			}
 			c.replicas -= cpu0.replicas
 			m1 := agentMetrics(t, p)
@@ -359,29 +359,6 @@ func reniceAll(t *testing.T, pid, nice int) {
 			t.Fatalf("setpriority(%d, %d): %v", tid, nice, err)
 		}
 	}
-}
-
-// processCPU returns the user+system CPU seconds of process pid so far
-// (utime+stime in /proc/PID/stat, in USER_HZ).
-func processCPU(t *testing.T, pid int) float64 {
-	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatalf("reading /proc/%d/stat: %v", pid, err)
-	}
-	// After the command name (in parentheses, may hold spaces): state is
-	// field 3, utime 14, stime 15.
-	i := strings.LastIndexByte(string(data), ')')
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 13 {
-		t.Fatalf("/proc/%d/stat: too few fields", pid)
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		t.Fatalf("/proc/%d/stat: utime %q stime %q", pid, f[11], f[12])
-	}
-	return float64(utime+stime) / 100 // USER_HZ
 }
 
 // agentMetrics reads the agent's Prometheus metrics (name{labels} -> value;
