@@ -306,6 +306,18 @@ func everyUntilDone(ctx context.Context, period time.Duration, f func()) {
 	}
 }
 
+// errorText logs an error attribute as its message: slog's text handler
+// formats other values with %+v, which for go-mysql's (pingcap) errors
+// prints a stack trace into the line.
+func errorText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindAny {
+		if err, ok := a.Value.Any().(error); ok && err != nil {
+			return slog.String(a.Key, err.Error())
+		}
+	}
+	return a
+}
+
 // NewLogger builds the daemon's logger from the [log] section: text or JSON,
 // to standard error or to a file rotated by go-log's rotating handler. The
 // returned closer closes the file.
@@ -329,7 +341,7 @@ func NewLogger(cfg LogConfig, stderr io.Writer) (*slog.Logger, io.Closer, error)
 	}
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(strings.ToUpper(cfg.Level)))
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: errorText}
 	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.Format == "json" {
 		h = slog.NewJSONHandler(w, opts)

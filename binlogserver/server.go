@@ -278,6 +278,9 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 				"addr", addr, "err", err)
 			return
 		}
+		if ctx.Err() != nil {
+			return // the server is stopping: the handshake was cut, not refused
+		}
 		s.log.Warn("replica connection refused", "addr", addr, "err", err)
 		return
 	}
