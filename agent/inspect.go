@@ -6,7 +6,9 @@ import (
 )
 
 // AppliedHint is the applied frontier saved in the checkpoint store, nil when
-// unknown (never applied, no standby, or the daemon holds the store).
+// unknown (never applied, no standby, or the daemon holds the store). In
+// replica mode the record holds only the standby's gtid_slave_pos (no relay
+// segment): relay.List then judges segments by their GTIDs.
 func AppliedHint(cfg Config) *relay.Frontier {
 	if !cfg.Standby.Enabled() {
 		return nil
@@ -17,7 +19,7 @@ func AppliedHint(cfg Config) *relay.Frontier {
 	}
 	defer store.Close()
 	st, err := store.Load()
-	if err != nil || st.Applied.Segment == 0 {
+	if err != nil || (st.Applied.Segment == 0 && st.Applied.Pos.GTID.IsZero()) {
 		return nil
 	}
 	return &st.Applied

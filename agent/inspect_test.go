@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/hotstandby/hotstandby/relay"
 )
 
@@ -60,4 +61,78 @@ func TestRelayListAndShow(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "no transaction with GTID 0-1-999999") {
 		t.Fatalf("relay show of a missing GTID: %v\n%s", err, out)
 	}
+}
+
+// relayList runs `hotstandby relay list --json`.
+func relayList(t *testing.T, cfgPath string) []relay.SegmentInfo {
+	t.Helper()
+	out, err := exec.Command(hsBinary, "relay", "list", "--json", "--config", cfgPath).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var segs []relay.SegmentInfo
+	if err := json.Unmarshal(out, &segs); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	return segs
+}
+
+// TestRelayListReplicaMode: in replica mode the applied record is the
+// standby's gtid_slave_pos only, and relay list judges each segment by the
+// GTIDs it holds: all applied once the standby caught up; with the standby
+// down while more arrives, the segment it stopped in is partly applied and
+// the one after it not applied.
+func TestRelayListReplicaMode(t *testing.T) {
+	e := newEnv(t)
+	standby := e.withReplicaStandby()
+	p := e.startInProcess(ingest.Hooks{})
+	e.waitSemiSyncClient()
+	ctx := context.Background()
+	e.exec("INSERT INTO test.t (id, c) VALUES (1, 1)")
+	e.exec("FLUSH BINARY LOGS")
+	e.exec("INSERT INTO test.t (id, c) VALUES (2, 2)")
+	e.waitApplied(standby, 60*time.Second)
+	must(t, p.stop())
+	segs := relayList(t, e.cfgPath)
+	if len(segs) != 2 {
+		t.Fatalf("relay list: %d segments, want 2: %+v", len(segs), segs)
+	}
+	for _, s := range segs {
+		if s.Applied != "yes" {
+			st, _ := checkpointState(e.config())
+			t.Fatalf("segment %d applied %q after the standby caught up; segments %+v; applied mirror %+v", s.Seq, s.Applied, segs, st.Applied)
+		}
+	}
+
+	// The standby goes down; one more transaction in the second segment and
+	// one in a third.
+	must(t, standby.Stop(ctx))
+	p = e.startInProcess(ingest.Hooks{})
+	e.waitSemiSyncClient()
+	e.exec("INSERT INTO test.t (id, c) VALUES (3, 3)")
+	e.exec("FLUSH BINARY LOGS")
+	e.exec("INSERT INTO test.t (id, c) VALUES (4, 4)")
+	e.waitCaughtUp(p.a.liveReport)
+	must(t, p.stop())
+	segs = relayList(t, e.cfgPath)
+	got := make([]string, len(segs))
+	for i, s := range segs {
+		got[i] = s.Applied
+	}
+	if strings.Join(got, ",") != "yes,partly,no" {
+		st, _ := checkpointState(e.config())
+		t.Fatalf("applied per segment %v, want yes,partly,no; segments %+v; applied mirror %+v", got, segs, st.Applied)
+	}
+
+	// The standby is back and catches up: every segment is applied.
+	must(t, standby.Restart(ctx))
+	p = e.startInProcess(ingest.Hooks{})
+	e.waitApplied(standby, 60*time.Second)
+	must(t, p.stop())
+	for _, s := range relayList(t, e.cfgPath) {
+		if s.Applied != "yes" {
+			t.Fatalf("segment %d applied %q after the standby caught up again", s.Seq, s.Applied)
+		}
+	}
+	assertSameRows(t, e.master, standby, 4)
 }

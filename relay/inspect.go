@@ -25,11 +25,25 @@ type SegmentInfo struct {
 	LastGTID   string `json:"last_gtid,omitempty"`
 	// Applied: "yes" (every transaction), "partly", "no", or "unknown".
 	Applied string `json:"applied"`
+
+	domains map[uint32]seqRange // MariaDB GTIDs held, per replication domain
 }
 
+// seqRange is the lowest and highest sequence number of one domain's
+// GTIDs in a segment.
+type seqRange struct{ first, last uint64 }
+
 // List describes the segments of the relay log in dir. applied is the
-// applied frontier, nil when unknown (or without a standby). It only reads,
-// so it works whether the daemon runs or not.
+// applied frontier, nil when unknown (or without a standby). A frontier
+// with a relay segment (direct mode) is compared by relay position; one
+// with only a GTID set (replica mode: the standby's gtid_slave_pos) by the
+// GTIDs each segment holds: applied when the set holds every one of them,
+// partly when some, no when none. A MariaDB GTID set holds the last
+// sequence number per domain, so a GTID is in it when its domain's
+// sequence number there is at least the GTID's (gtid_strict_mode keeps
+// sequence numbers increasing within a domain). Without either, or with a
+// set of another flavor, it is "unknown". List only reads, so it works
+// whether the daemon runs or not.
 func List(dir string, applied *Frontier) ([]SegmentInfo, error) {
 	var out []SegmentInfo
 	tr := binlog.NewTxnTracker(binlog.NewGTIDSet(binlog.MariaDB))
@@ -49,6 +63,15 @@ func List(dir string, applied *Frontier) ([]SegmentInfo, error) {
 				s.FirstGTID = g.String()
 			}
 			s.LastGTID = g.String()
+			r, ok := s.domains[g.Domain]
+			if !ok {
+				if s.domains == nil {
+					s.domains = map[uint32]seqRange{}
+				}
+				r.first = g.Seq
+			}
+			r.first, r.last = min(r.first, g.Seq), max(r.last, g.Seq)
+			s.domains[g.Domain] = r
 		}
 		return nil
 	})
@@ -56,6 +79,8 @@ func List(dir string, applied *Frontier) ([]SegmentInfo, error) {
 		switch {
 		case applied == nil:
 			out[i].Applied = "unknown"
+		case applied.Segment == 0:
+			out[i].Applied = appliedByGTID(out[i].domains, applied.Pos.GTID)
 		case out[i].Seq < applied.Segment || (out[i].Seq == applied.Segment && out[i].LastTxnEnd <= applied.Pos.Pos):
 			out[i].Applied = "yes"
 		case out[i].Seq == applied.Segment:
@@ -65,6 +90,36 @@ func List(dir string, applied *Frontier) ([]SegmentInfo, error) {
 		}
 	}
 	return out, err
+}
+
+// appliedByGTID says whether a segment holding the GTIDs of domains is
+// applied when the standby's applied GTID set is set: "yes", "partly",
+// "no", or "unknown" for a set that is not MariaDB's.
+func appliedByGTID(domains map[uint32]seqRange, set binlog.GTIDSet) string {
+	if set.Flavor() != binlog.MariaDB && !set.IsZero() {
+		return "unknown"
+	}
+	have := map[uint32]uint64{}
+	for _, g := range set.MariaDBGTIDs() {
+		have[g.Domain] = g.Seq
+	}
+	all, some := true, false
+	for d, r := range domains {
+		seq, ok := have[d]
+		if !ok || seq < r.last {
+			all = false
+		}
+		if ok && seq >= r.first {
+			some = true
+		}
+	}
+	switch {
+	case all:
+		return "yes"
+	case some:
+		return "partly"
+	}
+	return "no"
 }
 
 // ShowOptions select what `hotstandby relay show` prints.
