@@ -284,10 +284,35 @@ func (m *replicaMode) report(rep *status.Report) {
 			rep.Applied = &applied
 		}
 	}
+	ap.Transactions = appliedSinceStart(st)
 	if st.BehindSeconds >= 0 {
 		s := st.BehindSeconds
 		rep.Lag.AppliedSeconds = &s
 	}
+}
+
+// appliedSinceStart counts the transactions the standby applied since this
+// run of the agent configured its replication: the GTID sequence numbers
+// gtid_slave_pos advanced by from its value then, summed over domains (a
+// domain new since then counts from 0). That is the number of transactions
+// when the master numbers them without gaps, as it does unless a session sets
+// gtid_seq_no; a transaction skipped with `hotstandby skip` counts (the
+// standby commits it empty). nil while unknown (not configured yet).
+func appliedSinceStart(st replica.Status) *uint64 {
+	if !st.StartKnown {
+		return nil
+	}
+	start, err1 := binlog.ParseGTIDSet(binlog.MariaDB, st.StartApplied)
+	now, err2 := binlog.ParseGTIDSet(binlog.MariaDB, st.Applied)
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	n, ok := start.SeqBehind(now)
+	if !ok {
+		return nil
+	}
+	u := uint64(n)
+	return &u
 }
 
 // errant returns the GTIDs of the standby's gtid_binlog_state that are in

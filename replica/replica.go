@@ -179,6 +179,13 @@ func (r *Replica) configure(ctx context.Context) error {
 		{"START SLAVE", "START SLAVE"},
 	}
 	for _, s := range stmts {
+		if s.sql == "START SLAVE" && !r.Status().StartKnown {
+			var start string
+			if err := r.db.QueryRowContext(ctx, "SELECT @@GLOBAL.gtid_slave_pos").Scan(&start); err != nil {
+				return fmt.Errorf("standby %s: SELECT @@GLOBAL.gtid_slave_pos: %s", r.standbyAddr(), r.scrub(err.Error()))
+			}
+			r.update(func(st *Status) { st.StartApplied, st.StartKnown = start, true })
+		}
 		if _, err := r.db.ExecContext(ctx, s.sql); err != nil {
 			show := s.show
 			if show == "" {
@@ -249,6 +256,7 @@ func (r *Replica) watch(ctx context.Context, restart bool) error {
 	}
 	r.update(func(s *Status) {
 		st.Findings, st.Warnings, st.Retries = s.Findings, s.Warnings, s.Retries
+		st.StartApplied, st.StartKnown = s.StartApplied, s.StartKnown
 		*s = st
 	})
 	if restart && st.IORunning == "No" && st.LastIOErrno != 0 {

@@ -49,6 +49,12 @@ type Status struct {
 	// Applied is @@gtid_slave_pos: every transaction up to it is committed
 	// on the standby (the applied frontier).
 	Applied string
+	// StartApplied is @@gtid_slave_pos as this Replica first configured the
+	// standby, read after STOP SLAVE and before START SLAVE: what the standby
+	// had applied before this run of the agent fed it anything. StartKnown
+	// is false until it was read.
+	StartApplied string
+	StartKnown   bool
 	// Received is Gtid_IO_Pos: the last GTIDs the IO thread wrote to the
 	// standby's relay log.
 	Received string
