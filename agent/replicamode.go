@@ -123,6 +123,10 @@ func (m *replicaMode) start(ctx context.Context, wg *sync.WaitGroup, done chan s
 	}
 	cfg := replica.DefaultConfig()
 	cfg.DSN = a.cfg.StandbyDSN()
+	if cfg.Connector, err = a.cfg.observedConnector("standby", "applier"); err != nil {
+		srv.Close()
+		return fmt.Errorf("replica mode: standby connection: %w", err)
+	}
 	cfg.Source = replica.Source{Host: host, Port: port, User: user, Password: password, HeartbeatPeriod: a.cfg.Master.Heartbeat.Duration}
 	cfg.ParallelThreads = a.cfg.Standby.ParallelThreads
 	cfg.MasterServerID = func() uint32 { return a.recv.Status().Identity.ServerID }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"crypto/tls"
+	"database/sql/driver"
 	"fmt"
 	"path/filepath"
 	"sync/atomic"
@@ -118,6 +119,26 @@ func (c Config) DSN(server, conn string) string {
 		m.TLSConfig, m.AllowFallbackToPlaintext = name, cl.Fallback()
 	}
 	return m.FormatDSN()
+}
+
+// observedConnector is a connector for DSN(server, conn) that records in
+// that connection kind's observer whether each new connection is
+// encrypted: with tls = "preferred" go-sql-driver falls back to plain text
+// without a word, and status would say no handshake was seen. Other levels
+// give nil (off: known plain; required and stricter: never plain, and the
+// handshake records itself).
+func (c Config) observedConnector(server, conn string) (driver.Connector, error) {
+	if c.tls == nil {
+		return nil, nil
+	}
+	cl := c.tls.master
+	if server == "standby" {
+		cl = c.tls.standby
+	}
+	if !cl.Fallback() {
+		return nil, nil
+	}
+	return tlsconf.ObservedConnector(c.DSN(server, conn), c.tls.obs[server+"/"+conn])
 }
 
 // masterTLS returns the go-mysql TLS config of one master connection kind

@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"database/sql/driver"
 	"fmt"
 	"log/slog"
 	"time"
@@ -35,6 +36,10 @@ type Config struct {
 	// DSN is the go-sql-driver DSN of the standby, as a user that may
 	// STOP/START SLAVE, CHANGE MASTER and SET GLOBAL (root on a sandbox).
 	DSN string
+	// Connector, when set, opens the standby connections instead of DSN
+	// (which must name the same standby): the agent's connector records
+	// whether each connection is encrypted.
+	Connector driver.Connector
 	// Source is what the standby replicates from.
 	Source Source
 	// ParallelThreads is slave_parallel_threads (0: DefaultParallelThreads).

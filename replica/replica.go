@@ -45,8 +45,11 @@ func New(cfg Config) (*Replica, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	db, err := sql.Open("mysql", cfg.DSN)
-	if err != nil {
+	var db *sql.DB
+	var err error
+	if cfg.Connector != nil {
+		db = sql.OpenDB(cfg.Connector)
+	} else if db, err = sql.Open("mysql", cfg.DSN); err != nil {
 		return nil, fmt.Errorf("replica: standby DSN: %w", err)
 	}
 	db.SetMaxOpenConns(3)
