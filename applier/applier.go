@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -194,11 +195,22 @@ func (e *ApplyError) Unwrap() error { return e.Err }
 
 // Run applies until ctx ends.
 func (a *Applier) Run(ctx context.Context) error {
-	db, err := sql.Open("mysql", a.dsn())
+	cfg, err := a.connConfig()
 	if err != nil {
 		return fmt.Errorf("applier: standby DSN: %w", err)
 	}
+	// The hot statements run without the session's ctx (no per-statement
+	// context watcher in the driver, session.exec): what ends them when ctx
+	// ends is the close of every connection the applier dialed.
+	conns := &netConns{}
+	cfg.DialFunc = conns.dial
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return fmt.Errorf("applier: standby DSN: %w", err)
+	}
+	db := sql.OpenDB(connector)
 	defer db.Close()
+	defer context.AfterFunc(ctx, conns.closeAll)()
 	db.SetMaxOpenConns(2)
 	var pendingSkip string
 	for {
@@ -248,10 +260,10 @@ func (a *Applier) Run(ctx context.Context) error {
 	}
 }
 
-func (a *Applier) dsn() string {
+func (a *Applier) connConfig() (*mysql.Config, error) {
 	c, err := mysql.ParseDSN(a.cfg.DSN)
 	if err != nil {
-		return a.cfg.DSN
+		return nil, err
 	}
 	c.InterpolateParams = false
 	c.MultiStatements = true // a small transaction is one round trip
@@ -260,7 +272,64 @@ func (a *Applier) dsn() string {
 		c.Params = map[string]string{}
 	}
 	c.MaxAllowedPacket = 0 // read from the server
-	return c.FormatDSN()
+	return c, nil
+}
+
+// netConns are the network connections the applier dialed to the standby,
+// so that they can all be closed at once when the applier stops: a
+// statement in flight then fails at once, whatever the driver's read
+// timeout (an hour: long DDL).
+type netConns struct {
+	mu     sync.Mutex
+	open   map[*trackedConn]struct{}
+	closed bool
+}
+
+func (n *netConns) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetKeepAlive(true) // as the driver does for its own dials
+	}
+	t := &trackedConn{Conn: c, n: n}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		_ = c.Close()
+		return nil, net.ErrClosed
+	}
+	if n.open == nil {
+		n.open = map[*trackedConn]struct{}{}
+	}
+	n.open[t] = struct{}{}
+	return t, nil
+}
+
+// closeAll closes every open connection and refuses new ones.
+func (n *netConns) closeAll() {
+	n.mu.Lock()
+	n.closed = true
+	open := n.open
+	n.open = nil
+	n.mu.Unlock()
+	for c := range open {
+		_ = c.Conn.Close()
+	}
+}
+
+type trackedConn struct {
+	net.Conn
+	n *netConns
+}
+
+func (c *trackedConn) Close() error {
+	c.n.mu.Lock()
+	delete(c.n.open, c)
+	c.n.mu.Unlock()
+	return c.Conn.Close()
 }
 
 // gtidState is the standby's @@gtid_binlog_state: the last sequence number

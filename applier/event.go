@@ -34,7 +34,7 @@ func (s *session) event(ctx context.Context, ev []byte, after relay.Frontier) er
 			return nil
 		}
 		s.tables = s.tables[:0]
-		if err := s.queue(ctx, gtidStatement(g)); err != nil {
+		if err := s.queue(ctx, s.gtidStatement(g)); err != nil {
 			return s.fail(after, "set GTID", err)
 		}
 		if !standalone {
@@ -242,6 +242,7 @@ func (s *session) flush(ctx context.Context, after relay.Frontier) error {
 		if err := s.flushQueue(ctx); err != nil {
 			return s.fail(after, s.txnWhat(), err)
 		}
+		s.forgetGTIDSource() // a format description event may set the session's server_id
 		if err := s.exec(ctx, "BINLOG '"+fde.final()+"'"); err != nil {
 			return s.fail(after, "BINLOG format description", err)
 		}
@@ -482,6 +483,9 @@ func (s *session) query(ctx context.Context, q binlog.Query, boundary bool) erro
 	case "COMMIT", "ROLLBACK":
 		return s.exec(ctx, text)
 	}
+	// A replayed statement runs with a session context of its own: the
+	// next GTID sets every variable again.
+	s.forgetGTIDSource()
 	var stmts []string
 	useDB := q.DB != "" && !q.SuppressUse && !dbStatement.MatchString(text)
 	if useDB {

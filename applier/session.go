@@ -37,6 +37,13 @@ type session struct {
 	tables []string        // tables the current transaction touches
 	table  string
 	db     string // the session's current default database
+	// gtidSrc is the gtid_domain_id and server_id the session last set
+	// (known: set and not changed since): a GTID with the same ones needs
+	// only gtid_seq_no. Forgotten after anything that may change them.
+	gtidSrc struct {
+		domain, server uint32
+		known          bool
+	}
 
 	follow follower // the first applied transaction of each domain follows the standby
 	// recheck: the session started while stopped on a StopError; the status
@@ -44,8 +51,16 @@ type session struct {
 	recheck bool
 }
 
+// exec runs q on the session's connection. The driver gets a context that
+// cannot end: with one that can, go-sql-driver hands it to its watcher
+// goroutine around every statement (two wake-ups per round trip). A
+// statement still ends when ctx does: Run closes the connection then
+// (netConns), and the driver's read and write timeouts bound it otherwise.
 func (s *session) exec(ctx context.Context, q string) error {
-	_, err := s.conn.ExecContext(ctx, q)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	_, err := s.conn.ExecContext(context.WithoutCancel(ctx), q)
 	return err
 }
 
@@ -104,8 +119,22 @@ func (s *session) readState(ctx context.Context) (gtidState, error) {
 
 // setGTID makes the next transaction of the session carry g.
 func (s *session) setGTID(ctx context.Context, g binlog.GTID) error {
-	return s.exec(ctx, gtidStatement(g))
+	return s.exec(ctx, s.gtidStatement(g))
 }
+
+// gtidStatement returns the statement that gives the session's next
+// transaction g: only gtid_seq_no when the session's gtid_domain_id and
+// server_id are g's already.
+func (s *session) gtidStatement(g binlog.GTID) string {
+	if s.gtidSrc.known && s.gtidSrc.domain == g.Domain && s.gtidSrc.server == g.Server {
+		return "SET SESSION gtid_seq_no = " + itoa(g.Seq)
+	}
+	s.gtidSrc.domain, s.gtidSrc.server, s.gtidSrc.known = g.Domain, g.Server, true
+	return gtidStatement(g)
+}
+
+// forgetGTIDSource makes the next GTID statement set all three variables.
+func (s *session) forgetGTIDSource() { s.gtidSrc.known = false }
 
 // applyEmpty puts the given GTID on the standby with a statement that changes
 // nothing: the recorded way to skip a transaction. (MariaDB does not binlog
@@ -183,8 +212,9 @@ func (s *session) abort() {
 	// Not the session's ctx: it may be what ended. A deadline of its own,
 	// so that a standby that stopped answering cannot hold the applier past
 	// the connection's (long) read timeout.
+	s.forgetGTIDSource()
 	rctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
-	_ = s.exec(rctx, "ROLLBACK")
+	_, _ = s.conn.ExecContext(rctx, "ROLLBACK")
 	cancel()
 }
 
