@@ -73,7 +73,8 @@
 // longer shows what came before; marking it on the standby is then an
 // explicit decision:
 //
-//	SET gtid_domain_id=D, server_id=S, gtid_seq_no=NEXT-1;
+//	SET gtid_domain_id=D, server_id=S;
+//	SET gtid_seq_no=NEXT-1; -- a statement of its own: checked in domain D
 //	DROP TABLE IF EXISTS mysql.hotstandby_no_such_table;
 //
 // (DROP TABLE IF EXISTS of a missing table is always binlogged, with that

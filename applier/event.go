@@ -360,9 +360,14 @@ func (s *session) txnWhat() string {
 	return "rows of " + strings.Join(s.tables, ", ")
 }
 
+// Two statements: MariaDB checks every assignment of one SET before it makes
+// any, so `SET gtid_domain_id = D, server_id = S, gtid_seq_no = N` checks N
+// under strict mode against the session's OLD domain and server_id and
+// refuses the first transaction of a new domain (error 1950, "an attempt
+// was made to binlog GTID <old domain>-...").
 func gtidStatement(g binlog.GTID) string {
 	return "SET SESSION gtid_domain_id = " + itoa(uint64(g.Domain)) +
-		", SESSION server_id = " + itoa(uint64(g.Server)) + ", SESSION gtid_seq_no = " + itoa(g.Seq)
+		", SESSION server_id = " + itoa(uint64(g.Server)) + "; SET SESSION gtid_seq_no = " + itoa(g.Seq)
 }
 
 // replayable refuses the statements the applier must not replay as they

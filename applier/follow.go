@@ -121,7 +121,7 @@ func gapError(standby string, next, last binlog.GTID, at binlog.FilePos) error {
 		"standby %s: the next transaction in the relay log for domain %d is %s (at %s) but the standby is at %s: "+
 			"%s missing from the relay log; apply them to the standby from the master's binary log, or rebuild it; "+
 			"only if the master skipped those numbers on purpose (gtid_seq_no set forward), mark it on the standby: "+
-			"SET gtid_domain_id=%d, server_id=%d, gtid_seq_no=%d; DROP TABLE IF EXISTS mysql.hotstandby_no_such_table",
+			"SET gtid_domain_id=%d, server_id=%d; SET gtid_seq_no=%d; DROP TABLE IF EXISTS mysql.hotstandby_no_such_table",
 		standby, next.Domain, next, at, last, missing, next.Domain, next.Server, next.Seq-1)}}
 }
 

@@ -100,7 +100,7 @@ func TestFollowCheck(t *testing.T) {
 		{name: "gap", standby: "0-1-100", txns: []txn{{"0-1-150", false}}, wantErr: "standby 127.0.0.1:3307: the next transaction in the relay log for domain 0 " +
 			"is 0-1-150 (at mysql-bin.000001:12345) but the standby is at 0-1-100: 49 transactions (seq 101 to 149) are missing from the relay log; " +
 			"apply them to the standby from the master's binary log, or rebuild it; only if the master skipped those numbers on purpose " +
-			"(gtid_seq_no set forward), mark it on the standby: SET gtid_domain_id=0, server_id=1, gtid_seq_no=149; DROP TABLE IF EXISTS mysql.hotstandby_no_such_table"},
+			"(gtid_seq_no set forward), mark it on the standby: SET gtid_domain_id=0, server_id=1; SET gtid_seq_no=149; DROP TABLE IF EXISTS mysql.hotstandby_no_such_table"},
 		{name: "gap after a relay predecessor the standby does not end with", standby: "0-1-100",
 			txns: []txn{{"0-1-90", true}, {"0-1-150", false}}, wantErr: "standby 127.0.0.1:3307: the next transaction in the relay log for domain 0 is 0-1-150"},
 		{name: "gap in a second domain", standby: "0-1-100,1-1-10", txns: []txn{{"0-1-101", false}, {"1-1-12", false}},

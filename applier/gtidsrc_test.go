@@ -16,12 +16,12 @@ func TestGTIDStatementSetsOnlyWhatChanged(t *testing.T) {
 		forget bool
 		want   string
 	}{
-		{binlog.GTID{Domain: 0, Server: 1, Seq: 5}, false, "SET SESSION gtid_domain_id = 0, SESSION server_id = 1, SESSION gtid_seq_no = 5"},
+		{binlog.GTID{Domain: 0, Server: 1, Seq: 5}, false, "SET SESSION gtid_domain_id = 0, SESSION server_id = 1; SET SESSION gtid_seq_no = 5"},
 		{binlog.GTID{Domain: 0, Server: 1, Seq: 6}, false, "SET SESSION gtid_seq_no = 6"},
-		{binlog.GTID{Domain: 0, Server: 7, Seq: 7}, false, "SET SESSION gtid_domain_id = 0, SESSION server_id = 7, SESSION gtid_seq_no = 7"},
-		{binlog.GTID{Domain: 2, Server: 7, Seq: 1}, false, "SET SESSION gtid_domain_id = 2, SESSION server_id = 7, SESSION gtid_seq_no = 1"},
+		{binlog.GTID{Domain: 0, Server: 7, Seq: 7}, false, "SET SESSION gtid_domain_id = 0, SESSION server_id = 7; SET SESSION gtid_seq_no = 7"},
+		{binlog.GTID{Domain: 2, Server: 7, Seq: 1}, false, "SET SESSION gtid_domain_id = 2, SESSION server_id = 7; SET SESSION gtid_seq_no = 1"},
 		{binlog.GTID{Domain: 2, Server: 7, Seq: 2}, false, "SET SESSION gtid_seq_no = 2"},
-		{binlog.GTID{Domain: 2, Server: 7, Seq: 3}, true, "SET SESSION gtid_domain_id = 2, SESSION server_id = 7, SESSION gtid_seq_no = 3"},
+		{binlog.GTID{Domain: 2, Server: 7, Seq: 3}, true, "SET SESSION gtid_domain_id = 2, SESSION server_id = 7; SET SESSION gtid_seq_no = 3"},
 	} {
 		if c.forget {
 			s.forgetGTIDSource()

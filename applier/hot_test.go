@@ -32,10 +32,7 @@ func TestGTIDsOfSeveralSourcesKept(t *testing.T) {
 		return b.String()
 	}
 	// Each line sets the source it writes with (mustExec's connection may
-	// be another one each time). One GTID domain: a change of domain in the
-	// relay log is not applied correctly, by this code or the one before it
-	// (see the report of s4-pipeline; the standby binlogs the new domain's
-	// first transaction in the old domain).
+	// be another one each time). Domains: TestGTIDDomainsKept.
 	for _, q := range []string{
 		"SET SESSION server_id = 1;" + ins(3),
 		"SET SESSION server_id = 5;" + ins(2),

@@ -156,7 +156,8 @@ func (r *Replica) putEmpty(ctx context.Context, g binlog.GTID) error {
 		conn.Close()
 	}()
 	for _, q := range []string{
-		fmt.Sprintf("SET SESSION gtid_domain_id=%d, SESSION server_id=%d, SESSION gtid_seq_no=%d", g.Domain, g.Server, g.Seq),
+		fmt.Sprintf("SET SESSION gtid_domain_id=%d, SESSION server_id=%d", g.Domain, g.Server),
+		fmt.Sprintf("SET SESSION gtid_seq_no=%d", g.Seq), // its own statement: checked under the new domain
 		"DROP TABLE IF EXISTS mysql.hotstandby_no_such_table /* hotstandby: skipped transaction " + g.String() + " by operator request */",
 	} {
 		if _, err := conn.ExecContext(ctx, q); err != nil {
