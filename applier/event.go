@@ -360,7 +360,8 @@ func (s *session) txnWhat() string {
 	return "rows of " + strings.Join(s.tables, ", ")
 }
 
-// Two statements: MariaDB checks every assignment of one SET before it makes
+// gtidStatement sets all of g for the next transaction, in two statements:
+// MariaDB checks every assignment of one SET before it makes
 // any, so `SET gtid_domain_id = D, server_id = S, gtid_seq_no = N` checks N
 // under strict mode against the session's OLD domain and server_id and
 // refuses the first transaction of a new domain (error 1950, "an attempt
