@@ -18,6 +18,40 @@ import (
 // gtid_seq_no when the source is unchanged never gives a transaction
 // another server's GTID.
 func TestGTIDsOfSeveralSourcesKept(t *testing.T) {
+	// Each line sets the source it writes with (mustExec's connection may
+	// be another one each time).
+	checkSourcesKept(t, func(ins func(int) string) []string {
+		return []string{
+			"SET SESSION server_id = 1;" + ins(3),
+			"SET SESSION server_id = 5;" + ins(2),
+			"SET SESSION server_id = 1;" + ins(1) + "CREATE TABLE d.u (id INT PRIMARY KEY);" + ins(2),
+			"SET SESSION server_id = 5;" + ins(2) + "ALTER TABLE d.u ADD COLUMN w INT;" + ins(1),
+			"SET SESSION server_id = 1;" + ins(2),
+		}
+	})
+}
+
+// TestGTIDDomainsKept: a master writing in two GTID domains, back and
+// forth; the standby carries exactly its GTIDs, domain by domain (the first
+// transaction of a domain used to be refused: error 1950, its gtid_seq_no
+// checked in the previous domain).
+func TestGTIDDomainsKept(t *testing.T) {
+	checkSourcesKept(t, func(ins func(int) string) []string {
+		return []string{
+			"SET SESSION gtid_domain_id = 0;" + ins(2),
+			"SET SESSION gtid_domain_id = 3;" + ins(2),
+			"SET SESSION gtid_domain_id = 0;" + ins(1),
+			"SET SESSION gtid_domain_id = 3;" + ins(1) + "CREATE TABLE d.u (id INT PRIMARY KEY);",
+			"SET SESSION gtid_domain_id = 0, SESSION server_id = 4;" + ins(1),
+		}
+	})
+}
+
+// checkSourcesKept runs the master's lines (ins(n) gives n INSERTs of new
+// rows into d.t), applies its binlog to a fresh standby, and compares the
+// standby's binlog GTIDs, gtid_binlog_state and rows with the master's.
+func checkSourcesKept(t *testing.T, lines func(ins func(int) string) []string) {
+	t.Helper()
 	master, standby := startServer(t, 1), startServer(t, 2)
 	const schema = "SET SESSION sql_log_bin=0; CREATE DATABASE d; CREATE TABLE d.t (id INT PRIMARY KEY, v VARCHAR(20)); SET SESSION sql_log_bin=1"
 	mustExec(t, master, schema)
@@ -31,15 +65,7 @@ func TestGTIDsOfSeveralSourcesKept(t *testing.T) {
 		}
 		return b.String()
 	}
-	// Each line sets the source it writes with (mustExec's connection may
-	// be another one each time). Domains: TestGTIDDomainsKept.
-	for _, q := range []string{
-		"SET SESSION server_id = 1;" + ins(3),
-		"SET SESSION server_id = 5;" + ins(2),
-		"SET SESSION server_id = 1;" + ins(1) + "CREATE TABLE d.u (id INT PRIMARY KEY);" + ins(2),
-		"SET SESSION server_id = 5;" + ins(2) + "ALTER TABLE d.u ADD COLUMN w INT;" + ins(1),
-		"SET SESSION server_id = 1;" + ins(2),
-	} {
+	for _, q := range lines(ins) {
 		mustExec(t, master, q)
 	}
 	rl := copyRelay(t, master)
