@@ -101,6 +101,9 @@ func (se *serveEnv) newReplica(name string, serverID uint32, state string, extra
 			if st, err := slaveStatusOf(r); err == nil {
 				t.Logf("%s SHOW SLAVE STATUS: IO %s SQL %s io_err %q sql_err %q", name, st["Slave_IO_Running"], st["Slave_SQL_Running"], st["Last_IO_Error"], st["Last_SQL_Error"])
 			}
+			// The IO thread's own reason (e.g. why an event could not be
+			// queued) is only in the replica's error log.
+			t.Logf("%s error log (tail):\n%s", name, r.ErrorLogTail(30))
 		}
 		r.Stop(context.Background())
 	})

@@ -291,7 +291,7 @@ func TestStandbyRelayGapRefused(t *testing.T) {
 	re := regexp.MustCompile("^" + regexp.QuoteMeta(fmt.Sprintf("standby %s: the next transaction in the relay log for domain 0 is 0-1-%d (at %s:", standby.Addr(), next, pos.File)) +
 		`[0-9]+` + regexp.QuoteMeta(fmt.Sprintf(") but the standby is at 0-1-3: %d transactions (seq 4 to %d) are missing from the relay log; "+
 		"apply them to the standby from the master's binary log, or rebuild it; only if the master skipped those numbers on purpose (gtid_seq_no set forward), "+
-		"mark it on the standby: SET gtid_domain_id=0, server_id=1, gtid_seq_no=%d; DROP TABLE IF EXISTS mysql.hotstandby_no_such_table", next-4, next-1, next-1)) + "$")
+		"mark it on the standby: SET gtid_domain_id=0, server_id=1; SET gtid_seq_no=%d; DROP TABLE IF EXISTS mysql.hotstandby_no_such_table", next-4, next-1, next-1)) + "$")
 	st := waitStopped(t, p, "the relay gap", re.MatchString)
 	assertStoppedVisibly(t, p, st.LastError)
 	if v := query(t, standby, "SELECT @@GLOBAL.gtid_binlog_pos"); v != "0-1-3" {
