@@ -458,8 +458,20 @@ func recoverRelay(t *testing.T, c Config) {
 	}
 }
 
-// withStandby starts a standby server and adds a [standby] section.
+// withStandby starts a standby server and adds a [standby] section in the
+// harness's mode (direct unless HOTSTANDBY_TEST_APPLY_MODE says replica).
 func (e *testEnv) withStandby() *sandbox.Server {
+	e.t.Helper()
+	mode := ModeDirect
+	if os.Getenv("HOTSTANDBY_TEST_APPLY_MODE") == ModeReplica { // the apply and crash tests in the other mode
+		mode = ModeReplica
+	}
+	return e.withStandbyMode(mode)
+}
+
+// withStandbyMode starts a standby server and adds a [standby] section with
+// the given apply mode (ModeReplica is the users' default).
+func (e *testEnv) withStandbyMode(mode string) *sandbox.Server {
 	e.t.Helper()
 	ctx := context.Background()
 	standby, err := sandbox.Start(ctx, sandbox.Config{Dir: filepath.Join(e.dir, "s"), ServerID: 2, Log: e.t.Logf})
@@ -478,11 +490,8 @@ host = "127.0.0.1"
 port = %d
 user = "applier"
 password_file = %q
-mode = "direct"
-`, standby.Port(), filepath.Join(e.dir, "master.pw"))
-	if os.Getenv("HOTSTANDBY_TEST_APPLY_MODE") == ModeReplica { // the apply and crash tests in the other mode
-		cfg = strings.Replace(cfg, `mode = "direct"`, `mode = "replica"`, 1)
-	}
+mode = %q
+`, standby.Port(), filepath.Join(e.dir, "master.pw"), mode)
 	writeFile(e.t, e.cfgPath, cfg)
 	return standby
 }
