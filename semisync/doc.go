@@ -1,7 +1,7 @@
 // Package semisync holds the replica side of MariaDB/MySQL semi-synchronous
 // replication: the ACK packet and the rule for when one may be sent.
 //
-// The rule (promise P1 of DESIGN.md): a position is acknowledged only after
+// The rule (the promise "an ACK means durable"): a position is acknowledged only after
 // every event up to it is written and fsynced to the relay log. The Acker
 // enforces it where the ACK is written: it knows the durable frontier the
 // relay writer last reported and refuses, with ErrAckBeyondDurable, to
