@@ -7,7 +7,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.7.0
 LOCK         = flock /tmp/hotstandby-bench.lock
 BENCH        = $(LOCK) env HOTSTANDBY_BENCH=1 $(GO) test ./bench -v -count=1 -timeout 60m
 
-.PHONY: build test test-short test-repeat lint bench bench-ingest bench-semisync bench-apply bench-serve bench-keepup bench-clone bench-failover soak-failover demo demo-down clean
+.PHONY: build test test-short test-repeat lint bench bench-ingest bench-semisync bench-apply bench-serve bench-waitpoint bench-keepup bench-clone bench-failover soak-failover demo demo-down clean
 
 build:
 	$(GO) build -o bin/hotstandby ./cmd/hotstandby
@@ -46,6 +46,11 @@ bench-ingest:
 # replica with sync_relay_log=1 as the only semi-sync replica.
 bench-semisync:
 	$(BENCH) -run TestBenchSemiSync ./bench
+
+# bench-semisync plus the agent with the master at
+# rpl_semi_sync_master_wait_point=AFTER_COMMIT: what AFTER_SYNC costs.
+bench-waitpoint:
+	$(LOCK) env HOTSTANDBY_BENCH=1 HOTSTANDBY_BENCH_WAITPOINT=1 $(GO) test ./bench -v -count=1 -timeout 60m -run TestBenchSemiSync ./bench
 
 # From nothing to a caught-up standby: hotstandby clone vs mariadb-dump | mariadb
 # vs mydumper/myloader (Debian's mydumper package, installed here if missing),

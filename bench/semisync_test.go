@@ -27,6 +27,7 @@ const (
 	setupAgent      = "hotstandby (fsync, then ACK)"
 	setupNative     = "native IO thread, sync_relay_log=10000"
 	setupNativeSync = "native IO thread, sync_relay_log=1"
+	setupAgentAC    = "hotstandby, master AFTER_COMMIT"
 )
 
 // commitRuns is what one setup measured at one thread count.
@@ -98,6 +99,19 @@ func TestBenchSemiSync(t *testing.T) {
 		{setupAgent, true, agent.connect, agent.disconnect},
 		{setupNative, true, func(t *testing.T) { e.startNative(t, 10000) }, e.stopNative},
 		{setupNativeSync, true, func(t *testing.T) { e.startNative(t, 1) }, e.stopNative},
+	}
+	if os.Getenv("HOTSTANDBY_BENCH_WAITPOINT") == "1" {
+		// The same agent with the master waiting after its engine commit
+		// (what some tools advise): what AFTER_SYNC costs in commits/s.
+		setups = append(setups, semiSetup{setupAgentAC, true,
+			func(t *testing.T) {
+				mustExec(t, e.master, "SET GLOBAL rpl_semi_sync_master_wait_point=AFTER_COMMIT")
+				agent.connect(t)
+			},
+			func(t *testing.T) {
+				agent.disconnect(t)
+				mustExec(t, e.master, "SET GLOBAL rpl_semi_sync_master_wait_point=AFTER_SYNC")
+			}})
 	}
 	before := machineLoad(base)
 	results := map[string]*commitRuns{}
@@ -357,8 +371,11 @@ func report(w io.Writer, results []commitRuns) {
 	fmt.Fprintln(w)
 	for _, threads := range []int{1, 16} {
 		a := byKey[key{setupAgent, threads}]
-		for _, other := range []string{setupNative, setupNativeSync, setupOff} {
-			o := byKey[key{other, threads}]
+		for _, other := range []string{setupNative, setupNativeSync, setupOff, setupAgentAC} {
+			o, ok := byKey[key{other, threads}]
+			if !ok {
+				continue
+			}
 			slices.Sort(o.lats)
 			slices.Sort(a.lats)
 			fmt.Fprintf(w, "%2d threads: hotstandby / %-40s commits/s x%.2f, p50 latency x%.2f, p99 latency x%.2f\n",
