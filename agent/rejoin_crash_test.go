@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -66,6 +68,48 @@ func pairSeq(t *testing.T, s *sandbox.Server, domain, server uint32) uint64 {
 	return 0
 }
 
+// writeUntilKilled commits rows from n clients on the master and kills it
+// (SIGKILL) the moment the want-th commit returns OK, from that client's
+// goroutine: the commits of that group commit are OK'd, and the clients'
+// next transactions have not yet reached their prepare, which is what
+// would write InnoDB's log past them. It returns every id whose COMMIT
+// returned OK.
+func writeUntilKilled(t *testing.T, master *sandbox.Server, n int, want int64) []int64 {
+	t.Helper()
+	pid := master.PID()
+	db, err := sql.Open("mysql", master.RootDSN("test"))
+	must(t, err)
+	defer db.Close()
+	db.SetMaxOpenConns(n)
+	var committed, next atomic.Int64
+	var mu sync.Mutex
+	var ok []int64
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				id := next.Add(1)
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				_, err := db.ExecContext(ctx, "INSERT INTO t (id, c, payload) VALUES (?, 1, 'committed')", id)
+				cancel()
+				if err != nil {
+					return // the master is gone: this commit's outcome is unknown
+				}
+				mu.Lock()
+				ok = append(ok, id)
+				mu.Unlock()
+				if committed.Add(1) == want {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return ok
+}
+
 // verifyEqual compares every table of the new master and the old one.
 func verifyEqual(t *testing.T, newMaster, old *sandbox.Server) verify.Report {
 	t.Helper()
@@ -77,23 +121,24 @@ func verifyEqual(t *testing.T, newMaster, old *sandbox.Server) verify.Report {
 }
 
 // TestRejoinRestoresTheAcknowledgedTail: the master is killed (kill -9)
-// under writers while the agent streams; the agent promotes the standby
-// with every OK'd commit. With AFTER_SYNC a commit is OK'd once the agent
-// acknowledged it and InnoDB committed it in memory, so the old master's
-// crash recovery finds the last ones only prepared, and started with
-// --init-rpl-role=SLAVE it truncates them from its binlog: acknowledged
-// commits the new master holds. Replicating from the new master, the old
-// master's IO thread drops events carrying its own server_id, so rejoin
-// must bring them back by other means, and must check the data before it
-// says caught up: afterwards verify finds the two servers equal, and every
-// OK'd id is on the rejoined old master.
+// under 16 writers while the agent streams; the agent promotes the standby
+// with every OK'd commit. With AFTER_SYNC a transaction is acknowledged by
+// the agent after the master wrote and synced it to its binlog, and only
+// then committed in InnoDB, whose commit record is not written to the log
+// at commit (the binlog is the record; a later prepare writes it), so the
+// old master's crash recovery finds the last acknowledged transactions (some
+// of them OK'd to their clients) only prepared, and started with
+// --init-rpl-role=SLAVE it truncates them from its binlog. The new master
+// holds them. Replicating from it, the old master's IO thread drops events
+// carrying its own server_id, so rejoin must bring them back by other
+// means, and must check the data before it says caught up: afterwards
+// verify finds the two servers equal, and every OK'd id is on the rejoined
+// old master.
 //
 // The kill is repeated on fresh pairs until the old master's error log shows
-// a truncation of GTIDs the new master holds. The writers pause after each
-// OK'd commit: the commit records of the last OK'd transactions stay in
-// InnoDB's log buffer until the next transaction's prepare writes the log
-// (with a binlog, InnoDB does not write the log at commit), so the pause is
-// what leaves acknowledged commits merely prepared at the kill.
+// a truncation of GTIDs the new master holds; the kill lands the moment a
+// commit returns OK (writeUntilKilled), when the commits of that group are
+// acknowledged and the clients' next transactions have not yet prepared.
 func TestRejoinRestoresTheAcknowledgedTail(t *testing.T) {
 	for _, mode := range []string{ModeReplica, ModeDirect} {
 		t.Run(mode, func(t *testing.T) { testRejoinAcknowledgedTail(t, mode) })
@@ -108,17 +153,9 @@ func testRejoinAcknowledgedTail(t *testing.T, mode string) {
 			f := newFailoverEnvMode(t, `mode = "auto"`, mode)
 			f.waitLossless()
 			ctx := context.Background()
-			wctx, stop := context.WithCancel(ctx)
-			defer stop()
-			db, err := sql.Open("mysql", f.master.RootDSN("test"))
-			must(t, err)
-			var committed atomic.Int64
-			ids := writers(wctx, db, 8, &committed, writerOptions{payload: "committed", pause: 20 * time.Millisecond})
 			want := int64(100 + 17*attempt)
-			harness.WaitFor(t, "the clients to commit", 60*time.Second, func() bool { return committed.Load() >= want })
-			must(t, f.master.Kill())
-			stop()
-			ok := ids()
+			ok := writeUntilKilled(t, f.master, 16, want)
+			must(t, f.master.Kill()) // reaps it
 			harness.WaitFor(t, "the automatic promotion", 90*time.Second, func() bool { return f.report().Role == checkpoint.RoleMaster })
 			if missing := missingIDs(t, f.standby, ok); len(missing) > 0 {
 				t.Fatalf("%d OK'd ids are not on the promoted standby, e.g. %v", len(missing), missing[:min(5, len(missing))])
@@ -144,6 +181,11 @@ func testRejoinAcknowledgedTail(t *testing.T, mode string) {
 			t.Logf("attempt %d: the old master truncated %s..%d-%d-%d, which the new master holds: %d of the %d OK'd ids are missing on it before the rejoin",
 				attempt, from, from.Domain, from.Server, have, len(lost), len(ok))
 
+			// Writes on the new master after the promotion, so that the two
+			// servers can meet at one GTID position for verify.
+			for i := range 5 {
+				must(t, f.standby.Exec(ctx, "INSERT INTO test.t (c, payload) VALUES (?, 'on the new master')", i))
+			}
 			f.grantRejoin(old)
 			f.master = old
 			msg, err := f.p.a.opRejoin(ctx, operator, control.Request{Op: "rejoin"})
