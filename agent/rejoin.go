@@ -844,7 +844,7 @@ func (s *rejoinSession) fillHole(ctx context.Context, hole []failover.ErrantRang
 		}
 	}()
 	if _, err := s.old.ExecContext(ctx, fmt.Sprintf("SET GLOBAL server_id = %d", tempID)); err != nil {
-		return 0, fmt.Errorf("the old master %s lacks %s of its own transactions, which it can only replicate under another server_id, and SET GLOBAL server_id failed (%v): GRANT SUPER to %s there", old, failover.DescribeErrant(hole), err, s.a.cfg.Master.User)
+		return 0, fmt.Errorf("the old master %s lacks %s of its own transactions, which it can only replicate under another server_id, and SET GLOBAL server_id failed (%v): GRANT REPLICATION MASTER ADMIN to %s there", old, failover.DescribeErrant(hole), err, s.a.cfg.Master.User)
 	}
 	if _, err := s.old.ExecContext(ctx, "START SLAVE"); err != nil {
 		return 0, fmt.Errorf("the old master %s: START SLAVE: %s", old, failover.Scrub(err.Error(), s.target.password))
