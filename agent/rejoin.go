@@ -752,6 +752,19 @@ func (s *rejoinSession) replicate(ctx context.Context) (replicated, error) {
 		return res, err
 	}
 	if len(hole) > 0 {
+		var oldPos string
+		if err := s.old.QueryRowContext(ctx, "SELECT @@GLOBAL.gtid_binlog_pos").Scan(&oldPos); err != nil {
+			return res, fmt.Errorf("the old master %s: read gtid_binlog_pos: %v", old, err)
+		}
+		pos, err := failover.ParseGTIDState(oldPos)
+		if err != nil {
+			return res, fmt.Errorf("the old master %s: gtid_binlog_pos %q: %v", old, oldPos, err)
+		}
+		if out := failover.HoleUnreachable(pos, hole); len(out) > 0 {
+			_, _ = s.old.ExecContext(ctx, "RESET SLAVE ALL")
+			return res, fmt.Errorf("%w: the old master %s lacks %s of its own transactions that the new master holds, and replication from its position %s cannot bring them back (they are behind it: it already replicated past them, as a rejoin before this version did); it is read-only and does not replicate: rebuild it from the new master",
+				failover.ErrRejoinRefused, old, failover.DescribeErrant(out), oldPos)
+		}
 		tempID, err := s.fillHole(ctx, hole, deadline)
 		if err != nil {
 			return res, err
@@ -936,7 +949,23 @@ func (s *rejoinSession) checkCaughtUp(ctx context.Context, pos string, newAtPos 
 		return "", fmt.Errorf("it holds %s that the new master lacks (written on it during the rejoin by a user who bypasses read_only): inspect them, then rebuild it from the new master", failover.DescribeErrant(errant))
 	}
 	timeout = max(timeout, 30*time.Second)
-	rep, err := verify.Compare(ctx, s.newDB, s.oldDB, verify.Options{Consistent: true, Timeout: timeout})
+	// The new master may be taking writes: for each of its snapshots the
+	// old master's replication is stopped at that snapshot's position, so
+	// the two meet; it is started again whatever the comparison says.
+	stopAt := func(ctx context.Context, pos string) error {
+		if _, err := s.old.ExecContext(ctx, "STOP SLAVE"); err != nil {
+			return err
+		}
+		_, err := s.old.ExecContext(ctx, "START SLAVE UNTIL master_gtid_pos = "+failover.SQLString(pos))
+		return err
+	}
+	rep, err := verify.Compare(ctx, s.newDB, s.oldDB, verify.Options{Consistent: true, Timeout: timeout, StopStandbyAt: stopAt})
+	if _, rerr := s.old.ExecContext(context.WithoutCancel(ctx), "STOP SLAVE"); rerr != nil && err == nil {
+		err = fmt.Errorf("STOP SLAVE after the comparison: %v", rerr)
+	}
+	if _, rerr := s.old.ExecContext(context.WithoutCancel(ctx), "START SLAVE"); rerr != nil && err == nil {
+		err = fmt.Errorf("START SLAVE after the comparison: %s", failover.Scrub(rerr.Error(), s.target.password))
+	}
 	if err != nil {
 		return "", fmt.Errorf("its data could not be compared with the new master's: %v", err)
 	}

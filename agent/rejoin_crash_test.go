@@ -27,11 +27,16 @@ import (
 // (the users' default is ModeReplica).
 func newFailoverEnvMode(t *testing.T, failoverTOML, mode string) *failoverEnv {
 	t.Helper()
+	return newFailoverEnvModeHooks(t, failoverTOML, mode, ingest.Hooks{})
+}
+
+func newFailoverEnvModeHooks(t *testing.T, failoverTOML, mode string, hooks ingest.Hooks) *failoverEnv {
+	t.Helper()
 	e := newEnv(t)
 	standby := e.withStandbyMode(mode)
 	writeFile(t, e.cfgPath, readFile(t, e.cfgPath)+"\n[failover]\n"+failoverTOML+"\n")
 	f := &failoverEnv{testEnv: e, standby: standby}
-	f.p = e.startInProcess(ingest.Hooks{})
+	f.p = e.startInProcess(hooks)
 	e.waitSemiSyncClient()
 	return f
 }

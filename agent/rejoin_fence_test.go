@@ -127,3 +127,88 @@ func TestRejoinFencesBeforeTheErrantCheck(t *testing.T) {
 		}
 	})
 }
+
+// TestRejoinAfterAnUnfinishedRejoin: a rejoin that died while the old
+// master replicated its own lost transactions under a temporary server_id
+// leaves that id there (SET GLOBAL lasts until a restart). The next rejoin
+// recognises it, stops replication, gives the old master its own server_id
+// back and completes; a server_id that is neither the one the promotion
+// recorded nor a temporary one is refused: [master] points elsewhere.
+func TestRejoinAfterAnUnfinishedRejoin(t *testing.T) {
+	f := newFailoverEnvMode(t, `mode = "auto"`, ModeReplica)
+	for i := range 5 {
+		f.exec("INSERT INTO test.t (c, payload) VALUES (?, 'before the failover')", i)
+	}
+	f.failOver()
+	ctx := context.Background()
+	for i := range 5 {
+		must(t, f.standby.Exec(ctx, "INSERT INTO test.t (c, payload) VALUES (?, 'on the new master')", i))
+	}
+	must(t, f.master.Restart(ctx))
+	f.grantRejoin(f.master)
+
+	must(t, f.master.Exec(ctx, "SET GLOBAL server_id = 77"))
+	_, err := f.p.a.opRejoin(ctx, operator, control.Request{Op: "rejoin"})
+	if !errors.Is(err, failover.ErrRejoinRefused) || !strings.Contains(err.Error(), "does not point at the old master") {
+		t.Fatalf("rejoin of a server with server_id 77: %v; want refused", err)
+	}
+	t.Logf("refused: %v", err)
+
+	// What a rejoin that died in its hole step leaves.
+	temp := failover.TempServerIDs(1)[0]
+	must(t, f.master.Exec(ctx, "SET GLOBAL read_only = ON"))
+	must(t, f.master.Exec(ctx, "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=?, MASTER_USER='repl', MASTER_PASSWORD=?, MASTER_USE_GTID=slave_pos, MASTER_DEMOTE_TO_SLAVE=1", f.standby.Port(), f.password))
+	must(t, f.master.Exec(ctx, "SET GLOBAL server_id = ?", temp))
+	must(t, f.master.Exec(ctx, "START SLAVE"))
+	msg, err := f.p.a.opRejoin(ctx, operator, control.Request{Op: "rejoin"})
+	if err != nil {
+		t.Fatalf("rejoin after an unfinished one: %v", err)
+	}
+	t.Log(msg)
+	if id, _ := f.master.QueryString(ctx, "SELECT @@GLOBAL.server_id"); id != "1" {
+		t.Fatalf("server_id %s after the rejoin, want 1 back", id)
+	}
+	if !strings.Contains(f.p.log.String(), "temporary server_id of a rejoin that did not finish") {
+		t.Fatal("the agent's log does not say it gave the old master its server_id back")
+	}
+	if rep := verifyEqual(t, f.standby, f.master); !rep.Equal {
+		t.Fatalf("the rejoined old master differs: %+v", rep.Tables)
+	}
+	f.checkRejoined(f.master)
+}
+
+// TestRejoinWhileTheNewMasterTakesWrites: the applications moved to the new
+// master and write without pause while the old master rejoins. The data
+// check still meets the new master at one GTID position (the old master's
+// replication stops at each snapshot's position) and says equal, and
+// replication runs again afterwards.
+func TestRejoinWhileTheNewMasterTakesWrites(t *testing.T) {
+	f := newFailoverEnvMode(t, `mode = "auto"`, ModeReplica)
+	f.failOver()
+	ctx := context.Background()
+	must(t, f.master.Restart(ctx))
+	f.grantRejoin(f.master)
+	db, err := sql.Open("mysql", f.standby.RootDSN("test"))
+	must(t, err)
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var committed atomic.Int64
+	ids := writers(wctx, db, 8, &committed, writerOptions{payload: "on the new master", pause: 2 * time.Millisecond})
+	harness.WaitFor(t, "the clients to commit on the new master", 60*time.Second, func() bool { return committed.Load() >= 100 })
+	msg, err := f.p.a.opRejoin(ctx, operator, control.Request{Op: "rejoin"})
+	during := committed.Load()
+	harness.WaitFor(t, "more commits on the new master after the rejoin", 60*time.Second, func() bool { return committed.Load() > during+50 })
+	stop()
+	ok := ids()
+	if err != nil {
+		t.Fatalf("rejoin while the new master takes writes: %v", err)
+	}
+	t.Logf("%s (%d commits on the new master meanwhile)", msg, len(ok))
+	if !strings.Contains(msg, "verified: all") {
+		t.Fatalf("rejoin's answer %q does not say the data was verified equal", msg)
+	}
+	f.checkRejoined(f.master)
+	if missing := missingIDs(t, f.master, ok); len(missing) > 0 {
+		t.Fatalf("%d ids OK'd on the new master are not on the rejoined old master", len(missing))
+	}
+}

@@ -322,3 +322,25 @@ func FormatGTIDs(state []binlog.GTID) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// HoleUnreachable returns the ranges of hole that replication from the old
+// master's gtid_binlog_pos (oldPos, one GTID per domain; MASTER_DEMOTE_TO_SLAVE
+// makes it the start) cannot bring: the new master sends, per domain, what
+// follows that GTID, and with gtid_strict_mode sequence numbers grow along
+// a binlog, so a range is reached only when the old master's last GTID in
+// its domain is its own, right before the range. A range behind the start
+// (an earlier rejoin already moved the old master past it) is out of reach.
+func HoleUnreachable(oldPos []binlog.GTID, hole []ErrantRange) []ErrantRange {
+	last := map[uint32]binlog.GTID{}
+	for _, g := range oldPos {
+		last[g.Domain] = g
+	}
+	var out []ErrantRange
+	for _, r := range hole {
+		g, ok := last[r.Domain]
+		if ok && g.Seq > r.After {
+			out = append(out, r)
+		}
+	}
+	return out
+}
