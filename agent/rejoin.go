@@ -593,70 +593,32 @@ func (s *rejoinSession) binlogEvents(ctx context.Context, file string) ([]binlog
 }
 
 // fence makes the old master read-only and ends every client session on
-// it before anything is checked: read_only=ON is set (SET GLOBAL read_only
-// waits for commits in progress and refuses later ones of users without
-// READ_ONLY ADMIN) and read back, then every connection but this one and
-// the server's own threads is killed, which rolls back transactions left
-// open. Only then is the GTID history compared, so the comparison sees
-// everything the old master will ever hold of its own.
+// it before anything is checked (failover.FenceOldMaster: read_only=ON,
+// every client connection killed, read_only read back), then opens this
+// session's connection again (the fence killed it too). Only then is the
+// GTID history compared, so the comparison sees everything a client of the
+// old master will ever have committed there; a user who bypasses read_only
+// is caught by the second look after CHANGE MASTER.
 func (s *rejoinSession) fence(ctx context.Context) error {
 	old := s.a.cfg.Master.Addr()
-	var ro int
-	if err := s.old.QueryRowContext(ctx, "SELECT @@GLOBAL.read_only").Scan(&ro); err != nil {
-		return fmt.Errorf("the old master %s: read read_only: %v", old, err)
+	res := failover.FenceOldMaster(ctx, s.a.cfg.MasterDSN(), 0, s.log)
+	if !res.Fenced() {
+		return fmt.Errorf("the old master %s must be fenced before its GTIDs are checked, and it was not (%s): GRANT READ_ONLY ADMIN, CONNECTION ADMIN and PROCESS to %s there", old, res.Summary(), s.a.cfg.Master.User)
 	}
-	if ro == 0 {
-		s.log.Warn("the old master is writable: setting read_only=ON", "old_master", old)
-		if _, err := s.old.ExecContext(ctx, "SET GLOBAL read_only = ON"); err != nil {
-			return fmt.Errorf("the old master %s is writable and the agent's user cannot make it read-only (%v): GRANT READ_ONLY ADMIN to %s there, or set read_only=ON yourself", old, err, s.a.cfg.Master.User)
-		}
+	s.old.Close()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := s.oldDB.Conn(cctx)
+	if err != nil {
+		s.old = nil
+		return fmt.Errorf("the old master %s is fenced (%s) but does not answer again: %v", old, res.Summary(), err)
 	}
+	s.old = conn
 	if err := s.verifyReadOnly(ctx); err != nil {
 		return err
 	}
-	killed, err := s.killClients(ctx)
-	if err != nil {
-		return fmt.Errorf("the old master %s is read-only, but its client connections could not be ended (%v): GRANT CONNECTION ADMIN and PROCESS to %s there", old, err, s.a.cfg.Master.User)
-	}
-	s.log.Info("old master fenced: read_only=ON, client connections killed", "old_master", old, "killed", killed)
+	s.log.Info("old master fenced before the GTID check", "old_master", old, "fence", res.Summary())
 	return nil
-}
-
-// killClients kills every connection of the old master except this one,
-// the server's own threads and the dump threads of its replicas (which
-// write nothing). It returns how many it killed.
-func (s *rejoinSession) killClients(ctx context.Context) (int, error) {
-	rows, err := s.old.QueryContext(ctx, `SELECT ID FROM information_schema.PROCESSLIST
-		WHERE ID <> CONNECTION_ID() AND USER NOT IN ('system user', 'event_scheduler', 'unauthenticated user')
-		AND COMMAND NOT IN ('Daemon', 'Binlog Dump', 'Killed')`)
-	if err != nil {
-		return 0, err
-	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, id := range ids {
-		if _, err := s.old.ExecContext(ctx, fmt.Sprintf("KILL CONNECTION %d", id)); err != nil {
-			var me *mysql.MySQLError
-			if errors.As(err, &me) && me.Number == 1094 { // ER_NO_SUCH_THREAD: it ended meanwhile
-				continue
-			}
-			return n, err
-		}
-		n++
-	}
-	return n, nil
 }
 
 func (s *rejoinSession) verifyReadOnly(ctx context.Context) error {

@@ -79,6 +79,23 @@ func TestRejoinFencesBeforeTheErrantCheck(t *testing.T) {
 		}
 		f.checkRejoined(f.master)
 	})
+	t.Run("fence fails", func(t *testing.T) {
+		f := newFailoverEnvMode(t, `mode = "auto"`, ModeReplica)
+		f.failOver()
+		ctx := context.Background()
+		must(t, f.master.Restart(ctx))
+		f.grantRejoin(f.master)
+		// The agent's user may do everything a rejoin needs but fence.
+		must(t, f.master.CreateUser(ctx, "repl", f.password, strings.Replace(rejoinPrivs, "READ_ONLY ADMIN, ", "", 1)))
+		_, err := f.p.a.opRejoin(ctx, operator, control.Request{Op: "rejoin"})
+		if !errors.Is(err, failover.ErrRejoinRefused) || !strings.Contains(err.Error(), "must be fenced") || !strings.Contains(err.Error(), "READ_ONLY ADMIN") {
+			t.Fatalf("rejoin with a user that cannot fence: %v; want refused saying so", err)
+		}
+		t.Logf("refused: %v", err)
+		if n, _ := f.master.QueryString(ctx, "SELECT COUNT(*) FROM information_schema.processlist WHERE user = 'system user'"); n != "0" {
+			t.Fatalf("the refused rejoin left %s replication threads on the old master", n)
+		}
+	})
 	t.Run("writer bypassing read_only", func(t *testing.T) {
 		f := newFailoverEnvMode(t, `mode = "auto"`, ModeReplica)
 		f.failOver()
