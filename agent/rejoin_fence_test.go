@@ -229,3 +229,104 @@ func TestRejoinWhileTheNewMasterTakesWrites(t *testing.T) {
 		t.Fatalf("%d ids OK'd on the new master are not on the rejoined old master", len(missing))
 	}
 }
+
+// ownHoleEnv is a failover whose new master holds three transactions of the
+// old master's server_id that the old master lacks: what a crash recovery
+// with --init-rpl-role=SLAVE leaves after truncating an acknowledged tail,
+// made here without the crash (the new master writes them under the old
+// master's server_id), followed by writes of the new master's own.
+func ownHoleEnv(t *testing.T) *failoverEnv {
+	t.Helper()
+	f := newFailoverEnvMode(t, `mode = "auto"`, ModeReplica)
+	for i := range 5 {
+		f.exec("INSERT INTO test.t (c, payload) VALUES (?, 'before the failover')", i)
+	}
+	f.failOver()
+	ctx := context.Background()
+	must(t, f.master.Restart(ctx))
+	f.grantRejoin(f.master)
+	conn, err := f.standby.DB().Conn(ctx)
+	must(t, err)
+	defer conn.Close()
+	for _, q := range []string{"SET SESSION server_id = 1",
+		"INSERT INTO test.t (c, payload) VALUES (1, 'acknowledged tail')",
+		"INSERT INTO test.t (c, payload) VALUES (2, 'acknowledged tail')",
+		"INSERT INTO test.t (c, payload) VALUES (3, 'acknowledged tail')",
+		"SET SESSION server_id = 2",
+		"INSERT INTO test.t (c, payload) VALUES (4, 'on the new master')"} {
+		_, err := conn.ExecContext(ctx, q)
+		must(t, err)
+	}
+	if pairSeq(t, f.standby, 0, 1) != pairSeq(t, f.master, 0, 1)+3 {
+		t.Fatalf("the new master's 0-1 history is not 3 past the old master's")
+	}
+	return f
+}
+
+// TestRejoinOwnHole: rejoin brings back the old master's own transactions
+// that the new master holds; a rejoin interrupted while it does (its
+// context ends) gives the old master its server_id back and stops its
+// replication, and the next rejoin completes; an old master that an earlier
+// rejoin (before this version) already moved past them is refused, since
+// replication cannot bring them back.
+func TestRejoinOwnHole(t *testing.T) {
+	t.Run("interrupted, then again", func(t *testing.T) {
+		f := ownHoleEnv(t)
+		ctx := context.Background()
+		rctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		onRejoinStep(t, func(step string) {
+			if step == "hole-started" {
+				cancel()
+			}
+		})
+		_, err := f.p.a.opRejoin(rctx, operator, control.Request{Op: "rejoin"})
+		if err == nil {
+			t.Fatal("a rejoin whose context ended in the hole step succeeded")
+		}
+		t.Logf("interrupted: %v", err)
+		if id, _ := f.master.QueryString(ctx, "SELECT @@GLOBAL.server_id"); id != "1" {
+			t.Fatalf("server_id %s after the interrupted rejoin, want 1 back", id)
+		}
+		if n, _ := f.master.QueryString(ctx, "SELECT COUNT(*) FROM information_schema.processlist WHERE user = 'system user'"); n != "0" {
+			t.Fatalf("the interrupted rejoin left %s replication threads running", n)
+		}
+		rejoinStep = nil
+		msg, err := f.p.a.opRejoin(ctx, operator, control.Request{Op: "rejoin"})
+		if err != nil {
+			t.Fatalf("rejoin after the interrupted one: %v", err)
+		}
+		t.Log(msg)
+		if !strings.Contains(msg, "restored 0-1-") {
+			t.Fatalf("rejoin's answer %q does not say what it restored", msg)
+		}
+		if n, _ := f.master.QueryString(ctx, "SELECT COUNT(*) FROM test.t WHERE payload = 'acknowledged tail'"); n != "3" {
+			t.Fatalf("%s of the 3 tail rows on the rejoined old master", n)
+		}
+		if rep := verifyEqual(t, f.standby, f.master); !rep.Equal {
+			t.Fatalf("the rejoined old master differs: %+v", rep.Tables)
+		}
+		f.checkRejoined(f.master)
+	})
+	t.Run("already past it", func(t *testing.T) {
+		f := ownHoleEnv(t)
+		ctx := context.Background()
+		// What the rejoin of earlier versions did: native replication,
+		// whose IO thread drops the old master's own events.
+		must(t, f.master.Exec(ctx, "SET GLOBAL read_only = ON"))
+		must(t, f.master.Exec(ctx, "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=?, MASTER_USER='repl', MASTER_PASSWORD=?, MASTER_USE_GTID=slave_pos, MASTER_DEMOTE_TO_SLAVE=1", f.standby.Port(), f.password))
+		must(t, f.master.Exec(ctx, "START SLAVE"))
+		harness.WaitFor(t, "the old master to replicate the new master's own write", 60*time.Second, func() bool {
+			n, _ := f.master.QueryString(ctx, "SELECT COUNT(*) FROM test.t WHERE payload = 'on the new master'")
+			return n == "1"
+		})
+		if n, _ := f.master.QueryString(ctx, "SELECT COUNT(*) FROM test.t WHERE payload = 'acknowledged tail'"); n != "0" {
+			t.Fatalf("native replication brought %s of the old master's own rows: the premise does not hold", n)
+		}
+		_, err := f.p.a.opRejoin(ctx, operator, control.Request{Op: "rejoin"})
+		if !errors.Is(err, failover.ErrRejoinRefused) || !strings.Contains(err.Error(), "cannot bring them back") || !strings.Contains(err.Error(), "rebuild") {
+			t.Fatalf("rejoin of an old master already past its lost transactions: %v; want refused", err)
+		}
+		t.Logf("refused: %v", err)
+	})
+}
