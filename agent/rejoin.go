@@ -347,7 +347,7 @@ func (s *rejoinSession) openOld(ctx context.Context, role checkpoint.Role) error
 	if err != nil {
 		db.Close()
 		return fmt.Errorf("the old master %s is unreachable (%v): start it, and if it crashed start it the first time with --init-rpl-role=SLAVE "+
-			"(MariaDB 10.11.9+ then rolls back and truncates from its binlog the transactions no replica acknowledged; a normal start commits them for good), then run rejoin again",
+			"(MariaDB 10.11.9+ then rolls back and truncates from its binlog the transactions InnoDB had not committed: those no replica acknowledged, and some the standby did, which rejoin brings back from the new master; a normal start commits them all for good), then run rejoin again",
 			s.a.cfg.Master.Addr(), err)
 	}
 	s.old, s.oldDB = conn, db

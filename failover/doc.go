@@ -68,8 +68,8 @@
 //     had acknowledged (with AFTER_SYNC, InnoDB commits after the ACK, and
 //     its commit record is not written to the log at commit); the new master
 //     holds them under the old master's server_id, and a MariaDB replica's
-//     IO thread drops events carrying its own server_id (the SQL thread skips
-//     them too), while gtid_slave_pos moves past. OwnHole finds them (the new
+//     IO thread drops events carrying its own server_id, while
+//     gtid_slave_pos moves past. OwnHole finds them (the new
 //     master's (domain, old server_id) history past the old master's); the
 //     old master replicates that stretch under a temporary server_id
 //     (TempServerIDs: derived from its own, so the next rejoin recognises
