@@ -83,9 +83,9 @@
 //     replication start (HoleUnreachable: an earlier rejoin already moved
 //     past it) is refused: rebuild.
 //   - Caught up means the data. A rejoin says caught up only when
-//     MASTER_GTID_WAIT reached the new master's position, every (domain,
-//     server) history of the new master is on the old one, the old one holds
-//     nothing the new one lacks, and verify finds every table equal in
+//     MASTER_GTID_WAIT reached the new master's position, the new master's
+//     history of the old master's server_id is all on the old one, the old
+//     one holds nothing the new one lacks, and verify finds every table equal in
 //     snapshots at one GTID position (the old master's replication is
 //     stopped at each snapshot of the new master, START SLAVE UNTIL, so a
 //     busy new master is met). Otherwise it says why, stays a read-only
