@@ -23,7 +23,7 @@ import (
 // rejoinPrivs are what the agent's [master] user needs on the old master
 // for a rejoin (besides streaming): read_only, CHANGE MASTER, SHOW SLAVE
 // STATUS, SHOW BINLOG EVENTS.
-const rejoinPrivs = "REPLICATION SLAVE, REPLICATION CLIENT, BINLOG MONITOR, REPLICATION MASTER ADMIN, READ_ONLY ADMIN, REPLICATION SLAVE ADMIN, SLAVE MONITOR, CONNECTION ADMIN, PROCESS"
+const rejoinPrivs = "SELECT, REPLICATION SLAVE, REPLICATION CLIENT, BINLOG MONITOR, REPLICATION MASTER ADMIN, READ_ONLY ADMIN, REPLICATION SLAVE ADMIN, SLAVE MONITOR, CONNECTION ADMIN, PROCESS"
 
 var operator = control.Peer{UID: 0, PID: 1}
 
@@ -95,7 +95,7 @@ func (f *failoverEnv) checkRejoined(old *sandbox.Server) {
 // read-only replica of the new master that holds every row written there.
 func TestRejoinOldMasterReturns(t *testing.T) {
 	t.Run("errant write", func(t *testing.T) {
-		f := newFailoverEnv(t, `mode = "auto"`)
+		f := newFailoverEnvMode(t, `mode = "auto"`, ModeReplica)
 		f.failOver()
 		ctx := context.Background()
 		must(t, f.master.Restart(ctx))
@@ -116,7 +116,7 @@ func TestRejoinOldMasterReturns(t *testing.T) {
 		}
 	})
 	t.Run("clean", func(t *testing.T) {
-		f := newFailoverEnv(t, `mode = "auto"`)
+		f := newFailoverEnvMode(t, `mode = "auto"`, ModeReplica)
 		for i := range 10 {
 			f.exec("INSERT INTO test.t (c, payload) VALUES (?, 'before the failover')", i)
 		}
@@ -154,7 +154,7 @@ func TestRejoinOldMasterReturns(t *testing.T) {
 // the [rejoin] user; with the old master down. Each is refused with one
 // line that says what to do, without the password, and changes nothing.
 func TestRejoinBadInput(t *testing.T) {
-	f := newFailoverEnv(t, `mode = "auto"`)
+	f := newFailoverEnvMode(t, `mode = "auto"`, ModeReplica)
 	ctx := context.Background()
 	check := func(what string, err error, want ...string) {
 		t.Helper()
@@ -241,7 +241,7 @@ func TestRejoinUnacknowledgedTail(t *testing.T) {
 		}
 		return file.Sync()
 	}}
-	f := newFailoverEnvHooks(t, `mode = "auto"`, hooks)
+	f := newFailoverEnvModeHooks(t, `mode = "auto"`, ModeReplica, hooks)
 	ctx := context.Background()
 	for i := range 5 {
 		f.exec("INSERT INTO test.t (c, payload) VALUES (?, 'acknowledged')", i)

@@ -51,6 +51,46 @@
 // commit for a semi-sync ACK commits when killed; and a frozen host accepts
 // TCP connections without answering, so it looks unreachable and may wake up.
 //
+// # Rejoin
+//
+// A rejoin (agent/rejoin.go, with the rules here: ErrantRanges, TailVerdict,
+// OwnHole, HoleUnreachable, TempServerIDs) turns the old master into a
+// replica of the new one. Its invariants:
+//   - Fence first. The old master is fenced (FenceOldMaster: read_only
+//     read back ON, every client connection killed) before its GTID history
+//     is compared with the new master's; its gtid_binlog_state is read again
+//     after CHANGE MASTER and before START SLAVE, and a change (a user with
+//     READ_ONLY ADMIN wrote) refuses with both states. So no write the
+//     comparison did not see is taken into gtid_slave_pos by
+//     MASTER_DEMOTE_TO_SLAVE. A dry run does not fence and says so.
+//   - Nothing acknowledged is left behind. Crash recovery with
+//     --init-rpl-role=SLAVE truncates prepared transactions that the agent
+//     had acknowledged (with AFTER_SYNC, InnoDB commits after the ACK, and
+//     its commit record is not written to the log at commit); the new master
+//     holds them under the old master's server_id, and a MariaDB replica's
+//     IO thread drops events carrying its own server_id, while
+//     gtid_slave_pos moves past. OwnHole finds them (the new
+//     master's (domain, old server_id) history past the old master's); the
+//     old master replicates that stretch under a temporary server_id
+//     (TempServerIDs: derived from its own, so the next rejoin recognises
+//     one a dead rejoin left; none that either history, the agent, the new
+//     master or a replica registered with it uses) until its own
+//     gtid_binlog_state holds them, with replication stopped before its
+//     server_id is given back. The SQL thread binlogs each event under the
+//     event's server_id and GTID, so the old master's history becomes the new
+//     master's. replicate_same_server_id is no way: it needs a restart and
+//     MariaDB refuses it with log_slave_updates. A stretch behind the
+//     replication start (HoleUnreachable: an earlier rejoin already moved
+//     past it) is refused: rebuild.
+//   - Caught up means the data. A rejoin says caught up only when
+//     MASTER_GTID_WAIT reached the new master's position, the new master's
+//     history of the old master's server_id is all on the old one, the old
+//     one holds nothing the new one lacks, and verify finds every table equal in
+//     snapshots at one GTID position (the old master's replication is
+//     stopped at each snapshot of the new master, START SLAVE UNTIL, so a
+//     busy new master is met). Otherwise it says why, stays a read-only
+//     replica, and the role store does not record the rejoin.
+//
 // # Concurrency
 //
 // HookRunner.Run and FenceOldMaster may be called from any goroutine, at the

@@ -11,9 +11,11 @@ import (
 )
 
 // ErrRejoinRefused means a rejoin was not started, or stopped before the
-// old master was pointed at the new one: a precondition failed. Nothing on
-// either server was changed, except that the old master may have been made
-// read-only.
+// old master replicated anything from the new one: a precondition failed.
+// Nothing on either server was changed, except that the old master may
+// have been fenced (read_only=ON, its client connections killed) and,
+// when a write slipped past the fence, its replication configuration
+// reset again.
 var ErrRejoinRefused = errors.New("rejoin refused")
 
 // ParseGTIDState parses a MariaDB @@gtid_binlog_state (or gtid_binlog_pos):
@@ -236,4 +238,109 @@ func Scrub(text, secret string) string {
 		return text
 	}
 	return strings.ReplaceAll(text, secret, "********")
+}
+
+// OwnHole returns the transactions of serverID (the old master's own
+// server_id) that the new master's gtid_binlog_state has past the old
+// master's: what a crash recovery with --init-rpl-role=SLAVE truncated from
+// the old master's binlog although the standby had acknowledged it. A
+// MariaDB replica's IO thread drops every event that carries its own
+// server_id (unless --replicate-same-server-id, which needs a restart and
+// is refused with log_slave_updates), and its gtid_slave_pos moves past
+// them, so native replication alone never brings them back.
+func OwnHole(newState, oldState []binlog.GTID, serverID uint32) []ErrantRange {
+	var out []ErrantRange
+	for _, r := range ErrantRanges(newState, oldState) {
+		if r.Server == serverID {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// HoleFilled reports whether oldState (a gtid_binlog_state) has every
+// range of hole up to its Last: the old master has applied and binlogged
+// them.
+func HoleFilled(oldState []binlog.GTID, hole []ErrantRange) bool {
+	type key struct{ d, s uint32 }
+	have := map[key]uint64{}
+	for _, g := range oldState {
+		have[key{g.Domain, g.Server}] = max(have[key{g.Domain, g.Server}], g.Seq)
+	}
+	for _, r := range hole {
+		if have[key{r.Domain, r.Server}] < r.Last {
+			return false
+		}
+	}
+	return true
+}
+
+// tempServerIDCandidates is how many server_ids TempServerIDs offers.
+const tempServerIDCandidates = 16
+
+// TempServerIDs lists, in order, the server_ids a rejoin may lend the old
+// master (own is its real one) while it replicates its own lost
+// transactions. The list depends on own only, so a later rejoin recognises
+// the id a rejoin that died left behind (IsTempServerID).
+func TempServerIDs(own uint32) []uint32 {
+	out := make([]uint32, 0, tempServerIDCandidates)
+	for i := uint32(0); len(out) < tempServerIDCandidates; i++ {
+		id := own ^ (0x48530000 + i) // "HS"
+		if id != 0 && id != own {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// IsTempServerID reports whether id is one of TempServerIDs(own).
+func IsTempServerID(id, own uint32) bool {
+	for _, c := range TempServerIDs(own) {
+		if c == id {
+			return true
+		}
+	}
+	return false
+}
+
+// PickTempServerID returns the first of TempServerIDs(own) that used does
+// not hold.
+func PickTempServerID(own uint32, used map[uint32]bool) (uint32, bool) {
+	for _, c := range TempServerIDs(own) {
+		if !used[c] {
+			return c, true
+		}
+	}
+	return 0, false
+}
+
+// FormatGTIDs formats a GTID state as MariaDB prints it ("0-1-5,1-2-7").
+func FormatGTIDs(state []binlog.GTID) string {
+	parts := make([]string, len(state))
+	for i, g := range state {
+		parts[i] = g.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+// HoleUnreachable returns the ranges of hole that replication from the old
+// master's gtid_binlog_pos (oldPos, one GTID per domain; MASTER_DEMOTE_TO_SLAVE
+// makes it the start) cannot bring: the new master sends, per domain, what
+// follows that GTID, and with gtid_strict_mode sequence numbers grow along
+// a binlog, so a range is reached only when the old master's last GTID in
+// its domain is its own, right before the range. A range behind the start
+// (an earlier rejoin already moved the old master past it) is out of reach.
+func HoleUnreachable(oldPos []binlog.GTID, hole []ErrantRange) []ErrantRange {
+	last := map[uint32]binlog.GTID{}
+	for _, g := range oldPos {
+		last[g.Domain] = g
+	}
+	var out []ErrantRange
+	for _, r := range hole {
+		g, ok := last[r.Domain]
+		if ok && g.Seq > r.After {
+			out = append(out, r)
+		}
+	}
+	return out
 }

@@ -129,3 +129,66 @@ func TestSQLStringAndScrub(t *testing.T) {
 		t.Fatalf("Scrub left the secret: %s", got)
 	}
 }
+
+func TestOwnHole(t *testing.T) {
+	for _, tt := range []struct {
+		name, newState, oldState string
+		want                     string
+	}{
+		{name: "truncated tail", newState: "0-1-135,0-2-140", oldState: "0-1-120", want: "0-1-121..0-1-135 (15)"},
+		{name: "nothing lost", newState: "0-1-120,0-2-140", oldState: "0-1-120", want: ""},
+		{name: "only other servers behind", newState: "0-1-120,0-2-140,0-3-9", oldState: "0-1-120", want: ""},
+		{name: "two domains", newState: "0-1-10,5-1-7", oldState: "0-1-8,5-1-7", want: "0-1-9..0-1-10 (2)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := OwnHole(mustState(t, tt.newState), mustState(t, tt.oldState), 1)
+			if DescribeErrant(got) != tt.want {
+				t.Fatalf("OwnHole = %q, want %q", DescribeErrant(got), tt.want)
+			}
+			filled := HoleFilled(mustState(t, tt.oldState), got)
+			if filled != (len(got) == 0) {
+				t.Fatalf("HoleFilled before = %v", filled)
+			}
+			if len(got) > 0 && !HoleFilled(mustState(t, tt.newState), got) {
+				t.Fatal("HoleFilled(the new master's state) = false")
+			}
+		})
+	}
+}
+
+func TestHoleUnreachable(t *testing.T) {
+	hole := OwnHole(mustState(t, "0-1-135,0-2-140"), mustState(t, "0-1-120"), 1)
+	if got := HoleUnreachable(mustState(t, "0-1-120"), hole); len(got) != 0 {
+		t.Fatalf("from its own last GTID the hole is reachable, got %v", DescribeErrant(got))
+	}
+	// An earlier rejoin replicated past the hole: the domain's position
+	// is the new master's.
+	if got := HoleUnreachable(mustState(t, "0-2-140"), hole); DescribeErrant(got) != "0-1-121..0-1-135 (15)" {
+		t.Fatalf("behind the position: got %q", DescribeErrant(got))
+	}
+}
+
+func TestTempServerIDs(t *testing.T) {
+	for _, own := range []uint32{1, 2, 0x48530000, 1<<32 - 1} {
+		ids := TempServerIDs(own)
+		seen := map[uint32]bool{}
+		for _, id := range ids {
+			if id == 0 || id == own || seen[id] || !IsTempServerID(id, own) {
+				t.Fatalf("TempServerIDs(%d) = %v: want distinct non-zero ids other than %d", own, ids, own)
+			}
+			seen[id] = true
+		}
+		if IsTempServerID(own, own) || IsTempServerID(own+1, own) && !seen[own+1] {
+			t.Fatalf("IsTempServerID(%d)", own)
+		}
+		if got, ok := PickTempServerID(own, map[uint32]bool{ids[0]: true, ids[1]: true}); !ok || got != ids[2] {
+			t.Fatalf("PickTempServerID skipping two = %d %v, want %d", got, ok, ids[2])
+		}
+		if _, ok := PickTempServerID(own, seen); ok {
+			t.Fatal("PickTempServerID with every candidate used")
+		}
+	}
+	if FormatGTIDs(mustState(t, "0-1-5,1-2-7")) != "0-1-5,1-2-7" {
+		t.Fatal("FormatGTIDs")
+	}
+}

@@ -63,8 +63,11 @@
 // gtid_binlog_pos until the standby reaches the same position, then takes the
 // standby's snapshot; it retakes the master's snapshot if the standby goes
 // past it, and gives up with ErrNotAtSamePosition after Options.Timeout. On a
-// master that never pauses between commits the two may never meet. Only
-// transactional engines (InnoDB) honour the snapshot.
+// master that never pauses between commits the two may never meet, unless
+// the caller controls the standby's replication: Options.StopStandbyAt is
+// called with each master snapshot's position, to stop the standby there
+// (START SLAVE UNTIL master_gtid_pos), which is how rejoin meets a busy new
+// master. Only transactional engines (InnoDB) honour the snapshot.
 //
 // # Connections
 //

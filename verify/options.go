@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"context"
 	"fmt"
 	"time"
 )
@@ -36,6 +37,15 @@ type Options struct {
 	// be at the same position. Zero means a single attempt. The comparison
 	// itself is bounded by the context, not by Timeout.
 	Timeout time.Duration
+
+	// StopStandbyAt, if set, is called with the GTID position of each
+	// master snapshot a Consistent Compare takes, before it polls the
+	// standby: a caller that controls the standby's replication stops it
+	// there (STOP SLAVE; START SLAVE UNTIL master_gtid_pos = pos), so that
+	// a standby catching up with a master that never pauses still meets
+	// it. Its error ends Compare. The caller restarts replication after
+	// Compare returns.
+	StopStandbyAt func(ctx context.Context, pos string) error
 }
 
 // Validate reports whether o can be used. Its errors wrap ErrInvalidOptions

@@ -138,7 +138,8 @@ func (p position) ahead(q position) bool {
 // position and returns it. It holds the master's snapshot and polls the
 // standby until the standby is at the master's position, retaking the
 // master's snapshot when the standby has gone past it, until timeout.
-func syncSnapshots(ctx context.Context, m, s *side, timeout time.Duration) (string, error) {
+// With stopAt set it is called with each master snapshot's position first.
+func syncSnapshots(ctx context.Context, m, s *side, timeout time.Duration, stopAt func(context.Context, string) error) (string, error) {
 	deadline := time.Now().Add(timeout)
 	var mpos, spos position
 	for {
@@ -148,6 +149,11 @@ func syncSnapshots(ctx context.Context, m, s *side, timeout time.Duration) (stri
 		}
 		if mpos, err = parsePosition("master snapshot", text); err != nil {
 			return "", err
+		}
+		if stopAt != nil {
+			if err := stopAt(ctx, text); err != nil {
+				return "", fmt.Errorf("verify: stop the standby at %s: %w", text, err)
+			}
 		}
 		for {
 			if spos, err = standbyPosition(ctx, s, mpos); err != nil {

@@ -32,7 +32,7 @@ func Compare(ctx context.Context, master, standby *sql.DB, opt Options) (Report,
 
 	var rep Report
 	if opt.Consistent {
-		if rep.MasterGTID, err = syncSnapshots(ctx, m, s, opt.Timeout); err != nil {
+		if rep.MasterGTID, err = syncSnapshots(ctx, m, s, opt.Timeout, opt.StopStandbyAt); err != nil {
 			return Report{}, err
 		}
 		rep.StandbyGTID = rep.MasterGTID
