@@ -49,7 +49,9 @@ func TestJudgeSemiSync(t *testing.T) {
 
 		// The one semi-sync replica the master counts must be the agent.
 		{name: "stream down while the master counts one replica", prev: &good,
-			s: next(func(s *sample) { s.before.State, s.after.State, s.before.DumpID, s.after.DumpID = StateRetrying, StateRetrying, 0, 0 }),
+			s: next(func(s *sample) {
+				s.before.State, s.after.State, s.before.DumpID, s.after.DumpID = StateRetrying, StateRetrying, 0, 0
+			}),
 			wantBreach: "the agent's stream is retrying"},
 		{name: "stream silent while the master counts one replica", prev: &good,
 			s:          next(func(s *sample) { s.before.State, s.after.State = StateSilent, StateSilent }),
@@ -81,7 +83,9 @@ func TestJudgeSemiSync(t *testing.T) {
 		{name: "waiting at the previous sample, received since", prev: func() *sample { p := good; p.waitSessions = 3; return &p }(),
 			s: next(func(s *sample) { s.after.Received = at(1000) }), wantProven: true},
 		{name: "the stream behind in an older binlog file", prev: &good,
-			s: next(func(s *sample) { s.after.Received = binlog.Position{FilePos: binlog.FilePos{File: "mysql-bin.000000", Pos: 9999}} })},
+			s: next(func(s *sample) {
+				s.after.Received = binlog.Position{FilePos: binlog.FilePos{File: "mysql-bin.000000", Pos: 9999}}
+			})},
 		{name: "the previous position unknown", prev: func() *sample { p := good; p.pos = binlog.Position{}; return &p }(), s: next(func(*sample) {})},
 		{name: "the stream not read", prev: &good, s: next(func(s *sample) { s.haveStream = false })},
 	}

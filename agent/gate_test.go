@@ -1,0 +1,217 @@
+package agent
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hotstandby/hotstandby/checkpoint"
+	"github.com/hotstandby/hotstandby/harness"
+	"github.com/hotstandby/hotstandby/ingest"
+	"github.com/hotstandby/hotstandby/sandbox"
+)
+
+// dumpProxy forwards MySQL protocol connections to the master. A
+// connection that sent a binlog dump request (COM_BINLOG_DUMP or
+// COM_BINLOG_DUMP_GTID) is a dump connection: while stall is set, nothing
+// the master sends on a dump connection, established or new, reaches the
+// agent (the master's socket stays open and drained, so its dump thread
+// stays registered); while refuse is set, a dump request closes the
+// connection before the master sees it. Other connections (the monitor,
+// the probe, the fence) pass.
+type dumpProxy struct {
+	ln      net.Listener
+	target  string
+	stall   atomic.Bool
+	refuse  atomic.Bool
+	stalled atomic.Int64 // packets held back from the agent
+	refused atomic.Int64 // dump requests refused
+}
+
+func newDumpProxy(t *testing.T, target string) *dumpProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &dumpProxy{ln: ln, target: target}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			var dump atomic.Bool
+			go func() { p.toMaster(s, c, &dump); s.Close(); c.Close() }()
+			go func() { p.toAgent(c, s, &dump); c.Close() }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return p
+}
+
+func (p *dumpProxy) port() int { return p.ln.Addr().(*net.TCPAddr).Port }
+
+func (p *dumpProxy) toMaster(dst io.Writer, src io.Reader, dump *atomic.Bool) {
+	hdr := make([]byte, 4)
+	for {
+		if _, err := io.ReadFull(src, hdr); err != nil {
+			return
+		}
+		body := make([]byte, int(binary.LittleEndian.Uint32(append(hdr[:3:3], 0))))
+		if _, err := io.ReadFull(src, body); err != nil {
+			return
+		}
+		if len(body) > 0 && (body[0] == 0x12 || body[0] == 0x1e) {
+			if p.refuse.Load() {
+				p.refused.Add(1)
+				return
+			}
+			dump.Store(true)
+		}
+		if _, err := dst.Write(append(hdr, body...)); err != nil {
+			return
+		}
+	}
+}
+
+func (p *dumpProxy) toAgent(dst io.Writer, src io.Reader, dump *atomic.Bool) {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if dump.Load() && p.stall.Load() {
+				p.stalled.Add(1)
+			} else if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// newGateEnv is a master, a standby in the given apply mode and an agent
+// with failover.mode auto whose every connection to the master goes
+// through a dumpProxy.
+func newGateEnv(t *testing.T, mode string) (*failoverEnv, *dumpProxy) {
+	t.Helper()
+	e := newEnv(t)
+	standby := e.withStandbyMode(mode)
+	proxy := newDumpProxy(t, e.master.Addr())
+	cfg := strings.Replace(readFile(t, e.cfgPath), "port = "+strconv.Itoa(e.master.Port()), "port = "+strconv.Itoa(proxy.port()), 1)
+	writeFile(t, e.cfgPath, cfg+"\n[failover]\nmode = \"auto\"\n")
+	f := &failoverEnv{testEnv: e, standby: standby}
+	f.p = e.startInProcess(ingest.Hooks{})
+	e.waitSemiSyncClient()
+	return f, proxy
+}
+
+// waitRefusedPromotion kills the master and waits for the automatic
+// promotion to be refused; it returns the audit log, and checks that the
+// standby stayed a read-only standby.
+func (f *failoverEnv) waitRefusedPromotion(reason string) string {
+	f.t.Helper()
+	must(f.t, f.master.Kill())
+	harness.WaitFor(f.t, "the refused promotion in the audit log", 60*time.Second, func() bool {
+		return strings.Contains(strings.Join(f.report().Audit, "\n"), "promotion refused")
+	})
+	rep := f.report()
+	audit := strings.Join(rep.Audit, "\n")
+	if rep.Role != checkpoint.RoleStandby || !strings.Contains(audit, reason) {
+		f.t.Fatalf("role %s, audit:\n%s\nwant the promotion refused naming %q", rep.Role, audit, reason)
+	}
+	if ro, _ := f.standby.QueryString(context.Background(), "SELECT @@read_only"); ro != "1" {
+		f.t.Fatalf("read_only=%s on the standby after a refused promotion", ro)
+	}
+	return audit
+}
+
+// TestGateRefusesAStalledStream: the agent's dump stalls (nothing the
+// master sends on it arrives, the master keeps counting one semi-sync
+// replica) while the monitor's own connection keeps answering. The old
+// gate took the proof's time for the stream's last word and called a
+// promotion lossless; now the monitor records the breach and the gate
+// refuses, naming the stream.
+func TestGateRefusesAStalledStream(t *testing.T) {
+	f, proxy := newGateEnv(t, ModeReplica)
+	f.waitLossless()
+	proxy.stall.Store(true)
+	harness.WaitFor(t, "the stream to stop streaming while the master counts one semi-sync replica", 60*time.Second, func() bool {
+		return f.report().Stream.State != ingest.StateStreaming && f.status("Rpl_semi_sync_master_clients") == 1
+	})
+	harness.WaitFor(t, "the gate to refuse, naming the stream", 60*time.Second, func() bool {
+		r := f.report()
+		return r.Failover != nil && !r.Failover.LosslessNow && strings.Contains(r.Failover.LosslessWhy, "the agent's stream is")
+	})
+	if proxy.stalled.Load() == 0 {
+		t.Fatal("nothing was held back from the agent: the test proves nothing")
+	}
+	f.waitRefusedPromotion("the agent's stream is")
+}
+
+// TestGateRefusesASecondSemiSyncReplicaWhileTheStreamIsDown: the agent's
+// stream is down (its dump requests never reach the master) and a stock
+// MariaDB replica with rpl_semi_sync_slave_enabled=ON connects to the
+// master: the master counts one semi-sync replica again and its commits
+// wait for that replica's ACKs only, so they are not on the standby. The
+// old monitor counted one client and kept proving; now each sample is a
+// breach naming another semi-sync replica, and the promotion is refused.
+func TestGateRefusesASecondSemiSyncReplicaWhileTheStreamIsDown(t *testing.T) {
+	f, proxy := newGateEnv(t, ModeReplica)
+	f.waitLossless()
+	ctx := context.Background()
+	proxy.refuse.Store(true)
+	id, err := f.master.QueryString(ctx, "SELECT id FROM information_schema.processlist WHERE user = 'repl' AND command LIKE 'Binlog Dump%'")
+	if err != nil || id == "" {
+		t.Fatalf("the agent's dump thread: %q %v", id, err)
+	}
+	must(t, f.master.Exec(ctx, "KILL CONNECTION "+id))
+	harness.WaitFor(t, "the master to count no semi-sync replica", 30*time.Second, func() bool {
+		return f.status("Rpl_semi_sync_master_clients") == 0
+	})
+	replica, err := sandbox.Start(ctx, sandbox.Config{Dir: filepath.Join(f.dir, "r2"), ServerID: 3, Log: t.Logf,
+		Extra: []string{"rpl_semi_sync_slave_enabled=ON"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { replica.Stop(context.Background()) })
+	must(t, replica.Exec(ctx, fmt.Sprintf("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='repl', MASTER_PASSWORD='%s', MASTER_USE_GTID=slave_pos",
+		f.master.Port(), f.password)))
+	must(t, replica.Exec(ctx, "START SLAVE"))
+	harness.WaitFor(t, "the master to count the other replica as its one semi-sync replica", 30*time.Second, func() bool {
+		return f.status("Rpl_semi_sync_master_clients") == 1
+	})
+	yes := f.status("Rpl_semi_sync_master_yes_tx")
+	for i := range 5 {
+		f.exec("INSERT INTO test.t (c, payload) VALUES (?, 'acknowledged by the other replica')", i)
+	}
+	if got := f.status("Rpl_semi_sync_master_yes_tx"); got < yes+5 {
+		t.Fatalf("Rpl_semi_sync_master_yes_tx moved by %d for 5 commits: they did not wait for the other replica", got-yes)
+	}
+	if proxy.refused.Load() == 0 {
+		t.Fatal("no dump request was refused: the test proves nothing")
+	}
+	harness.WaitFor(t, "the gate to refuse, naming another semi-sync replica", 60*time.Second, func() bool {
+		r := f.report()
+		return r.Failover != nil && !r.Failover.LosslessNow && strings.Contains(r.Failover.LosslessWhy, "another semi-sync replica")
+	})
+	f.waitRefusedPromotion("another semi-sync replica")
+	if n, _ := f.standby.QueryString(ctx, "SELECT COUNT(*) FROM test.t WHERE payload = 'acknowledged by the other replica'"); n != "0" {
+		t.Logf("the standby holds %s of the 5 rows only the other replica acknowledged", n)
+	}
+}
