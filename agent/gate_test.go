@@ -121,6 +121,26 @@ func newGateEnv(t *testing.T, mode string) (*failoverEnv, *dumpProxy) {
 	return f, proxy
 }
 
+// waitGateRefuses waits until the gate answers not lossless with a reason
+// naming what; a failure says what the gate last answered.
+func (f *failoverEnv) waitGateRefuses(what string) {
+	f.t.Helper()
+	var last string
+	defer func() {
+		if f.t.Failed() {
+			f.t.Logf("the gate last answered %s", last)
+		}
+	}()
+	harness.WaitFor(f.t, "the gate to refuse, naming "+what, 60*time.Second, func() bool {
+		r := f.report()
+		if r.Failover == nil {
+			return false
+		}
+		last = fmt.Sprintf("lossless=%v %q", r.Failover.LosslessNow, r.Failover.LosslessWhy)
+		return !r.Failover.LosslessNow && strings.Contains(r.Failover.LosslessWhy, what)
+	})
+}
+
 // waitRefusedPromotion kills the master and waits for the automatic
 // promotion to be refused; it returns the audit log, and checks that the
 // standby stayed a read-only standby.
@@ -154,10 +174,7 @@ func TestGateRefusesAStalledStream(t *testing.T) {
 	harness.WaitFor(t, "the stream to stop streaming while the master counts one semi-sync replica", 60*time.Second, func() bool {
 		return f.report().Stream.State != ingest.StateStreaming && f.status("Rpl_semi_sync_master_clients") == 1
 	})
-	harness.WaitFor(t, "the gate to refuse, naming the stream", 60*time.Second, func() bool {
-		r := f.report()
-		return r.Failover != nil && !r.Failover.LosslessNow && strings.Contains(r.Failover.LosslessWhy, "the agent's stream is")
-	})
+	f.waitGateRefuses("the agent's stream is")
 	if proxy.stalled.Load() == 0 {
 		t.Fatal("nothing was held back from the agent: the test proves nothing")
 	}
@@ -206,12 +223,33 @@ func TestGateRefusesASecondSemiSyncReplicaWhileTheStreamIsDown(t *testing.T) {
 	if proxy.refused.Load() == 0 {
 		t.Fatal("no dump request was refused: the test proves nothing")
 	}
-	harness.WaitFor(t, "the gate to refuse, naming another semi-sync replica", 60*time.Second, func() bool {
-		r := f.report()
-		return r.Failover != nil && !r.Failover.LosslessNow && strings.Contains(r.Failover.LosslessWhy, "another semi-sync replica")
-	})
+	f.waitGateRefuses("another semi-sync replica")
 	f.waitRefusedPromotion("another semi-sync replica")
 	if n, _ := f.standby.QueryString(ctx, "SELECT COUNT(*) FROM test.t WHERE payload = 'acknowledged by the other replica'"); n != "0" {
 		t.Logf("the standby holds %s of the 5 rows only the other replica acknowledged", n)
 	}
+}
+
+// TestGateProvesAcrossABinlogRotation: the master rotates its binlog and
+// commits nothing after: the stream holds the new file's position (rotate,
+// format description, GTID list, binlog checkpoint), so the monitor keeps
+// proving and the gate keeps answering lossless; a proof that needs the
+// stream to hold the master's position must not stall on events that are
+// not transactions.
+func TestGateProvesAcrossABinlogRotation(t *testing.T) {
+	f, _ := newGateEnv(t, ModeReplica)
+	f.waitLossless()
+	f.exec("FLUSH BINARY LOGS")
+	rotated := time.Now()
+	harness.WaitFor(t, "a proof after the rotation, and the gate lossless", 60*time.Second, func() bool {
+		r := f.report()
+		return r.SemiSync.ProvenAt != nil && r.SemiSync.ProvenAt.After(rotated.Add(4*time.Second)) && r.Failover != nil && r.Failover.LosslessNow
+	})
+	f.exec("INSERT INTO test.t (c) VALUES (1)")
+	f.exec("FLUSH BINARY LOGS")
+	rotated = time.Now()
+	harness.WaitFor(t, "a proof after a commit and a second rotation", 60*time.Second, func() bool {
+		r := f.report()
+		return r.SemiSync.ProvenAt != nil && r.SemiSync.ProvenAt.After(rotated.Add(4*time.Second)) && r.Failover != nil && r.Failover.LosslessNow
+	})
 }
