@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"database/sql"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -251,5 +252,39 @@ func TestGateProvesAcrossABinlogRotation(t *testing.T) {
 	harness.WaitFor(t, "a proof after a commit and a second rotation", 60*time.Second, func() bool {
 		r := f.report()
 		return r.SemiSync.ProvenAt != nil && r.SemiSync.ProvenAt.After(rotated.Add(4*time.Second)) && r.Failover != nil && r.Failover.LosslessNow
+	})
+}
+
+// TestStatusLagNeverNegative: under load, status's "received ... behind
+// the master's SHOW MASTER STATUS" compares the master's position with the
+// stream's as of the same sample: it is never negative (it was, by up to
+// a sample's worth of binlog, when the sample's position met the stream's
+// current one).
+func TestStatusLagNeverNegative(t *testing.T) {
+	e := newEnv(t)
+	p := e.startInProcess(ingest.Hooks{})
+	e.waitSemiSyncClient()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	db, err := sql.Open("mysql", e.master.RootDSN("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var committed atomic.Int64
+	ids := writers(ctx, db, 8, &committed, writerOptions{payload: "lag"})
+	defer func() { stop(); ids() }()
+	measured := map[time.Time]bool{}
+	harness.WaitFor(t, "five samples of the master under load", 120*time.Second, func() bool {
+		r := p.a.liveReport()
+		if b := r.Lag.ReceivedBytes; b != nil {
+			if *b < 0 {
+				t.Fatalf("status says received %d bytes behind the master (sample of %s, received %+v, master %+v)",
+					*b, r.Master.MeasuredAt.Format("15:04:05.000"), r.Received, r.Master.Position)
+			}
+			if committed.Load() > 0 {
+				measured[r.Master.MeasuredAt] = true
+			}
+		}
+		return len(measured) >= 5
 	})
 }

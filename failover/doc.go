@@ -96,7 +96,10 @@
 // events, a stalled or black-holed one, and a full disk all hear packets,
 // or held them once, without holding what the master writes now. (b) and
 // (c) only make B earlier, and make the refusal name the cause. B is never
-// P, and never the time a connection was opened.
+// P, and never the time a connection was opened. No margin for the delay
+// between a write on the master and its receipt is needed: (a) compares
+// positions, and takes the moment the monitor sent its question, before
+// the master read its position.
 //
 // The gate answers true only if (1) a proof exists and no breach is
 // recorded at or after it; (2) B - P < T; (3) now - B < T. Suppose it does,
