@@ -278,8 +278,8 @@ func TestStatusLagNeverNegative(t *testing.T) {
 		r := p.a.liveReport()
 		if b := r.Lag.ReceivedBytes; b != nil {
 			if *b < 0 {
-				t.Fatalf("status says received %d bytes behind the master (sample of %s, received %+v, master %+v)",
-					*b, r.Master.MeasuredAt.Format("15:04:05.000"), r.Received, r.Master.Position)
+				t.Fatalf("status says received %d bytes behind the master (sample of %s, received %s:%d, master %s:%d)",
+					*b, r.Master.MeasuredAt.Format("15:04:05.000"), r.Received.File, *r.Received.Pos, r.Master.Position.File, *r.Master.Position.Pos)
 			}
 			if committed.Load() > 0 {
 				measured[r.Master.MeasuredAt] = true
