@@ -402,7 +402,7 @@ func notTheAgent(s sample, at string) string {
 		return fmt.Sprintf("the master counts one semi-sync replica at %s, but the agent's stream is %s: another semi-sync replica, or a dump connection of the agent's the master still holds, answers for the agent; a commit it acknowledges may be missing here",
 			at, state)
 	}
-	if s.dumpChecked && s.dumpCommand != "Binlog Dump" {
+	if s.dumpChecked && !strings.HasPrefix(s.dumpCommand, "Binlog Dump") {
 		seen := "is not on the master"
 		if s.dumpCommand != "" {
 			seen = fmt.Sprintf("is %q on the master, not a binlog dump", s.dumpCommand)
