@@ -276,6 +276,13 @@ func (m *Monitor) poll(conn *binlog.Conn) bool {
 		return false
 	}
 	proven, breach := judge(m.prev, s)
+	if m.prev == nil && breach == "" && m.store != nil {
+		// The first sample on a connection: the time since the last proof
+		// (the agent or the monitor was down) is seen in the counters only.
+		if proof, _, err := m.store.SemiSync(); err == nil && proof != nil {
+			breach = sinceProof(*proof, s)
+		}
+	}
 	if s.known {
 		m.prev = &s
 	}
@@ -385,6 +392,25 @@ func judge(prev *sample, s sample) (proven bool, breach string) {
 		return false, ""
 	}
 	return true, ""
+}
+
+// sinceProof says why the master's counters in s, the first sample on a
+// connection, break the last proof: a fallback to asynchronous replication
+// since it (while the agent or its monitor was down), or counters that went
+// backwards (a restarted master: nothing is known of the time between).
+func sinceProof(proof checkpoint.SemiSyncProof, s sample) string {
+	at := s.at.Local().Format("15:04:05")
+	switch {
+	case !s.known:
+		return ""
+	case s.noTx < proof.NoTx || s.noTimes < proof.NoTimes:
+		return fmt.Sprintf("master's semi-sync counters went backwards between the last proof (%s) and %s (a restart?): nothing proven across it",
+			proof.At.Local().Format("15:04:05"), at)
+	case s.noTx > proof.NoTx || s.noTimes > proof.NoTimes:
+		return fmt.Sprintf("master fell back to async between the last proof (%s) and %s, while the agent was not watching: %d commits without ACK (Rpl_semi_sync_master_no_tx +%d, no_times +%d)",
+			proof.At.Local().Format("15:04:05"), at, s.noTx-proof.NoTx, s.noTx-proof.NoTx, s.noTimes-proof.NoTimes)
+	}
+	return ""
 }
 
 // notTheAgent says why the one semi-sync replica the master counts in s may

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/checkpoint"
 )
 
 func TestJudgeSemiSync(t *testing.T) {
@@ -120,6 +121,28 @@ func TestCaughtUpAt(t *testing.T) {
 	} {
 		if got := m.CaughtUpAt(c.recv); !got.Equal(c.want) {
 			t.Errorf("CaughtUpAt(%s) = %v, want %v", c.recv, got, c.want)
+		}
+	}
+}
+
+func TestSinceProof(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.Local)
+	proof := checkpoint.SemiSyncProof{At: t0, NoTx: 5, NoTimes: 1, Timeout: 10 * time.Second}
+	s := sample{at: t0.Add(time.Minute), known: true, noTx: 5, noTimes: 1}
+	for _, c := range []struct {
+		name          string
+		noTx, noTimes uint64
+		known         bool
+		want          string
+	}{
+		{"unchanged", 5, 1, true, ""},
+		{"fell back while the agent was down", 12, 2, true, "7 commits without ACK"},
+		{"master restarted", 0, 0, true, "went backwards"},
+		{"not a semi-sync master", 0, 0, false, ""},
+	} {
+		s.noTx, s.noTimes, s.known = c.noTx, c.noTimes, c.known
+		if got := sinceProof(proof, s); (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
 		}
 	}
 }
