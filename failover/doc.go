@@ -72,9 +72,10 @@
 // semi-sync replica the master counts (Rpl_semi_sync_master_clients = 1),
 // which is the agent: its stream was streaming on one dump connection
 // through the whole sample, the master's processlist holds that connection
-// as a Binlog Dump, and the master received no more ACKs
-// (Rpl_semi_sync_master_get_ack) than the agent sent, plus one that may
-// have been in flight. The agent ACKs only what is durable. A commit still
+// as a Binlog Dump, and since a baseline sample (the first on the
+// monitor's connection, or the first after a breach) the master received no
+// more ACKs (Rpl_semi_sync_master_get_ack) than the agent sent, plus two of
+// the agent's that may have been in flight at the baseline. The agent ACKs only what is durable. A commit still
 // waiting at s (Rpl_semi_sync_master_wait_sessions) is not covered by the
 // proof at s; the next sample covers it, or the argument below does. A
 // sample that finds the master counting one semi-sync replica while the

@@ -40,7 +40,8 @@
 // move, the one semi-sync replica the master counts is the agent (the
 // stream streamed on one dump connection through the sample, the master
 // holds that connection as a Binlog Dump, and Rpl_semi_sync_master_get_ack
-// moved by no more than the ACKs the agent sent, plus one in flight), and
+// moved since a baseline sample by no more than the ACKs the agent sent,
+// plus two in flight at the baseline), and
 // the stream durably holds the master's position of the previous sample
 // (so commits that were waiting then are covered, whatever became of
 // them). The master counting one semi-sync replica while the stream is not

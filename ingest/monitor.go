@@ -176,9 +176,11 @@ type sample struct {
 	// received from any replica); waitSessions is
 	// Rpl_semi_sync_master_wait_sessions (commits waiting for an ACK).
 	getAck, waitSessions uint64
-	waitPoint            string
-	clockOffset          time.Duration
-	haveClock, known     bool // known: the status counters were read
+	// ackBase is where the ACK count is compared from (see ackBase).
+	ackBase          ackBase
+	waitPoint        string
+	clockOffset      time.Duration
+	haveClock, known bool // known: the status counters were read
 	// before and after are the agent's stream read before the counters and
 	// after the last round trip (haveStream: read at all).
 	before, after StreamView
@@ -193,6 +195,22 @@ type sample struct {
 	timeout      time.Duration // rpl_semi_sync_master_timeout
 	waitNoSlave  string        // rpl_semi_sync_master_wait_no_slave: ON or OFF
 }
+
+// ackBase is the baseline of the ACK comparison: the master's get_ack and
+// the agent's ACKs sent (read before the counters) at one sample, the
+// first on the connection or the first after a breach. ACKs the agent sent
+// before a sample may reach the master after it: compared sample by
+// sample, each boundary could count one of the agent's ACKs as another's.
+// From a baseline, only the baseline's own ACKs in flight can (ackSlack
+// allows for them), while another replica's ACKs add up.
+type ackBase struct {
+	at           time.Time
+	getAck, sent uint64
+}
+
+// ackSlack is how many of the agent's ACKs may have been in flight at the
+// baseline.
+const ackSlack = 2
 
 // read takes one sample; the round trips happen here, outside any lock.
 // The order matters to the proof (see judge): the stream first, then the
@@ -275,6 +293,11 @@ func (m *Monitor) poll(conn *binlog.Conn) bool {
 		m.mu.Unlock()
 		return false
 	}
+	if m.prev != nil {
+		s.ackBase = m.prev.ackBase
+	} else {
+		s.ackBase = ackBase{at: s.at, getAck: s.getAck, sent: s.before.AcksSent}
+	}
 	proven, breach := judge(m.prev, s)
 	if m.prev == nil && breach == "" && m.store != nil {
 		// The first sample on a connection: the time since the last proof
@@ -282,6 +305,9 @@ func (m *Monitor) poll(conn *binlog.Conn) bool {
 		if proof, _, err := m.store.SemiSync(); err == nil && proof != nil {
 			breach = sinceProof(*proof, s)
 		}
+	}
+	if breach != "" {
+		s.ackBase = ackBase{at: s.at, getAck: s.getAck, sent: s.before.AcksSent}
 	}
 	if s.known {
 		m.prev = &s
@@ -338,8 +364,8 @@ func (m *Monitor) poll(conn *binlog.Conn) bool {
 // wait_no_slave=ON), from the one semi-sync replica the master counts,
 // which is the agent: the agent's stream streamed on one dump connection
 // through the whole sample, the master holds that connection as a binlog
-// dump, and the master received no more ACKs than the agent sent (plus one
-// that may have been in flight when p was read). The agent acknowledges
+// dump, and the master received no more ACKs since the baseline (ackBase)
+// than the agent sent (plus ackSlack that may have been in flight then). The agent acknowledges
 // only what is durable. A commit still waiting at s (wait_sessions) is not
 // covered by s: the next sample covers it, or the gate's timeout argument
 // does.
@@ -378,11 +404,11 @@ func judge(prev *sample, s sample) (proven bool, breach string) {
 	case s.before.Transactions > prev.before.Transactions && s.before.AckRequests == prev.before.AckRequests:
 		return false, fmt.Sprintf("the stream received %d transactions between %s and %s and the master asked for no ACK",
 			s.before.Transactions-prev.before.Transactions, prev.at.Local().Format("15:04:05"), at)
-	case s.after.AcksSent < prev.before.AcksSent:
+	case s.after.AcksSent < s.ackBase.sent || s.getAck < s.ackBase.getAck:
 		return false, "" // another stream (a restarted receiver): nothing to compare
-	case s.getAck-prev.getAck > s.after.AcksSent-prev.before.AcksSent+1:
+	case s.getAck-s.ackBase.getAck > s.after.AcksSent-s.ackBase.sent+ackSlack:
 		return false, fmt.Sprintf("another semi-sync replica acknowledged commits for the agent between %s and %s: the master received %d ACKs (Rpl_semi_sync_master_get_ack), the agent sent %d; a commit it acknowledged may be missing here",
-			prev.at.Local().Format("15:04:05"), at, s.getAck-prev.getAck, s.after.AcksSent-prev.before.AcksSent)
+			s.ackBase.at.Local().Format("15:04:05"), at, s.getAck-s.ackBase.getAck, s.after.AcksSent-s.ackBase.sent)
 	case prev.posErr != nil || prev.pos.FilePos.IsZero():
 		return false, "" // where the master was at prev is unknown
 	}

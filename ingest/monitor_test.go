@@ -25,6 +25,7 @@ func TestJudgeSemiSync(t *testing.T) {
 		s.after = s.before
 		s.after.Received, s.after.AcksSent = at(1900), 13
 		s.getAck = 106
+		s.ackBase = ackBase{at: t0, getAck: 100, sent: 7}
 		f(&s)
 		return s
 	}
@@ -72,7 +73,14 @@ func TestJudgeSemiSync(t *testing.T) {
 		{name: "the processlist could not be read", prev: &good, s: next(func(s *sample) { s.dumpChecked, s.dumpCommand = false, "" })},
 		{name: "another replica acknowledged", prev: &good, s: next(func(s *sample) { s.getAck = 100 + 6 + 5 }),
 			wantBreach: "another semi-sync replica acknowledged"},
-		{name: "one ACK of the agent's in flight at the previous sample", prev: &good, s: next(func(s *sample) { s.getAck = 100 + 6 + 1 }), wantProven: true},
+		{name: "one ACK of the agent's in flight at the baseline", prev: &good, s: next(func(s *sample) { s.getAck = 100 + 6 + 1 }), wantProven: true},
+		{name: "two ACKs of the agent's in flight at the baseline", prev: &good, s: next(func(s *sample) { s.getAck = 100 + 6 + 2 }), wantProven: true},
+		{name: "another replica's ACKs add up since the baseline", prev: &good,
+			s: next(func(s *sample) {
+				s.ackBase = ackBase{at: t0.Add(-time.Minute), getAck: 90, sent: 3}
+				s.getAck = 90 + 10 + 3
+			}),
+			wantBreach: "the master received 13 ACKs (Rpl_semi_sync_master_get_ack), the agent sent 10"},
 		{name: "ACKs while the agent sent none", prev: &good,
 			s:          next(func(s *sample) { s.before.AcksSent, s.after.AcksSent, s.getAck = 7, 7, 103 }),
 			wantBreach: "the agent sent 0"},
