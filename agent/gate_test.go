@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -111,13 +112,18 @@ func (p *dumpProxy) toAgent(dst io.Writer, src io.Reader, dump *atomic.Bool) {
 // through a dumpProxy.
 func newGateEnv(t *testing.T, mode string) (*failoverEnv, *dumpProxy) {
 	t.Helper()
+	return newGateEnvHooks(t, mode, ingest.Hooks{})
+}
+
+func newGateEnvHooks(t *testing.T, mode string, hooks ingest.Hooks) (*failoverEnv, *dumpProxy) {
+	t.Helper()
 	e := newEnv(t)
 	standby := e.withStandbyMode(mode)
 	proxy := newDumpProxy(t, e.master.Addr())
 	cfg := strings.Replace(readFile(t, e.cfgPath), "port = "+strconv.Itoa(e.master.Port()), "port = "+strconv.Itoa(proxy.port()), 1)
 	writeFile(t, e.cfgPath, cfg+"\n[failover]\nmode = \"auto\"\n")
 	f := &failoverEnv{testEnv: e, standby: standby}
-	f.p = e.startInProcess(ingest.Hooks{})
+	f.p = e.startInProcess(hooks)
 	e.waitSemiSyncClient()
 	return f, proxy
 }
@@ -287,4 +293,50 @@ func TestStatusLagNeverNegative(t *testing.T) {
 		}
 		return len(measured) >= 5
 	})
+}
+
+// TestGateRefusesAfterAFallbackTheMonitorDidNotSee: the relay log's fsync
+// stalls (a dying disk): the stream receives the commit's events and its
+// ACK request but cannot store or ACK them, while the monitor keeps
+// sampling a master whose counters have not moved. The commit waits
+// rpl_semi_sync_master_timeout, falls back to async and returns OK; the
+// master dies at once, before the monitor's next sample. The old gate
+// took the proof's time for the stream's last word and promoted without
+// that commit; now B stopped when the stream stopped holding what the
+// master wrote, and the promotion is refused.
+func TestGateRefusesAfterAFallbackTheMonitorDidNotSee(t *testing.T) {
+	var hold atomic.Bool
+	t.Cleanup(func() { hold.Store(false) })
+	hooks := ingest.Hooks{Sync: func(f *os.File) error {
+		for hold.Load() {
+			time.Sleep(5 * time.Millisecond) // fault injection: a stalled disk
+		}
+		return f.Sync()
+	}}
+	f, _ := newGateEnvHooks(t, ModeReplica, hooks)
+	f.exec("SET GLOBAL rpl_semi_sync_master_timeout = 6000")
+	set := time.Now()
+	harness.WaitFor(t, "a proof with the new timeout, and the gate lossless", 60*time.Second, func() bool {
+		r := f.report()
+		return r.SemiSync.ProvenAt != nil && r.SemiSync.ProvenAt.After(set) && r.Failover != nil && r.Failover.LosslessNow
+	})
+	hold.Store(true)
+	noTimes := f.status("Rpl_semi_sync_master_no_times")
+	f.exec("INSERT INTO test.t (c, payload) VALUES (1, 'returned OK after the fallback')")
+	fellBack := f.status("Rpl_semi_sync_master_no_times") > noTimes
+	must(t, f.master.Kill())
+	if !fellBack {
+		t.Fatal("the commit returned without a fallback to async: the test proves nothing")
+	}
+	harness.WaitFor(t, "the promotion to be refused", 60*time.Second, func() bool {
+		return strings.Contains(strings.Join(f.report().Audit, "\n"), "promotion refused")
+	})
+	rep := f.report()
+	audit := strings.Join(rep.Audit, "\n")
+	if rep.Role != checkpoint.RoleStandby || !strings.Contains(audit, "last heard") && !strings.Contains(audit, "fell back to async") {
+		t.Fatalf("role %s, audit:\n%s\nwant the promotion refused: the stream stopped hearing the master", rep.Role, audit)
+	}
+	if ro, _ := f.standby.QueryString(context.Background(), "SELECT @@read_only"); ro != "1" {
+		t.Fatalf("read_only=%s on the standby after a refused promotion", ro)
+	}
 }
