@@ -39,7 +39,7 @@ func (a *Agent) newFailover() (*failoverParts, error) {
 	fp.promoter = &failover.Promoter{
 		Store: a.store, Stream: agentStream{a}, Drainer: agentDrainer{a}, Standby: agentStandby{a},
 		Fencer: agentFencer{a, fp.hooks}, Hooks: agentHooks{a, fp.hooks},
-		Gate:      failover.ProofGate{Store: a.store, LastHeard: a.lastHeard, Now: time.Now},
+		Gate:      failover.ProofGate{Store: a.store, Heard: a.heard, Now: time.Now},
 		OldMaster: old, OldAddr: a.cfg.Master.Addr(), NewAddr: a.cfg.Standby.Addr(),
 		Log: a.log.With("component", "failover"), Now: time.Now,
 	}
@@ -69,6 +69,31 @@ func (a *Agent) lastHeard() time.Time {
 		last = st.ConnectedSince
 	}
 	return last
+}
+
+// heard is the gate's B: the earliest of the last packet the stream
+// received, the receipt of the oldest ACK request it has not answered, and
+// the latest moment by which the master had written nothing the stream does
+// not hold durably (a position the monitor read, at or before the stream's
+// durable end). See failover's doc.go, "The gate".
+func (a *Agent) heard() failover.Heard {
+	h := a.recv.Heard()
+	if h.Packet.IsZero() {
+		return failover.Heard{Why: "no packet from the master in this run"}
+	}
+	b := failover.Heard{At: h.Packet, Why: "its last packet"}
+	if !h.AckPending.IsZero() && h.AckPending.Before(b.At) {
+		b = failover.Heard{At: h.AckPending, Why: "an ACK request received then is still unanswered: the relay log has not stored it, or the ACK could not be sent"}
+	}
+	received := a.recv.Status().Received
+	caught := a.monitor.CaughtUpAt(received.FilePos)
+	if caught.IsZero() {
+		return failover.Heard{Why: "the stream holds no position of the master's that the monitor read (received " + received.FilePos.String() + ")"}
+	}
+	if caught.Before(b.At) {
+		b = failover.Heard{At: caught, Why: "what the master had written by then is the last the stream holds durably (received " + received.FilePos.String() + ")"}
+	}
+	return b
 }
 
 // runDetector acts on the detector's verdicts until ctx ends: in auto mode

@@ -57,7 +57,7 @@ func (a *Agent) liveReport() status.Report {
 	if mv := a.monitor.View(); mv.PosKnown || mv.SemiSync != "" {
 		rep.Master = &status.MasterReport{Position: status.Pos(mv.Pos), SemiSync: mv.SemiSync, SemiSyncSince: status.TimePtr(mv.SemiSyncSince), MeasuredAt: mv.MeasuredAt}
 		if mv.PosKnown {
-			rep.Lag.ReceivedBytes = status.BytesBehind(rep.Master.Position, rep.Received)
+			rep.Lag.ReceivedBytes = status.BytesBehind(rep.Master.Position, status.Pos(mv.Received)) // both as of the sample: never negative
 			var secs int64
 			if rep.Lag.ReceivedBytes == nil || *rep.Lag.ReceivedBytes != 0 {
 				if st.LastEventTS == 0 {

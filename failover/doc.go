@@ -1,7 +1,8 @@
 // Package failover turns the standby into the master when the master is
 // gone, without losing an acknowledged transaction (promise P4). This
-// documentation covers two of its parts, the operator's hooks and the fencing
-// of the old master; the detection and the promotion state machine document
+// documentation covers three of its parts, the operator's hooks, the fencing
+// of the old master and the gate that decides a promotion is lossless; the
+// detection and the promotion state machine document
 // themselves beside them.
 //
 // # Hooks
@@ -90,6 +91,89 @@
 //     stopped at each snapshot of the new master, START SLAVE UNTIL, so a
 //     busy new master is met). Otherwise it says why, stays a read-only
 //     replica, and the role store does not record the rejoin.
+//
+// # The gate
+//
+// Invariant: ProofGate.Lossless answers true only if every commit the master
+// has returned OK for, and every one it can still return OK for before the
+// old master is fenced or found dead, is durable in the relay log, so that a
+// drain applies it; short of that it refuses, naming the condition that
+// failed. The only exceptions are the master's own administrators acting
+// between two monitor samples (below).
+//
+// Terms. T is rpl_semi_sync_master_timeout. A proof at P (ingest.Monitor,
+// every 2 s) compares two samples p and s of the master and says: every
+// commit that returned OK before s's counters were read is durable in the
+// relay log. It holds because a commit either was written before p's SHOW
+// MASTER STATUS was sent, so it lies at or before p's position, which the
+// stream held durably by the end of s; or it completed between p's and s's
+// counters, and then it waited for an ACK (Rpl_semi_sync_master_no_tx and
+// no_times unchanged, status ON, AFTER_SYNC, wait_no_slave=ON) from the one
+// semi-sync replica the master counts (Rpl_semi_sync_master_clients = 1),
+// which is the agent: its stream was streaming on one dump connection
+// through the whole sample, the master's processlist holds that connection
+// as a Binlog Dump, and since a baseline sample (the first on the monitor's
+// connection, or the first after a breach) the master received no more ACKs
+// (Rpl_semi_sync_master_get_ack) than the agent sent, plus two of the
+// agent's that may have been in flight at the baseline. The agent ACKs only
+// what is durable. A commit still waiting at s
+// (Rpl_semi_sync_master_wait_sessions) is not covered by the proof at s; the
+// next sample covers it, or the argument below does. A sample that finds the
+// master counting one semi-sync replica while the agent's stream is not
+// streaming (retrying, silent, connecting, or reconnected during the
+// sample), or whose dump connection the master does not hold, or with more
+// ACKs than the agent sent, is a breach with that reason: another replica (a
+// DBA's, a restored old one) or a stale dump answers for the agent.
+// Rpl_semi_sync_master_yes_tx is not compared with the agent's ACKs: one ACK
+// releases every commit at or before its position, so yes_tx legitimately
+// moves by more than the ACKs sent.
+//
+// B is the moment up to which the stream has heard the master, the earliest
+// of: (a) the latest moment at which the master's binlog ended (a SHOW
+// MASTER STATUS the monitor sent) at or before what the stream holds
+// durably, and ACKed; (b) the receipt of the last packet on a dump
+// connection; (c) the receipt of the oldest ACK request not yet answered
+// (relay disk full or stalled: the event arrived but cannot be stored, so
+// cannot be ACKed). (a) carries the argument: a dump that delivers old
+// events, a stalled or black-holed one, and a full disk all hear packets, or
+// held them once, without holding what the master writes now. (b) and (c)
+// only make B earlier, and make the refusal name the cause. B is never P,
+// and never the time a connection was opened. No margin for the delay
+// between a write on the master and its receipt is needed: (a) compares
+// positions, and takes the moment the monitor sent its question, before the
+// master read its position.
+//
+// The gate answers true only if (1) a proof exists and no breach is recorded
+// at or after it; (2) B - P < T; (3) now - B < T. Suppose it does, and let
+// c0 be the first commit after the proof's coverage to return OK without the
+// agent's ACK. No other replica ACKs for the agent (the proof; and the
+// exceptions below), so c0 timed out, at w0 + T or later, w0 being when it
+// was written (every later commit without an ACK returned OK after that
+// timeout switched semi-sync off, or was released by it). So w0 + T <= now <
+// B + T, and w0 < B. But the agent writes an ACK right after the fsync that
+// made its event durable, and counts the event as held only then; c0 was not
+// ACKed, so every SHOW MASTER STATUS sent after w0 read a position past what
+// the stream holds, and B <= w0. So there is no c0: every commit that
+// returned OK was ACKed by the agent, and is durable. (After a restart of
+// the agent, the relay's recovered tail counts as held before it is ACKed
+// again; there the first clean sample is compared with the stored proof's
+// counters, so a fallback while the agent was down is a breach.) Condition
+// (2) bounds the time in which the monitor's last word is older than the
+// stream's: a proof that stopped long before B (a monitor that cannot reach
+// the master while the stream can) says nothing about that time. Condition
+// (3) holds only at the decision: a live master behind a partition can fall
+// back from B + T on, so the old master must be fenced (or shot) before
+// then.
+//
+// What the gate cannot see: changes made by the master's administrators
+// after the last sample, before the master died: SET GLOBAL
+// rpl_semi_sync_master_enabled=OFF, a shorter rpl_semi_sync_master_timeout
+// than the proof's T, a KILL of a session waiting for its ACK (its commit
+// stays), a second semi-sync replica that connects and ACKs first; and an
+// ACK the agent wrote that never reached the master (a one-way loss from the
+// agent to the master, while the master's events still arrive). Each is a
+// breach at the next sample (at most 2 s later) and can lose a commit only
+// if the master dies within that interval.
 //
 // # Concurrency
 //

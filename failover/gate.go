@@ -8,27 +8,39 @@ import (
 )
 
 // ProofGate decides whether a promotion now is lossless from the semi-sync
-// proof the monitor records (checkpoint.SemiSyncProof) and from when the
-// stream last heard the master.
+// proof the monitor records (checkpoint.SemiSyncProof, at P) and from B,
+// the time up to which the stream has heard the master. The argument is the
+// package documentation's "The gate"; in short, a promotion is lossless
+// when:
+//   - a proof exists and no breach was recorded at or after it;
+//   - B is known and less than T (rpl_semi_sync_master_timeout, as read
+//     with the proof) after P: the monitor proved until shortly before the
+//     stream stopped hearing;
+//   - the decision comes less than T after B: no commit written after B can
+//     have fallen back to asynchronous replication yet.
 //
-// A commit can return OK to a client without the agent's ACK only after
-// the master fell back to asynchronous replication, and with
-// AFTER_SYNC, the agent as the only semi-sync replica and
-// rpl_semi_sync_master_wait_no_slave=ON (all part of a proof), it falls back
-// only after a commit waited rpl_semi_sync_master_timeout (T) without an
-// ACK. So a promotion is lossless when:
-//   - a proof exists and no breach was recorded after it;
-//   - the stream last heard the master (B) less than T after the proof (P):
-//     nothing unproven happened between them;
-//   - the decision comes less than T after B: the old master, if it is in
-//     fact alive behind a partition, cannot yet have acknowledged a commit
-//     without the agent. (After the promotion it is fenced or shot.)
+// P never stands in for B: a proof says nothing about the stream.
 type ProofGate struct {
 	Store *checkpoint.Store
-	// LastHeard is when the stream last received anything from the master
-	// (zero: never in this run).
+	// Heard returns B and what bounds it. If nil, LastHeard is used.
+	Heard func() Heard
+	// LastHeard returns B alone (zero: never in this run).
 	LastHeard func() time.Time
 	Now       func() time.Time
+}
+
+// Heard is B, the moment up to which the stream has heard the master, with
+// what sets it, for the refusal's reason ("last packet from the master").
+type Heard struct {
+	At  time.Time // zero: never in this run
+	Why string
+}
+
+func (g ProofGate) heard() Heard {
+	if g.Heard != nil {
+		return g.Heard()
+	}
+	return Heard{At: g.LastHeard(), Why: "the stream's last word from the master"}
 }
 
 // Lossless implements Gate.
@@ -50,17 +62,18 @@ func (g ProofGate) Lossless() (bool, string) {
 	if t <= 0 {
 		return false, "the master's rpl_semi_sync_master_timeout is unknown"
 	}
-	heard := g.LastHeard()
-	if heard.IsZero() || heard.Before(proof.At) {
-		heard = proof.At
+	b := g.heard()
+	if b.At.IsZero() {
+		return false, fmt.Sprintf("the stream has not heard the master in this run (%s): nothing shows what the master committed after the last proof (%s)",
+			b.Why, clock(proof.At))
 	}
-	if gap := heard.Sub(proof.At); gap >= t {
-		return false, fmt.Sprintf("the last proof (%s) is %s older than the last word from the master (%s), longer than its %s semi-sync timeout: commits may have fallen back to async in between",
-			clock(proof.At), gap.Round(time.Millisecond), clock(heard), t)
+	if gap := b.At.Sub(proof.At); gap >= t {
+		return false, fmt.Sprintf("the last proof (%s) is %s older than the last word from the master (%s: %s), longer than its %s semi-sync timeout: commits may have fallen back to async in between",
+			clock(proof.At), gap.Round(time.Millisecond), clock(b.At), b.Why, t)
 	}
-	if since := g.Now().Sub(heard); since >= t {
-		return false, fmt.Sprintf("the master was last heard %s ago (%s), longer than its %s semi-sync timeout: if it is alive, it may have committed without the agent",
-			since.Round(time.Millisecond), clock(heard), t)
+	if since := g.Now().Sub(b.At); since >= t {
+		return false, fmt.Sprintf("the master was last heard %s ago (%s: %s), longer than its %s semi-sync timeout: a commit written since may have fallen back to async and returned OK without the agent",
+			since.Round(time.Millisecond), clock(b.At), b.Why, t)
 	}
 	return true, ""
 }

@@ -29,14 +29,36 @@
 //
 // # The monitor
 //
-// Monitor polls the master on a connection of its own every 2 s: its
-// position, its clock, and the semi-sync counters. Each sample is judged
-// against the previous one; a sample proves that every commit since the
-// previous one waited for the agent's ACK only if the master is ON with
-// AFTER_SYNC, the agent is its only semi-sync replica, and neither
-// Rpl_semi_sync_master_no_tx nor no_times moved. Proofs and breaches go to
-// the checkpoint store. No lock is held across a round trip.
+// Monitor polls the master on a connection of its own every 2 s: the
+// agent's stream, the semi-sync counters, the master's position, the
+// master's processlist entry of the stream's dump connection, the stream
+// again, and the master's clock, in that order. Each sample is judged
+// against the previous one. Invariant: a sample is a proof only if every
+// commit that returned OK on the master before its counters were read is
+// durable in the relay log. It is one if the master is ON with AFTER_SYNC
+// and wait_no_slave=ON, Rpl_semi_sync_master_no_tx and no_times did not
+// move, the one semi-sync replica the master counts is the agent (the
+// stream streamed on one dump connection through the sample, the master
+// holds that connection as a Binlog Dump, and Rpl_semi_sync_master_get_ack
+// moved since a baseline sample by no more than the ACKs the agent sent,
+// plus two in flight at the baseline), and
+// the stream durably holds the master's position of the previous sample
+// (so commits that were waiting then are covered, whatever became of
+// them). The master counting one semi-sync replica while the stream is not
+// streaming, or without the stream's dump connection, or with ACKs the
+// agent did not send, is a breach naming another semi-sync replica. The
+// failover package's doc.go gives the whole argument. Proofs and breaches
+// go to the checkpoint store. CaughtUpAt tells the gate the latest moment
+// by which the master had written nothing the stream does not hold.
 //
-// Status, Durable, Changed, AckStats and View may be called from any
-// goroutine.
+// The view's Received is read before the master's position, and the
+// stream is never ahead of the master: position minus Received is never
+// negative. No lock is held across a round trip.
+//
+// Receiver.Heard is the stream's part of the gate's B: the last packet read
+// on a dump connection, and the receipt of the oldest ACK request not yet
+// answered.
+//
+// Status, Durable, Changed, AckStats, Heard, View and CaughtUpAt may be
+// called from any goroutine.
 package ingest

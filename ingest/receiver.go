@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -64,10 +65,95 @@ type Receiver struct {
 
 	changed chan struct{} // the durable frontier moved (capacity 1)
 
+	heard heardBook // what the gate's B is made of
+
 	mu      sync.Mutex // mu guards the fields below
 	st      Status
 	durable relay.Frontier
 }
+
+// Heard is when the stream last heard the master, as the failover gate
+// needs it (failover.ProofGate, B).
+type Heard struct {
+	// Packet is when the reader last received a packet (event or heartbeat)
+	// on a dump connection; zero: never in this run.
+	Packet time.Time
+	// AckPending is when the oldest ACK request the agent has not answered
+	// yet was received (zero: none). A commit that waits for that ACK falls
+	// back to asynchronous replication rpl_semi_sync_master_timeout after
+	// it was written, which was before this moment; the stream has not
+	// heard the master past it in the sense that matters. Requests left
+	// unanswered by a connection that ended stay pending until a later
+	// connection has answered every request it read.
+	AckPending time.Time
+}
+
+// heardBook keeps Heard: the reader notes each packet and each ACK
+// request, the writer each ACK sent.
+type heardBook struct {
+	packet atomic.Int64 // unix nanoseconds of the last packet read
+
+	mu      sync.Mutex  // mu guards the fields below
+	pending []time.Time // receipt times of this connection's ACK requests not yet answered, oldest first
+	popped  uint64      // requests of this connection answered (or dropped from pending)
+	read    uint64      // requests of this connection read
+	carried time.Time   // the oldest unanswered request of an earlier connection
+}
+
+// newConnection starts the books of a dump connection: what the last one
+// left unanswered is carried.
+func (h *heardBook) newConnection() {
+	h.mu.Lock()
+	if len(h.pending) > 0 && (h.carried.IsZero() || h.pending[0].Before(h.carried)) {
+		h.carried = h.pending[0]
+	}
+	h.pending, h.popped, h.read = nil, 0, 0
+	h.mu.Unlock()
+}
+
+// readPacket is called by the reader for each packet, at its receipt.
+func (h *heardBook) readPacket(at time.Time, ackWanted bool) {
+	h.packet.Store(at.UnixNano())
+	if !ackWanted {
+		return
+	}
+	h.mu.Lock()
+	h.pending = append(h.pending, at)
+	h.read++
+	h.mu.Unlock()
+}
+
+// acked is called by the writer after an ACK was written that answers the
+// first n ACK requests the writer has taken on this connection.
+func (h *heardBook) acked(n uint64) {
+	h.mu.Lock()
+	if n > h.popped {
+		drop := min(n-h.popped, uint64(len(h.pending)))
+		h.pending = h.pending[drop:]
+		h.popped += drop
+	}
+	if h.popped == h.read && len(h.pending) == 0 {
+		h.carried = time.Time{}
+	}
+	h.mu.Unlock()
+}
+
+func (h *heardBook) view() Heard {
+	var v Heard
+	if ns := h.packet.Load(); ns != 0 {
+		v.Packet = time.Unix(0, ns)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v.AckPending = h.carried
+	if len(h.pending) > 0 && (v.AckPending.IsZero() || h.pending[0].Before(v.AckPending)) {
+		v.AckPending = h.pending[0]
+	}
+	return v
+}
+
+// Heard returns when the stream last heard the master.
+func (r *Receiver) Heard() Heard { return r.heard.view() }
 
 // Durable returns the relay log's durable frontier (applier.Source).
 func (r *Receiver) Durable() relay.Frontier {
@@ -108,6 +194,9 @@ type Status struct {
 	Bytes          uint64
 	Reconnects     uint64
 	ChecksumErrors uint64
+	// DumpConnID is the master's connection id of the current dump (zero
+	// between dumps).
+	DumpConnID uint32
 	// Transactions counts the transactions stored; AckRequests the events
 	// the master asked an ACK for (with semi-sync ON, at least one per
 	// group of transactions committed together).
@@ -243,10 +332,13 @@ func (r *Receiver) session(ctx context.Context) error {
 		return &binlog.SourceError{Op: "check that the master continues the relay log", Err: err, Permanent: true}
 	}
 	r.killPreviousDump(conn)
+	r.heard.newConnection()
 	if err := conn.StartDump(from); err != nil {
 		return err
 	}
 	r.recordDump(conn.ConnectionID())
+	r.update(func(s *Status) { s.DumpConnID = conn.ConnectionID() })
+	defer r.update(func(s *Status) { s.DumpConnID = 0 })
 	if from.UseGTID {
 		r.log.Info("streaming", "master", r.cfg.Source.Addr, "from_gtid", from.GTID.String(), "semisync", r.cfg.Source.SemiSync)
 	} else {
@@ -425,6 +517,9 @@ func (r *Receiver) pump(ctx context.Context, conn *binlog.Conn) error {
 		buf := make([]byte, 0, 1<<20)
 		for first := true; ; first = false {
 			ev, ack, err := conn.ReadEvent(buf)
+			if err == nil {
+				r.heard.readPacket(r.now(), ack && r.cfg.Source.SemiSync)
+			}
 			if err != nil {
 				if first && isTimeout(err) {
 					err = fmt.Errorf("%w: %w", errSilent, err)
@@ -451,6 +546,7 @@ func (r *Receiver) pump(ctx context.Context, conn *binlog.Conn) error {
 func (r *Receiver) write(ctx context.Context, conn *binlog.Conn, q *queue) error {
 	lastCheckpoint := r.now()
 	dumpAt := r.now()
+	var requestsTaken uint64 // ACK requests taken from the queue on this connection
 	for first := true; ; first = false {
 		b, err := q.take(ctx)
 		if err != nil {
@@ -469,6 +565,9 @@ func (r *Receiver) write(ctx context.Context, conn *binlog.Conn, q *queue) error
 		var txns, ackReqs uint64
 		stored := 0
 		for i := range b.items {
+			if b.items[i].ackWanted && r.cfg.Source.SemiSync {
+				requestsTaken++
+			}
 			w, err := r.relay.Write(b.event(i))
 			if err != nil {
 				return r.writeFailed(err)
@@ -519,6 +618,7 @@ func (r *Receiver) write(ctx context.Context, conn *binlog.Conn, q *queue) error
 					}
 					return &binlog.SourceError{Op: "send semi-sync ACK", Err: err}
 				}
+				r.heard.acked(requestsTaken)
 				if m := r.cfg.Metrics.AckLatency; m != nil {
 					m.Observe(time.Since(took).Seconds())
 				}
