@@ -175,4 +175,3 @@ func TestCaptureFuzzSeeds(t *testing.T) {
 		})
 	}
 }
-
