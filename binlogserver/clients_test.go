@@ -2,6 +2,7 @@ package binlogserver
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
 
@@ -202,4 +204,84 @@ func trim(e syncedEvent) syncedEvent {
 		e.RawBody = fmt.Sprintf("%q...", e.RawBody[:40])
 	}
 	return e
+}
+
+// TestSemiSyncNeverAckedStreamsOn: a client that asks for semi-sync and
+// never ACKs still gets every event up to the durable end (the stream
+// never waits for an ACK), each with the semi-sync header; exactly the
+// event that ends each transaction (the XID of the inserts, the Query of
+// the two DDL) asks for an ACK, and the packet after it is numbered 1, as
+// a MariaDB master numbers it.
+func TestSemiSyncNeverAckedStreamsOn(t *testing.T) {
+	f := newRelayFixture(t, 2, 100)
+	end := f.ends[len(f.ends)-1].pos
+	f.durableAt(len(f.ends))
+	c, err := client.Connect(f.srv.Addr(), "downstream", f.pw, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, q := range []string{"SET @master_binlog_checksum= @@global.binlog_checksum", "SET @rpl_semi_sync_slave= 1"} {
+		if _, err := c.Execute(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dump := binary.LittleEndian.AppendUint32([]byte{mysql.COM_BINLOG_DUMP}, 4)
+	dump = binary.LittleEndian.AppendUint16(dump, 0)
+	dump = binary.LittleEndian.AppendUint32(dump, 77)
+	dump = append(dump, f.files[0]...)
+	c.ResetSequence()
+	if err := c.WritePacket(append(make([]byte, 4), dump...)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Conn.Conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+	file, acks, groups := f.files[0], 0, 0
+	inGroup := false
+	for {
+		p, err := c.ReadPacket()
+		if err != nil {
+			t.Fatalf("after %d ACK requests: %v", acks, err)
+		}
+		if len(p) < 3+19 || p[0] != 0 || p[1] != semiSyncMagic {
+			t.Fatalf("packet %x...: no semi-sync header", p[:min(len(p), 8)])
+		}
+		ev := p[3:]
+		h, err := binlog.ParseHeader(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ends := false
+		switch h.Type {
+		case binlog.MariaGTIDEvent:
+			inGroup = true
+		case binlog.XIDEvent, binlog.QueryEvent:
+			// ROW format: BEGIN is in the GTID event, so a Query inside a
+			// group is a DDL, the group's only event.
+			if inGroup {
+				ends, inGroup = true, false
+				groups++
+			}
+		case binlog.RotateEvent:
+			if h.Flags&binlog.FlagArtificial != 0 {
+				body := ev[binlog.HeaderLen+8 : len(ev)-4]
+				file = string(body)
+			}
+		}
+		if ack := p[2] == semiSyncNeedAck; ack != ends {
+			t.Fatalf("event type %d ending at %d: ACK request %v, want %v", h.Type, h.LogPos, ack, ends)
+		}
+		if ends {
+			acks++
+			c.Sequence = 1 // what the next packet must carry
+		}
+		if file == end.File && uint64(h.LogPos) == end.Pos {
+			break
+		}
+	}
+	if acks != len(f.ends)+2 || acks != groups {
+		t.Fatalf("%d ACK requests for %d transactions", acks, groups)
+	}
+	if st := f.srv.Stats(); st.Acks != 0 || st.SemiSyncReplicas != 1 {
+		t.Fatalf("stats %+v: want one semi-sync replica and no ACK", st)
+	}
 }

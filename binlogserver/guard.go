@@ -176,12 +176,11 @@ type admission struct {
 }
 
 type hostState struct {
-	unauth    int
-	fails     int       // failed logins since the last success (or failForget)
-	lastFail  time.Time // when the last one was
-	logged    time.Time // when a failed login was last logged
-	unlogged  int       // failed logins not logged since
-	lastLogin string    // the last user name tried
+	unauth   int
+	fails    int                  // failed logins since the last success (or failForget)
+	lastFail time.Time            // when the last one was
+	logged   map[string]time.Time // by kind of refusal: when one was last logged
+	unlogged map[string]int       // by kind: refusals not logged since
 }
 
 func newAdmission() *admission { return &admission{hosts: map[string]*hostState{}} }
@@ -254,13 +253,31 @@ func (a *admission) failed(host string, now time.Time, base time.Duration) (wait
 		wait = base << min(h.fails-freeLoginFails-1, 16)
 		wait = min(wait, loginBackoffMax)
 	}
-	if now.Sub(h.logged) >= failLogEvery {
-		log, unlogged = true, h.unlogged
-		h.logged, h.unlogged = now, 0
-	} else {
-		h.unlogged++
-	}
+	log, unlogged = h.mayLog("login", now)
 	return wait, log, unlogged, h.fails
+}
+
+// mayLog says whether a refusal of this kind from the host may be logged
+// now (at most one line per kind per failLogEvery), and how many were not
+// logged since the last.
+func (h *hostState) mayLog(kind string, now time.Time) (bool, int) {
+	if h.logged == nil {
+		h.logged, h.unlogged = map[string]time.Time{}, map[string]int{}
+	}
+	if now.Sub(h.logged[kind]) >= failLogEvery {
+		n := h.unlogged[kind]
+		h.logged[kind], h.unlogged[kind] = now, 0
+		return true, n
+	}
+	h.unlogged[kind]++
+	return false, 0
+}
+
+// mayLog is hostState.mayLog for host's other refusals before login.
+func (a *admission) mayLog(host, kind string, now time.Time) (bool, int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.host(host).mayLog(kind, now)
 }
 
 // succeeded clears host's failed logins.

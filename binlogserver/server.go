@@ -287,18 +287,35 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	_ = c.SetDeadline(time.Now().Add(s.cfg.LoginTimeout))
 	conn, err := s.conf.NewCustomizedConn(lc, s.auth, h)
 	if err != nil {
+		if ctx.Err() != nil {
+			return // the server is stopping: the handshake was cut, not refused
+		}
+		if isAccessDenied(err) && !strings.Contains(err.Error(), "requires TLS") {
+			return // a wrong user or password: logged (rate-limited) by OnAuthFailure
+		}
+		// One line per address per minute: a client that connects in a
+		// loop must not flood the log.
+		kind := "other"
 		switch {
 		case s.cfg.TLS != nil && isTLSError(err):
-			s.log.Warn("replica connection refused: its TLS handshake failed; does it trust the CA that signed serve.cert_file, and does the certificate name the host it connects to?",
-				"addr", addr, "err", err)
-		case ctx.Err() != nil:
-			// the server is stopping: the handshake was cut, not refused
+			kind = "tls"
 		case errors.Is(err, errLoginPacket), errors.Is(err, errLoginBytes):
-			s.log.Warn("replica connection refused before login", "addr", addr, "reason", err)
-		case isAccessDenied(err) && !strings.Contains(err.Error(), "requires TLS"):
-			// a wrong user or password: logged (rate-limited) by OnAuthFailure
+			kind = "size"
+		case isAccessDenied(err):
+			kind = "require_tls"
+		}
+		log, unlogged := s.adm.mayLog(host, kind, time.Now())
+		if !log {
+			return
+		}
+		switch kind {
+		case "tls":
+			s.log.Warn("replica connection refused: its TLS handshake failed; does it trust the CA that signed serve.cert_file, and does the certificate name the host it connects to?",
+				"addr", addr, "err", err, "not_logged_since_last_line", unlogged)
+		case "size":
+			s.log.Warn("replica connection refused before login", "addr", addr, "reason", err, "not_logged_since_last_line", unlogged)
 		default:
-			s.log.Warn("replica connection refused", "addr", addr, "err", err)
+			s.log.Warn("replica connection refused", "addr", addr, "err", err, "not_logged_since_last_line", unlogged)
 		}
 		return
 	}
