@@ -62,7 +62,12 @@
 // read on the connection's own goroutine and never waited for by the
 // stream, the relay writer or the agent: a replica that ACKs slowly or
 // never delays nobody. They are counted (Replica.Acks, Stats.Acks) with the
-// last position ACKed; WaitAcked waits for one.
+// last position ACKed; WaitAcked waits for one. An ACK's position is the
+// replica's own claim (nothing checks it against what was sent): nothing
+// here relies on it.
+//
+// KILL <id> ends the dump on that connection (a semi-sync replica's STOP
+// SLAVE and BinlogSyncer's reconnect send it); an unknown id is ERR 1094.
 //
 // # Hostile clients
 //

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -135,6 +136,9 @@ func TestEmptyCommandPacket(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "the-password") {
 		t.Fatal("the password reached the log")
+	}
+	if n := srv.Stats().Panics; n != 0 {
+		t.Fatalf("%d handlers panicked: the packets must be refused before dispatch", n)
 	}
 }
 
@@ -365,4 +369,60 @@ func TestSemiSyncQueries(t *testing.T) {
 	if h3.connectState == nil || *h3.connectState != "0-1-5,1-1-7" || h3.semiSyncRequested() {
 		t.Fatalf("multi-SET: state %v, semi-sync %v", h3.connectState, h3.semiSyncRequested())
 	}
+}
+
+// TestKillUnknownConnection: KILL of a connection that is not dumping is
+// refused as MariaDB refuses it (1094).
+func TestKillUnknownConnection(t *testing.T) {
+	h := &session{s: &Server{cfg: Config{ServerID: 77, RelayDir: t.TempDir(), Version: DefaultVersion}, replicas: map[uint32]*replica{}}}
+	_, err := h.HandleQuery("KILL 12345")
+	var me *mysql.MyError
+	if !errors.As(err, &me) || me.Code != mysql.ER_NO_SUCH_THREAD {
+		t.Fatalf("KILL 12345: %v, want 1094", err)
+	}
+}
+
+// panicConn panics in Read once armed.
+type panicConn struct {
+	net.Conn
+	armed atomic.Bool
+}
+
+func (c *panicConn) Read(b []byte) (int, error) {
+	if c.armed.Load() {
+		panic("injected read panic")
+	}
+	return c.Conn.Read(b)
+}
+
+// TestHandlerPanicEndsOnlyItsConnection: a panic in a connection's handler
+// (here injected into its reads) is recovered: logged with its stack,
+// counted, that connection closed, and the server goes on serving.
+func TestHandlerPanicEndsOnlyItsConnection(t *testing.T) {
+	srv, logs := startTestServer(t)
+	cli, end := net.Pipe()
+	pc := &panicConn{Conn: end}
+	done := make(chan struct{})
+	go func() { defer close(done); srv.handle(context.Background(), pc) }()
+	c, err := client.ConnectWithDialer(context.Background(), "tcp", "pipe", "downstream", "the-password", "",
+		func(context.Context, string, string) (net.Conn, error) { return cli, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.armed.Store(true)
+	if _, err := c.Execute("SELECT 1"); err == nil {
+		t.Fatal("the query was answered")
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the connection's handler did not end")
+	}
+	if n := srv.Stats().Panics; n != 1 {
+		t.Fatalf("Stats().Panics = %d", n)
+	}
+	if l := logs.String(); !strings.Contains(l, "panicked") || !strings.Contains(l, "injected read panic") || !strings.Contains(l, "goroutine") {
+		t.Fatalf("the panic is not logged with its stack:\n%s", l)
+	}
+	alive(t, srv)
 }
