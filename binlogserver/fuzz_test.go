@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,8 +122,10 @@ func FuzzServeSession(f *testing.F) {
 		}
 		// Read what the server answers until it has been quiet for a
 		// moment after the whole input went in (so that the answers to
-		// the last commands, and a dump, run before the client closes).
-		written := make(chan struct{})
+		// the last commands, and a dump, run before the client closes),
+		// or for 2 s at most after it (a dump with a 1 ms heartbeat is
+		// never quiet).
+		var writtenAt atomic.Int64
 		drained := make(chan struct{})
 		go func() {
 			defer close(drained)
@@ -130,22 +133,21 @@ func FuzzServeSession(f *testing.F) {
 			for {
 				_ = conn.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
 				_, err := conn.Read(buf)
+				at := writtenAt.Load()
+				if at != 0 && time.Since(time.Unix(0, at)) > 2*time.Second {
+					return
+				}
 				if err == nil {
 					continue
 				}
-				if !errors.Is(err, os.ErrDeadlineExceeded) {
+				if !errors.Is(err, os.ErrDeadlineExceeded) || at != 0 {
 					return
-				}
-				select {
-				case <-written:
-					return
-				default:
 				}
 			}
 		}()
 		_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		_, _ = conn.Write(data[1:])
-		close(written)
+		writtenAt.Store(time.Now().UnixNano())
 		<-drained
 	})
 }
