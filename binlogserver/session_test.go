@@ -190,9 +190,11 @@ func TestLoginPacketCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	runtime.ReadMemStats(&after)
-	if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+	grew := after.TotalAlloc - before.TotalAlloc
+	if grew > 16<<20 {
 		t.Fatalf("%d oversized login packets made the server allocate %d MiB", conns, grew>>20)
 	}
+	t.Logf("%d oversized login packets: %d KiB allocated in all (test included)", conns, grew>>10)
 	alive(t, srv)
 }
 
