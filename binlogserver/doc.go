@@ -79,7 +79,8 @@
 //   - Before login a client costs at most: packets of 64 KiB (a larger
 //     packet header is refused before any buffer is reserved for it), 256
 //     KiB in all, the login timeout; at most 64 connections log in at once,
-//     16 from one address; more get ERR 1040 at once.
+//     16 from one address (with TLS offered 16, and 4 from one address);
+//     more get ERR 1040 at once.
 //   - A wrong user and a wrong password get the same answer (1045, the
 //     same check against a decoy credential). Past 3 failed logins from an
 //     address, each failure is answered after a wait that doubles from 50
@@ -104,8 +105,9 @@
 // (MariaDB's master sends an artificial Gtid_list there; we do not).
 // START SLAVE UNTIL (@slave_until_gtid) is refused. With TLS the packet
 // framing is inside TLS records before login: there only the 256 KiB
-// budget and the login timeout bound a client, so one client can make
-// go-mysql reserve one 16 MiB buffer until it is cut off. An ACK request
+// budget and the login timeout bound a client, so one connection can make
+// go-mysql reserve one 16 MiB buffer until it is cut off (hence the lower
+// connection caps with TLS: 256 MiB at most). An ACK request
 // goes with every transaction (a MariaDB master asks only while a commit
 // waits), and buffered events are not flushed per ACK request.
 //

@@ -23,6 +23,12 @@ const (
 	maxLoginBytes    = 256 << 10
 	maxUnauth        = 64
 	maxUnauthPerHost = 16
+	// With TLS offered the framing before login is inside TLS records,
+	// where a packet header cannot be refused before go-mysql reserves
+	// (and zeroes) the length it announces, up to 16 MiB: fewer
+	// connections may log in at once (at most 256 MiB so reserved).
+	maxUnauthTLS        = 16
+	maxUnauthPerHostTLS = 4
 	// Failed logins from one address: the first freeLoginFails are
 	// answered at once; each later one waits loginBackoffBase, doubled per
 	// failure, up to loginBackoffMax, before its "access denied" (a good
@@ -170,6 +176,8 @@ func (c *loginConn) endPacket() {
 // admission tracks the connections that have not logged in yet and the
 // failed logins, per address.
 type admission struct {
+	max, maxPerHost int
+
 	mu     sync.Mutex // mu guards the fields below
 	unauth int
 	hosts  map[string]*hostState
@@ -183,7 +191,13 @@ type hostState struct {
 	unlogged map[string]int       // by kind: refusals not logged since
 }
 
-func newAdmission() *admission { return &admission{hosts: map[string]*hostState{}} }
+func newAdmission(tls bool) *admission {
+	a := &admission{max: maxUnauth, maxPerHost: maxUnauthPerHost, hosts: map[string]*hostState{}}
+	if tls {
+		a.max, a.maxPerHost = maxUnauthTLS, maxUnauthPerHostTLS
+	}
+	return a
+}
 
 // enter admits a new connection from host, or says why not.
 func (a *admission) enter(host string) error {
@@ -191,9 +205,9 @@ func (a *admission) enter(host string) error {
 	defer a.mu.Unlock()
 	h := a.host(host)
 	switch {
-	case a.unauth >= maxUnauth:
+	case a.unauth >= a.max:
 		return fmt.Errorf("%d connections are logging in already", a.unauth)
-	case h.unauth >= maxUnauthPerHost:
+	case h.unauth >= a.maxPerHost:
 		return fmt.Errorf("%d connections from %s are logging in already", h.unauth, host)
 	}
 	a.unauth++

@@ -99,7 +99,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		log:      log.With("component", "binlogserver"),
 		conf:     server.NewServer(cfg.Version, mysql.DEFAULT_COLLATION_ID, mysql.AUTH_NATIVE_PASSWORD, nil, cfg.TLS),
-		adm:      newAdmission(),
+		adm:      newAdmission(cfg.TLS != nil),
 		backoff:  loginBackoffBase,
 		replicas: map[uint32]*replica{},
 		changed:  make(chan struct{}),
