@@ -192,7 +192,7 @@ func (a *Agent) serveReport() *status.ServeReport {
 		return nil
 	}
 	st := srv.Stats()
-	rep := &status.ServeReport{Listen: srv.Addr(), BytesSent: st.BytesSent, TLS: srv.TLSMode()}
+	rep := &status.ServeReport{Listen: srv.Addr(), BytesSent: st.BytesSent, TLS: srv.TLSMode(), Acks: st.Acks}
 	for _, r := range srv.Replicas() {
 		ct, _ := srv.ConnTLS(r.Addr)
 		rep.Replicas = append(rep.Replicas, status.ServedReplica{
@@ -200,6 +200,7 @@ func (a *Agent) serveReport() *status.ServeReport {
 			SentFile: r.Sent.File, SentPos: r.Sent.Pos, SentGTID: r.SentGTID, Segment: r.Segment,
 			BytesSent: r.BytesSent, CaughtUp: r.CaughtUp,
 			Encrypted: ct.Encrypted, TLSVersion: ct.Version, TLSCipher: ct.Cipher,
+			SemiSync: r.SemiSync, Acks: r.Acks, AckedFile: r.Acked.File, AckedPos: r.Acked.Pos,
 		})
 	}
 	return rep
@@ -220,5 +221,15 @@ func (m *metrics) registerServe(a *Agent) {
 			func() float64 { return float64(stats().BytesSent) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hotstandby_serve_sent_events_total", Help: "Events the binlog server sent to downstream replicas."},
 			func() float64 { return float64(stats().EventsSent) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hotstandby_serve_semisync_replicas", Help: "Downstream replicas dumping from the agent's binlog server in semi-sync."},
+			func() float64 { return float64(stats().SemiSyncReplicas) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hotstandby_serve_acks_total", Help: "Semi-sync ACKs downstream replicas sent to the binlog server (informational: the agent does not wait for them)."},
+			func() float64 { return float64(stats().Acks) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hotstandby_serve_login_failures_total", Help: "Logins to the binlog server refused for a wrong user or password."},
+			func() float64 { return float64(stats().LoginFailures) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hotstandby_serve_refused_connections_total", Help: "Connections to the binlog server refused before login: too many not logged in yet."},
+			func() float64 { return float64(stats().RefusedConnections) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hotstandby_serve_panics_total", Help: "Binlog server connection handlers that panicked (each closed its own connection only)."},
+			func() float64 { return float64(stats().Panics) }),
 	)
 }

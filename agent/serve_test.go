@@ -24,6 +24,7 @@ import (
 	"github.com/hotstandby/hotstandby/relay"
 	"github.com/hotstandby/hotstandby/replica"
 	"github.com/hotstandby/hotstandby/sandbox"
+	"github.com/hotstandby/hotstandby/status"
 )
 
 // serveEnv is a master, an in-process agent with [serve], and the
@@ -720,4 +721,79 @@ func TestServeAgentKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	se.waitReplicaEqual(r, "the replica after three kills of the agent")
+}
+
+// TestServeSemiSyncReplica: a stock MariaDB replica with
+// rpl_semi_sync_slave_enabled=ON replicates from the agent in semi-sync
+// (Rpl_semi_sync_slave_status ON on the replica) through load and a master
+// rotation, ends with the master's rows, and its ACKs are counted in status
+// and metrics. (Before, it stopped on the first event with error 1593,
+// "Missing magic number for semi-sync packet".)
+func TestServeSemiSyncReplica(t *testing.T) {
+	se, _ := newServeEnv(t, false)
+	ctx := context.Background()
+	r := se.newReplica("r1", 31, se.startGTID, "rpl_semi_sync_slave_enabled=ON")
+	se.loadN(800)
+	se.exec("FLUSH BINARY LOGS")
+	se.loadN(400)
+	se.waitReplicaEqual(r, "the semi-sync replica")
+	if v, err := r.Status(ctx, "Rpl_semi_sync_slave_status"); err != nil || v != "ON" {
+		t.Fatalf("the replica's Rpl_semi_sync_slave_status is %q (%v): it fell back to async", v, err)
+	}
+	var acks uint64
+	harness.WaitFor(t, "status to count an ACK for each of the 1200 transactions", 30*time.Second, func() bool {
+		rep := se.agent.a.liveReport()
+		if rep.Serve == nil || len(rep.Serve.Replicas) != 1 || !rep.Serve.Replicas[0].SemiSync {
+			return false
+		}
+		acks = rep.Serve.Replicas[0].Acks
+		return acks >= 1200 && rep.Serve.Acks == acks && rep.Serve.Replicas[0].AckedFile != ""
+	})
+	fams := scrape(t, se.config().Status.Listen)
+	if m := fams["hotstandby_serve_acks_total"]; m == nil || m.Metric[0].GetCounter().GetValue() < 1200 {
+		t.Fatalf("hotstandby_serve_acks_total: %v, want >= 1200", m)
+	}
+	var txt strings.Builder
+	se.agent.a.liveReport().WriteText(&txt, status.TextOptions{})
+	if !strings.Contains(txt.String(), "semi-sync, ") {
+		t.Fatalf("status text does not say the replica is semi-sync:\n%s", txt.String())
+	}
+}
+
+// TestReplicaModeStandbySemiSyncSlave: the seeds' DB2 was the master's
+// semi-sync replica and keeps rpl_semi_sync_slave_enabled=ON in its option
+// file. In replica mode (the default) the agent makes it replicate from its
+// private binlog server: it must apply, in semi-sync with the agent, not
+// loop on "standby IO thread stopped: error 1593".
+func TestReplicaModeStandbySemiSyncSlave(t *testing.T) {
+	e := newEnv(t)
+	first := e.withStandbyMode(ModeReplica)
+	ctx := context.Background()
+	// The same server (datadir, port, account) with the line in its
+	// option file.
+	if err := first.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	standby, err := sandbox.Start(ctx, sandbox.Config{Dir: first.Dir(), Port: first.Port(), ServerID: 2, Log: t.Logf,
+		Extra: []string{"rpl_semi_sync_slave_enabled=ON"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { standby.Stop(context.Background()) })
+	if v, err := standby.QueryString(ctx, "SELECT @@GLOBAL.rpl_semi_sync_slave_enabled"); err != nil || v != "1" {
+		t.Fatalf("the standby's rpl_semi_sync_slave_enabled is %q (%v)", v, err)
+	}
+	p := e.startInProcess(ingest.Hooks{})
+	e.waitSemiSyncClient()
+	if _, err := e.load(ctx, 8, 1000); err != nil {
+		t.Fatal(err)
+	}
+	e.waitApplied(standby, 120*time.Second)
+	assertSameRows(t, e.master, standby, 1000)
+	if v, err := standby.Status(ctx, "Rpl_semi_sync_slave_status"); err != nil || v != "ON" {
+		t.Fatalf("the standby's Rpl_semi_sync_slave_status is %q (%v)", v, err)
+	}
+	if log := p.log.String(); strings.Contains(log, "1593") {
+		t.Fatalf("the agent logged error 1593:\n%s", log)
+	}
 }

@@ -49,6 +49,47 @@
 // ahead) is answered with ERR 1236 naming the GTID and what the relay log
 // holds; the replica's IO thread stops with that message in Last_IO_Error.
 //
+// # Semi-sync towards replicas
+//
+// A replica that sets @rpl_semi_sync_slave=1 (a MariaDB replica with
+// rpl_semi_sync_slave_enabled=ON, go-mysql's BinlogSyncer with
+// SemiSyncEnabled) gets the semi-sync protocol: every event packet carries
+// the 0xEF header, the event that ends each transaction (its XID or COMMIT,
+// or a DDL's Query) asks for an ACK, and the packet after such an event is
+// numbered 1, as a MariaDB master numbers it after flush_net.
+// rpl_semi_sync_master_enabled answers ON (a MariaDB replica asks for
+// semi-sync whenever the row exists, even OFF). Invariant: the ACKs are
+// read on the connection's own goroutine and never waited for by the
+// stream, the relay writer or the agent: a replica that ACKs slowly or
+// never delays nobody. They are counted (Replica.Acks, Stats.Acks) with the
+// last position ACKed; WaitAcked waits for one. An ACK's position is the
+// replica's own claim (nothing checks it against what was sent): nothing
+// here relies on it.
+//
+// KILL <id> ends the dump on that connection (a semi-sync replica's STOP
+// SLAVE and BinlogSyncer's reconnect send it); an unknown id is ERR 1094.
+//
+// # Hostile clients
+//
+// Invariants, each covered by a test or FuzzServeSession:
+//   - A panic in a connection's handler ends that connection only (logged
+//     with its stack, counted in Stats.Panics); the commands are dispatched
+//     here, not by go-mysql, and an empty or oversized command packet is
+//     answered ER_MALFORMED_PACKET and ends the connection.
+//   - Before login a client costs at most: packets of 64 KiB (a larger
+//     packet header is refused before any buffer is reserved for it), 256
+//     KiB in all, the login timeout; at most 64 connections log in at once,
+//     16 from one address (with TLS offered 16, and 4 from one address);
+//     more get ERR 1040 at once.
+//   - A wrong user and a wrong password get the same answer (1045, the
+//     same check against a decoy credential). Past 3 failed logins from an
+//     address, each failure is answered after a wait that doubles from 50
+//     ms up to 5 s (a good login is never held back and clears the count);
+//     failed logins are logged at most once a minute per address, with the
+//     count of those not logged.
+//   - @master_heartbeat_period is clamped as MariaDB bounds
+//     MASTER_HEARTBEAT_PERIOD: 0 (none) or 1 ms to 4294967 s.
+//
 // # Registry and purge
 //
 // Server.Replicas lists the connected replicas (server_id, address, the
@@ -62,8 +103,13 @@
 // transaction at a time; with several domains interleaved this leaves the
 // replica's Read_Master_Log_Pos short of the truth until the next file
 // (MariaDB's master sends an artificial Gtid_list there; we do not).
-// START SLAVE UNTIL (@slave_until_gtid) is refused. No TLS, no semi-sync
-// towards downstream replicas.
+// START SLAVE UNTIL (@slave_until_gtid) is refused. With TLS the packet
+// framing is inside TLS records before login: there only the 256 KiB
+// budget and the login timeout bound a client, so one connection can make
+// go-mysql reserve one 16 MiB buffer until it is cut off (hence the lower
+// connection caps with TLS: 256 MiB at most). An ACK request
+// goes with every transaction (a MariaDB master asks only while a commit
+// waits), and buffered events are not flushed per ACK request.
 //
 // # Goroutines
 //

@@ -45,7 +45,8 @@ func (h *session) dump(data []byte) error {
 	if err != nil {
 		return err
 	}
-	r := &replica{Replica: Replica{ServerID: h.serverID, Addr: h.addr, Since: time.Now(), Mode: st.mode(), Requested: st.requested()},
+	r := &replica{Replica: Replica{ServerID: h.serverID, Addr: h.addr, Since: time.Now(), Mode: st.mode(), Requested: st.requested(),
+		SemiSync: h.semiSync},
 		cancel: cancel, need: oldestSegment(h.s.cfg.RelayDir)}
 	st.r = r
 	st.nonBlock = flags&dumpFlagNonBlock != 0
@@ -54,7 +55,7 @@ func (h *session) dump(data []byte) error {
 	defer h.s.unregister(connID, r)
 	defer func() { st.cur.Close() }() // locate may replace the cursor
 	h.s.log.Info("replica asks for a dump", "addr", h.addr, "server_id", h.serverID, "mode", r.Mode, "from", r.Requested,
-		"heartbeat", h.heartbeat)
+		"heartbeat", h.heartbeat, "semi_sync", h.semiSync)
 	first, err := st.locate(ctx, false)
 	if err != nil {
 		var me *mysql.MyError
@@ -63,15 +64,24 @@ func (h *session) dump(data []byte) error {
 		}
 		return err
 	}
-	// From here on the connection carries events only. The replica sends
-	// nothing during a dump: a read that returns means it went away.
+	// From here on the connection carries events only. A replica sends
+	// nothing during a dump but its semi-sync ACKs: a read that returns
+	// anything else means it went away.
 	raw := h.conn.Conn.Conn
 	go func() {
-		var b [1]byte
-		_, _ = raw.Read(b[:])
-		cancel()
+		defer cancel()
+		defer h.s.recoverConn(h.addr, raw)
+		if !h.semiSync {
+			var b [1]byte
+			_, _ = raw.Read(b[:])
+			return
+		}
+		if err := st.readAcks(raw); err != nil && ctx.Err() == nil && !h.conn.Closed() {
+			h.s.log.Info("replica's semi-sync ACKs ended", "addr", h.addr, "server_id", h.serverID, "reason", err)
+		}
 	}()
 	st.pw = newPacketWriter(raw, h.conn.Sequence, writeTimeout)
+	st.pw.semi = h.semiSync
 	h.dumpErr = st.run(ctx, first)
 	h.conn.Close()
 	return h.dumpErr
@@ -114,6 +124,7 @@ type stream struct {
 	unflushed uint64 // events written since the last flush
 	lastSend  time.Time
 	preambled bool
+	ackNext   bool   // the event filter passed last ends a transaction: ask for an ACK
 	fdeFile   string // the master file whose FDE was sent last
 	hbTimer   *time.Timer
 }
@@ -263,6 +274,9 @@ func (st *stream) filter(ev []byte) (bool, error) {
 	if err != nil {
 		return false, fatal(err.Error())
 	}
+	// The event that ends a transaction (its XID or COMMIT, or a DDL's
+	// Query) is the one a semi-sync replica ACKs, as a MariaDB master asks.
+	st.ackNext = inGroup && boundary
 	if h.Type == binlog.MariaAnnotateRows && !st.annotate {
 		return false, nil
 	}

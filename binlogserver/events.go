@@ -32,19 +32,22 @@ func zeroTimestamp(ev []byte, crc bool) []byte {
 	return reChecksum(ev, crc)
 }
 
-// streamFDE is the master's format description as a master sends it ahead
-// of events from the middle of a file: log_pos 0 (the replica does not move
-// its position for it), created 0, the in-use flag cleared, the CRC
-// recomputed.
-func streamFDE(stored []byte) []byte {
+// streamFDE is the master's format description as a master sends it: the
+// in-use flag cleared, the CRC recomputed; ahead of events from the middle
+// of a file (atStart false) also log_pos 0 (the replica does not move its
+// position for it) and created 0. At the start of a file it keeps its
+// log_pos: the replica moves from 4 to the first event's position with it.
+func streamFDE(stored []byte, atStart bool) []byte {
 	ev := append([]byte(nil), stored...)
 	crc := binlog.FDEChecksumAlg(ev) == 1
-	binary.LittleEndian.PutUint32(ev[13:], 0)
 	flags := binary.LittleEndian.Uint16(ev[17:])
 	binary.LittleEndian.PutUint16(ev[17:], flags&^flagBinlogInUse)
-	// created: the 4 bytes after binlog_version (2) and server_version (50).
-	if off := binlog.HeaderLen + 2 + 50; len(ev) >= off+4 {
-		binary.LittleEndian.PutUint32(ev[off:], 0)
+	if !atStart {
+		binary.LittleEndian.PutUint32(ev[13:], 0)
+		// created: the 4 bytes after binlog_version (2) and server_version (50).
+		if off := binlog.HeaderLen + 2 + 50; len(ev) >= off+4 {
+			binary.LittleEndian.PutUint32(ev[off:], 0)
+		}
 	}
 	return reChecksum(ev, crc)
 }

@@ -17,7 +17,16 @@ const maxPayload = 1<<24 - 1
 type packetWriter struct {
 	w   *bufio.Writer
 	seq uint8
+	// semi: the replica asked for semi-sync; every event packet starts
+	// 00 EF <flag> (flag 01: ACK this event).
+	semi bool
 }
+
+// Semi-sync packet header: the magic byte and the ACK-request flag.
+const (
+	semiSyncMagic   = 0xef
+	semiSyncNeedAck = 0x01
+)
 
 func newPacketWriter(c net.Conn, seq uint8, timeout time.Duration) *packetWriter {
 	// The timeout bounds every write: a replica that stops reading ends its
@@ -44,9 +53,21 @@ func (w deadlineWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// event writes one event packet.
-func (p *packetWriter) event(ev []byte) error {
-	total := len(ev) + 1
+// event writes one event packet that asks for no ACK.
+func (p *packetWriter) event(ev []byte) error { return p.eventAck(ev, false) }
+
+// eventAck writes one event packet; with semi-sync, ack asks the replica
+// to ACK it.
+func (p *packetWriter) eventAck(ev []byte, ack bool) error {
+	prefix := []byte{0x00}
+	if p.semi {
+		flag := byte(0)
+		if ack {
+			flag = semiSyncNeedAck
+		}
+		prefix = []byte{0x00, semiSyncMagic, flag}
+	}
+	total := len(ev) + len(prefix)
 	first := true
 	rest := ev
 	for {
@@ -56,10 +77,10 @@ func (p *packetWriter) event(ev []byte) error {
 		}
 		chunk := n
 		if first {
-			if err := p.w.WriteByte(0x00); err != nil {
+			if _, err := p.w.Write(prefix); err != nil {
 				return p.wrap(err)
 			}
-			chunk--
+			chunk -= len(prefix)
 			first = false
 		}
 		if _, err := p.w.Write(rest[:chunk]); err != nil {
@@ -68,6 +89,13 @@ func (p *packetWriter) event(ev []byte) error {
 		rest = rest[chunk:]
 		total -= n
 		if n < maxPayload {
+			if p.semi && ack {
+				// The replica answers with its ACK as packet 0 of its own
+				// sequence; a MariaDB master (flush_net: net_clear, then
+				// pkt_nr++) goes on with 1, and go-mysql's BinlogSyncer
+				// checks it.
+				p.seq = 1
+			}
 			return nil
 		}
 	}

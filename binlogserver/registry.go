@@ -32,6 +32,14 @@ type Replica struct {
 	BytesSent uint64
 	// CaughtUp says the replica has everything durable.
 	CaughtUp bool
+	// SemiSync says the replica asked for semi-sync (@rpl_semi_sync_slave):
+	// each transaction's last event asks it for an ACK. Acks counts the
+	// ACKs it sent on this connection; Acked is the master position of the
+	// last one (what it has received and stored), at AckedAt.
+	SemiSync bool
+	Acks     uint64
+	Acked    binlog.FilePos
+	AckedAt  time.Time
 }
 
 // replica is one registry entry; the dump goroutine updates it under the
@@ -69,6 +77,17 @@ func (s *Server) unregister(connID uint32, r *replica) {
 	if s.replicas[connID] == r {
 		delete(s.replicas, connID)
 	}
+}
+
+// kill ends the dump on connection connID (false: no such dump).
+func (s *Server) kill(connID uint32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.replicas[connID]
+	if ok {
+		r.cancel()
+	}
+	return ok
 }
 
 // update changes a registry entry under mu.
@@ -113,17 +132,32 @@ func (s *Server) OldestNeeded() (uint64, bool) {
 
 // Stats are the server's counters since New.
 type Stats struct {
-	Replicas   int    // dumping now
-	BytesSent  uint64 // event bytes sent to all replicas
-	EventsSent uint64
+	Replicas         int    // dumping now
+	SemiSyncReplicas int    // of which in semi-sync
+	BytesSent        uint64 // event bytes sent to all replicas
+	EventsSent       uint64
+	Acks             uint64 // semi-sync ACKs received from all replicas
+	LoginFailures    uint64 // wrong user or password
+	// RefusedConnections counts connections refused before the handshake
+	// (too many not logged in yet).
+	RefusedConnections uint64
+	// Panics counts connection handlers that panicked (each ended its own
+	// connection only).
+	Panics uint64
 }
 
 // Stats returns the counters.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
-	n := len(s.replicas)
+	n, semi := len(s.replicas), 0
+	for _, r := range s.replicas {
+		if r.SemiSync {
+			semi++
+		}
+	}
 	s.mu.Unlock()
-	return Stats{Replicas: n, BytesSent: s.bytesSent.Load(), EventsSent: s.eventsSent.Load()}
+	return Stats{Replicas: n, SemiSyncReplicas: semi, BytesSent: s.bytesSent.Load(), EventsSent: s.eventsSent.Load(),
+		Acks: s.acks.Load(), LoginFailures: s.loginFailures.Load(), RefusedConnections: s.refusedConns.Load(), Panics: s.panics.Load()}
 }
 
 // oldestSegment is the relay's oldest segment now (1 when it has none).

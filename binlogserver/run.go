@@ -105,7 +105,7 @@ func (st *stream) send(ev []byte) error {
 			return err
 		}
 	}
-	if err := st.write(ev); err != nil {
+	if err := st.writeAck(ev, st.ackNext); err != nil {
 		return err
 	}
 	if h.LogPos != 0 {
@@ -126,12 +126,28 @@ func (st *stream) send(ev []byte) error {
 
 // preamble tells the replica the master file and the next event's position
 // (a fake Rotate) and sends the file's format description.
+//
+// The first fake Rotate carries a CRC32 only when the client's
+// @master_binlog_checksum is CRC32, as MariaDB sends it; later ones follow
+// the format description already sent.
 func (st *stream) preamble(file string, pos uint64, fde []byte) error {
 	crc := binlog.FDEChecksumAlg(fde) == 1
-	if err := st.write(fakeRotate(st.s.cfg.ServerID, file, pos, crc)); err != nil {
+	rotateCRC := crc
+	if !st.preambled && st.h.checksum != "CRC32" {
+		rotateCRC = false
+	}
+	// At the start of a file (pos is where the format description ends) a
+	// master names position 4 and sends the format description as stored.
+	fdeHdr, _ := binlog.ParseHeader(fde)
+	atStart := fdeHdr.LogPos != 0 && pos == uint64(fdeHdr.LogPos)
+	rotatePos := pos
+	if atStart {
+		rotatePos = 4
+	}
+	if err := st.write(fakeRotate(st.s.cfg.ServerID, file, rotatePos, rotateCRC)); err != nil {
 		return err
 	}
-	if err := st.write(streamFDE(fde)); err != nil {
+	if err := st.write(streamFDE(fde, atStart)); err != nil {
 		return err
 	}
 	st.preambled, st.fdeFile, st.file, st.pos = true, file, file, uint32(pos)
@@ -179,8 +195,11 @@ func (st *stream) heartbeat(period time.Duration) error {
 // write buffers one event for the replica. The buffer goes out when it is
 // full (while the replica is behind) and when the stream reaches the
 // durable end (flush).
-func (st *stream) write(ev []byte) error {
-	if err := st.pw.event(ev); err != nil {
+func (st *stream) write(ev []byte) error { return st.writeAck(ev, false) }
+
+// writeAck is write; with semi-sync, ack asks the replica to ACK ev.
+func (st *stream) writeAck(ev []byte, ack bool) error {
+	if err := st.pw.eventAck(ev, ack); err != nil {
 		return err
 	}
 	st.bytes += uint64(len(ev))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,10 +26,18 @@ type Server struct {
 	log  *slog.Logger
 	ln   net.Listener
 	conf *server.Server
-	auth authHandler
+	auth *authHandler
+	adm  *admission
+	// backoff is the first wait before answering a failed login past
+	// freeLoginFails (loginBackoffBase; 0 in the fuzz target).
+	backoff time.Duration
 
-	bytesSent  atomic.Uint64
-	eventsSent atomic.Uint64
+	bytesSent     atomic.Uint64
+	eventsSent    atomic.Uint64
+	acks          atomic.Uint64 // semi-sync ACKs received
+	loginFailures atomic.Uint64
+	refusedConns  atomic.Uint64 // over the unauthenticated caps
+	panics        atomic.Uint64 // connection handlers that panicked
 
 	mu       sync.Mutex          // mu guards the fields below
 	replicas map[uint32]*replica // by connection id
@@ -37,6 +46,8 @@ type Server struct {
 	last     relay.Frontier
 	conns    map[net.Conn]struct{}
 	connTLS  map[string]ConnTLS // by remote address, while connected
+	acked    chan struct{}      // closed at the next semi-sync ACK
+	serveCtx context.Context
 	closed   bool
 }
 
@@ -65,24 +76,6 @@ func tlsOf(c *server.Conn) ConnTLS {
 	return ConnTLS{Encrypted: true, Version: tls.VersionName(cs.Version), Cipher: tls.CipherSuiteName(cs.CipherSuite)}
 }
 
-// authHandler is the one account, and the require_tls check: like
-// MariaDB's REQUIRE SSL, it is made after the password is checked.
-type authHandler struct {
-	*server.InMemoryAuthenticationHandler
-	requireTLS bool
-}
-
-// OnAuthSuccess refuses a plain connection when TLS is required.
-func (a authHandler) OnAuthSuccess(c *server.Conn) error {
-	if a.requireTLS && !tlsOf(c).Encrypted {
-		host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-		return mysql.NewError(mysql.ER_ACCESS_DENIED_ERROR, fmt.Sprintf(
-			"Access denied for user '%s'@'%s': this hotstandby binlog server requires TLS (serve.require_tls = true); connect with MASTER_SSL=1",
-			c.GetUser(), host))
-	}
-	return a.InMemoryAuthenticationHandler.OnAuthSuccess(c)
-}
-
 // New validates cfg and listens on cfg.Listen (127.0.0.1 when no host is
 // given). Serve accepts connections.
 func New(cfg Config) (*Server, error) {
@@ -102,26 +95,30 @@ func New(cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	auth := server.NewInMemoryAuthenticationHandler(mysql.AUTH_NATIVE_PASSWORD)
-	if err := auth.AddUser(cfg.User, cfg.Password); err != nil {
+	s := &Server{
+		cfg:      cfg,
+		log:      log.With("component", "binlogserver"),
+		conf:     server.NewServer(cfg.Version, mysql.DEFAULT_COLLATION_ID, mysql.AUTH_NATIVE_PASSWORD, nil, cfg.TLS),
+		adm:      newAdmission(cfg.TLS != nil),
+		backoff:  loginBackoffBase,
+		replicas: map[uint32]*replica{},
+		changed:  make(chan struct{}),
+		dumping:  make(chan struct{}, 1),
+		acked:    make(chan struct{}),
+		conns:    map[net.Conn]struct{}{},
+		connTLS:  map[string]ConnTLS{},
+	}
+	auth, err := newAuthHandler(s, cfg.User, cfg.Password, cfg.RequireTLS)
+	if err != nil {
 		return nil, fmt.Errorf("binlogserver: user %q: %w", cfg.User, err)
 	}
+	s.auth = auth
 	ln, err := net.Listen("tcp", ListenAddr(cfg.Listen))
 	if err != nil {
 		return nil, fmt.Errorf("binlogserver: listen %s: %w", cfg.Listen, err)
 	}
-	return &Server{
-		cfg:      cfg,
-		log:      log.With("component", "binlogserver"),
-		ln:       ln,
-		conf:     server.NewServer(cfg.Version, mysql.DEFAULT_COLLATION_ID, mysql.AUTH_NATIVE_PASSWORD, nil, cfg.TLS),
-		auth:     authHandler{InMemoryAuthenticationHandler: auth, requireTLS: cfg.RequireTLS},
-		replicas: map[uint32]*replica{},
-		changed:  make(chan struct{}),
-		dumping:  make(chan struct{}, 1),
-		conns:    map[net.Conn]struct{}{},
-		connTLS:  map[string]ConnTLS{},
-	}, nil
+	s.ln = ln
+	return s, nil
 }
 
 // ConnTLS returns the transport of the connection from addr (a Replica's
@@ -153,6 +150,9 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 func (s *Server) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	s.mu.Lock()
+	s.serveCtx = ctx
+	s.mu.Unlock()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Add(1)
@@ -265,25 +265,63 @@ func (s *Server) waitChan() <-chan struct{} {
 	return s.changed
 }
 
-// handle runs one client connection: handshake, queries, dump.
+// handle runs one client connection: admission, handshake, commands,
+// dump. A panic in it ends this connection only (logged with its stack).
 func (s *Server) handle(ctx context.Context, c net.Conn) {
 	addr := c.RemoteAddr().String()
-	h := &session{s: s, addr: addr, ctx: ctx, heartbeat: 30 * time.Second}
-	_ = c.SetDeadline(time.Now().Add(s.cfg.LoginTimeout))
-	conn, err := s.conf.NewCustomizedConn(c, s.auth, h)
-	if err != nil {
-		// The error names the user and address, never the password.
-		if s.cfg.TLS != nil && isTLSError(err) {
-			s.log.Warn("replica connection refused: its TLS handshake failed; does it trust the CA that signed serve.cert_file, and does the certificate name the host it connects to?",
-				"addr", addr, "err", err)
-			return
+	defer s.recoverConn(addr, c)
+	host := hostOf(addr)
+	if err := s.adm.enter(host); err != nil {
+		s.refusedConns.Add(1)
+		tooMany(c, err.Error())
+		return
+	}
+	admitted := true
+	defer func() {
+		if admitted {
+			s.adm.leave(host)
 		}
+	}()
+	h := &session{s: s, addr: addr, ctx: ctx, heartbeat: 30 * time.Second}
+	lc := newLoginConn(c, s.cfg.TLS != nil)
+	_ = c.SetDeadline(time.Now().Add(s.cfg.LoginTimeout))
+	conn, err := s.conf.NewCustomizedConn(lc, s.auth, h)
+	if err != nil {
 		if ctx.Err() != nil {
 			return // the server is stopping: the handshake was cut, not refused
 		}
-		s.log.Warn("replica connection refused", "addr", addr, "err", err)
+		if isAccessDenied(err) && !strings.Contains(err.Error(), "requires TLS") {
+			return // a wrong user or password: logged (rate-limited) by OnAuthFailure
+		}
+		// One line per address per minute: a client that connects in a
+		// loop must not flood the log.
+		kind := "other"
+		switch {
+		case s.cfg.TLS != nil && isTLSError(err):
+			kind = "tls"
+		case errors.Is(err, errLoginPacket), errors.Is(err, errLoginBytes):
+			kind = "size"
+		case isAccessDenied(err):
+			kind = "require_tls"
+		}
+		log, unlogged := s.adm.mayLog(host, kind, time.Now())
+		if !log {
+			return
+		}
+		switch kind {
+		case "tls":
+			s.log.Warn("replica connection refused: its TLS handshake failed; does it trust the CA that signed serve.cert_file, and does the certificate name the host it connects to?",
+				"addr", addr, "err", err, "not_logged_since_last_line", unlogged)
+		case "size":
+			s.log.Warn("replica connection refused before login", "addr", addr, "reason", err, "not_logged_since_last_line", unlogged)
+		default:
+			s.log.Warn("replica connection refused", "addr", addr, "err", err, "not_logged_since_last_line", unlogged)
+		}
 		return
 	}
+	lc.authed = true
+	s.adm.leave(host)
+	admitted = false
 	_ = c.SetDeadline(time.Time{}) // the TLS connection's deadlines are c's
 	h.conn = conn
 	ct := tlsOf(conn)
@@ -300,12 +338,25 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	} else {
 		s.log.Info("replica connected", "addr", addr, "user", conn.GetUser(), "tls", "off")
 	}
-	for !conn.Closed() {
-		if err := conn.HandleCommand(); err != nil {
-			if h.dumpErr != nil {
-				s.log.Info("replica dump ended", "addr", addr, "server_id", h.serverID, "reason", h.dumpErr)
-			}
-			return
-		}
+	h.commands()
+	if h.dumpErr != nil {
+		s.log.Info("replica dump ended", "addr", addr, "server_id", h.serverID, "reason", h.dumpErr)
+	}
+}
+
+// isAccessDenied reports a refused login (wrong user or password, TLS
+// required).
+func isAccessDenied(err error) bool {
+	var me *mysql.MyError
+	return errors.As(err, &me) && me.Code == mysql.ER_ACCESS_DENIED_ERROR || errors.Is(err, server.ErrAccessDenied)
+}
+
+// recoverConn ends a connection whose handler panicked, and only it.
+func (s *Server) recoverConn(addr string, c net.Conn) {
+	if r := recover(); r != nil {
+		s.panics.Add(1)
+		s.log.Error("a replica connection's handler panicked: closing that connection", "addr", addr, "panic", fmt.Sprint(r),
+			"stack", string(debug.Stack()))
+		c.Close()
 	}
 }

@@ -77,7 +77,7 @@ func TestArtificialEvents(t *testing.T) {
 	stored := binlog.NewEvent(binlog.FormatDescriptionEvent, 1, 256, flagBinlogInUse, binlog.FDEBody(1), true)
 	binary.LittleEndian.PutUint32(stored[binlog.HeaderLen+2+50:], 1700000000) // created
 	stored = reChecksum(stored, true)
-	fde := streamFDE(stored)
+	fde := streamFDE(stored, false)
 	if err := binlog.VerifyChecksum(fde); err != nil {
 		t.Fatal(err)
 	}

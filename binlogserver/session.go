@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -25,12 +26,34 @@ type session struct {
 	strict       bool
 	serverID     uint32 // from COM_REGISTER_SLAVE or the dump
 	dumpErr      error  // why the dump ended
+	// semiSync: the client set @rpl_semi_sync_slave (or
+	// @rpl_semi_sync_replica) to 1: every event packet carries the
+	// semi-sync header and each transaction's last event asks for an ACK.
+	semiSync bool
+	// checksum is the client's @master_binlog_checksum ("" unset): the
+	// first fake Rotate carries a CRC32 only if it is CRC32, as MariaDB
+	// sends it (go-mysql and mariadb-binlog set NONE and read the first
+	// Rotate without one).
+	checksum string
 }
 
+// Bounds of @master_heartbeat_period, as MariaDB bounds
+// MASTER_HEARTBEAT_PERIOD: 0 (none) or 1 ms to 4294967 s.
+const (
+	minHeartbeat = time.Millisecond
+	maxHeartbeat = 4294967 * time.Second
+)
+
+// semiSyncRequested reports whether the client asked for semi-sync.
+func (h *session) semiSyncRequested() bool { return h.semiSync }
+
 var (
-	setUserVar = regexp.MustCompile(`(?is)^\s*SET\s+@(\w+)\s*:?=\s*(.*?)\s*;?\s*$`)
+	setUserVar = regexp.MustCompile(`(?is)^\s*SET\s+@\w+\s*:?=`)
+	assignment = regexp.MustCompile(`(?is)^\s*@(\w+)\s*:?=\s*`)
+	showWhere  = regexp.MustCompile(`(?is)^\s*SHOW\s+(GLOBAL\s+|SESSION\s+)?VARIABLES\s+WHERE\s+Variable_name\s*(=|IN)\s*\(?([^()]*)\)?\s*;?\s*$`)
 	selectVar  = regexp.MustCompile(`(?is)^\s*SELECT\s+(@@GLOBAL\.|@@)?@?(\w+)\s*(LIMIT\s+1)?\s*;?\s*$`)
 	showVar    = regexp.MustCompile(`(?is)^\s*SHOW\s+(GLOBAL\s+|SESSION\s+)?VARIABLES\s+LIKE\s+'([^']*)'\s*;?\s*$`)
+	killConn   = regexp.MustCompile(`(?is)^\s*KILL\s+(?:CONNECTION\s+)?(\d+)\s*;?\s*$`)
 	gtidPos    = regexp.MustCompile(`(?is)^\s*SELECT\s+binlog_gtid_pos\s*\(`)
 )
 
@@ -53,11 +76,27 @@ func (h *session) HandleQuery(q string) (*mysql.Result, error) {
 	case gtidPos.MatchString(trimmed):
 		return textResult([]string{"binlog_gtid_pos"}, nil)
 	}
-	if m := setUserVar.FindStringSubmatch(trimmed); m != nil {
-		return h.setVar(strings.ToLower(m[1]), m[2])
+	if m := killConn.FindStringSubmatch(trimmed); m != nil {
+		// A semi-sync replica's STOP SLAVE, and BinlogSyncer's reconnect,
+		// kill their old dump connection this way.
+		id, err := strconv.ParseUint(m[1], 10, 32)
+		if err != nil || !h.s.kill(uint32(id)) {
+			return nil, mysql.NewError(mysql.ER_NO_SUCH_THREAD, fmt.Sprintf("Unknown thread id: %s", m[1]))
+		}
+		return nil, nil
+	}
+	if setUserVar.MatchString(trimmed) {
+		return h.setVars(trimmed[strings.IndexByte(trimmed, '@'):])
 	}
 	if m := showVar.FindStringSubmatch(trimmed); m != nil {
-		return h.showVariable(strings.ToLower(m[2]))
+		return h.showVariables(strings.ToLower(m[2]))
+	}
+	if m := showWhere.FindStringSubmatch(trimmed); m != nil {
+		var names []string
+		for _, n := range splitTop(m[3]) {
+			names = append(names, strings.ToLower(unquote(n)))
+		}
+		return h.showVariables(names...)
 	}
 	if m := selectVar.FindStringSubmatch(trimmed); m != nil {
 		return h.selectVariable(strings.ToLower(m[2]), m[1] != "")
@@ -65,16 +104,77 @@ func (h *session) HandleQuery(q string) (*mysql.Result, error) {
 	return nil, mysql.NewError(mysql.ER_NOT_SUPPORTED_YET, fmt.Sprintf("hotstandby binlog server: query not supported: %.100s", trimmed))
 }
 
-// setVar takes the replica's session settings.
+// setVars takes "@a = 1, @b = 'x', ..." (go-mysql sets two at once).
+func (h *session) setVars(list string) (*mysql.Result, error) {
+	for _, part := range splitTop(strings.TrimRight(strings.TrimSpace(list), ";")) {
+		m := assignment.FindStringSubmatch(part)
+		if m == nil {
+			return nil, mysql.NewError(mysql.ER_PARSE_ERROR, fmt.Sprintf("hotstandby binlog server: cannot parse the assignment %.100q", part))
+		}
+		if _, err := h.setVar(strings.ToLower(m[1]), strings.TrimSpace(part[len(m[0]):])); err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
+}
+
+// splitTop splits s at the commas outside quotes.
+func splitTop(s string) []string {
+	var out []string
+	var quote byte
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case quote != 0 && c == '\\':
+			i++
+		case quote != 0 && c == quote:
+			quote = 0
+		case quote == 0 && (c == '\'' || c == '"'):
+			quote = c
+		case quote == 0 && c == ',':
+			out = append(out, strings.TrimSpace(s[start:i]))
+			start = i + 1
+		}
+	}
+	return append(out, strings.TrimSpace(s[start:]))
+}
+
+// heartbeatPeriod reads @master_heartbeat_period (nanoseconds) and clamps
+// it as MariaDB bounds MASTER_HEARTBEAT_PERIOD.
+func heartbeatPeriod(v string) (time.Duration, bool) {
+	ns, err := strconv.ParseFloat(v, 64)
+	if err != nil || ns < 0 || math.IsNaN(ns) || math.IsInf(ns, 0) {
+		return 0, false
+	}
+	switch {
+	case ns == 0:
+		return 0, true
+	case ns < float64(minHeartbeat):
+		return minHeartbeat, true
+	case ns > float64(maxHeartbeat):
+		return maxHeartbeat, true
+	}
+	return time.Duration(ns), true
+}
+
+// setVar takes one of the replica's session settings.
 func (h *session) setVar(name, value string) (*mysql.Result, error) {
 	unq := unquote(value)
 	switch name {
-	case "master_heartbeat_period":
-		ns, err := strconv.ParseFloat(unq, 64)
-		if err != nil || ns < 0 {
-			return nil, mysql.NewError(mysql.ER_WRONG_VALUE_FOR_VAR, fmt.Sprintf("hotstandby binlog server: @master_heartbeat_period %q is not a number of nanoseconds", value))
+	case "master_heartbeat_period", "source_heartbeat_period":
+		d, ok := heartbeatPeriod(unq)
+		if !ok {
+			return nil, mysql.NewError(mysql.ER_WRONG_VALUE_FOR_VAR, fmt.Sprintf("hotstandby binlog server: @%s %.40q is not a number of nanoseconds", name, value))
 		}
-		h.heartbeat = time.Duration(ns)
+		h.heartbeat = d
+	case "rpl_semi_sync_slave", "rpl_semi_sync_replica":
+		h.semiSync = unq != "0" && unq != "" && !strings.EqualFold(unq, "OFF")
+	case "master_binlog_checksum", "source_binlog_checksum":
+		if strings.EqualFold(unq, "@@global.binlog_checksum") {
+			unq = h.s.checksumName()
+		}
+		h.checksum = strings.ToUpper(unq)
 	case "slave_connect_state":
 		h.connectState = &unq
 	case "slave_gtid_strict_mode":
@@ -82,23 +182,29 @@ func (h *session) setVar(name, value string) (*mysql.Result, error) {
 	case "slave_until_gtid":
 		return nil, mysql.NewError(mysql.ER_NOT_SUPPORTED_YET, "hotstandby binlog server: START SLAVE UNTIL master_gtid_pos is not supported; replicate from the master for that")
 	}
-	// @master_binlog_checksum, @mariadb_slave_capability,
-	// @slave_gtid_ignore_duplicates, @rpl_semi_sync_slave: accepted; events
-	// are sent as stored.
+	// @mariadb_slave_capability, @slave_gtid_ignore_duplicates,
+	// @slave_uuid: accepted; events are sent as stored.
 	return nil, nil
 }
 
-func (h *session) showVariable(name string) (*mysql.Result, error) {
-	names := []string{"Variable_name", "Value"}
-	switch name {
-	case "server_id":
-		return textResult(names, "server_id", strconv.FormatUint(uint64(h.s.cfg.ServerID), 10))
-	case "rpl_semi_sync_master_enabled":
-		return textResult(names, "rpl_semi_sync_master_enabled", "OFF")
-	case "binlog_checksum":
-		return textResult(names, "binlog_checksum", h.s.checksumName())
+// showVariables answers SHOW VARIABLES for the names it knows, one row
+// each; others have no row, as on a server without them.
+// rpl_semi_sync_master_enabled is ON: a replica that asks for semi-sync
+// gets it (a MariaDB replica asks for it whenever the row exists, even
+// OFF, and then needs the semi-sync header on every event).
+func (h *session) showVariables(names ...string) (*mysql.Result, error) {
+	var rows [][]any
+	for _, name := range names {
+		switch name {
+		case "server_id":
+			rows = append(rows, []any{"server_id", strconv.FormatUint(uint64(h.s.cfg.ServerID), 10)})
+		case "rpl_semi_sync_master_enabled":
+			rows = append(rows, []any{"rpl_semi_sync_master_enabled", "ON"})
+		case "binlog_checksum":
+			rows = append(rows, []any{"binlog_checksum", h.s.checksumName()})
+		}
 	}
-	return textRows(names)
+	return textRows([]string{"Variable_name", "Value"}, rows...)
 }
 
 func (h *session) selectVariable(name string, global bool) (*mysql.Result, error) {

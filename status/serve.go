@@ -10,6 +10,8 @@ import (
 type ServeReport struct {
 	Listen    string `json:"listen"`
 	BytesSent uint64 `json:"bytes_sent"`
+	// Acks counts the semi-sync ACKs downstream replicas sent.
+	Acks uint64 `json:"acks,omitempty"`
 	// TLS is what the listener offers: "off", "offered" or "required".
 	TLS      string          `json:"tls,omitempty"`
 	Replicas []ServedReplica `json:"replicas"`
@@ -33,6 +35,25 @@ type ServedReplica struct {
 	Encrypted  bool   `json:"encrypted"`
 	TLSVersion string `json:"tls_version,omitempty"`
 	TLSCipher  string `json:"tls_cipher,omitempty"`
+	// SemiSync says the replica asked for semi-sync: every transaction's
+	// last event asks it for an ACK. Acks counts them; AckedFile:AckedPos is
+	// the last master position it ACKed (informational: the agent does not
+	// wait for them).
+	SemiSync  bool   `json:"semi_sync,omitempty"`
+	Acks      uint64 `json:"acks,omitempty"`
+	AckedFile string `json:"acked_file,omitempty"`
+	AckedPos  uint64 `json:"acked_pos,omitempty"`
+}
+
+// semiSync describes a served replica's semi-sync ACKs ("" without).
+func (r ServedReplica) semiSync() string {
+	if !r.SemiSync {
+		return ""
+	}
+	if r.Acks == 0 {
+		return ", semi-sync, no ACK yet"
+	}
+	return fmt.Sprintf(", semi-sync, %d ACKs up to %s:%d", r.Acks, r.AckedFile, r.AckedPos)
 }
 
 // transport describes a served replica's connection.
@@ -52,8 +73,8 @@ func (t textView) serve(s ServeReport) {
 		if r.CaughtUp {
 			state = "caught up"
 		}
-		t.field("replica:", fmt.Sprintf("server_id %d at %s (%s from %s), sent %s:%d (GTIDs %s), %s, %s, since %s",
+		t.field("replica:", fmt.Sprintf("server_id %d at %s (%s from %s), sent %s:%d (GTIDs %s), %s%s, %s, since %s",
 			r.ServerID, r.Addr, r.Mode, or(r.Requested, "the beginning"), r.SentFile, r.SentPos, or(r.SentGTID, "none"), state,
-			r.transport(), t.at(&r.Since)))
+			r.semiSync(), r.transport(), t.at(&r.Since)))
 	}
 }
