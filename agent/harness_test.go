@@ -459,14 +459,19 @@ func recoverRelay(t *testing.T, c Config) {
 }
 
 // withStandby starts a standby server and adds a [standby] section in the
-// harness's mode (direct unless HOTSTANDBY_TEST_APPLY_MODE says replica).
+// harness's mode: replica, the users' default, unless
+// HOTSTANDBY_TEST_APPLY_MODE=direct runs the tests in the other mode.
 func (e *testEnv) withStandby() *sandbox.Server {
 	e.t.Helper()
-	mode := ModeDirect
-	if os.Getenv("HOTSTANDBY_TEST_APPLY_MODE") == ModeReplica { // the apply and crash tests in the other mode
-		mode = ModeReplica
+	return e.withStandbyMode(testApplyMode())
+}
+
+// testApplyMode is the apply mode of withStandby.
+func testApplyMode() string {
+	if os.Getenv("HOTSTANDBY_TEST_APPLY_MODE") == ModeDirect {
+		return ModeDirect
 	}
-	return e.withStandbyMode(mode)
+	return ModeReplica
 }
 
 // withStandbyMode starts a standby server and adds a [standby] section with
