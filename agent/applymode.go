@@ -95,8 +95,8 @@ var errNoStandby = errors.New("no standby: the agent has no [standby] section")
 type noMode struct{}
 
 func (noMode) start(context.Context, *sync.WaitGroup, func(error)) {}
-func (noMode) report(*status.Report, ingest.Status)               {}
-func (noMode) frontier() (relay.Frontier, bool)                   { return relay.Frontier{}, false }
+func (noMode) report(*status.Report, ingest.Status)                {}
+func (noMode) frontier() (relay.Frontier, bool)                    { return relay.Frontier{}, false }
 func (noMode) applied() (binlog.GTIDSet, string, error) {
 	return binlog.GTIDSet{}, "", errNoStandby
 }
@@ -106,6 +106,6 @@ func (noMode) drain(context.Context, relay.Frontier) (binlog.Position, error) {
 func (noMode) skip(context.Context, control.Peer, string) (string, error) {
 	return "", errors.New("skip: no applier: the agent has no [standby] section")
 }
-func (noMode) purgeHorizon(checkpoint.State) (purgeHorizon, bool)          { return purgeHorizon{}, false }
+func (noMode) purgeHorizon(checkpoint.State) (purgeHorizon, bool)         { return purgeHorizon{}, false }
 func (noMode) registerMetrics(*prometheus.Registry, func() ingest.Status) {}
 func (noMode) collectErrors(chan<- prometheus.Metric)                     {}

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -71,5 +70,5 @@ func testSwitchoverDaemon(t *testing.T, mode string) {
 	if s := grepLines(p.Log(), "panic"); s != "" {
 		t.Fatalf("the daemon logged a panic:\n%s", s)
 	}
-	t.Log(fmt.Sprintf("%s: %s", mode, text))
+	t.Logf("%s: %s", mode, text)
 }
