@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -27,6 +28,17 @@ func (a *Agent) listenControl() (*control.Server, error) {
 	}
 	a.log.Info("control socket listening", "path", srv.Addr())
 	return srv, nil
+}
+
+// recoverOp, deferred in an operation's own goroutine (one that outlives
+// the control socket's handler, which the control server guards), turns a
+// panic into the operation's error, logged at ERROR with its stack: one
+// broken operation must not end the daemon, the master's semi-sync replica.
+func (a *Agent) recoverOp(op string, err *error) {
+	if r := recover(); r != nil {
+		a.log.Error("operation panicked; the daemon goes on", "op", op, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		*err = fmt.Errorf("%w: %s: %v (the daemon logged the stack and goes on; please report it)", control.ErrOpPanicked, op, r)
+	}
 }
 
 // skipRequest is an operator's skip that the applier accepted and has not

@@ -50,9 +50,13 @@ func (a *Agent) opSwitchover(ctx context.Context, p control.Peer, req control.Re
 	// The daemon's context: a client that stops waiting does not leave the
 	// master frozen or the promotion half-done.
 	go func() {
-		res, err := sw.Run(a.ctx, by)
-		end() // before the answer: a --rejoin takes the lock next
-		done <- outcome{res, err}
+		var o outcome
+		defer func() {
+			end() // before the answer: a --rejoin takes the lock next
+			done <- o
+		}()
+		defer a.recoverOp("switchover", &o.err)
+		o.res, o.err = sw.Run(a.ctx, by)
 	}()
 	var o outcome
 	select {
