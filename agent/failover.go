@@ -330,25 +330,22 @@ func (h agentHooks) PrePromote(ctx context.Context, ev failover.Event) error {
 	if len(argv) == 0 {
 		return nil
 	}
-	if res := h.hooks.Run(ctx, failover.HookPrePromote, argv, h.event(ev)); !res.OK() {
-		return errors.New(res.Summary())
-	}
-	return nil
+	return h.hooks.Run(ctx, failover.HookPrePromote, argv, h.event(ev)).AsError()
 }
 
-func (h agentHooks) PostPromote(ctx context.Context, ev failover.Event) string {
+func (h agentHooks) PostPromote(ctx context.Context, ev failover.Event) failover.HookResult {
 	return h.run(ctx, failover.HookPostPromote, h.a.cfg.Failover.PostPromote, ev)
 }
 
-func (h agentHooks) Alert(ctx context.Context, ev failover.Event) string {
+func (h agentHooks) Alert(ctx context.Context, ev failover.Event) failover.HookResult {
 	return h.run(ctx, failover.HookAlert, h.a.cfg.Failover.Alert, ev)
 }
 
-func (h agentHooks) run(ctx context.Context, name string, argv []string, ev failover.Event) string {
+func (h agentHooks) run(ctx context.Context, name string, argv []string, ev failover.Event) failover.HookResult {
 	if len(argv) == 0 {
-		return ""
+		return failover.HookResult{} // none configured
 	}
-	return h.hooks.Run(ctx, name, argv, h.event(ev)).Summary()
+	return h.hooks.Run(ctx, name, argv, h.event(ev))
 }
 
 // agentStreamView tells the detector whether the stream is down.

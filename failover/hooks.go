@@ -239,6 +239,29 @@ type HookResult struct {
 // cannot answer does not say yes.
 func (r HookResult) OK() bool { return r.Err == nil }
 
+// Ran reports whether the result is of a hook that was asked to run: false
+// for the zero HookResult, which stands for "no hook configured".
+func (r HookResult) Ran() bool { return r.Name != "" }
+
+// AsError is nil when the hook exited 0; otherwise an error whose text is
+// Summary (the command, its outcome, the last line of its output) and that
+// unwraps to Err, so that errors.Is(err, ErrHookTimeout) and the like
+// still hold for the caller.
+func (r HookResult) AsError() error {
+	if r.Err == nil {
+		return nil
+	}
+	return &hookError{summary: r.Summary(), err: r.Err}
+}
+
+type hookError struct {
+	summary string
+	err     error
+}
+
+func (e *hookError) Error() string { return e.summary }
+func (e *hookError) Unwrap() error { return e.err }
+
 // Summary returns one line for the log and the audit log:
 //
 //	post_promote [/usr/local/bin/move-vip eth0] exit 0 in 120ms: vip 10.0.0.5 on eth0
