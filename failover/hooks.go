@@ -202,13 +202,20 @@ func (e HookEvent) Env() []string {
 // without any HOTSTANDBY_ variable (HOTSTANDBY_MASTER_PASSWORD and
 // HOTSTANDBY_STANDBY_PASSWORD among them), then the event's variables.
 func hookEnviron(parent []string, ev HookEvent) []string {
+	return append(withoutSecrets(parent), ev.Env()...)
+}
+
+// withoutSecrets returns parent without its HOTSTANDBY_ variables (the
+// passwords among them): the environment of every command the daemon runs
+// (hooks, the witness).
+func withoutSecrets(parent []string) []string {
 	env := make([]string, 0, len(parent)+6)
 	for _, v := range parent {
 		if !strings.HasPrefix(v, "HOTSTANDBY_") {
 			env = append(env, v)
 		}
 	}
-	return append(env, ev.Env()...)
+	return env
 }
 
 // HookResult is what one run of a hook did.
