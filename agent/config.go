@@ -301,11 +301,22 @@ func parseError(path string, data []byte, perr toml.ParseError) error {
 	}
 	msg := perr.Message
 	lines := strings.Split(string(data), "\n")
-	if l := perr.Position.Line; (l >= 1 && l <= len(lines) && strings.Contains(strings.ToLower(lines[l-1]), "password")) ||
-		strings.Contains(strings.ToLower(perr.LastKey), "password") {
-		msg = `not valid TOML (the text is not shown: the line holds a password; a password is a quoted string, password = "...", or use password_file)`
+	if l := perr.Position.Line; (l >= 1 && l <= len(lines) && mayHoldSecret(lines[l-1])) || mayHoldSecret(perr.LastKey) {
+		msg = `not valid TOML (the text is not shown: the line may hold a password; a password is a quoted string, password = "...", or use password_file)`
 	}
 	return &scrubbedError{text: where + ": " + msg, err: perr}
+}
+
+// mayHoldSecret reports whether a config line (or key) looks like it sets
+// a password, spelled right or not (pasword, passwd, secret).
+func mayHoldSecret(s string) bool {
+	s = strings.ToLower(s)
+	for _, w := range []string{"pass", "pasw", "secret", "pw"} {
+		if strings.Contains(s, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // scrubbedError is an error whose text had secrets removed; the original

@@ -22,6 +22,7 @@ func TestConfigParseErrorHidesPassword(t *testing.T) {
 		{name: "master", body: "data_dir = \"d\"\nserver_id = 7\n[master]\nuser = \"repl\"\npassword = " + secret + "\n", wantKey: "master.password"},
 		{name: "standby", body: "data_dir = \"d\"\nserver_id = 7\n[master]\nuser = \"repl\"\n[standby]\nhost = \"127.0.0.1\"\npassword = " + secret + "\n", wantKey: "standby.password"},
 		{name: "serve", body: "data_dir = \"d\"\nserver_id = 7\n[master]\nuser = \"repl\"\n[serve]\nlisten = \":3307\"\npassword = " + secret + "\n", wantKey: "serve.password"},
+		{name: "misspelled key", body: "data_dir = \"d\"\nserver_id = 7\n[master]\nuser = \"repl\"\npasword = " + secret + "\n", wantKey: "master.pasword"},
 		{name: "after the value", body: "data_dir = \"d\"\nserver_id = 7\n[master]\npassword = \"" + secret + "\" user = \"repl\"\n", wantKey: "line 4"},
 	}
 	for _, tt := range tests {
