@@ -103,6 +103,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a.ctx = ctx
+	// Before the control socket listens: a promotion asked at once finds
+	// the stream's stop in place (runRole starts the stream on recvCtx).
+	recvCtx, stopRecv := context.WithCancel(ctx)
+	defer stopRecv()
+	a.stopStream, a.recvDone = stopRecv, make(chan struct{})
 	ctl, err := a.listenControl()
 	if err != nil {
 		return err
@@ -131,7 +136,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		go func() { _ = srv.Serve(ln) }()
 		a.log.Info("status endpoint listening", "addr", ln.Addr().String())
 	}
-	err = a.runRole(ctx, &wg)
+	err = a.runRole(ctx, recvCtx, &wg)
 	cancel()
 	wg.Wait()
 	if srv != nil {
@@ -143,7 +148,8 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // runRole runs what the recorded role calls for until ctx ends or the
-// stream fails permanently:
+// stream fails permanently (the stream runs on recvCtx, which
+// a.stopStream cancels; runRole closes a.recvDone once it cannot run):
 //   - standby: the receiver, the monitor, the applier, purge and (unless
 //     failover.mode = off) the detector;
 //   - promoting (a promotion a crash interrupted): the applier, to finish
@@ -152,15 +158,13 @@ func (a *Agent) Run(ctx context.Context) error {
 //   - master (promoted): nothing but status and control. The agent never
 //     streams from or acknowledges the old master again, even when started
 //     with the old configuration.
-func (a *Agent) runRole(ctx context.Context, wg *sync.WaitGroup) error {
+func (a *Agent) runRole(ctx, recvCtx context.Context, wg *sync.WaitGroup) error {
 	role, err := a.store.LoadRole()
 	if err != nil {
+		close(a.recvDone)
 		return err
 	}
-	recvCtx, stopRecv := context.WithCancel(ctx)
-	defer stopRecv()
-	a.stopStream = stopRecv
-	a.recvDone = make(chan struct{})
+	stopRecv := a.stopStream
 	applierErr := make(chan error, 1)
 	startApplier := func() {
 		a.mode.start(ctx, wg, func(err error) {
