@@ -17,8 +17,6 @@ import (
 
 	golog "github.com/siddontang/go-log/log"
 
-	"github.com/hotstandby/hotstandby/applier"
-	"github.com/hotstandby/hotstandby/binlog"
 	"github.com/hotstandby/hotstandby/checkpoint"
 	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/hotstandby/hotstandby/relay"
@@ -31,8 +29,7 @@ type Agent struct {
 	log      *slog.Logger
 	store    *checkpoint.Store
 	recv     *ingest.Receiver
-	applier  *applier.Applier // nil without a [standby] section, and in replica mode
-	replica  *replicaMode     // set in replica mode ([standby] mode = "replica")
+	mode     applyMode // how the standby applies: picked once in newAgent
 	metrics  *metrics
 	monitor  *ingest.Monitor
 	skips    skipRegistry   // operators' skips until the standby commits them
@@ -40,11 +37,11 @@ type Agent struct {
 	failover *failoverParts // nil without a [standby] section
 	serve    serveParts     // the binlog server, with [serve]
 
-	// Set by Run: how the promoter stops the receiver and the applier for
-	// good, and learns that they have stopped.
-	ctx                     context.Context // the daemon's lifetime (promotions run on it)
-	stopStream, stopApplier func()
-	recvDone, applierDone   chan struct{}
+	// Set by Run: how the promoter stops the receiver for good, and learns
+	// that it has stopped.
+	ctx        context.Context // the daemon's lifetime (promotions run on it)
+	stopStream func()
+	recvDone   chan struct{}
 }
 
 // New opens the agent's data directory (0700) and checkpoint store. Only one
@@ -78,29 +75,15 @@ func newAgent(cfg Config, log *slog.Logger, hooks ingest.Hooks) (*Agent, error) 
 	ic := cfg.IngestConfig()
 	ic.Metrics = ingest.Metrics{Fsync: a.metrics.fsync, AckLatency: a.metrics.ackLatency}
 	a.recv = ingest.NewReceiver(ic, log, store, hooks)
-	if cfg.Standby.Enabled() && cfg.ApplyMode() == ModeReplica {
-		a.replica = &replicaMode{a: a}
-	} else if cfg.Standby.Enabled() {
-		st, err := store.Load()
-		if err != nil {
-			store.Close()
-			return nil, err
-		}
-		a.applier = applier.New(applier.Config{
-			DSN: cfg.StandbyDSN(), RelayDir: cfg.RelayDir(), Start: st.Applied, Logger: log,
-			MasterServerID: func() uint32 { return a.recv.Status().Identity.ServerID },
-			MasterHistory: func() ([]binlog.GTID, bool) {
-				v := a.monitor.View()
-				return v.History, v.HistoryKnown
-			},
-			Skipped: a.skipCommitted,
-		}, a.recv)
+	if a.mode, err = newApplyMode(a); err != nil {
+		store.Close()
+		return nil, err
 	}
 	a.monitor = ingest.NewMonitor(cfg.monitorSource(ic.Source), log, store, a.recv)
 	for _, w := range cfg.TLSWarnings() {
 		log.Warn(w)
 	}
-	if a.applier != nil || a.replica != nil {
+	if cfg.Standby.Enabled() { // the one question about the standby: is there one to fail over to
 		fp, err := a.newFailover()
 		if err != nil {
 			store.Close()
@@ -120,6 +103,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a.ctx = ctx
+	// Before the control socket listens: a promotion asked at once finds
+	// the stream's stop in place (runRole starts the stream on recvCtx).
+	recvCtx, stopRecv := context.WithCancel(ctx)
+	defer stopRecv()
+	a.stopStream, a.recvDone = stopRecv, make(chan struct{})
 	ctl, err := a.listenControl()
 	if err != nil {
 		return err
@@ -148,7 +136,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		go func() { _ = srv.Serve(ln) }()
 		a.log.Info("status endpoint listening", "addr", ln.Addr().String())
 	}
-	err = a.runRole(ctx, &wg)
+	err = a.runRole(ctx, recvCtx, &wg)
 	cancel()
 	wg.Wait()
 	if srv != nil {
@@ -160,7 +148,8 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // runRole runs what the recorded role calls for until ctx ends or the
-// stream fails permanently:
+// stream fails permanently (the stream runs on recvCtx, which
+// a.stopStream cancels; runRole closes a.recvDone once it cannot run):
 //   - standby: the receiver, the monitor, the applier, purge and (unless
 //     failover.mode = off) the detector;
 //   - promoting (a promotion a crash interrupted): the applier, to finish
@@ -169,43 +158,28 @@ func (a *Agent) Run(ctx context.Context) error {
 //   - master (promoted): nothing but status and control. The agent never
 //     streams from or acknowledges the old master again, even when started
 //     with the old configuration.
-func (a *Agent) runRole(ctx context.Context, wg *sync.WaitGroup) error {
+func (a *Agent) runRole(ctx, recvCtx context.Context, wg *sync.WaitGroup) error {
 	role, err := a.store.LoadRole()
 	if err != nil {
+		close(a.recvDone)
 		return err
 	}
-	recvCtx, stopRecv := context.WithCancel(ctx)
-	applierCtx, stopApplier := context.WithCancel(ctx)
-	defer stopRecv()
-	defer stopApplier()
-	a.stopStream, a.stopApplier = stopRecv, stopApplier
-	a.recvDone, a.applierDone = make(chan struct{}), make(chan struct{})
+	stopRecv := a.stopStream
 	applierErr := make(chan error, 1)
 	startApplier := func() {
-		if a.replica != nil {
-			if err := a.replica.start(applierCtx, wg, a.applierDone); err != nil {
-				applierErr <- err
-				stopRecv()
+		a.mode.start(ctx, wg, func(err error) {
+			select {
+			case applierErr <- err:
+			default:
 			}
-			return
-		}
+			stopRecv()
+		})
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer close(a.applierDone)
-			if err := a.applier.Run(applierCtx); err != nil {
-				// The applier cannot run at all (its configuration): the
-				// daemon stops with the reason rather than stream on with
-				// a standby that is silently never written.
-				applierErr <- err
-				stopRecv()
-			}
-		}()
+		go func() { defer wg.Done(); a.mirrorApplied(ctx) }()
 	}
 	switch role.Role {
 	case checkpoint.RoleMaster:
 		close(a.recvDone)
-		close(a.applierDone)
 		a.log.Warn("this standby was promoted: the agent never streams from or acknowledges the old master again",
 			"epoch", role.Epoch, "old_master", role.OldAddr, "promoted_at", role.UpdatedAt.Format(time.RFC3339), "reason", role.Reason)
 		<-ctx.Done()
@@ -231,22 +205,12 @@ func (a *Agent) runRole(ctx context.Context, wg *sync.WaitGroup) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); a.monitor.Run(recvCtx, 2*time.Second) }()
-	if a.replica != nil {
-		startApplier()
-		if a.failover.detector != nil {
-			wg.Add(1)
-			go func() { defer wg.Done(); a.runDetector(recvCtx) }()
-		}
-	}
-	if a.applier != nil {
-		startApplier()
-		wg.Add(2)
-		go func() { defer wg.Done(); a.mirrorApplied(ctx) }()
-		go func() { defer wg.Done(); a.purgeLoop(recvCtx, purgeEvery(a.cfg.Relay.Retention.Duration)) }()
-		if a.failover.detector != nil {
-			wg.Add(1)
-			go func() { defer wg.Done(); a.runDetector(recvCtx) }()
-		}
+	startApplier()
+	wg.Add(1)
+	go func() { defer wg.Done(); a.purgeLoop(recvCtx, purgeEvery(a.cfg.Relay.Retention.Duration)) }()
+	if a.failover != nil && a.failover.detector != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.runDetector(recvCtx) }()
 	}
 	if err := a.startServe(recvCtx, wg); err != nil {
 		return err
@@ -272,13 +236,14 @@ func purgeEvery(retention time.Duration) time.Duration {
 	return max(min(time.Minute, retention/2), 200*time.Millisecond)
 }
 
-// mirrorApplied copies the applier's frontier into the checkpoint store once
-// a second (a hint for the next start; the standby is the truth).
+// mirrorApplied copies the apply mode's frontier into the checkpoint store
+// once a second (a hint for the next start, and what the status of a
+// stopped daemon reads; the standby is the truth).
 func (a *Agent) mirrorApplied(ctx context.Context) {
 	var last relay.Frontier
 	save := func() {
-		f := a.applier.Status().Frontier
-		if f.Pos.FilePos.IsZero() || (f.Segment == last.Segment && f.Offset == last.Offset) {
+		f, ok := a.mode.frontier()
+		if !ok || (f.Segment == last.Segment && f.Offset == last.Offset && f.Pos.GTID.Equal(last.Pos.GTID)) {
 			return
 		}
 		if err := a.store.SaveApplied(f, time.Now()); err != nil {

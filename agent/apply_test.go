@@ -87,7 +87,7 @@ func testApplyRowsAndDDL(t *testing.T, mode string) {
 // and is in the audit log.
 func TestApplyErrorStopsAndSkipIsRecorded(t *testing.T) {
 	e := newEnv(t)
-	standby := e.withStandby()
+	standby := e.withStandbyMode(ModeDirect) // the direct applier's texts; replica mode: TestReplicaModeSQLErrorSkip
 	p := e.startProcess()
 	e.waitSemiSyncClient()
 	ctx := context.Background()

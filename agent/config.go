@@ -255,12 +255,9 @@ func LoadConfig(path string) (Config, error) {
 	if err != nil {
 		var perr toml.ParseError
 		if errors.As(err, &perr) {
-			if perr.LastKey != "" {
-				return Config{}, fmt.Errorf("config %s: line %d: %s: %s", path, perr.Position.Line, perr.LastKey, perr.Message)
-			}
-			return Config{}, fmt.Errorf("config %s: line %d: %s", path, perr.Position.Line, perr.Message)
+			return Config{}, parseError(path, data, perr)
 		}
-		return Config{}, fmt.Errorf("config %s: %s", path, scrubSecret(scrubSecret(scrubSecret(err.Error(), cfg.Master.Password), cfg.Standby.Password), cfg.Serve.Password))
+		return Config{}, &scrubbedError{text: fmt.Sprintf("config %s: %s", path, scrubSecret(scrubSecret(scrubSecret(err.Error(), cfg.Master.Password), cfg.Standby.Password), cfg.Serve.Password)), err: err}
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))
@@ -272,8 +269,10 @@ func LoadConfig(path string) (Config, error) {
 	if cfg.DataDir != "" && !filepath.IsAbs(cfg.DataDir) {
 		cfg.DataDir = filepath.Join(filepath.Dir(path), cfg.DataDir)
 	}
-	if cfg.Master.PasswordFile != "" && !filepath.IsAbs(cfg.Master.PasswordFile) {
-		cfg.Master.PasswordFile = filepath.Join(filepath.Dir(path), cfg.Master.PasswordFile)
+	for _, p := range []*string{&cfg.Master.PasswordFile, &cfg.Standby.PasswordFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(filepath.Dir(path), *p)
+		}
 	}
 	cfg.resolveTLSPaths(filepath.Dir(path))
 	if err := cfg.Validate(); err != nil {
@@ -289,6 +288,47 @@ func unwrapPathError(err error) error {
 	}
 	return err
 }
+
+// parseError is a TOML syntax error of the config file at path: the file,
+// the line, the key and the parser's message. On a line that holds a
+// password the message is left out: the parser quotes the text it found,
+// which there is part of the password (password = Sup3rS3cret, unquoted).
+// The toml.ParseError stays in the chain (Unwrap).
+func parseError(path string, data []byte, perr toml.ParseError) error {
+	where := fmt.Sprintf("config %s: line %d", path, perr.Position.Line)
+	if perr.LastKey != "" {
+		where += ": " + perr.LastKey
+	}
+	msg := perr.Message
+	lines := strings.Split(string(data), "\n")
+	if l := perr.Position.Line; (l >= 1 && l <= len(lines) && mayHoldSecret(lines[l-1])) || mayHoldSecret(perr.LastKey) {
+		msg = `not valid TOML (the text is not shown: the line may hold a password; a password is a quoted string, password = "...", or use password_file)`
+	}
+	return &scrubbedError{text: where + ": " + msg, err: perr}
+}
+
+// mayHoldSecret reports whether a config line (or key) looks like it sets
+// a password, spelled right or not (pasword, passwd, secret).
+func mayHoldSecret(s string) bool {
+	s = strings.ToLower(s)
+	for _, w := range []string{"pass", "pasw", "secret", "pw"} {
+		if strings.Contains(s, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// scrubbedError is an error whose text had secrets removed; the original
+// stays reachable through Unwrap for errors.Is and errors.As (never print
+// it), as in binlog/errors.go.
+type scrubbedError struct {
+	text string
+	err  error
+}
+
+func (e *scrubbedError) Error() string { return e.text }
+func (e *scrubbedError) Unwrap() error { return e.err }
 
 func scrubSecret(s, secret string) string {
 	if secret == "" {

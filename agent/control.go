@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -14,8 +15,7 @@ import (
 // ControlPath is the daemon's control socket: data_dir/control.sock.
 func (c Config) ControlPath() string { return filepath.Join(c.DataDir, "control.sock") }
 
-// controlOps is the daemon's registry of control operations; promote,
-// switchover and rejoin go here next.
+// controlOps is the daemon's registry of control operations.
 func (a *Agent) controlOps() control.Ops {
 	return control.Ops{"skip": a.opSkip, "promote": a.opPromote, "rejoin": a.opRejoin, "switchover": a.opSwitchover}
 }
@@ -28,6 +28,17 @@ func (a *Agent) listenControl() (*control.Server, error) {
 	}
 	a.log.Info("control socket listening", "path", srv.Addr())
 	return srv, nil
+}
+
+// recoverOp, deferred in an operation's own goroutine (one that outlives
+// the control socket's handler, which the control server guards), turns a
+// panic into the operation's error, logged at ERROR with its stack: one
+// broken operation must not end the daemon, the master's semi-sync replica.
+func (a *Agent) recoverOp(op string, err *error) {
+	if r := recover(); r != nil {
+		a.log.Error("operation panicked; the daemon goes on", "op", op, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		*err = fmt.Errorf("%w: %s: %v (the daemon logged the stack and goes on; please report it)", control.ErrOpPanicked, op, r)
+	}
 }
 
 // skipRequest is an operator's skip that the applier accepted and has not
@@ -66,37 +77,16 @@ func (r *skipRegistry) take(gtid string) *skipRequest {
 }
 
 // opSkip is the control op "skip": the explicit skip of the transaction the
-// applier is stopped on. It answers once the standby has committed the
-// empty transaction that replaces it, or once ctx ends.
+// standby's apply is stopped on, in the apply mode's way (applyMode.skip).
 func (a *Agent) opSkip(ctx context.Context, p control.Peer, req control.Request) (string, error) {
 	if req.GTID == "" {
 		return "", errors.New(`skip: "gtid" is required: the GTID the applier is stopped on`)
 	}
-	if a.replica != nil {
-		a.skips.serial.Lock()
-		defer a.skips.serial.Unlock()
-		return a.replica.skip(ctx, p, req.GTID)
-	}
-	if a.applier == nil {
-		return "", errors.New("skip: no applier: the agent has no [standby] section")
-	}
 	// One skip at a time: a second request for the same GTID sees the
-	// applier past it (or still stopped on it if the first was lost).
+	// standby past it (or still stopped on it if the first was lost).
 	a.skips.serial.Lock()
 	defer a.skips.serial.Unlock()
-	r := &skipRequest{by: p, applierErr: a.applier.Status().LastError, done: make(chan struct{})}
-	a.skips.put(req.GTID, r)
-	if err := a.applier.Skip(req.GTID); err != nil {
-		a.skips.take(req.GTID)
-		return "", err
-	}
-	a.log.Warn("operator skip accepted", "gtid", req.GTID, "by", p.String())
-	select {
-	case <-r.done:
-		return fmt.Sprintf("skipped %s: the standby committed an empty transaction with that GTID; recorded in the audit log", req.GTID), nil
-	case <-ctx.Done():
-		return fmt.Sprintf("skip of %s accepted, but the standby has not committed it yet (is it reachable?): the audit log records it when it does; if the applier stops on %s again, skip it again", req.GTID, req.GTID), nil
-	}
+	return a.mode.skip(ctx, p, req.GTID)
 }
 
 // skipCommitted is the applier's Skipped hook: the skip has happened on the

@@ -49,7 +49,7 @@ func (e *testEnv) stopApplierOnDuplicate(standby *sandbox.Server, a *Agent) stri
 	failing, _ := e.master.QueryString(ctx, "SELECT @@gtid_binlog_pos")
 	e.exec("INSERT INTO test.t (id, c) VALUES (3, 3)")
 	harness.WaitFor(e.t, "the applier to stop on "+failing, 30*time.Second, func() bool {
-		st := a.applier.Status()
+		st := directApplier(e.t, a).Status()
 		return st.State == applier.StateError && st.FailedGTID == failing
 	})
 	return failing
@@ -63,15 +63,15 @@ func (e *testEnv) stopApplierOnDuplicate(standby *sandbox.Server, a *Agent) stri
 // identity the kernel gave.
 func TestControlSkipOnlyForOwnerAndReadOnlyHTTP(t *testing.T) {
 	e := newEnv(t)
-	standby := e.withStandby()
+	standby := e.withStandbyMode(ModeDirect) // the direct applier's skip (replica mode: TestReplicaMode*)
 	p := e.startInProcess(ingest.Hooks{})
 	e.waitSemiSyncClient()
 	failing := e.stopApplierOnDuplicate(standby, p.a)
-	before := p.a.applier.Status()
+	before := directApplier(t, p.a).Status()
 	c := e.config()
 	unchanged := func(t *testing.T) {
 		t.Helper()
-		st := p.a.applier.Status()
+		st := directApplier(t, p.a).Status()
 		if st.State != applier.StateError || st.FailedGTID != failing || st.Errors != before.Errors || st.LastError != before.LastError {
 			t.Fatalf("applier changed: %+v, was %+v", st, before)
 		}

@@ -97,9 +97,7 @@ func (e *testEnv) withStandbyIn(mode string) *sandbox.Server {
 	if mode == ModeReplica {
 		return e.withReplicaStandby()
 	}
-	s := e.withStandby()
-	writeFile(e.t, e.cfgPath, strings.Replace(readFile(e.t, e.cfgPath), `mode = "replica"`, `mode = "direct"`, 1))
-	return s
+	return e.withStandbyMode(ModeDirect)
 }
 
 // applyErrors returns the lines of an agent log that report an apply error,

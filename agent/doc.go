@@ -1,14 +1,37 @@
 // Package agent is the daemon: the configuration file, the wiring of the
-// receiver (ingest), the applier, the monitor, relay purge and the
-// checkpoint store, the read-only HTTP listener (status, metrics, health)
-// and the control socket for the operations that change state (skip now;
-// promote, switchover and rejoin next).
+// receiver (ingest), the standby's apply mode, the monitor, relay purge and
+// the checkpoint store, the read-only HTTP listener (status, metrics,
+// health) and the control socket for the operations that change state
+// (skip, promote, switchover, rejoin).
 //
 // The HTTP listener binds to 127.0.0.1 by default and answers GET only. The
 // control socket (data_dir/control.sock, 0600 in a 0700 directory) takes the
 // caller's identity from the kernel (SO_PEERCRED), serves only root and the
 // daemon's own user, and every operation that takes effect is written to the
 // audit log with who asked.
+//
+// Apply mode. How the standby applies the relay log ([standby] mode) is one
+// applyMode value, picked once in newAgent and held for the agent's
+// lifetime: directMode (the agent's applier session), replicaMode (the
+// standby's own SQL threads, fed by the agent's binlog server), or noMode
+// (no [standby] section: it applies nowhere, reports no applier, purges
+// nothing and refuses skip and drain). Status, metrics, relay purge, the
+// mirror of the applied frontier, skip, the switchover's wait and the
+// promoter's drain call its methods and never ask which mode it is, so no
+// path can forget a mode. Each method is safe before the mode has started
+// and after it has ended: it reports "connecting" or refuses; it never
+// dereferences what start has not made yet.
+//
+// Panics. A panic in a control operation, or in the goroutine a switchover
+// runs on, is recovered, logged at ERROR with its stack and answered as an
+// error (control.ErrOpPanicked): one broken operation must not end the
+// master's semi-sync replica. The test harness fails any test whose agent
+// logged a panic.
+//
+// Secrets. Passwords never appear in argv, logs, status or errors: a config
+// parse error on a line holding a password does not show that line's text;
+// hooks and the witness run without the daemon's HOTSTANDBY_ variables.
+// Scrubbed errors keep their chain (Unwrap).
 //
 // Nothing imports agent but cmd/hotstandby.
 package agent

@@ -102,6 +102,7 @@ func (e *testEnv) startProcess() *agentProcess {
 		[]string{"TZ=Asia/Kathmandu"}, func(line string) { e.t.Logf("agent: %s\n%s", line, e.master.Diagnose(context.Background())) })
 	p := &agentProcess{Process: hp, e: e}
 	e.t.Cleanup(func() {
+		e.checkNoPanic("agent process", p.Log())
 		if e.t.Failed() {
 			e.t.Logf("agent process log (tail):\n%s", p.LogTail(300))
 		}

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hotstandby/hotstandby/applier"
 	"github.com/hotstandby/hotstandby/binlog"
 	"github.com/hotstandby/hotstandby/checkpoint"
 	"github.com/hotstandby/hotstandby/control"
@@ -233,44 +232,13 @@ func (s agentStream) StopForGood(ctx context.Context) error {
 
 func (s agentStream) Durable() relay.Frontier { return s.a.recv.Durable() }
 
-// agentDrainer is the applier, for the promoter.
+// agentDrainer is the standby's apply mode, for the promoter.
 type agentDrainer struct{ a *Agent }
 
-// Drain waits until the applier caught up with target, then stops it for
-// good.
+// Drain waits until the standby applied target, then stops applying for
+// good (applyMode.drain).
 func (d agentDrainer) Drain(ctx context.Context, target relay.Frontier) (binlog.Position, error) {
-	if d.a.replica != nil {
-		return d.a.replica.drain(ctx, target)
-	}
-	ap := d.a.applier
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for {
-		st := ap.Status()
-		if st.State == applier.StateError {
-			return binlog.Position{}, fmt.Errorf("the applier is stopped on an error: %s: fix the standby or skip the transaction (hotstandby skip), then run `hotstandby promote` again", st.LastError)
-		}
-		if atLeast(st.CaughtUp, target) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return binlog.Position{}, ctx.Err()
-		case <-t.C:
-		}
-	}
-	d.a.stopApplier()
-	select {
-	case <-d.a.applierDone:
-	case <-ctx.Done():
-		return binlog.Position{}, ctx.Err()
-	}
-	return ap.Status().Applied, nil
-}
-
-// atLeast reports whether a is at or past b in the relay log.
-func atLeast(a, b relay.Frontier) bool {
-	return a.Segment > b.Segment || (a.Segment == b.Segment && a.Offset >= b.Offset)
+	return d.a.mode.drain(ctx, target)
 }
 
 // agentStandby is the standby server, for the promoter.
@@ -387,25 +355,22 @@ func (h agentHooks) PrePromote(ctx context.Context, ev failover.Event) error {
 	if len(argv) == 0 {
 		return nil
 	}
-	if res := h.hooks.Run(ctx, failover.HookPrePromote, argv, h.event(ev)); !res.OK() {
-		return errors.New(res.Summary())
-	}
-	return nil
+	return h.hooks.Run(ctx, failover.HookPrePromote, argv, h.event(ev)).AsError()
 }
 
-func (h agentHooks) PostPromote(ctx context.Context, ev failover.Event) string {
+func (h agentHooks) PostPromote(ctx context.Context, ev failover.Event) failover.HookResult {
 	return h.run(ctx, failover.HookPostPromote, h.a.cfg.Failover.PostPromote, ev)
 }
 
-func (h agentHooks) Alert(ctx context.Context, ev failover.Event) string {
+func (h agentHooks) Alert(ctx context.Context, ev failover.Event) failover.HookResult {
 	return h.run(ctx, failover.HookAlert, h.a.cfg.Failover.Alert, ev)
 }
 
-func (h agentHooks) run(ctx context.Context, name string, argv []string, ev failover.Event) string {
+func (h agentHooks) run(ctx context.Context, name string, argv []string, ev failover.Event) failover.HookResult {
 	if len(argv) == 0 {
-		return ""
+		return failover.HookResult{} // none configured
 	}
-	return h.hooks.Run(ctx, name, argv, h.event(ev)).Summary()
+	return h.hooks.Run(ctx, name, argv, h.event(ev))
 }
 
 // agentStreamView tells the detector whether the stream is down.

@@ -56,6 +56,35 @@ type testEnv struct {
 	dir      string
 	password string
 	cfgPath  string
+	// panicsExpected: the test provokes a panic the agent recovers from;
+	// checkNoPanic lets it pass.
+	panicsExpected bool
+}
+
+// panicLines returns the lines of an agent's log that show a panic: one
+// the agent recovered (logged at ERROR) or one that ended the process (the
+// runtime's "panic:" and "fatal error:").
+func panicLines(log string) string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.HasPrefix(l, "panic: ") || strings.HasPrefix(l, "fatal error: ") ||
+			(strings.Contains(l, "level=ERROR") && strings.Contains(strings.ToLower(l), "panic")) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// checkNoPanic fails the test when an agent's log shows a panic, even one
+// the agent recovered from and answered as an error.
+func (e *testEnv) checkNoPanic(who, log string) {
+	e.t.Helper()
+	if e.panicsExpected {
+		return
+	}
+	if l := panicLines(log); l != "" {
+		e.t.Errorf("the %s panicked (a recovered panic is still a bug):\n%s", who, l)
+	}
 }
 
 func needServers(t *testing.T) {
@@ -182,6 +211,7 @@ func (e *testEnv) startInProcess(hooks ingest.Hooks) *inProcess {
 	go func() { p.done <- a.Run(ctx) }()
 	e.t.Cleanup(func() {
 		p.stop()
+		e.checkNoPanic("in-process agent", lb.String())
 		if e.t.Failed() {
 			e.t.Logf("agent log:\n%s", lb.String())
 		}
@@ -459,14 +489,19 @@ func recoverRelay(t *testing.T, c Config) {
 }
 
 // withStandby starts a standby server and adds a [standby] section in the
-// harness's mode (direct unless HOTSTANDBY_TEST_APPLY_MODE says replica).
+// harness's mode: replica, the users' default, unless
+// HOTSTANDBY_TEST_APPLY_MODE=direct runs the tests in the other mode.
 func (e *testEnv) withStandby() *sandbox.Server {
 	e.t.Helper()
-	mode := ModeDirect
-	if os.Getenv("HOTSTANDBY_TEST_APPLY_MODE") == ModeReplica { // the apply and crash tests in the other mode
-		mode = ModeReplica
+	return e.withStandbyMode(testApplyMode())
+}
+
+// testApplyMode is the apply mode of withStandby.
+func testApplyMode() string {
+	if os.Getenv("HOTSTANDBY_TEST_APPLY_MODE") == ModeDirect {
+		return ModeDirect
 	}
-	return e.withStandbyMode(mode)
+	return ModeReplica
 }
 
 // withStandbyMode starts a standby server and adds a [standby] section with

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/hotstandby/hotstandby/binlog"
 	"github.com/hotstandby/hotstandby/checkpoint"
 	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,34 +50,9 @@ func (m *metrics) register(a *Agent) {
 	counter("hotstandby_stream_reconnects_total", "Times the stream to the master was re-established after an error.", func() float64 { return float64(st().Reconnects) })
 	counter("hotstandby_semisync_acks_total", "Semi-sync ACKs sent to the master.", func() float64 { return float64(a.recv.AckStats().Sent) })
 	gauge("hotstandby_stream_up", "1 while the stream from the master is established.", func() float64 { return b2f(st().State == ingest.StateStreaming) })
-	positions := []struct {
-		name string
-		pos  func() (string, uint64)
-	}{
-		{"received", func() (string, uint64) { p := st().Received; return p.File, p.Pos }},
-		{"acked", func() (string, uint64) { p := st().Acked; return p.File, p.Pos }},
-	}
-	if a.replica != nil {
-		a.replica.registerMetrics(m.reg, func() binlog.GTIDSet { return a.recv.Status().Received.GTID })
-	}
-	if a.applier != nil {
-		positions = append(positions, struct {
-			name string
-			pos  func() (string, uint64)
-		}{"applied", func() (string, uint64) { p := a.applier.Status().Applied; return p.File, p.Pos }})
-		counter("hotstandby_applied_transactions_total", "Transactions committed on the standby by the applier.", func() float64 { return float64(a.applier.Status().Transactions) })
-		gauge("hotstandby_applier_up", "1 while the applier applies or waits for events; 0 when stopped, on an error or retrying.", func() float64 {
-			s := a.applier.Status().State
-			return b2f(s == "applying" || s == "waiting")
-		})
-		gauge("hotstandby_apply_lag_transactions", "Transactions received but not yet applied (by GTID sequence, per domain); NaN when unknown.", func() float64 {
-			if lag, ok := a.applier.Status().Applied.GTID.SeqBehind(st().Received.GTID); ok && !st().Received.GTID.IsZero() {
-				return float64(lag)
-			}
-			return math.NaN()
-		})
-		gauge("hotstandby_errant_transactions", "GTIDs on the standby written by a server other than the master.", func() float64 { return float64(len(a.applier.Status().Errant)) })
-	}
+	registerPositionGauges(m.reg, "received", func() (string, uint64) { p := st().Received; return p.File, p.Pos })
+	registerPositionGauges(m.reg, "acked", func() (string, uint64) { p := st().Acked; return p.File, p.Pos })
+	a.mode.registerMetrics(m.reg, st)
 	if a.failover != nil {
 		role := func() checkpoint.Role { r, _ := a.store.LoadRole(); return r }
 		gauge("hotstandby_role_master", "1 once the standby was promoted (role master), 0 as a standby or while promoting.", func() float64 {
@@ -107,25 +81,30 @@ func (m *metrics) register(a *Agent) {
 		}
 		return math.NaN()
 	})
-	for _, p := range positions {
-		p := p
-		gauge("hotstandby_"+p.name+"_binlog_file_number", "Numeric suffix of the master binlog file of the "+p.name+" frontier; NaN when unknown.", func() float64 {
-			file, _ := p.pos()
-			i := strings.LastIndexByte(file, '.')
-			n, err := strconv.ParseUint(file[i+1:], 10, 64)
-			if file == "" || err != nil {
-				return math.NaN()
-			}
-			return float64(n)
-		})
-		gauge("hotstandby_"+p.name+"_binlog_offset_bytes", "Offset in that master binlog file of the "+p.name+" frontier; NaN when unknown.", func() float64 {
-			file, pos := p.pos()
-			if file == "" {
-				return math.NaN()
-			}
-			return float64(pos)
-		})
+}
+
+// registerPositionGauges adds the gauges of one frontier's master binlog
+// file number and offset.
+func registerPositionGauges(reg *prometheus.Registry, name string, pos func() (string, uint64)) {
+	gauge := func(name, help string, f func() float64) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
 	}
+	gauge("hotstandby_"+name+"_binlog_file_number", "Numeric suffix of the master binlog file of the "+name+" frontier; NaN when unknown.", func() float64 {
+		file, _ := pos()
+		i := strings.LastIndexByte(file, '.')
+		n, err := strconv.ParseUint(file[i+1:], 10, 64)
+		if file == "" || err != nil {
+			return math.NaN()
+		}
+		return float64(n)
+	})
+	gauge("hotstandby_"+name+"_binlog_offset_bytes", "Offset in that master binlog file of the "+name+" frontier; NaN when unknown.", func() float64 {
+		file, off := pos()
+		if file == "" {
+			return math.NaN()
+		}
+		return float64(off)
+	})
 }
 
 func b2f(b bool) float64 {
@@ -170,9 +149,5 @@ func (c errorsCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.a.recv.Status()
 	ch <- prometheus.MustNewConstMetric(errorsDesc, prometheus.CounterValue, float64(st.Reconnects), "stream")
 	ch <- prometheus.MustNewConstMetric(errorsDesc, prometheus.CounterValue, float64(st.ChecksumErrors), "checksum")
-	if c.a.applier != nil {
-		as := c.a.applier.Status()
-		ch <- prometheus.MustNewConstMetric(errorsDesc, prometheus.CounterValue, float64(as.Errors), "apply")
-		ch <- prometheus.MustNewConstMetric(errorsDesc, prometheus.CounterValue, float64(as.Retries), "standby")
-	}
+	c.a.mode.collectErrors(ch)
 }

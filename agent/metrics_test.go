@@ -65,7 +65,7 @@ func value(t *testing.T, fams map[string]*dto.MetricFamily, name string) float64
 // /readyz answer.
 func TestMetricsAndHealth(t *testing.T) {
 	e := newEnv(t)
-	standby := e.withStandby()
+	standby := e.withStandbyMode(ModeDirect) // direct's metrics (applied offsets, apply errors); replica's: TestReplicaModeLoadAndStandbyRestart
 	// Unknown is NaN, never 0: an agent that has not connected yet.
 	fresh, err := newAgent(e.config(), slog.New(slog.DiscardHandler), ingest.Hooks{})
 	if err != nil {

@@ -8,25 +8,27 @@ import (
 )
 
 // purgeRelay deletes relay segments that nothing can need any more: closed,
-// every transaction in them applied on the standby, before the segment the
-// checkpointed received frontier points into (where recovery starts), and
-// unchanged for the retention period. It runs only with an applier.
+// before the apply mode's horizon (every transaction in them applied on the
+// standby), before the segment the checkpointed received frontier points
+// into (where recovery starts), before what a downstream replica of [serve]
+// reads, and unchanged for the retention period. Without a horizon (no
+// standby, or its applied frontier unknown yet) nothing is purged.
 func (a *Agent) purgeRelay(now time.Time) {
-	applied := a.applier.Status().Frontier
 	st, err := a.store.Load()
-	if err != nil || applied.Segment == 0 || st.Received.Segment == 0 {
+	if err != nil || st.Received.Segment == 0 {
 		return
 	}
-	keepFrom := min(applied.Segment, st.Received.Segment, st.Applied.Segment)
-	if st.Applied.Segment == 0 {
-		keepFrom = min(applied.Segment, st.Received.Segment)
+	h, ok := a.mode.purgeHorizon(st)
+	if !ok {
+		return
 	}
+	keepFrom := min(h.keepFrom, st.Received.Segment)
 	if need, ok := a.serveKeepFrom(); ok {
 		keepFrom = min(keepFrom, need) // a downstream replica still reads it
 	}
 	purged, err := relay.Purge(a.cfg.RelayDir(), keepFrom, now.Add(-a.cfg.Relay.Retention.Duration))
 	for _, s := range purged {
-		a.log.Info("relay segment purged: applied and past retention", "segment", s.Path, "bytes", s.Size)
+		a.log.Info("relay segment purged: "+h.why, "segment", s.Path, "bytes", s.Size)
 	}
 	if err != nil {
 		a.log.Error("relay purge", "err", err)

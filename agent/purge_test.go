@@ -11,10 +11,17 @@ import (
 
 // TestRelayPurgeKeepsWhatIsNeeded: applied segments past their retention are
 // deleted; the live segment and everything not yet applied stay; the agent
-// restarts on the purged relay log and goes on.
+// restarts on the purged relay log and goes on. In each apply mode (their
+// purge horizons differ).
 func TestRelayPurgeKeepsWhatIsNeeded(t *testing.T) {
+	for _, mode := range []string{ModeReplica, ModeDirect} {
+		t.Run(mode, func(t *testing.T) { testRelayPurgeKeepsWhatIsNeeded(t, mode) })
+	}
+}
+
+func testRelayPurgeKeepsWhatIsNeeded(t *testing.T, mode string) {
 	e := newEnv(t)
-	standby := e.withStandby()
+	standby := e.withStandbyMode(mode)
 	writeFile(t, e.cfgPath, readFile(t, e.cfgPath)+"\n[relay]\nretention = \"300ms\"\ncheckpoint_interval = \"50ms\"\n")
 	p := e.startProcess()
 	e.waitSemiSyncClient()

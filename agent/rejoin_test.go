@@ -43,6 +43,14 @@ func (f *failoverEnv) failOver() {
 	f.waitLossless()
 	must(f.t, f.master.Kill())
 	harness.WaitFor(f.t, "the automatic promotion", 60*time.Second, func() bool { return f.report().Role == checkpoint.RoleMaster })
+	// The role is recorded before the promotion's post_promote hook has run
+	// and its lock is released; a rejoin asked meanwhile is refused (rightly).
+	harness.WaitFor(f.t, "the promotion to end", 60*time.Second, func() bool {
+		l := &f.p.a.roleOps
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.name == ""
+	})
 }
 
 // checkRejoined checks that old replicates from the new master, is

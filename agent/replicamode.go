@@ -18,6 +18,7 @@ import (
 	"github.com/hotstandby/hotstandby/binlog"
 	"github.com/hotstandby/hotstandby/checkpoint"
 	"github.com/hotstandby/hotstandby/control"
+	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/hotstandby/hotstandby/relay"
 	"github.com/hotstandby/hotstandby/replica"
 	"github.com/hotstandby/hotstandby/status"
@@ -55,9 +56,13 @@ type relayServer interface {
 type replicaMode struct {
 	a *Agent
 
-	mu  sync.Mutex // mu guards the fields below
-	rep *replica.Replica
-	srv relayServer
+	mu         sync.Mutex // mu guards the fields below
+	rep        *replica.Replica
+	srv        relayServer
+	badApplied string // a gtid_slave_pos that did not parse, logged once
+
+	purgeMu sync.Mutex                // purgeMu guards the field below
+	segGTID map[uint64]binlog.GTIDSet // the GTIDs of closed relay segments (they never change)
 }
 
 // replicaStatus returns the replica's status, false before it started.
@@ -96,8 +101,14 @@ func randomPassword() (string, error) {
 
 // start listens with the binlog server and starts the replica; both run
 // until ctx ends. Run errors that end replica mode for good (the drain)
-// are not errors. done is closed when both have ended.
-func (m *replicaMode) start(ctx context.Context, wg *sync.WaitGroup, done chan struct{}) error {
+// are not errors.
+func (m *replicaMode) start(ctx context.Context, wg *sync.WaitGroup, fatal func(error)) {
+	if err := m.startReplica(ctx, wg); err != nil {
+		fatal(err)
+	}
+}
+
+func (m *replicaMode) startReplica(ctx context.Context, wg *sync.WaitGroup) error {
 	a := m.a
 	if role, err := a.store.LoadRole(); err != nil {
 		return err
@@ -105,7 +116,6 @@ func (m *replicaMode) start(ctx context.Context, wg *sync.WaitGroup, done chan s
 		// The drain is done: the standby is no replica any more (or is
 		// being made writable); configuring it again would undo that.
 		a.log.Info("the interrupted promotion is past its drain: the standby's replication is not configured again", "step", role.Step)
-		close(done)
 		return nil
 	}
 	srv, user, password, err := a.listenRelayServer()
@@ -141,33 +151,15 @@ func (m *replicaMode) start(ctx context.Context, wg *sync.WaitGroup, done chan s
 	m.mu.Unlock()
 	a.log.Info("apply mode replica: the standby replicates from the agent's binlog server", "listen", srv.Addr(),
 		"standby", a.cfg.Standby.Addr(), "parallel_threads", cfg.ParallelThreads)
-	var both sync.WaitGroup
-	both.Add(4)
-	go func() { defer both.Done(); m.mirrorApplied(ctx, time.Second) }()
+	wg.Add(2)
 	go func() {
-		defer both.Done()
-		t := time.NewTicker(purgeEvery(a.cfg.Relay.Retention.Duration))
-		defer t.Stop()
-		cache := map[uint64]binlog.GTIDSet{}
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-t.C:
-				m.purge(now, cache)
-			}
-		}
-	}()
-	wg.Add(1)
-	go func() { defer wg.Done(); both.Wait(); close(done) }()
-	go func() {
-		defer both.Done()
+		defer wg.Done()
 		if err := srv.Serve(ctx); err != nil && ctx.Err() == nil {
 			a.log.Error("binlog server stopped", "err", err)
 		}
 	}()
 	go func() {
-		defer both.Done()
+		defer wg.Done()
 		err := rep.Run(ctx)
 		if errors.Is(err, replica.ErrDrained) {
 			<-ctx.Done() // the server keeps serving other replicas until the end
@@ -177,33 +169,48 @@ func (m *replicaMode) start(ctx context.Context, wg *sync.WaitGroup, done chan s
 	return nil
 }
 
-// mirrorApplied copies the standby's gtid_slave_pos, the applied frontier
-// of replica mode, into the checkpoint store's applied record every period
-// and once more when ctx ends, as direct mode mirrors its frontier: the
-// status of a stopped daemon (and its --check) reads it there. Only the GTID
-// set is known in this mode (the standby's own threads read the relay log,
-// through the binlog server), so the record names no relay segment and no
-// file position.
-func (m *replicaMode) mirrorApplied(ctx context.Context, period time.Duration) {
-	var last string
-	save := func() {
-		st, ok := m.status()
-		if !ok || st.Applied == "" || st.Applied == last {
-			return
-		}
-		g, err := binlog.ParseGTIDSet(binlog.MariaDB, st.Applied)
-		if err != nil {
-			m.a.log.Error("applied frontier not saved: the standby's gtid_slave_pos", "gtid_slave_pos", st.Applied, "err", err)
-			last = st.Applied
-			return
-		}
-		if err := m.a.store.SaveApplied(relay.Frontier{Pos: binlog.Position{GTID: g}}, time.Now()); err != nil {
-			m.a.log.Error("applied frontier not saved", "err", err)
-			return
-		}
-		last = st.Applied
+// frontier is the standby's gtid_slave_pos, the applied frontier of
+// replica mode. Only the GTID set is known in this mode (the standby's own
+// threads read the relay log, through the binlog server), so it names no
+// relay segment and no file position.
+func (m *replicaMode) frontier() (relay.Frontier, bool) {
+	st, ok := m.status()
+	if !ok || st.Applied == "" {
+		return relay.Frontier{}, false
 	}
-	everyUntilDone(ctx, period, save)
+	g, err := binlog.ParseGTIDSet(binlog.MariaDB, st.Applied)
+	if err != nil {
+		m.mu.Lock()
+		logIt := m.badApplied != st.Applied
+		m.badApplied = st.Applied
+		m.mu.Unlock()
+		if logIt {
+			m.a.log.Error("applied frontier not saved: the standby's gtid_slave_pos", "gtid_slave_pos", st.Applied, "err", err)
+		}
+		return relay.Frontier{}, false
+	}
+	return relay.Frontier{Pos: binlog.Position{GTID: g}}, true
+}
+
+// applied is the standby's gtid_slave_pos, and the SQL or IO thread's
+// error while replication is stopped on one.
+func (m *replicaMode) applied() (binlog.GTIDSet, string, error) {
+	st, ok := m.status()
+	if !ok {
+		return binlog.GTIDSet{}, "", errors.New("the standby's replication has not started yet")
+	}
+	var stoppedOn string
+	switch st.State {
+	case replica.StateError:
+		stoppedOn = st.Error()
+	case replica.StatePreflight:
+		stoppedOn = strings.Join(st.Findings, "; ")
+	}
+	g, err := binlog.ParseGTIDSet(binlog.MariaDB, st.Applied)
+	if err != nil {
+		return binlog.GTIDSet{}, stoppedOn, fmt.Errorf("the standby's gtid_slave_pos %q: %w", st.Applied, err)
+	}
+	return g, stoppedOn, nil
 }
 
 // drain is the promotion's drain in replica mode: wait until the standby
@@ -256,7 +263,7 @@ func (m *replicaMode) skip(ctx context.Context, p control.Peer, gtid string) (st
 }
 
 // report fills in the applier part of the status report from the replica.
-func (m *replicaMode) report(rep *status.Report) {
+func (m *replicaMode) report(rep *status.Report, _ ingest.Status) {
 	ap := &status.ApplierReport{State: "connecting", Standby: m.a.cfg.Standby.Addr(), Mode: ModeReplica,
 		ParallelThreads: m.a.cfg.Standby.ParallelThreads}
 	rep.Applier = ap
@@ -348,7 +355,8 @@ func (m *replicaMode) errant(binlogState string) []string {
 }
 
 // registerMetrics adds replica mode's gauges.
-func (m *replicaMode) registerMetrics(reg *prometheus.Registry, recvGTID func() binlog.GTIDSet) {
+func (m *replicaMode) registerMetrics(reg *prometheus.Registry, recv func() ingest.Status) {
+	recvGTID := func() binlog.GTIDSet { return recv().Received.GTID }
 	gauge := func(name, help string, f func() float64) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
 	}
@@ -373,3 +381,7 @@ func (m *replicaMode) registerMetrics(reg *prometheus.Registry, recvGTID func() 
 		return float64(n)
 	})
 }
+
+// collectErrors: replica mode counts no apply or standby errors of its own
+// (the standby's threads report theirs in status).
+func (m *replicaMode) collectErrors(chan<- prometheus.Metric) {}

@@ -23,8 +23,8 @@ import (
 // withReplicaStandby is withStandby in apply mode replica with 4 threads.
 func (e *testEnv) withReplicaStandby() *sandbox.Server {
 	e.t.Helper()
-	s := e.withStandby()
-	writeFile(e.t, e.cfgPath, strings.Replace(readFile(e.t, e.cfgPath), `mode = "direct"`, "mode = \"replica\"\nparallel_threads = 4", 1))
+	s := e.withStandbyMode(ModeReplica)
+	writeFile(e.t, e.cfgPath, strings.Replace(readFile(e.t, e.cfgPath), `mode = "replica"`, "mode = \"replica\"\nparallel_threads = 4", 1))
 	return s
 }
 

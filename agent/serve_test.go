@@ -446,8 +446,11 @@ func TestServePurgeKeepsWhatAReplicaReads(t *testing.T) {
 		seg = rep.Serve.Replicas[0].Segment
 		return seg != 0 && seg == prev, nil
 	})
-	applied := se.agent.a.applier.Status().Frontier.Segment
-	if applied <= seg+1 {
+	stored, err := se.agent.a.store.Load()
+	must(t, err)
+	h, ok := se.agent.a.mode.purgeHorizon(stored) // what the standby's apply mode would let go
+	applied := h.keepFrom
+	if !ok || applied <= seg+1 {
 		t.Fatalf("the replica reads segment %d and the standby applied segment %d: the test needs the replica further behind", seg, applied)
 	}
 	// Purge now, as if every segment were past its retention.

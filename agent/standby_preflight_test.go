@@ -48,7 +48,7 @@ func waitStopped(t *testing.T, p *inProcess, what string, ok func(string) bool) 
 	t.Helper()
 	var st applier.Status
 	harness.WaitFor(t, "the applier to stop: "+what, 60*time.Second, func() bool {
-		st = p.a.applier.Status()
+		st = directApplier(t, p.a).Status()
 		return st.State == applier.StateError && st.FailedGTID == "" && ok(st.LastError)
 	})
 	return st
@@ -69,7 +69,7 @@ func assertStoppedVisibly(t *testing.T, p *inProcess, line string) {
 	if rep.Stream.State != ingest.StateStreaming {
 		t.Fatalf("stream %s: the stream must keep receiving while the applier is stopped", rep.Stream.State)
 	}
-	if err := p.a.applier.Skip("0-1-1"); err == nil {
+	if err := directApplier(t, p.a).Skip("0-1-1"); err == nil {
 		t.Fatal("skip accepted while stopped on the standby's settings or state")
 	}
 }
@@ -88,7 +88,7 @@ func nothingApplied(t *testing.T, standby *sandbox.Server) {
 // log_bin resumes without restarting the agent.
 func TestStandbyPreflightLogBinOff(t *testing.T) {
 	e := newEnv(t)
-	standby := e.withStandby()
+	standby := e.withStandbyMode(ModeDirect) // the direct applier's preflight
 	standby = e.restartStandbyWith(standby, "skip-log-bin")
 	if v := query(t, standby, "SELECT @@GLOBAL.log_bin"); v != "0" {
 		t.Fatalf("standby log_bin = %s, want 0", v)
@@ -107,7 +107,7 @@ func TestStandbyPreflightLogBinOff(t *testing.T) {
 	if n := strings.Count(p.log.String(), "applier stopped until the standby is fixed: "+line); n != 1 {
 		t.Fatalf("the finding was logged %d times, want once", n)
 	}
-	if st := p.a.applier.Status(); st.LastError != "" || len(st.Warnings) != 0 || st.Errors != 1 {
+	if st := directApplier(t, p.a).Status(); st.LastError != "" || len(st.Warnings) != 0 || st.Errors != 1 {
 		t.Fatalf("applier status after the fix: %+v", st)
 	}
 }
@@ -117,7 +117,7 @@ func TestStandbyPreflightLogBinOff(t *testing.T) {
 // without logging again, and resumed by SET GLOBAL gtid_strict_mode=ON.
 func TestStandbyPreflightStrictModeOff(t *testing.T) {
 	e := newEnv(t)
-	standby := e.withStandby()
+	standby := e.withStandbyMode(ModeDirect) // the direct applier's preflight
 	if err := standby.Exec(context.Background(), "SET GLOBAL gtid_strict_mode = OFF"); err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestStandbyPreflightStrictModeOff(t *testing.T) {
 	}
 	before := comSelect()
 	harness.WaitFor(t, "the applier to check the standby again", 60*time.Second, func() bool { return comSelect() > before })
-	if st := p.a.applier.Status(); st.State != applier.StateError || st.LastError != line || st.Errors != 1 {
+	if st := directApplier(t, p.a).Status(); st.State != applier.StateError || st.LastError != line || st.Errors != 1 {
 		t.Fatalf("after a re-check: %+v", st)
 	}
 	if n := strings.Count(p.log.String(), "applier stopped until the standby is fixed: "+line); n != 1 {
@@ -156,7 +156,7 @@ func TestStandbyPreflightStrictModeOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitApplied(standby, 90*time.Second)
-	if st := p.a.applier.Status(); st.LastError != "" || st.State == applier.StateError {
+	if st := directApplier(t, p.a).Status(); st.LastError != "" || st.State == applier.StateError {
 		t.Fatalf("applier status after the fix: %+v", st)
 	}
 }
@@ -166,7 +166,7 @@ func TestStandbyPreflightStrictModeOff(t *testing.T) {
 // only: the applier applies, and shows both in its status, logged once.
 func TestStandbyPreflightWarnings(t *testing.T) {
 	e := newEnv(t)
-	standby := e.withStandby()
+	standby := e.withStandbyMode(ModeDirect) // the direct applier's preflight
 	standby = e.restartStandbyWith(standby, "sync_binlog=0", "innodb_flush_log_at_trx_commit=2")
 	p := e.startInProcess(ingest.Hooks{})
 	e.waitSemiSyncClient()
@@ -180,7 +180,7 @@ func TestStandbyPreflightWarnings(t *testing.T) {
 		fmt.Sprintf("standby %s: sync_binlog=0: a power loss can lose the last transactions from the standby's binary log, the applied checkpoint "+
 			"(the applier then refuses to go on, or applies transactions InnoDB kept a second time); SET GLOBAL sync_binlog=1 on the standby and put it in its options", standby.Addr()),
 	}
-	st := p.a.applier.Status()
+	st := directApplier(t, p.a).Status()
 	if strings.Join(st.Warnings, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("applier warnings\n%q\nwant\n%q", st.Warnings, want)
 	}
@@ -205,7 +205,7 @@ func TestStandbyPreflightWarnings(t *testing.T) {
 // applier refuses, naming both positions, and applies nothing.
 func TestStandbyBehindCheckpoint(t *testing.T) {
 	e := newEnv(t)
-	standby := e.withStandby()
+	standby := e.withStandbyMode(ModeDirect) // the direct applier's preflight
 	ctx := context.Background()
 	p := e.startInProcess(ingest.Hooks{})
 	e.waitSemiSyncClient()
@@ -266,7 +266,7 @@ func TestStandbyRelayGapRefused(t *testing.T) {
 		e.exec("INSERT INTO test.t (c) VALUES (?)", i)
 	}
 	e.exec("SET GLOBAL rpl_semi_sync_master_timeout = 10000")
-	standby := e.withStandby()
+	standby := e.withStandbyMode(ModeDirect) // the direct applier's preflight
 	// The relay log starts at the master's current position...
 	pos := e.masterPos()
 	cfg := readFile(t, e.cfgPath)
@@ -307,7 +307,7 @@ func TestStandbyRelayGapRefused(t *testing.T) {
 // jump, so the applier goes on.
 func TestStandbyFollowsMasterSeqJump(t *testing.T) {
 	e := newEnv(t)
-	standby := e.withStandby()
+	standby := e.withStandbyMode(ModeDirect) // the direct applier's preflight
 	p := e.startInProcess(ingest.Hooks{})
 	e.waitSemiSyncClient()
 	for i := range 3 {
@@ -328,7 +328,7 @@ func TestStandbyFollowsMasterSeqJump(t *testing.T) {
 	p = e.startInProcess(ingest.Hooks{})
 	e.waitSemiSyncClient()
 	e.waitApplied(standby, 60*time.Second)
-	if st := p.a.applier.Status(); st.LastError != "" || st.Errors != 0 {
+	if st := directApplier(t, p.a).Status(); st.LastError != "" || st.Errors != 0 {
 		t.Fatalf("applier status %+v: the jump must not be refused", st)
 	}
 	if log := p.log.String(); !strings.Contains(log, "the master's sequence jumped in this domain") ||
@@ -344,7 +344,7 @@ func TestStandbyFollowsMasterSeqJump(t *testing.T) {
 // call the cleaned standby behind, and applying goes on.
 func TestStandbyErrantCleanupIsNotBehind(t *testing.T) {
 	e := newEnv(t)
-	standby := e.withStandby()
+	standby := e.withStandbyMode(ModeDirect) // the direct applier's preflight
 	ctx := context.Background()
 	p := e.startInProcess(ingest.Hooks{})
 	e.waitSemiSyncClient()
@@ -354,12 +354,12 @@ func TestStandbyErrantCleanupIsNotBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	harness.WaitFor(t, "the errant transaction to be reported", 30*time.Second, func() bool {
-		er := p.a.applier.Status().Errant
+		er := directApplier(t, p.a).Status().Errant
 		return len(er) == 1 && er[0] == "5-2-1"
 	})
 	e.exec("INSERT INTO test.t (c) VALUES (2)") // applied after the errant one
 	harness.WaitFor(t, "the row after the errant transaction", 30*time.Second, func() bool {
-		return query(t, standby, "SELECT COUNT(*) FROM test.t") == "2" && p.a.applier.Status().Transactions > 0
+		return query(t, standby, "SELECT COUNT(*) FROM test.t") == "2" && directApplier(t, p.a).Status().Transactions > 0
 	})
 	masterPos := query(t, e.master, "SELECT @@gtid_binlog_pos")
 	master, err := binlog.ParseGTIDSet(binlog.MariaDB, masterPos)
@@ -367,7 +367,7 @@ func TestStandbyErrantCleanupIsNotBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	harness.WaitFor(t, "the applied frontier to reach the master", 30*time.Second, func() bool {
-		ok, _ := p.a.applier.Status().Frontier.Pos.GTID.Contains(master)
+		ok, _ := directApplier(t, p.a).Status().Frontier.Pos.GTID.Contains(master)
 		return ok
 	})
 	if err := p.stop(); err != nil {
@@ -387,17 +387,17 @@ func TestStandbyErrantCleanupIsNotBehind(t *testing.T) {
 	e.exec("INSERT INTO test.t (c) VALUES (3)")
 	var st applier.Status
 	harness.WaitFor(t, "the applier to apply the next row, or to stop", 60*time.Second, func() bool {
-		st = p.a.applier.Status()
+		st = directApplier(t, p.a).Status()
 		return st.State == applier.StateError || query(t, standby, "SELECT COUNT(*) FROM test.t") == "3"
 	})
 	if st.State == applier.StateError {
 		t.Fatalf("the cleaned standby was refused: %s", st.LastError)
 	}
 	e.waitApplied(standby, 60*time.Second)
-	if st := p.a.applier.Status(); st.LastError != "" || st.Errors != 0 || len(st.Errant) != 0 {
+	if st := directApplier(t, p.a).Status(); st.LastError != "" || st.Errors != 0 || len(st.Errant) != 0 {
 		t.Fatalf("applier status after the cleanup %+v", st)
 	}
-	if got := p.a.applier.Status().Frontier.Pos.GTID.String(); got != query(t, e.master, "SELECT @@gtid_binlog_pos") {
+	if got := directApplier(t, p.a).Status().Frontier.Pos.GTID.String(); got != query(t, e.master, "SELECT @@gtid_binlog_pos") {
 		t.Fatalf("applied frontier GTIDs %s: only the relay log's (the master's) GTIDs belong there", got)
 	}
 }

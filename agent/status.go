@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/hotstandby/hotstandby/applier"
 	"github.com/hotstandby/hotstandby/checkpoint"
 	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/hotstandby/hotstandby/status"
@@ -33,16 +32,7 @@ func (a *Agent) liveReport() status.Report {
 	rep.Received = status.Pos(st.Received)
 	rep.Acked = status.Pos(st.Acked)
 	rep.SemiSync = status.SemiSyncReport{Enabled: a.cfg.SemiSync.Enabled, AcksSent: &ack.Sent, LastAckAt: status.TimePtr(ack.LastAt)}
-	if a.applier != nil {
-		as := a.applier.Status()
-		applied := status.Pos(as.Applied)
-		rep.Applied = &applied
-		rep.Applier = &status.ApplierReport{State: as.State, Standby: a.cfg.Standby.Addr(), Transactions: &as.Transactions,
-			LastAppliedAt: status.TimePtr(as.AppliedAt), LastError: as.LastError, FailedGTID: as.FailedGTID, Errant: as.Errant, Warnings: as.Warnings}
-	}
-	if a.replica != nil {
-		a.replica.report(&rep)
-	}
+	a.mode.report(&rep, st)
 	if proof, breach, err := a.store.SemiSync(); err == nil {
 		rep.SemiSync.AddProof(proof, breach)
 	}
@@ -76,17 +66,9 @@ func (a *Agent) liveReport() status.Report {
 		rep.Lag.AppliedBytes = status.BytesBehind(rep.Received, *rep.Applied)
 		if n, ok := rep.ApplyLagTransactions(); ok {
 			rep.Lag.AppliedTransactions = &n
-			var as applier.Status // replica mode: Seconds_Behind_Master, set by replica.report
-			if a.applier != nil {
-				as = a.applier.Status()
-			}
-			switch {
-			case n == 0:
+			if n == 0 {
 				zero := int64(0)
 				rep.Lag.AppliedSeconds = &zero
-			case as.AppliedEventTS != 0 && st.LastEventTS >= as.AppliedEventTS:
-				d := int64(st.LastEventTS - as.AppliedEventTS)
-				rep.Lag.AppliedSeconds = &d
 			}
 		}
 	}

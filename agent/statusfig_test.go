@@ -28,10 +28,17 @@ func statusJSON(t *testing.T, cfgPath string) status.Report {
 // TestStatusFiguresMatchServers compares what status --json prints with the
 // servers' own view at the same moment: caught up, with the applier held
 // back (standby down) so the lag is known, and after the master fell back
-// to asynchronous replication.
+// to asynchronous replication. In each apply mode: the applier's figures
+// come from different places.
 func TestStatusFiguresMatchServers(t *testing.T) {
+	for _, mode := range []string{ModeReplica, ModeDirect} {
+		t.Run(mode, func(t *testing.T) { testStatusFiguresMatchServers(t, mode) })
+	}
+}
+
+func testStatusFiguresMatchServers(t *testing.T, mode string) {
 	e := newEnv(t)
-	standby := e.withStandby()
+	standby := e.withStandbyMode(mode)
 	p := e.startProcess()
 	e.waitSemiSyncClient()
 	ctx := context.Background()
@@ -68,8 +75,14 @@ func TestStatusFiguresMatchServers(t *testing.T) {
 		r = statusJSON(t, e.cfgPath)
 		return r.Received.GTID == mgtid && r.Lag.AppliedTransactions != nil && *r.Lag.AppliedTransactions == 25
 	})
-	if *r.Lag.AppliedBytes <= 0 || r.Lag.AppliedSeconds == nil || *r.Lag.AppliedSeconds < 0 {
+	// Replica mode knows the standby's gtid_slave_pos, not its place in a
+	// file, and Seconds_Behind_Master is NULL with the standby down: the
+	// bytes and seconds are unknown (omitted), never a made-up figure.
+	if mode == ModeDirect && (r.Lag.AppliedBytes == nil || *r.Lag.AppliedBytes <= 0 || r.Lag.AppliedSeconds == nil || *r.Lag.AppliedSeconds < 0) {
 		t.Fatalf("lag with 25 transactions unapplied: %+v", r.Lag)
+	}
+	if mode == ModeReplica && (r.Lag.AppliedBytes != nil || (r.Lag.AppliedSeconds != nil && *r.Lag.AppliedSeconds < 0)) {
+		t.Fatalf("lag with 25 transactions unapplied, standby down, replica mode: %+v; want bytes unknown", r.Lag)
 	}
 	// --watch redraws with a sparkline of the applier lag.
 	out, err := exec.Command(hsBinary, "status", "--watch", "--frames", "2", "--interval", "100ms", "--config", e.cfgPath).Output()

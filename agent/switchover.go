@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hotstandby/hotstandby/applier"
 	"github.com/hotstandby/hotstandby/binlog"
 	"github.com/hotstandby/hotstandby/checkpoint"
 	"github.com/hotstandby/hotstandby/control"
@@ -51,9 +50,13 @@ func (a *Agent) opSwitchover(ctx context.Context, p control.Peer, req control.Re
 	// The daemon's context: a client that stops waiting does not leave the
 	// master frozen or the promotion half-done.
 	go func() {
-		res, err := sw.Run(a.ctx, by)
-		end() // before the answer: a --rejoin takes the lock next
-		done <- outcome{res, err}
+		var o outcome
+		defer func() {
+			end() // before the answer: a --rejoin takes the lock next
+			done <- o
+		}()
+		defer a.recoverOp("switchover", &o.err)
+		o.res, o.err = sw.Run(a.ctx, by)
 	}()
 	var o outcome
 	select {
@@ -108,8 +111,10 @@ func (a *Agent) switchoverPreflight(ctx context.Context) error {
 	if st := a.recv.Status(); st.State != ingest.StateStreaming {
 		return fmt.Errorf("%w: the agent is not streaming from the master (%s %s): a switchover waits for the standby to catch up, which needs the stream", failover.ErrRefused, st.State, st.LastError)
 	}
-	if st := a.applier.Status(); st.State == applier.StateError {
-		return fmt.Errorf("%w: the applier is stopped on an error (%s): fix or skip it first", failover.ErrRefused, st.LastError)
+	if _, stoppedOn, err := a.mode.applied(); err != nil {
+		return fmt.Errorf("%w: the standby's applied position is not known: %v", failover.ErrRefused, err)
+	} else if stoppedOn != "" {
+		return fmt.Errorf("%w: the applier is stopped on an error (%s): fix or skip it first", failover.ErrRefused, stoppedOn)
 	}
 	return nil
 }
@@ -165,15 +170,19 @@ func (f agentFollower) Applied(gtid string) (bool, string, error) {
 	if err != nil {
 		return false, "", err
 	}
-	recv, ap := f.a.recv.Status(), f.a.applier.Status()
-	if ap.State == applier.StateError {
-		return false, "", fmt.Errorf("the applier stopped on an error: %s", ap.LastError)
+	recv := f.a.recv.Status()
+	appliedSet, stoppedOn, err := f.a.mode.applied()
+	if err != nil {
+		return false, "", err
 	}
-	where := fmt.Sprintf("received %s, applied %s", recv.Received.String(), ap.Applied.String())
+	if stoppedOn != "" {
+		return false, "", fmt.Errorf("the applier stopped on an error: %s", stoppedOn)
+	}
+	where := fmt.Sprintf("received %s, applied %s", recv.Received.String(), appliedSet.String())
 	got, err := recv.Received.GTID.Contains(want)
 	if err != nil || !got {
 		return false, where, err
 	}
-	applied, err := ap.Applied.GTID.Contains(want)
+	applied, err := appliedSet.Contains(want)
 	return applied, where, err
 }

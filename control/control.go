@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -213,6 +214,13 @@ func (s *Server) Serve(ctx context.Context) {
 		go func() {
 			defer s.wg.Done()
 			defer c.Close()
+			defer func() {
+				// Not the op (runOp answers for it): the request's reading
+				// or the reply. The daemon goes on; the client sees EOF.
+				if r := recover(); r != nil {
+					s.log.Error("control socket: panic serving a connection; the daemon goes on", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				}
+			}()
 			s.serveConn(ctx, c)
 		}()
 	}
@@ -250,7 +258,7 @@ func (s *Server) serveConn(ctx context.Context, c *net.UnixConn) {
 	}
 	s.log.Info("control request", "op", req.Op, "gtid", req.GTID, "by", p.String())
 	octx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
-	msg, err := h(octx, p, req)
+	msg, err := s.runOp(octx, h, p, req)
 	cancel()
 	if err != nil {
 		s.log.Warn("control request refused", "op", req.Op, "gtid", req.GTID, "by", p.String(), "err", err)
@@ -258,6 +266,20 @@ func (s *Server) serveConn(ctx context.Context, c *net.UnixConn) {
 		return
 	}
 	s.reply(c, Reply{OK: true, Message: msg})
+}
+
+// runOp runs the op's handler; a panic in it is recovered, logged at ERROR
+// with its stack, and answered as an error wrapping ErrOpPanicked: one
+// broken op must not end the daemon (and with it the master's semi-sync
+// replica).
+func (s *Server) runOp(ctx context.Context, h Handler, p Peer, req Request) (msg string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("control op panicked; the daemon goes on", "op", req.Op, "by", p.String(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			msg, err = "", fmt.Errorf("%w: %s: %v (the daemon logged the stack and goes on; please report it)", ErrOpPanicked, req.Op, r)
+		}
+	}()
+	return h(ctx, p, req)
 }
 
 func (s *Server) opNames() []string {

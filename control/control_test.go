@@ -247,6 +247,29 @@ func TestControlHandlerError(t *testing.T) {
 	}
 }
 
+// TestControlHandlerPanics: an op that panics (a nil dereference, as
+// switchover did in replica mode) is answered as an error, logged at ERROR
+// with its stack, and the server goes on answering.
+func TestControlHandlerPanics(t *testing.T) {
+	s, _, logs := serve(t, t.TempDir(), Config{Ops: Ops{
+		"switchover": func(context.Context, Peer, Request) (string, error) {
+			var m map[string]*Peer
+			return m["x"].User, nil // nil dereference
+		},
+		"whoami": func(_ context.Context, p Peer, _ Request) (string, error) { return p.String(), nil },
+	}})
+	_, err := call(t, s.Addr(), Request{Op: "switchover"})
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), ErrOpPanicked.Error()) || !strings.Contains(err.Error(), "nil pointer dereference") {
+		t.Fatalf("err = %v; want the panic answered as a refusal", err)
+	}
+	if l := logs.String(); !strings.Contains(l, "level=ERROR msg=\"control op panicked; the daemon goes on\"") || !strings.Contains(l, "op=switchover") || !strings.Contains(l, "control_test.go") {
+		t.Fatalf("panic not logged at ERROR with op and stack:\n%s", l)
+	}
+	if msg, err := call(t, s.Addr(), Request{Op: "whoami"}); err != nil || !strings.Contains(msg, "uid") {
+		t.Fatalf("after the panic: %q, %v; want the server still answering", msg, err)
+	}
+}
+
 // TestControlHelperProcess is the client run as another user by
 // TestControlOtherUser; it prints Call's result.
 func TestControlHelperProcess(t *testing.T) {

@@ -19,3 +19,7 @@ var ErrInUse = errors.New("another daemon is answering on the control socket")
 
 // ErrProtocol means the reply was not a valid reply of this protocol.
 var ErrProtocol = errors.New("control: bad reply")
+
+// ErrOpPanicked means the op's handler panicked: the daemon recovered, logged
+// the stack at ERROR and goes on; the op may have done part of its work.
+var ErrOpPanicked = errors.New("the daemon's op panicked")

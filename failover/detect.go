@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -469,6 +470,7 @@ func (d *Detector) runWitness(ctx context.Context, epoch uint64) witnessAnswer {
 	defer cancel()
 	argv := d.cfg.Witness
 	cmd := exec.CommandContext(tctx, argv[0], argv[1:]...)
+	cmd.Env = withoutSecrets(os.Environ()) // no HOTSTANDBY_*_PASSWORD, as for hooks
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	// Bounds Wait when a process that escaped the group keeps the output

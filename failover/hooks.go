@@ -202,13 +202,20 @@ func (e HookEvent) Env() []string {
 // without any HOTSTANDBY_ variable (HOTSTANDBY_MASTER_PASSWORD and
 // HOTSTANDBY_STANDBY_PASSWORD among them), then the event's variables.
 func hookEnviron(parent []string, ev HookEvent) []string {
+	return append(withoutSecrets(parent), ev.Env()...)
+}
+
+// withoutSecrets returns parent without its HOTSTANDBY_ variables (the
+// passwords among them): the environment of every command the daemon runs
+// (hooks, the witness).
+func withoutSecrets(parent []string) []string {
 	env := make([]string, 0, len(parent)+6)
 	for _, v := range parent {
 		if !strings.HasPrefix(v, "HOTSTANDBY_") {
 			env = append(env, v)
 		}
 	}
-	return append(env, ev.Env()...)
+	return env
 }
 
 // HookResult is what one run of a hook did.
@@ -238,6 +245,29 @@ type HookResult struct {
 // not OK, for whatever reason, should be taken as a veto: a gate that
 // cannot answer does not say yes.
 func (r HookResult) OK() bool { return r.Err == nil }
+
+// Ran reports whether the result is of a hook that was asked to run: false
+// for the zero HookResult, which stands for "no hook configured".
+func (r HookResult) Ran() bool { return r.Name != "" }
+
+// AsError is nil when the hook exited 0; otherwise an error whose text is
+// Summary (the command, its outcome, the last line of its output) and that
+// unwraps to Err, so that errors.Is(err, ErrHookTimeout) and the like
+// still hold for the caller.
+func (r HookResult) AsError() error {
+	if r.Err == nil {
+		return nil
+	}
+	return &hookError{summary: r.Summary(), err: r.Err}
+}
+
+type hookError struct {
+	summary string
+	err     error
+}
+
+func (e *hookError) Error() string { return e.summary }
+func (e *hookError) Unwrap() error { return e.err }
 
 // Summary returns one line for the log and the audit log:
 //

@@ -61,9 +61,11 @@ type Gate interface {
 type Hooks interface {
 	// PrePromote may veto (an error says why).
 	PrePromote(ctx context.Context, ev Event) error
-	// PostPromote and Alert report; their failures are logged and audited.
-	PostPromote(ctx context.Context, ev Event) string
-	Alert(ctx context.Context, ev Event) string
+	// PostPromote and Alert report what their hook did; a zero HookResult
+	// (Ran false) means none is configured. Their failures are logged and
+	// audited, and do not undo the promotion.
+	PostPromote(ctx context.Context, ev Event) HookResult
+	Alert(ctx context.Context, ev Event) HookResult
 }
 
 // Event describes a promotion to the hooks.
@@ -117,7 +119,7 @@ type Result struct {
 	Epoch    uint64
 	Applied  binlog.Position // the standby's position when it became writable
 	Fence    string
-	Hooks    []string
+	Hooks    []HookResult // the post_promote and alert hooks that ran
 	DryRun   bool
 	Lossless bool   // the gate's verdict (Forced when it said no)
 	Why      string // the gate's reason when not lossless
@@ -253,18 +255,18 @@ func (p *Promoter) run(ctx context.Context, r checkpoint.Role, res Result, start
 			"epoch", r.Epoch, "applied", r.Target, "took", res.Took.Round(time.Millisecond))
 		p.audit("promotion", Request{By: r.By}, fmt.Sprintf("promoted to epoch %d at %s (old master %s fenced: %s)", r.Epoch, r.Target, r.OldAddr, res.Fence))
 		ev := Event{Reason: r.Reason, Epoch: r.Epoch, OldMaster: r.OldAddr, NewMaster: p.NewAddr, GTID: r.Target}
-		if out := p.Hooks.PostPromote(ctx, ev); out != "" {
-			res.Hooks = append(res.Hooks, out)
-			p.audit("hook", Request{By: r.By}, out)
+		if hr := p.Hooks.PostPromote(ctx, ev); hr.Ran() {
+			res.Hooks = append(res.Hooks, hr)
+			p.audit("hook", Request{By: r.By}, hr.Summary())
 		}
 	}
 	return res, nil
 }
 
 func (p *Promoter) alert(ctx context.Context, ev Event, res *Result) {
-	if out := p.Hooks.Alert(ctx, ev); out != "" {
-		res.Hooks = append(res.Hooks, out)
-		p.audit("hook", Request{By: "detector"}, out)
+	if hr := p.Hooks.Alert(ctx, ev); hr.Ran() {
+		res.Hooks = append(res.Hooks, hr)
+		p.audit("hook", Request{By: "detector"}, hr.Summary())
 	}
 }
 

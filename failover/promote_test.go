@@ -3,6 +3,7 @@ package failover
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -46,11 +47,16 @@ func (f *fakes) PrePromote(context.Context, Event) error {
 	_ = f.do("pre")
 	return f.veto
 }
-func (f *fakes) PostPromote(context.Context, Event) string {
-	_ = f.do("post")
-	return "post_promote ok"
+func (f *fakes) PostPromote(context.Context, Event) HookResult {
+	if err := f.do("post"); err != nil {
+		return HookResult{Name: HookPostPromote, Argv: []string{"move-vip"}, ExitCode: 1, Output: "no such device", Err: err}
+	}
+	return HookResult{Name: HookPostPromote, Argv: []string{"move-vip"}}
 }
-func (f *fakes) Alert(context.Context, Event) string { _ = f.do("alert"); return "alert ok" }
+func (f *fakes) Alert(context.Context, Event) HookResult {
+	_ = f.do("alert")
+	return HookResult{Name: HookAlert, Argv: []string{"page"}}
+}
 
 func newPromoter(t *testing.T, f *fakes) *Promoter {
 	t.Helper()
@@ -173,5 +179,50 @@ func TestProofGate(t *testing.T) {
 				t.Fatalf("Lossless = %v %q, want %v %q", ok, why, tt.want, tt.why)
 			}
 		})
+	}
+}
+
+// TestPromoteHookResultsTyped: a post_promote hook that fails does not undo
+// the promotion; the caller gets its result typed (its error, its exit
+// code), and the audit log its summary.
+func TestPromoteHookResultsTyped(t *testing.T) {
+	f := &fakes{lossless: true, failAt: "post"}
+	p := newPromoter(t, f)
+	res, err := p.Promote(context.Background(), Request{Reason: "dead", By: "detector"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Hooks) != 1 || res.Hooks[0].OK() || res.Hooks[0].ExitCode != 1 || res.Hooks[0].Name != HookPostPromote {
+		t.Fatalf("hooks %+v; want the failed post_promote", res.Hooks)
+	}
+	if r, _ := p.Store.LoadRole(); r.Role != checkpoint.RoleMaster {
+		t.Fatalf("role %s after a failed post_promote; want master", r.Role)
+	}
+	entries, err := p.Store.AuditLog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var audit []string
+	for _, e := range entries {
+		audit = append(audit, e.Text)
+	}
+	if got := strings.Join(audit, "\n"); !strings.Contains(got, "post_promote [move-vip] exit 1") || !strings.Contains(got, "no such device") {
+		t.Fatalf("audit log:\n%s\nwant the hook's summary", got)
+	}
+}
+
+// TestHookResultAsError: the veto of a pre_promote hook keeps the cause
+// (errors.Is ErrHookTimeout) behind its one-line summary.
+func TestHookResultAsError(t *testing.T) {
+	if err := (HookResult{Name: HookPrePromote, Argv: []string{"check"}}).AsError(); err != nil {
+		t.Fatalf("AsError of a hook that exited 0: %v", err)
+	}
+	r := HookResult{Name: HookPrePromote, Argv: []string{"check"}, ExitCode: -1, Err: fmt.Errorf("%w after 5s", ErrHookTimeout)}
+	err := r.AsError()
+	if !errors.Is(err, ErrHookTimeout) || err.Error() != r.Summary() {
+		t.Fatalf("AsError = %v; want the summary %q unwrapping to ErrHookTimeout", err, r.Summary())
+	}
+	if (HookResult{}).Ran() {
+		t.Fatal("the zero HookResult says a hook ran")
 	}
 }

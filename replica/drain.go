@@ -54,7 +54,7 @@ func (r *Replica) Drain(ctx context.Context, frontier string) error {
 	}
 	for _, q := range []string{"STOP SLAVE", "RESET SLAVE ALL"} {
 		if _, err := r.db.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("replica: drain: standby %s: %s: %s", r.standbyAddr(), q, r.scrub(err.Error()))
+			return fmt.Errorf("replica: drain: standby %s: %s: %w", r.standbyAddr(), q, r.scrubErr(err))
 		}
 	}
 	var applied string
@@ -93,7 +93,7 @@ func (r *Replica) Skip(ctx context.Context, gtid string) error {
 		return err
 	}
 	if _, err := r.db.ExecContext(ctx, "STOP SLAVE"); err != nil {
-		return fmt.Errorf("replica: skip %s: STOP SLAVE: %s", gtid, r.scrub(err.Error()))
+		return fmt.Errorf("replica: skip %s: STOP SLAVE: %w", gtid, r.scrubErr(err))
 	}
 	if err := r.watch(ctx, false); err != nil {
 		return fmt.Errorf("replica: skip %s: %w", gtid, err)
@@ -117,7 +117,7 @@ func (r *Replica) Skip(ctx context.Context, gtid string) error {
 	next := applied.AddMariaDB(g).String()
 	for _, q := range []string{"SET GLOBAL gtid_slave_pos = " + quote(next), "START SLAVE"} {
 		if _, err := r.db.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("replica: skip %s: %s: %s", gtid, q, r.scrub(err.Error()))
+			return fmt.Errorf("replica: skip %s: %s: %w", gtid, q, r.scrubErr(err))
 		}
 	}
 	r.log.Warn("skipped transaction by operator request: gtid_slave_pos moved past it, replication started again",

@@ -185,7 +185,7 @@ func (r *Replica) configure(ctx context.Context) error {
 		if s.sql == "START SLAVE" && !r.Status().StartKnown {
 			var start string
 			if err := r.db.QueryRowContext(ctx, "SELECT @@GLOBAL.gtid_slave_pos").Scan(&start); err != nil {
-				return fmt.Errorf("standby %s: SELECT @@GLOBAL.gtid_slave_pos: %s", r.standbyAddr(), r.scrub(err.Error()))
+				return fmt.Errorf("standby %s: SELECT @@GLOBAL.gtid_slave_pos: %w", r.standbyAddr(), r.scrubErr(err))
 			}
 			r.update(func(st *Status) { st.StartApplied, st.StartKnown = start, true })
 		}
@@ -194,7 +194,7 @@ func (r *Replica) configure(ctx context.Context) error {
 			if show == "" {
 				show = s.sql
 			}
-			return fmt.Errorf("standby %s: %s: %s", r.standbyAddr(), show, r.scrub(err.Error()))
+			return fmt.Errorf("standby %s: %s: %w", r.standbyAddr(), show, r.scrubErr(err))
 		}
 	}
 	r.log.Info("standby configured as a replica", "source", src.Addr(), "parallel_threads", r.cfg.ParallelThreads,
@@ -274,7 +274,7 @@ func (r *Replica) watch(ctx context.Context, restart bool) error {
 			r.ioRetryAt = time.Time{}
 			r.log.Warn("starting the standby's IO thread again after its error", "error", st.LastIOError, "errno", st.LastIOErrno)
 			if _, err := r.db.ExecContext(ctx, "START SLAVE IO_THREAD"); err != nil {
-				return fmt.Errorf("standby %s: START SLAVE IO_THREAD: %s", r.standbyAddr(), r.scrub(err.Error()))
+				return fmt.Errorf("standby %s: START SLAVE IO_THREAD: %w", r.standbyAddr(), r.scrubErr(err))
 			}
 		}
 	} else {
@@ -283,7 +283,7 @@ func (r *Replica) watch(ctx context.Context, restart bool) error {
 	if restart && st.State == StateRunning && st.IORunning == "No" && st.SQLRunning == "No" {
 		r.log.Warn("standby replication is not running (standby restarted, or STOP SLAVE from elsewhere): START SLAVE")
 		if _, err := r.db.ExecContext(ctx, "START SLAVE"); err != nil {
-			return fmt.Errorf("standby %s: START SLAVE: %s", r.standbyAddr(), r.scrub(err.Error()))
+			return fmt.Errorf("standby %s: START SLAVE: %w", r.standbyAddr(), r.scrubErr(err))
 		}
 	}
 	return nil
@@ -305,6 +305,23 @@ func (r *Replica) scrub(s string) string {
 	}
 	return s
 }
+
+// scrubErr is err with the source's password removed from its text; the
+// chain stays (Unwrap), so that errors.As finds the server's error code.
+func (r *Replica) scrubErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &scrubbedError{text: r.scrub(err.Error()), err: err}
+}
+
+type scrubbedError struct {
+	text string
+	err  error
+}
+
+func (e *scrubbedError) Error() string { return e.text }
+func (e *scrubbedError) Unwrap() error { return e.err }
 
 // quote returns s as a single-quoted SQL string literal.
 func quote(s string) string {
