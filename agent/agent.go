@@ -163,9 +163,11 @@ func (a *Agent) Run(ctx context.Context) error {
 // stream fails permanently:
 //   - standby: the receiver, the monitor, the applier, purge and (unless
 //     failover.mode = off) the detector;
-//   - promoting (a promotion a crash interrupted): the applier, to finish
-//     the drain, and the promotion from its last recorded step; never the
-//     stream;
+//   - promoting (a promotion a crash interrupted): the promotion from its
+//     last recorded step; before the old master is isolated, beside
+//     everything the standby role runs (the stream runs until then);
+//     after, the applier until the drain is done (never after it: its
+//     session would set read_only=ON), and never the stream;
 //   - master (promoted): nothing but status and control. The agent never
 //     streams from or acknowledges the old master again, even when started
 //     with the old configuration.
@@ -202,6 +204,7 @@ func (a *Agent) runRole(ctx context.Context, wg *sync.WaitGroup) error {
 			}
 		}()
 	}
+	resume := false
 	switch role.Role {
 	case checkpoint.RoleMaster:
 		close(a.recvDone)
@@ -211,14 +214,23 @@ func (a *Agent) runRole(ctx context.Context, wg *sync.WaitGroup) error {
 		<-ctx.Done()
 		return nil
 	case checkpoint.RolePromoting:
-		close(a.recvDone)
 		if a.failover == nil {
+			close(a.recvDone)
 			return fmt.Errorf("a promotion (epoch %d) is in progress but the configuration has no [standby] section to finish it on", role.Epoch)
 		}
+		if !checkpoint.StreamStopped(role.Step) {
+			resume = true // beside the standby role's parts, below
+			break
+		}
+		close(a.recvDone)
 		if _, err := a.recv.RecoverRelay(); err != nil {
 			return fmt.Errorf("resume the promotion of epoch %d: %w", role.Epoch, err)
 		}
-		startApplier()
+		if checkpoint.Drained(role.Step) {
+			close(a.applierDone)
+		} else {
+			startApplier()
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -250,6 +262,15 @@ func (a *Agent) runRole(ctx context.Context, wg *sync.WaitGroup) error {
 	}
 	if err := a.startServe(recvCtx, wg); err != nil {
 		return err
+	}
+	if resume {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := a.failover.promoter.Resume(ctx); err != nil {
+				a.log.Error("the interrupted promotion did not finish", "err", err)
+			}
+		}()
 	}
 	err = a.recv.Run(recvCtx)
 	close(a.recvDone)

@@ -101,7 +101,7 @@ func (m *replicaMode) start(ctx context.Context, wg *sync.WaitGroup, done chan s
 	a := m.a
 	if role, err := a.store.LoadRole(); err != nil {
 		return err
-	} else if role.Role == checkpoint.RolePromoting && role.Step != checkpoint.StepStarted && role.Step != checkpoint.StepStreamEnd {
+	} else if role.Role == checkpoint.RolePromoting && checkpoint.Drained(role.Step) {
 		// The drain is done: the standby is no replica any more (or is
 		// being made writable); configuring it again would undo that.
 		a.log.Info("the interrupted promotion is past its drain: the standby's replication is not configured again", "step", role.Step)

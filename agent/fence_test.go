@@ -1,0 +1,132 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hotstandby/hotstandby/checkpoint"
+	"github.com/hotstandby/hotstandby/control"
+	"github.com/hotstandby/hotstandby/failover"
+	"github.com/hotstandby/hotstandby/harness"
+	"github.com/hotstandby/hotstandby/ingest"
+)
+
+// newFailoverEnvMode is newFailoverEnv with the standby in the given apply
+// mode.
+func newFailoverEnvMode(t *testing.T, mode, failoverTOML string) *failoverEnv {
+	t.Helper()
+	e := newEnv(t)
+	standby := e.withStandbyMode(mode)
+	writeFile(t, e.cfgPath, readFile(t, e.cfgPath)+"\n[failover]\n"+failoverTOML+"\n")
+	f := &failoverEnv{testEnv: e, standby: standby}
+	f.p = e.startInProcess(ingest.Hooks{})
+	e.waitSemiSyncClient()
+	return f
+}
+
+// holdHook is a hook command that touches started and then waits while
+// hold exists: the test decides when the hook returns.
+func holdHook(started, hold string) string {
+	return fmt.Sprintf(`["sh", "-c", "touch %s; while [ -f %s ]; do sleep 0.02; done"]`, started, hold)
+}
+
+// TestAutoPromotionAbortsBesideAnUnfencedMaster: the master freezes long
+// enough to be declared dead, and answers again while the promotion runs;
+// the fence user ([master] user, without READ_ONLY ADMIN) cannot set
+// read_only. The automatic promotion is aborted with the reason, the
+// standby stays read-only, the alert hook runs and the audit log says
+// why; the agent is a standby again and streams. An operator's promote
+// --force then promotes, and the audit log records the override.
+func TestAutoPromotionAbortsBesideAnUnfencedMaster(t *testing.T) {
+	dir := t.TempDir()
+	started, hold, alerts := filepath.Join(dir, "pre.started"), filepath.Join(dir, "pre.hold"), filepath.Join(dir, "alerts")
+	writeFile(t, hold, "")
+	f := newFailoverEnvMode(t, ModeReplica, fmt.Sprintf("mode = \"auto\"\nhook_timeout = \"90s\"\npre_promote = %s\nalert = [\"sh\", \"-c\", \"echo \\\"$HOTSTANDBY_REASON\\\" >> %s\"]\n",
+		holdHook(started, hold), alerts))
+	f.waitLossless()
+	ctx := context.Background()
+	must(t, syscall.Kill(f.master.PID(), syscall.SIGSTOP))
+	cont := sync1(func() { _ = syscall.Kill(f.master.PID(), syscall.SIGCONT) })
+	t.Cleanup(cont)
+	harness.WaitFor(t, "the automatic promotion's pre_promote hook", 60*time.Second, func() bool {
+		_, err := os.Stat(started)
+		return err == nil
+	})
+	cont() // the master answers again while the promotion runs
+	harness.WaitFor(t, "the master to answer again", 30*time.Second, func() bool {
+		_, err := f.master.QueryString(ctx, "SELECT 1")
+		return err == nil
+	})
+	must(t, os.Remove(hold))
+	harness.WaitFor(t, "the promotion to end one way or the other", 60*time.Second, func() bool {
+		r := f.report()
+		return r.Role == checkpoint.RoleMaster || strings.Contains(strings.Join(r.Audit, "\n"), "aborted")
+	})
+	r := f.report()
+	if ro, _ := f.standby.QueryString(ctx, "SELECT @@read_only"); ro != "1" || r.Role != checkpoint.RoleStandby {
+		t.Fatalf("the standby was promoted beside a master that answered and was not fenced: role %s, standby read_only=%s, master read_only=%s; audit:\n%s",
+			r.Role, ro, must1(f.master.QueryString(ctx, "SELECT @@read_only")), strings.Join(r.Audit, "\n"))
+	}
+	audit := strings.Join(r.Audit, "\n")
+	if !strings.Contains(audit, "not fenced") || !strings.Contains(audit, "READ_ONLY ADMIN") {
+		t.Fatalf("audit log:\n%s\nwant the abort with the fence's reason", audit)
+	}
+	harness.WaitFor(t, "the alert hook to run with the reason", 30*time.Second, func() bool {
+		b, _ := os.ReadFile(alerts)
+		return strings.Contains(string(b), "not fenced")
+	})
+	harness.WaitFor(t, "the agent to stream again", 30*time.Second, func() bool {
+		return f.report().Stream.State == ingest.StateStreaming
+	})
+	// Nothing lost while it streams again: a commit the master OK's is
+	// acknowledged by the agent.
+	f.exec("INSERT INTO test.t (c, payload) VALUES (7, 'after the abort')")
+	f.waitApplied(f.standby, 60*time.Second)
+
+	// promote --force overrides the fence's refusal, and says so.
+	msg, err := f.p.a.opPromote(ctx, control.Peer{UID: 0, PID: 1}, control.Request{Op: "promote", Force: true})
+	if err != nil {
+		t.Fatalf("promote --force: %v", err)
+	}
+	if !strings.Contains(msg, "NOT FENCED") {
+		t.Fatalf("promote --force said %q; want it to say the old master is not fenced", msg)
+	}
+	r = f.report()
+	if r.Role != checkpoint.RoleMaster {
+		t.Fatalf("after --force: role %s", r.Role)
+	}
+	if audit := strings.Join(r.Audit, "\n"); !strings.Contains(audit, "FORCED past an old master that is not fenced") {
+		t.Fatalf("the audit log does not record the override:\n%s", audit)
+	}
+	if ro, _ := f.standby.QueryString(ctx, "SELECT @@read_only"); ro != "0" {
+		t.Fatalf("read_only=%s on the standby after promote --force", ro)
+	}
+}
+
+// sync1 returns f made idempotent.
+func sync1(f func()) func() {
+	done := false
+	return func() {
+		if !done {
+			done = true
+			f()
+		}
+	}
+}
+
+func must1[T any](v T, err error) string {
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return fmt.Sprint(v)
+}
+
+var _ = errors.Is
+var _ = failover.ErrRefused
