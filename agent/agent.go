@@ -227,6 +227,9 @@ func (a *Agent) runRole(ctx context.Context, wg *sync.WaitGroup) error {
 			return fmt.Errorf("resume the promotion of epoch %d: %w", role.Epoch, err)
 		}
 		if checkpoint.Drained(role.Step) {
+			// Never again: the direct applier's session sets read_only=ON,
+			// and replica mode would configure replication again.
+			a.log.Info("the interrupted promotion is past its drain: the standby's applier is not started again", "step", role.Step)
 			close(a.applierDone)
 		} else {
 			startApplier()
