@@ -130,3 +130,37 @@ func must1[T any](v T, err error) string {
 
 var _ = errors.Is
 var _ = failover.ErrRefused
+
+// TestSwitchoverAbortKeepsAReadOnlyMasterReadOnly: the master is read-only
+// before the switchover (a DBA's maintenance, an earlier freeze); the
+// switchover is aborted after its freeze (pre_promote vetoes). The abort
+// undoes only what the switchover did: the master stays read-only. (Direct
+// mode: the switchover's code does not differ by apply mode here, and
+// replica mode's switchover is another item's fix.)
+func TestSwitchoverAbortKeepsAReadOnlyMasterReadOnly(t *testing.T) {
+	f := newFailoverEnvMode(t, ModeDirect, "mode = \"manual\"\npre_promote = [\"false\"]\n")
+	f.grantRejoin(f.master)
+	ctx := context.Background()
+	f.exec("INSERT INTO test.t (c) VALUES (1)")
+	f.waitApplied(f.standby, 60*time.Second)
+	f.exec("SET GLOBAL read_only = ON")
+	_, err := f.p.a.opSwitchover(ctx, operator, control.Request{Op: "switchover", Timeout: 30 * time.Second})
+	if !errors.Is(err, failover.ErrSwitchoverAborted) {
+		t.Fatalf("switchover: %v, want aborted by the veto", err)
+	}
+	if ro := must1(f.master.QueryString(ctx, "SELECT @@GLOBAL.read_only")); ro != "1" {
+		t.Fatalf("the aborted switchover left the master read_only=%s; it was read-only before (%v)", ro, err)
+	}
+	if !strings.Contains(err.Error(), "read-only before") {
+		t.Fatalf("switchover: %v; want it to say the master stays read-only as it was", err)
+	}
+	// A master that was writable is writable again after an abort.
+	f.exec("SET GLOBAL read_only = OFF")
+	_, err = f.p.a.opSwitchover(ctx, operator, control.Request{Op: "switchover", Timeout: 30 * time.Second})
+	if !errors.Is(err, failover.ErrSwitchoverAborted) || !strings.Contains(err.Error(), "writable again") {
+		t.Fatalf("switchover: %v, want aborted, the master writable again", err)
+	}
+	if ro := must1(f.master.QueryString(ctx, "SELECT @@GLOBAL.read_only")); ro != "0" {
+		t.Fatalf("read_only=%s after the abort of a writable master's switchover", ro)
+	}
+}

@@ -70,8 +70,9 @@ type FenceResult struct {
 	KilledIDs []uint64
 	// Duration is the time the fence took.
 	Duration time.Duration
-	// session reports that the fence logged in.
-	session bool
+	// session reports that the fence logged in; readOnlyRead that it read
+	// read_only before setting it (WasReadOnly is then known).
+	session, readOnlyRead bool
 	// Err is nil when the old master is fenced or unreachable. It wraps
 	// ErrFenceFailed when the old master answered but is not fenced, or is
 	// the caller's context error, or an invalid DSN.
@@ -81,6 +82,12 @@ type FenceResult struct {
 // Fenced reports that the old master answered and is now read-only with its
 // clients killed.
 func (r FenceResult) Fenced() bool { return r.Reachable && r.ReadOnly && r.Err == nil }
+
+// MayHaveSetReadOnly reports that the fence found read_only OFF and so may
+// have turned it ON: what undoing the fence (a switchover's abort) must set
+// back. A fence that found read_only ON, or never read it (it could not
+// connect or read it, and then set nothing), changed no read_only.
+func (r FenceResult) MayHaveSetReadOnly() bool { return r.readOnlyRead && !r.WasReadOnly }
 
 // Summary returns one line for the log and the audit log:
 //
@@ -300,6 +307,7 @@ func (f fence) setReadOnly(ctx context.Context, res *FenceResult) error {
 	if err := f.conn.QueryRowContext(ctx, "SELECT @@global.read_only").Scan(&res.WasReadOnly); err != nil {
 		return fmt.Errorf("read read_only: %w", err)
 	}
+	res.readOnlyRead = true
 	if res.WasReadOnly {
 		return nil
 	}
