@@ -164,3 +164,73 @@ func TestSwitchoverAbortKeepsAReadOnlyMasterReadOnly(t *testing.T) {
 		t.Fatalf("read_only=%s after the abort of a writable master's switchover", ro)
 	}
 }
+
+// TestAutoPromotionRetriesWhileTheGateHolds: the automatic promotion is
+// refused (pre_promote vetoes while a file exists) after the master died;
+// it is tried again while the master stays dead and a promotion is still
+// proven lossless, status says it is retrying and why, and once the veto
+// is gone the standby is promoted. With a veto that never ends, the retries
+// stop when the gate no longer holds (the master's semi-sync timeout after
+// the stream last heard it), and the standby stays read-only.
+func TestAutoPromotionRetriesWhileTheGateHolds(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		timeout string // the master's rpl_semi_sync_master_timeout, ms
+		lift    bool   // the veto ends
+	}{
+		{"veto lifted", "60000", true},
+		{"veto until the gate expires", "8000", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			veto := filepath.Join(t.TempDir(), "veto")
+			writeFile(t, veto, "")
+			f := newFailoverEnvMode(t, ModeReplica, fmt.Sprintf("mode = \"auto\"\npre_promote = [\"sh\", \"-c\", \"test ! -f %s\"]\n", veto))
+			f.exec("SET GLOBAL rpl_semi_sync_master_timeout = " + c.timeout)
+			f.exec("INSERT INTO test.t (c) VALUES (1)")
+			harness.WaitFor(t, "a proof with the new timeout", 60*time.Second, func() bool {
+				p, _, err := f.p.a.store.SemiSync()
+				return err == nil && p != nil && p.Timeout.Milliseconds() == must2(t, c.timeout)
+			})
+			f.waitLossless()
+			must(t, f.master.Kill())
+			harness.WaitFor(t, "status to say the automatic promotion is retrying", 60*time.Second, func() bool {
+				r := f.report()
+				return r.Failover != nil && strings.Contains(r.Failover.Retrying, "pre_promote")
+			})
+			if !c.lift {
+				harness.WaitFor(t, "the retries to stop once the gate no longer holds", 60*time.Second, func() bool {
+					return f.report().Failover.Retrying == ""
+				})
+				if !strings.Contains(f.p.log.String(), "no longer proven lossless: not retried") {
+					t.Fatalf("the retries stopped without saying why")
+				}
+				if r := f.report(); r.Role != checkpoint.RoleStandby {
+					t.Fatalf("role %s after a veto that never ended", r.Role)
+				}
+				if ro := must1(f.standby.QueryString(context.Background(), "SELECT @@read_only")); ro != "1" {
+					t.Fatalf("standby read_only=%s after a veto that never ended", ro)
+				}
+				return
+			}
+			must(t, os.Remove(veto))
+			harness.WaitFor(t, "the retried promotion", 60*time.Second, func() bool { return f.report().Role == checkpoint.RoleMaster })
+			r := f.report()
+			audit := strings.Join(r.Audit, "\n")
+			if !strings.Contains(audit, "pre_promote vetoed") || !strings.Contains(audit, "promoted to epoch 1") {
+				t.Fatalf("audit log:\n%s\nwant the veto, then the promotion", audit)
+			}
+			if r.Failover.Retrying != "" {
+				t.Fatalf("status still says retrying after the promotion: %q", r.Failover.Retrying)
+			}
+		})
+	}
+}
+
+func must2(t *testing.T, ms string) int64 {
+	t.Helper()
+	var v int64
+	if _, err := fmt.Sscan(ms, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
