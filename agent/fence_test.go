@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -233,4 +234,83 @@ func must2(t *testing.T, ms string) int64 {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestPromotionFencesBeforeTheDrain: the old master is alive and its
+// clients write while a promotion's drain takes several times the master's
+// semi-sync timeout T (the standby's table is locked). Fenced only after
+// the drain, the master would fall back to async T after the stream
+// stopped and acknowledge commits the standby never gets. Fenced first, it
+// refuses writes before the stream stops: every commit a client was told
+// succeeded is on the new master, and no sample sees two writable servers.
+func TestPromotionFencesBeforeTheDrain(t *testing.T) {
+	for _, mode := range []string{ModeReplica, ModeDirect} {
+		t.Run(mode, func(t *testing.T) {
+			f := newFailoverEnvMode(t, mode, `mode = "manual"`)
+			f.grantRejoin(f.master) // the fence user can fence
+			ctx := context.Background()
+			f.exec("SET GLOBAL rpl_semi_sync_master_timeout = 1000")
+			load, stopLoad := context.WithCancel(ctx)
+			defer stopLoad()
+			var committed atomic.Int64
+			ids := appWriters(load, t, f.master, 8, &committed)
+			harness.WaitFor(t, "the clients to commit", 60*time.Second, func() bool { return committed.Load() >= 100 })
+			sampling, stopSampling := context.WithCancel(ctx)
+			defer stopSampling()
+			sampler := sampleWritable(sampling, f.master, f.standby)
+
+			// The drain waits for this lock.
+			lock, err := f.standby.DB().Conn(ctx)
+			must(t, err)
+			defer lock.Close()
+			_, err = lock.ExecContext(ctx, "LOCK TABLES test.t WRITE")
+			must(t, err)
+			// A backlog for the drain: commits received, not applied.
+			locked := committed.Load()
+			harness.WaitFor(t, "commits behind the lock", 30*time.Second, func() bool { return committed.Load() >= locked+20 })
+			promoted := make(chan error, 1)
+			go func() {
+				_, err := f.p.a.opPromote(ctx, control.Peer{UID: 0, PID: 1}, control.Request{Op: "promote", Force: true})
+				promoted <- err
+			}()
+			var drainAt time.Time
+			harness.WaitFor(t, "the promotion to be in its drain", 60*time.Second, func() bool {
+				p := f.report().Failover.Promotion
+				if p != nil && (p.Step == "stream-end" || p.Step == "stream-stopped") {
+					drainAt = time.Now()
+					return true
+				}
+				return false
+			})
+			okBefore := committed.Load()
+			// The drain outlasts T three times over while the clients write.
+			harness.WaitFor(t, "3 T into the drain", 30*time.Second, func() bool { return time.Since(drainAt) > 3*time.Second })
+			okDuring := committed.Load() - okBefore
+			_, err = lock.ExecContext(ctx, "UNLOCK TABLES")
+			must(t, err)
+			select {
+			case err := <-promoted:
+				if err != nil {
+					t.Fatalf("promote --force: %v", err)
+				}
+			case <-time.After(2 * time.Minute):
+				t.Fatal("the promotion did not end")
+			}
+			stopLoad()
+			ok := ids()
+			stopSampling()
+			<-sampler.done
+			if missing := missingIDs(t, f.standby, ok); len(missing) > 0 {
+				t.Fatalf("%d of %d commits OK'd by the old master are not on the new master (%d OK'd during the drain), e.g. %v",
+					len(missing), len(ok), okDuring, missing[:min(5, len(missing))])
+			}
+			if n := sampler.both.Load(); n > 0 {
+				t.Fatalf("%d of %d samples saw both servers writable", n, sampler.samples.Load())
+			}
+			if okDuring > 0 {
+				t.Fatalf("the old master acknowledged %d commits during the drain", okDuring)
+			}
+			t.Logf("%d commits OK'd, all on the new master; none during the drain; %d samples, never two writers", len(ok), sampler.samples.Load())
+		})
+	}
 }

@@ -301,8 +301,11 @@ WHERE GRANTEE = CONCAT("'", LEFT(CURRENT_USER(), LENGTH(CURRENT_USER()) - LENGTH
 
 // setReadOnly sets read_only=ON unless it is already. SET GLOBAL read_only
 // takes the global read lock, which waits for running writes and commits;
-// it waits at most a quarter of the timeout (lock_wait_timeout), and when
-// it times out the fence kills the clients in the way and tries once more.
+// it waits at most a quarter of the timeout, and at least a second
+// (lock_wait_timeout counts whole seconds, and 0 would be NOWAIT: any
+// running write would make it fail at once). When it times out, the fence
+// kills the clients in the way and tries again, while the timeout leaves
+// room for another wait.
 func (f fence) setReadOnly(ctx context.Context, res *FenceResult) error {
 	if err := f.conn.QueryRowContext(ctx, "SELECT @@global.read_only").Scan(&res.WasReadOnly); err != nil {
 		return fmt.Errorf("read read_only: %w", err)
@@ -311,20 +314,24 @@ func (f fence) setReadOnly(ctx context.Context, res *FenceResult) error {
 	if res.WasReadOnly {
 		return nil
 	}
-	wait := int(f.timeout / 4 / time.Second) // whole seconds; 0 is NOWAIT
+	wait := max(1, int(f.timeout/4/time.Second))
 	if _, err := f.conn.ExecContext(ctx, fmt.Sprintf("SET SESSION lock_wait_timeout = %d", wait)); err != nil {
 		return fmt.Errorf("set lock_wait_timeout: %w", err)
 	}
-	err := f.execReadOnly(ctx)
-	var me *mysql.MySQLError
-	if errors.As(err, &me) && me.Number == erLockWaitTimeout {
-		f.log.Warn("SET GLOBAL read_only waited too long for running writes; killing the clients first", "lock_wait_timeout", wait)
+	for {
+		err := f.execReadOnly(ctx)
+		var me *mysql.MySQLError
+		if !errors.As(err, &me) || me.Number != erLockWaitTimeout {
+			return err
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < time.Duration(wait)*time.Second+100*time.Millisecond {
+			return err
+		}
+		f.log.Warn("SET GLOBAL read_only waited too long for running writes; killing the clients and trying again", "lock_wait_timeout", wait)
 		if kerr := f.killClients(ctx, res); kerr != nil {
 			return kerr
 		}
-		err = f.execReadOnly(ctx)
 	}
-	return err
 }
 
 func (f fence) execReadOnly(ctx context.Context) error {
