@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hotstandby/hotstandby/checkpoint"
 	"github.com/hotstandby/hotstandby/harness"
+	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/hotstandby/hotstandby/sandbox"
 	"github.com/hotstandby/hotstandby/status"
 )
@@ -115,4 +117,53 @@ func TestPromotionKilledAtEveryStep(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestResumedPromotionAbortsBesideAnUnfencedMaster: the agent is killed
+// right after an automatic promotion recorded its decision (the master
+// was frozen long enough to be declared dead); the master answers again
+// before the agent restarts, and the fence user cannot fence it. The
+// restarted agent resumes the promotion beside its stream, finds the old
+// master answering and not fenced, and aborts: the standby stays
+// read-only, the agent is a standby again and streams, and a commit on
+// the master reaches the standby.
+func TestResumedPromotionAbortsBesideAnUnfencedMaster(t *testing.T) {
+	e := newEnv(t)
+	standby := e.withStandbyMode(ModeReplica)
+	writeFile(t, e.cfgPath, readFile(t, e.cfgPath)+"\n[failover]\nmode = \"auto\"\n")
+	p := e.startProcessEnv(killAfterStepEnv + "=" + checkpoint.StepStarted)
+	e.waitSemiSyncClient()
+	ctx := context.Background()
+	report := func() status.Report {
+		r, err := status.Fetch(ctx, e.config().Status.Listen)
+		if err != nil {
+			return status.Report{}
+		}
+		return r
+	}
+	harness.WaitFor(t, "a promotion to be proven lossless", 60*time.Second, func() bool {
+		r := report()
+		return r.Failover != nil && r.Failover.LosslessNow
+	})
+	must(t, syscall.Kill(e.master.PID(), syscall.SIGSTOP))
+	cont := sync1(func() { _ = syscall.Kill(e.master.PID(), syscall.SIGCONT) })
+	t.Cleanup(cont)
+	harness.WaitFor(t, "the agent to kill itself after recording the decision", 60*time.Second, p.Exited)
+	cont()
+	p.start()
+	harness.WaitFor(t, "the resumed promotion to be aborted", 60*time.Second, func() bool {
+		r := report()
+		return r.Role == checkpoint.RoleStandby && r.Failover != nil && strings.Contains(r.Failover.LastAborted, "not fenced")
+	})
+	if ro := must1(standby.QueryString(ctx, "SELECT @@read_only")); ro != "1" {
+		t.Fatalf("standby read_only=%s after the aborted promotion", ro)
+	}
+	harness.WaitFor(t, "the agent to stream again", 30*time.Second, func() bool {
+		return report().Stream.State == ingest.StateStreaming
+	})
+	e.exec("INSERT INTO test.t (id, c) VALUES (4242, 1)")
+	harness.WaitFor(t, "the commit on the standby", 60*time.Second, func() bool {
+		n, _ := standby.QueryString(ctx, "SELECT COUNT(*) FROM test.t WHERE id = 4242")
+		return n == "1"
+	})
 }
