@@ -163,8 +163,13 @@ var ErrAborted = errors.New("promotion aborted")
 
 // Promoter runs promotions: a recorded state machine whose every step goes
 // to the checkpoint store before the next begins, so that a crash at any
-// step resumes there on restart (Resume). Promote and Resume may be called
-// from any goroutine; one promotion runs at a time.
+// step resumes there on restart (Resume). The order is: the decision, the
+// old master isolated (Fencer, while the stream runs; an answering old
+// master that is not isolated aborts the promotion unless forced), the
+// stream stopped for good, the drain, the standby writable, the role master
+// with the new epoch, post_promote (the package documentation has the
+// invariants). Promote and Resume may be called from any goroutine; one
+// promotion runs at a time.
 type Promoter struct {
 	Store     *checkpoint.Store
 	Stream    Stream
