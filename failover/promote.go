@@ -244,6 +244,18 @@ func (p *Promoter) Promote(ctx context.Context, req Request) (Result, error) {
 		p.audit("promotion-refused", req, "pre_promote vetoed: "+err.Error())
 		return res, fmt.Errorf("%w: pre_promote hook vetoed it: %v", ErrRefused, err)
 	}
+	// The decision is what gets recorded next: the gate must still hold
+	// then (pre_promote may have taken up to its timeout, past B + T).
+	if req.Proof == "" && ok {
+		if ok, why = p.Gate.Lossless(); !ok {
+			res.Lossless, res.Why = false, why
+			if !req.Force {
+				p.alert(ctx, Event{Reason: "automatic promotion refused: " + why, Epoch: role.Epoch, OldMaster: p.OldAddr, NewMaster: p.NewAddr}, &res)
+				p.audit("promotion-refused", req, fmt.Sprintf("promotion refused after pre_promote (%s): %s; `hotstandby promote --force` promotes anyway", req.Reason, why))
+				return res, fmt.Errorf("%w: after pre_promote, a promotion now may lose committed transactions: %s (`hotstandby promote --force` promotes anyway and records it)", ErrRefused, why)
+			}
+		}
+	}
 	old := p.OldMaster
 	if st, err := p.Store.Load(); err == nil && st.Identity != nil {
 		old = *st.Identity // the master the relay log's positions belong to

@@ -193,3 +193,42 @@ func TestResumeOfAnOlderRecordBesideAnUnfencedMaster(t *testing.T) {
 		t.Fatalf("audit log:\n%s", a)
 	}
 }
+
+// flipGate is lossless until pre_promote has run.
+type flipGate struct{ f *fakes }
+
+func (g flipGate) Lossless() (bool, string) {
+	for _, c := range g.f.calls {
+		if c == "pre" {
+			return false, "the master was last heard 11s ago, longer than its 10s semi-sync timeout"
+		}
+	}
+	return true, ""
+}
+
+// TestPromoteRechecksTheGateAfterPrePromote: a pre_promote hook that takes
+// long enough for the gate to stop holding: the decision is not recorded,
+// nothing is changed, the alert runs; --force still promotes, recorded as
+// forced.
+func TestPromoteRechecksTheGateAfterPrePromote(t *testing.T) {
+	f := &fakes{}
+	p := newPromoter(t, f)
+	p.Gate = flipGate{f}
+	_, err := p.Promote(context.Background(), Request{Reason: "dead", By: "detector"})
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "after pre_promote") {
+		t.Fatalf("Promote = %v, want refused after pre_promote", err)
+	}
+	if got := strings.Join(f.calls, " "); got != "pre alert" {
+		t.Fatalf("calls %q", got)
+	}
+	if r, _ := p.Store.LoadRole(); r.Role != checkpoint.RoleStandby || r.Epoch != 0 {
+		t.Fatalf("role %+v", r)
+	}
+	f.calls = nil
+	if _, err := p.Promote(context.Background(), Request{Reason: "operator", By: "uid 0", Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := p.Store.LoadRole(); r.Role != checkpoint.RoleMaster || !r.Forced {
+		t.Fatalf("role %+v, want promoted and recorded as forced", r)
+	}
+}
