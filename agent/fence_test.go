@@ -214,7 +214,10 @@ func TestAutoPromotionRetriesWhileTheGateHolds(t *testing.T) {
 				return
 			}
 			must(t, os.Remove(veto))
-			harness.WaitFor(t, "the retried promotion", 60*time.Second, func() bool { return f.report().Role == checkpoint.RoleMaster })
+			harness.WaitFor(t, "the retried promotion, recorded in the audit log", 60*time.Second, func() bool {
+				r := f.report()
+				return r.Role == checkpoint.RoleMaster && strings.Contains(strings.Join(r.Audit, "\n"), "promoted to epoch 1")
+			})
 			r := f.report()
 			audit := strings.Join(r.Audit, "\n")
 			if !strings.Contains(audit, "pre_promote vetoed") || !strings.Contains(audit, "promoted to epoch 1") {

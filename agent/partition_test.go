@@ -62,7 +62,10 @@ func TestPartitionedMasterIsShotBeforeTheDrain(t *testing.T) {
 	harness.WaitFor(t, "B + T + 3s", 60*time.Second, func() bool { return time.Since(blockedAt) > 13*time.Second })
 	_, err = lock.ExecContext(ctx, "UNLOCK TABLES")
 	must(t, err)
-	harness.WaitFor(t, "the promotion", 60*time.Second, func() bool { return e.mustReport().Role == checkpoint.RoleMaster })
+	harness.WaitFor(t, "the promotion, recorded in the audit log", 60*time.Second, func() bool {
+		r := e.mustReport()
+		return r.Role == checkpoint.RoleMaster && strings.Contains(strings.Join(r.Audit, "\n"), "promoted to epoch 1")
+	})
 	stopLoad()
 	ok := ids()
 	if _, err := os.Stat(shot); err != nil {
