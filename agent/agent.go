@@ -152,9 +152,11 @@ func (a *Agent) Run(ctx context.Context) error {
 // a.stopStream cancels; runRole closes a.recvDone once it cannot run):
 //   - standby: the receiver, the monitor, the applier, purge and (unless
 //     failover.mode = off) the detector;
-//   - promoting (a promotion a crash interrupted): the applier, to finish
-//     the drain, and the promotion from its last recorded step; never the
-//     stream;
+//   - promoting (a promotion a crash interrupted): the promotion from its
+//     last recorded step; before the old master is isolated, beside
+//     everything the standby role runs (the stream runs until then);
+//     after, the applier until the drain is done (never after it: its
+//     session would set read_only=ON), and never the stream;
 //   - master (promoted): nothing but status and control. The agent never
 //     streams from or acknowledges the old master again, even when started
 //     with the old configuration.
@@ -177,6 +179,7 @@ func (a *Agent) runRole(ctx, recvCtx context.Context, wg *sync.WaitGroup) error 
 		wg.Add(1)
 		go func() { defer wg.Done(); a.mirrorApplied(ctx) }()
 	}
+	resume := false
 	switch role.Role {
 	case checkpoint.RoleMaster:
 		close(a.recvDone)
@@ -185,18 +188,29 @@ func (a *Agent) runRole(ctx, recvCtx context.Context, wg *sync.WaitGroup) error 
 		<-ctx.Done()
 		return nil
 	case checkpoint.RolePromoting:
-		close(a.recvDone)
 		if a.failover == nil {
+			close(a.recvDone)
 			return fmt.Errorf("a promotion (epoch %d) is in progress but the configuration has no [standby] section to finish it on", role.Epoch)
 		}
+		if !checkpoint.StreamStopped(role.Step) {
+			resume = true // beside the standby role's parts, below
+			break
+		}
+		close(a.recvDone)
 		if _, err := a.recv.RecoverRelay(); err != nil {
 			return fmt.Errorf("resume the promotion of epoch %d: %w", role.Epoch, err)
 		}
-		startApplier()
+		if checkpoint.Drained(role.Step) {
+			// Never again: the direct applier's session sets read_only=ON,
+			// and replica mode would configure replication again.
+			a.log.Info("the interrupted promotion is past its drain: the standby's applier is not started again", "step", role.Step)
+		} else {
+			startApplier()
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := a.failover.promoter.Resume(ctx); err != nil {
+			if err := a.resumePromotion(ctx); err != nil {
 				a.log.Error("the interrupted promotion did not finish; `hotstandby promote` resumes it", "err", err)
 			}
 		}()
@@ -215,6 +229,15 @@ func (a *Agent) runRole(ctx, recvCtx context.Context, wg *sync.WaitGroup) error 
 	if err := a.startServe(recvCtx, wg); err != nil {
 		return err
 	}
+	if resume {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.resumePromotion(ctx); err != nil {
+				a.log.Error("the interrupted promotion did not finish; `hotstandby promote` resumes it", "err", err)
+			}
+		}()
+	}
 	err = a.recv.Run(recvCtx)
 	close(a.recvDone)
 	select {
@@ -228,6 +251,14 @@ func (a *Agent) runRole(ctx, recvCtx context.Context, wg *sync.WaitGroup) error 
 	// The stream was stopped for good (a promotion): serve until the end.
 	<-ctx.Done()
 	return nil
+}
+
+// resumePromotion finishes a promotion a crash interrupted; a panic in it
+// is an error, not the daemon's end.
+func (a *Agent) resumePromotion(ctx context.Context) (err error) {
+	defer a.recoverOp("resume the promotion", &err)
+	_, err = a.failover.promoter.Resume(ctx)
+	return err
 }
 
 // purgeEvery is how often to look for segments to purge: a minute, or

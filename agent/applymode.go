@@ -46,6 +46,11 @@ type applyMode interface {
 	// the standby's applied position. It fails, changing nothing, while the
 	// standby's apply is stopped on an error.
 	drain(ctx context.Context, target relay.Frontier) (binlog.Position, error)
+	// stop ends the mode's apply for good, caught up or not, and returns
+	// once it has ended (at once if it never started): a promotion's
+	// MakeWritable calls it, since the direct applier's session sets
+	// read_only=ON and replica mode would configure replication again.
+	stop(ctx context.Context) error
 	// skip is the control op "skip": the standby skips exactly the
 	// transaction gtid its apply is stopped on; the audit log records it.
 	// One skip runs at a time (the caller holds skipRegistry.serial).
@@ -103,6 +108,7 @@ func (noMode) applied() (binlog.GTIDSet, string, error) {
 func (noMode) drain(context.Context, relay.Frontier) (binlog.Position, error) {
 	return binlog.Position{}, errNoStandby
 }
+func (noMode) stop(context.Context) error { return nil }
 func (noMode) skip(context.Context, control.Peer, string) (string, error) {
 	return "", errors.New("skip: no applier: the agent has no [standby] section")
 }

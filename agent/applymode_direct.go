@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,8 +26,9 @@ type directMode struct {
 	ap *applier.Applier
 
 	stopOnce sync.Once
-	stop     chan struct{} // closed by drain: the applier stops for good
+	stopped  chan struct{} // closed by drain or stop: the applier stops for good
 	done     chan struct{} // closed once the applier's Run has returned
+	started  atomic.Bool   // start ran (done will be closed)
 }
 
 func newDirectMode(a *Agent) (*directMode, error) {
@@ -34,7 +36,7 @@ func newDirectMode(a *Agent) (*directMode, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &directMode{a: a, stop: make(chan struct{}), done: make(chan struct{})}
+	m := &directMode{a: a, stopped: make(chan struct{}), done: make(chan struct{})}
 	m.ap = applier.New(applier.Config{
 		DSN: a.cfg.StandbyDSN(), RelayDir: a.cfg.RelayDir(), Start: st.Applied, Logger: a.log,
 		MasterServerID: func() uint32 { return a.recv.Status().Identity.ServerID },
@@ -49,11 +51,12 @@ func newDirectMode(a *Agent) (*directMode, error) {
 
 func (m *directMode) start(ctx context.Context, wg *sync.WaitGroup, fatal func(error)) {
 	ctx, cancel := context.WithCancel(ctx)
+	m.started.Store(true)
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		select {
-		case <-m.stop:
+		case <-m.stopped:
 			cancel()
 		case <-ctx.Done():
 		}
@@ -115,13 +118,23 @@ func (m *directMode) drain(ctx context.Context, target relay.Frontier) (binlog.P
 		case <-t.C:
 		}
 	}
-	m.stopOnce.Do(func() { close(m.stop) })
-	select {
-	case <-m.done:
-	case <-ctx.Done():
-		return binlog.Position{}, ctx.Err()
+	if err := m.stop(ctx); err != nil {
+		return binlog.Position{}, err
 	}
 	return m.ap.Status().Applied, nil
+}
+
+func (m *directMode) stop(ctx context.Context) error {
+	m.stopOnce.Do(func() { close(m.stopped) })
+	if !m.started.Load() {
+		return nil
+	}
+	select {
+	case <-m.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // atLeast reports whether a is at or past b in the relay log.

@@ -5,7 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hotstandby/hotstandby/binlog"
@@ -24,7 +28,29 @@ type failoverParts struct {
 	detector *failover.Detector // nil with failover.mode = off
 	prober   *failover.SQLProber
 	hooks    *failover.HookRunner
+
+	mu       sync.Mutex // guards retrying
+	retrying string     // why the automatic promotion is being retried ("" when it is not)
 }
+
+// setRetrying records why the automatic promotion is being retried, for
+// status ("" when it is not).
+func (fp *failoverParts) setRetrying(why string) {
+	fp.mu.Lock()
+	fp.retrying = why
+	fp.mu.Unlock()
+}
+
+// Retrying is why the automatic promotion is being retried, or "".
+func (fp *failoverParts) Retrying() string {
+	fp.mu.Lock()
+	defer fp.mu.Unlock()
+	return fp.retrying
+}
+
+// autoRetryEvery is how long the automatic promotion waits before it tries
+// again after a refusal.
+const autoRetryEvery = time.Second
 
 // newFailover wires the promoter (and, unless failover.mode is off, the
 // detector) over the agent's parts.
@@ -42,6 +68,9 @@ func (a *Agent) newFailover() (*failoverParts, error) {
 		OldMaster: old, OldAddr: a.cfg.Master.Addr(), NewAddr: a.cfg.Standby.Addr(),
 		Log: a.log.With("component", "failover"), Now: time.Now,
 	}
+	if step := os.Getenv(killAfterStepEnv); step != "" {
+		fp.promoter.AfterStep = killAfterStep(a, step)
+	}
 	if a.cfg.Failover.Mode == "off" {
 		return fp, nil
 	}
@@ -55,6 +84,29 @@ func (a *Agent) newFailover() (*failoverParts, error) {
 	fp.prober = p
 	fp.detector = failover.NewDetector(dc, p, agentStreamView{a, dc.StreamSilence}, a.log, time.Now)
 	return fp, nil
+}
+
+// killAfterStepEnv names a promotion step after whose record the daemon
+// kills itself with SIGKILL, once per data directory: the crash tests'
+// injection, never set in production.
+const killAfterStepEnv = "HOTSTANDBY_TEST_KILL_AFTER_STEP"
+
+func killAfterStep(a *Agent, step string) func(checkpoint.Role) {
+	mark := filepath.Join(a.cfg.DataDir, "test-killed-after-"+step)
+	return func(r checkpoint.Role) {
+		if r.Step != step {
+			return
+		}
+		if _, err := os.Stat(mark); err == nil {
+			return
+		}
+		if err := os.WriteFile(mark, nil, 0o600); err != nil {
+			return
+		}
+		a.log.Warn("test crash injection: kill -9 after the promotion step", "step", step)
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // the signal is on its way
+	}
 }
 
 // lastHeard is when the stream last received anything from the master.
@@ -96,7 +148,7 @@ func (a *Agent) heard() failover.Heard {
 }
 
 // runDetector acts on the detector's verdicts until ctx ends: in auto mode
-// it promotes (the gate may refuse), in manual mode it alerts.
+// it promotes (autoPromote), in manual mode it alerts.
 func (a *Agent) runDetector(ctx context.Context) {
 	fp := a.failover
 	defer fp.prober.Close() // no connection to the old master outlives the detector
@@ -113,23 +165,74 @@ func (a *Agent) runDetector(ctx context.Context) {
 					OldMaster: a.cfg.Master.Addr(), NewMaster: a.cfg.Standby.Addr()})
 				continue
 			}
-			end, err := a.roleOps.begin("promotion", "detector")
-			if err != nil {
-				a.log.Error("the master is dead, but the automatic promotion waits", "reason", v.Reason, "err", err)
-				continue
+			if a.autoPromote(ctx, v) {
+				return // promoted, or the promotion started: nothing left to detect
 			}
-			a.log.Error("the master is dead: promoting", "reason", v.Reason)
-			// The daemon's context, not ctx: the promotion stops the stream
-			// (and with it ctx) on its way.
-			_, err = fp.promoter.Promote(a.ctx, failover.Request{Reason: "master dead: " + v.Reason, By: "detector"})
-			end()
-			if err != nil {
-				a.log.Error("automatic promotion did not happen", "err", err)
-				continue
-			}
-			return // promoted: nothing left to detect
 		}
 	}
+}
+
+// errRoleOpBusy wraps the role lock's refusal: another promote,
+// switchover or rejoin (an operator's --dry-run among them) is running.
+var errRoleOpBusy = errors.New("another role operation is running")
+
+// autoPromote promotes on a verdict. After a refusal (the role lock held,
+// the standby check failed, pre_promote vetoed or timed out) or an abort
+// (the old master answered and could not be fenced), it tries again every
+// autoRetryEvery while the verdict holds (the detector still says the
+// master is dead) and the gate still calls a promotion now lossless, which
+// bounds the retries by the master's semi-sync timeout after the stream
+// last heard it; status says it is retrying and why. It reports whether
+// the promotion started (done, or stopped at a step that resumes).
+func (a *Agent) autoPromote(ctx context.Context, v failover.Verdict) bool {
+	fp := a.failover
+	defer fp.setRetrying("")
+	for attempt := 1; ; attempt++ {
+		err := a.promoteOnce(v)
+		if err == nil {
+			return true
+		}
+		if !errors.Is(err, failover.ErrRefused) && !errors.Is(err, failover.ErrAborted) && !errors.Is(err, errRoleOpBusy) {
+			// It started and stopped at a step: it resumes from there
+			// (`hotstandby promote`, or the next start), never streams again.
+			a.log.Error("the automatic promotion stopped; `hotstandby promote` resumes it", "err", err)
+			return true
+		}
+		if role, rerr := a.store.LoadRole(); rerr != nil || role.Role != checkpoint.RoleStandby {
+			a.log.Error("automatic promotion did not happen", "err", err, "role", role.Role)
+			return role.Role != checkpoint.RoleStandby
+		}
+		if !fp.detector.View().Dead {
+			a.log.Error("automatic promotion did not happen; the master was seen alive since: not retried", "err", err)
+			return false
+		}
+		if ok, why := fp.promoter.Gate.Lossless(); !ok {
+			a.log.Error("automatic promotion did not happen, and a promotion now is no longer proven lossless: not retried", "err", err, "gate", why)
+			return false
+		}
+		fp.setRetrying(fmt.Sprintf("attempt %d at %s: %v", attempt, time.Now().UTC().Format("15:04:05.000"), err))
+		a.log.Warn("automatic promotion did not happen; retrying while the master stays dead and the gate holds", "attempt", attempt, "err", err, "retry_in", autoRetryEvery)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(autoRetryEvery):
+		}
+	}
+}
+
+// promoteOnce is one attempt of the automatic promotion.
+func (a *Agent) promoteOnce(v failover.Verdict) (err error) {
+	end, err := a.roleOps.begin("promotion", "detector")
+	if err != nil {
+		return fmt.Errorf("%w: %v", errRoleOpBusy, err)
+	}
+	defer end()
+	defer a.recoverOp("automatic promotion", &err)
+	a.log.Error("the master is dead: promoting", "reason", v.Reason)
+	// The daemon's context, not the detector's: the promotion stops the
+	// stream (and with it the detector) on its way.
+	_, err = a.failover.promoter.Promote(a.ctx, failover.Request{Reason: "master dead: " + v.Reason, By: "detector"})
+	return err
 }
 
 // opPromote is the control op "promote" (and, for a promotion that stopped
@@ -168,13 +271,13 @@ func (a *Agent) opPromote(ctx context.Context, p control.Peer, req control.Reque
 	ended = true // the promotion's goroutine ends the lock
 	go func() {
 		var o outcome
+		defer func() { end(); done <- o }()
+		defer a.recoverOp("promote", &o.err)
 		if role.Role == checkpoint.RolePromoting && !req.DryRun {
-			o.res, o.err = a.failover.promoter.Resume(a.ctx)
+			o.res, o.err = a.failover.promoter.ResumeRequest(a.ctx, failover.Request{By: p.String(), Force: req.Force})
 		} else {
 			o.res, o.err = a.failover.promoter.Promote(a.ctx, failover.Request{Reason: "operator request", By: p.String(), Force: req.Force, DryRun: req.DryRun})
 		}
-		end()
-		done <- o
 	}()
 	var res failover.Result
 	select {
@@ -261,11 +364,15 @@ func (s agentStandby) Check(ctx context.Context) error {
 	return nil
 }
 
-// MakeWritable removes every replication configuration of the standby
-// (RESET SLAVE ALL for each connection: no leftover master.info can make it
-// replicate from anyone), enables the semi-sync master if configured, and
-// sets read_only=OFF, checking it took.
+// MakeWritable stops the applier for good (a resumed promotion may have
+// started it, and its session sets read_only=ON), removes every replication
+// configuration of the standby (RESET SLAVE ALL for each connection: no
+// leftover master.info can make it replicate from anyone), enables the
+// semi-sync master if configured, and sets read_only=OFF, checking it took.
 func (s agentStandby) MakeWritable(ctx context.Context) error {
+	if err := s.a.mode.stop(ctx); err != nil {
+		return fmt.Errorf("stop the standby's apply: %w", err)
+	}
 	db, err := sql.Open("mysql", s.a.cfg.StandbyDSN())
 	if err != nil {
 		return err
@@ -324,20 +431,20 @@ type agentFencer struct {
 	hooks *failover.HookRunner
 }
 
-func (f agentFencer) Fence(ctx context.Context) string {
-	var parts []string
+// Fence runs the SQL fence (failover.fence) and then the stonith command,
+// both whatever the other did: stonith is the way left when the fence
+// fails, and isolates for good a master the fence found unreachable.
+func (f agentFencer) Fence(ctx context.Context) failover.Isolation {
+	var iso failover.Isolation
 	if f.a.cfg.Failover.Fence {
-		res := failover.FenceOldMaster(ctx, f.a.cfg.MasterDSN(), 2*time.Second, f.a.log.With("component", "fence"))
-		parts = append(parts, res.Summary())
+		res := failover.FenceOldMaster(ctx, f.a.cfg.MasterDSN(), 2*time.Second, f.a.log)
+		iso.SQL = &res
 	}
 	if argv := f.a.cfg.Failover.Stonith; len(argv) > 0 {
 		res := f.hooks.Run(ctx, failover.HookStonith, argv, failover.HookEvent{Reason: "promotion", OldMaster: f.a.cfg.Master.Addr(), NewMaster: f.a.cfg.Standby.Addr()})
-		parts = append(parts, res.Summary())
+		iso.Stonith = &res
 	}
-	if len(parts) == 0 {
-		return "not fenced (failover.fence = false and no stonith command)"
-	}
-	return strings.Join(parts, "; ")
+	return iso
 }
 
 // agentHooks runs the operator's hooks.

@@ -326,9 +326,10 @@ func TestNoFailoverWhileTheMasterAnswers(t *testing.T) {
 }
 
 // TestPromotionResumesAfterAgentKill: the agent is killed with kill -9 in
-// the middle of a promotion (its STONITH command is still running, after
-// the drain was recorded); restarted, it finishes the promotion from that
-// step, never streams again, and every committed row is on the new master.
+// the middle of a promotion (its STONITH command is still running: the
+// old master is isolated first); restarted, it finishes the promotion from
+// that step, and every committed row is on the new master.
+// (TestPromotionKilledAtEveryStep kills it after every step.)
 func TestPromotionResumesAfterAgentKill(t *testing.T) {
 	e := newEnv(t)
 	standby := e.withStandby()
@@ -360,7 +361,7 @@ stonith = ["sh", "-c", "while [ -f %s ]; do sleep 0.05; done"]
 	must(t, e.master.Kill())
 	harness.WaitFor(t, "the promotion to reach the fence step", 60*time.Second, func() bool {
 		r := report()
-		return r.Role == checkpoint.RolePromoting && r.Failover.Promotion != nil && r.Failover.Promotion.Step == checkpoint.StepDrained
+		return r.Role == checkpoint.RolePromoting && r.Failover.Promotion != nil && r.Failover.Promotion.Step == checkpoint.StepStarted
 	})
 	p.kill()
 	if ro, _ := standby.QueryString(ctx, "SELECT @@read_only"); ro != "1" {
@@ -382,7 +383,7 @@ stonith = ["sh", "-c", "while [ -f %s ]; do sleep 0.05; done"]
 	must(t, standby.Exec(ctx, "INSERT INTO test.t (c) VALUES (3)"))
 	r := report()
 	audit := strings.Join(r.Audit, "\n")
-	if !strings.Contains(audit, "resumed after step drained") || !strings.Contains(audit, "promoted to epoch 1") {
+	if !strings.Contains(audit, "resumed after step started") || !strings.Contains(audit, "promoted to epoch 1") {
 		t.Fatalf("audit log:\n%s\nwant the resume and the promotion", audit)
 	}
 	if after := p.Log()[logBefore:]; strings.Contains(after, "msg=streaming") || !strings.Contains(after, "resuming an interrupted promotion") {

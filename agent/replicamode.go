@@ -59,7 +59,10 @@ type replicaMode struct {
 	mu         sync.Mutex // mu guards the fields below
 	rep        *replica.Replica
 	srv        relayServer
-	badApplied string // a gtid_slave_pos that did not parse, logged once
+	cancel     context.CancelFunc // ends rep.Run (stop)
+	runDone    chan struct{}      // closed once rep.Run has returned
+	stopped    bool               // stop was called: never start again
+	badApplied string             // a gtid_slave_pos that did not parse, logged once
 
 	purgeMu sync.Mutex                // purgeMu guards the field below
 	segGTID map[uint64]binlog.GTIDSet // the GTIDs of closed relay segments (they never change)
@@ -112,7 +115,7 @@ func (m *replicaMode) startReplica(ctx context.Context, wg *sync.WaitGroup) erro
 	a := m.a
 	if role, err := a.store.LoadRole(); err != nil {
 		return err
-	} else if role.Role == checkpoint.RolePromoting && role.Step != checkpoint.StepStarted && role.Step != checkpoint.StepStreamEnd {
+	} else if role.Role == checkpoint.RolePromoting && checkpoint.Drained(role.Step) {
 		// The drain is done: the standby is no replica any more (or is
 		// being made writable); configuring it again would undo that.
 		a.log.Info("the interrupted promotion is past its drain: the standby's replication is not configured again", "step", role.Step)
@@ -147,7 +150,14 @@ func (m *replicaMode) startReplica(ctx context.Context, wg *sync.WaitGroup) erro
 		return err
 	}
 	m.mu.Lock()
-	m.rep, m.srv = rep, srv
+	if m.stopped {
+		m.mu.Unlock()
+		srv.Close()
+		return nil
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	m.rep, m.srv, m.cancel, m.runDone = rep, srv, cancel, make(chan struct{})
+	runDone := m.runDone
 	m.mu.Unlock()
 	a.log.Info("apply mode replica: the standby replicates from the agent's binlog server", "listen", srv.Addr(),
 		"standby", a.cfg.Standby.Addr(), "parallel_threads", cfg.ParallelThreads)
@@ -160,13 +170,36 @@ func (m *replicaMode) startReplica(ctx context.Context, wg *sync.WaitGroup) erro
 	}()
 	go func() {
 		defer wg.Done()
-		err := rep.Run(ctx)
-		if errors.Is(err, replica.ErrDrained) {
+		err := rep.Run(runCtx)
+		close(runDone)
+		if errors.Is(err, replica.ErrDrained) || (runCtx.Err() != nil && ctx.Err() == nil) { // drained, or stop
 			<-ctx.Done() // the server keeps serving other replicas until the end
 		}
+		cancel()
 		srv.Close()
 	}()
 	return nil
+}
+
+// stop ends the replica's control loop for good (it would configure the
+// standby's replication again) and waits for it; the binlog server keeps
+// serving until the daemon ends. The caller ends the standby's replication
+// itself (MakeWritable: STOP SLAVE, RESET SLAVE ALL).
+func (m *replicaMode) stop(ctx context.Context) error {
+	m.mu.Lock()
+	m.stopped = true
+	cancel, done := m.cancel, m.runDone
+	m.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // frontier is the standby's gtid_slave_pos, the applied frontier of

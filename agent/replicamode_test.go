@@ -2,9 +2,6 @@ package agent
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -383,22 +380,18 @@ func TestReplicaModeCatchesUpFromAFullRelay(t *testing.T) {
 }
 
 // TestReplicaModePromotionResumesAfterAgentKill: in replica mode, the agent
-// is killed with kill -9 after the promotion's drain was recorded (its
-// STONITH command holds it there); restarted, it does not configure the
+// is killed with kill -9 after the promotion's drain was recorded (the
+// crash injection); restarted, it does not configure the
 // standby as a replica again, finishes the promotion, and the new master
 // stays writable with no replication configured and every committed row.
 func TestReplicaModePromotionResumesAfterAgentKill(t *testing.T) {
 	e := newEnv(t)
 	standby := e.withReplicaStandby()
-	mark := filepath.Join(e.dir, "stonith.hold")
-	writeFile(t, mark, "")
-	writeFile(t, e.cfgPath, readFile(t, e.cfgPath)+fmt.Sprintf(`
+	writeFile(t, e.cfgPath, readFile(t, e.cfgPath)+`
 [failover]
 mode = "auto"
-hook_timeout = "90s"
-stonith = ["sh", "-c", "while [ -f %s ]; do sleep 0.05; done"]
-`, mark))
-	p := e.startProcess()
+`)
+	p := e.startProcessEnv(killAfterStepEnv + "=" + checkpoint.StepApplied)
 	e.waitSemiSyncClient()
 	ctx := context.Background()
 	report := func() status.Report {
@@ -416,12 +409,7 @@ stonith = ["sh", "-c", "while [ -f %s ]; do sleep 0.05; done"]
 		e.exec("INSERT INTO test.t (id, c) VALUES (?, 1)", 1000+i)
 	}
 	must(t, e.master.Kill())
-	harness.WaitFor(t, "the promotion to reach the fence step", 60*time.Second, func() bool {
-		r := report()
-		return r.Role == checkpoint.RolePromoting && r.Failover.Promotion != nil && r.Failover.Promotion.Step == checkpoint.StepDrained
-	})
-	p.kill()
-	must(t, os.Remove(mark))
+	harness.WaitFor(t, "the agent to kill itself after the drain", 60*time.Second, p.Exited)
 	logBefore := len(p.Log())
 	p.start()
 	harness.WaitFor(t, "the resumed promotion to finish", 60*time.Second, func() bool { return report().Role == checkpoint.RoleMaster })

@@ -95,6 +95,7 @@ func (a *Agent) addFailover(rep *status.Report) {
 	if role.Role == checkpoint.RoleStandby {
 		f.LosslessNow, f.LosslessWhy = a.failover.promoter.Gate.Lossless()
 	}
+	f.Retrying = a.failover.Retrying()
 	if d := a.failover.detector; d != nil && role.Role == checkpoint.RoleStandby {
 		v := d.View()
 		f.Detector = &status.DetectorReport{ProbeOK: v.ProbeOK, ProbeAt: status.TimePtr(v.ProbeAt), ProbeError: v.ProbeErr,

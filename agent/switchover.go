@@ -124,15 +124,15 @@ type liveMaster struct{ a *Agent }
 
 // Freeze reuses the fence: read_only=ON verified, client connections
 // killed, replication kept.
-func (m liveMaster) Freeze(ctx context.Context) (string, error) {
+func (m liveMaster) Freeze(ctx context.Context) (failover.FenceResult, error) {
 	res := failover.FenceOldMaster(ctx, m.a.cfg.MasterDSN(), 5*time.Second, m.a.log)
 	if !res.Fenced() {
 		if res.Err != nil {
-			return res.Summary(), res.Err
+			return res, res.Err
 		}
-		return res.Summary(), errors.New(res.Summary())
+		return res, errors.New(res.Summary())
 	}
-	return res.Summary(), nil
+	return res, nil
 }
 
 func (m liveMaster) Thaw(ctx context.Context) error {

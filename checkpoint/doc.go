@@ -8,6 +8,12 @@
 //     comparison and catches the worst class of bugs.
 //   - Positions are stored self-describing (binlog.Position.Encode), so a
 //     stored value says which flavor and which form it is in.
+//   - The role only moves forward within an epoch (SaveRole, ErrRoleBackwards),
+//     with one exception: AbortPromotion undoes a promotion still at its first
+//     step (StepStarted: nothing but the decision was done), back to the
+//     standby of the epoch before. Promotion steps of older versions (drain
+//     before fence) still decode, rank where their resume continues, and
+//     never read as fenced when they were not (Isolated, Drained).
 //   - Raw events never go into bbolt; the relay log holds them. The received
 //     frontier here is a lower bound of the relay log's true end: the relay
 //     writer checkpoints it periodically, and recovery scans forward from it.

@@ -26,15 +26,60 @@ const (
 	RoleMaster = "master"
 )
 
-// Promotion steps, in order. Each is recorded when it is done.
+// Promotion steps, in order. Each is recorded when it is done. The old
+// master is isolated (fenced, shot, or found unreachable) while the stream
+// still runs, before anything else changes: its clients' commits keep
+// being acknowledged until it stops taking them, and a promotion that
+// cannot isolate an old master that answers is aborted with nothing but
+// the record undone (AbortPromotion).
 const (
-	StepStarted   = "started"    // the decision, with its reason, is recorded
-	StepStreamEnd = "stream-end" // the stream is stopped for good
-	StepDrained   = "drained"    // every durable transaction is applied
-	StepFenced    = "fenced"     // the old master fenced (where reachable), STONITH run
-	StepWritable  = "writable"   // the standby is writable, replication config removed
-	StepDone      = "done"       // epoch recorded, hooks run
+	StepStarted = "started" // the decision, with its reason, is recorded; the stream still runs
+	// StepIsolated: the old master is fenced (read_only verified, clients
+	// killed) or shot by stonith, or answered neither; or an operator's
+	// --force went past a fence that failed. The stream still runs.
+	StepIsolated      = "isolated"
+	StepStreamStopped = "stream-stopped" // the stream is stopped for good, after the isolation
+	StepApplied       = "applied"        // every durable transaction is applied, after the isolation
+	StepWritable      = "writable"       // the standby is writable, replication config removed
+	StepDone          = "done"           // epoch recorded, hooks run
 )
+
+// Steps recorded by versions that drained before they fenced (before
+// issue 16). Read, never written. A promotion recorded at one of them
+// resumes safely: the fence is still to do at StepStreamEnd and
+// StepDrained, and is done at StepFenced.
+const (
+	StepStreamEnd = "stream-end" // the stream stopped; the old master NOT fenced, nothing drained
+	StepDrained   = "drained"    // drained; the old master NOT fenced
+	StepFenced    = "fenced"     // drained and fenced: as StepApplied
+)
+
+// StreamStopped reports whether a promotion recorded at step has stopped
+// the stream for good.
+func StreamStopped(step string) bool {
+	return step != "" && step != StepStarted && step != StepIsolated
+}
+
+// Drained reports whether a promotion recorded at step has drained the
+// standby: the applier is stopped for good (direct mode), the standby's
+// replication is ended (replica mode). Neither may run again.
+func Drained(step string) bool {
+	switch step {
+	case StepApplied, StepWritable, StepDone, StepDrained, StepFenced:
+		return true
+	}
+	return false
+}
+
+// Isolated reports whether a promotion recorded at step has isolated the
+// old master (or was forced past it).
+func Isolated(step string) bool {
+	switch step {
+	case "", StepStarted, StepStreamEnd, StepDrained:
+		return false
+	}
+	return true
+}
 
 // Role is the agent's role and the promotion that made it (or is making
 // it).
@@ -53,6 +98,15 @@ type Role struct {
 	// Target is the safe frontier the drain applied up to (after
 	// StepDrained): the end of the last whole transaction received.
 	Target string `json:"target,omitempty"`
+	// ForceAsked says the request carried --force: it overrides the gate
+	// (Forced says whether it had to) and a fence that failed.
+	ForceAsked bool `json:"force_asked,omitempty"`
+	// Fence is what isolating the old master found and did (one line), once
+	// StepIsolated is recorded.
+	Fence string `json:"fence,omitempty"`
+	// Aborted is the last aborted promotion (in the standby role): its
+	// epoch, when, and why (AbortPromotion).
+	Aborted string `json:"aborted,omitempty"`
 	// Rejoined says which old master rejoined as a replica of this epoch's
 	// master, when, and at which GTID (set by `hotstandby rejoin`).
 	Rejoined string `json:"rejoined,omitempty"`
@@ -63,7 +117,38 @@ type Role struct {
 var ErrRoleBackwards = errors.New("checkpoint: a promotion cannot be undone")
 
 // stepOrder ranks the steps for the never-backwards check.
-var stepOrder = map[string]int{"": 0, StepStarted: 1, StepStreamEnd: 2, StepDrained: 3, StepFenced: 4, StepWritable: 5, StepDone: 6}
+// Steps of the older order rank where their resume continues: a stored
+// StepStreamEnd goes on to StepStreamStopped, StepDrained and StepFenced to
+// StepApplied.
+var stepOrder = map[string]int{"": 0, StepStarted: 1, StepIsolated: 2, StepStreamEnd: 2, StepStreamStopped: 3, StepDrained: 3,
+	StepApplied: 4, StepFenced: 4, StepWritable: 5, StepDone: 6}
+
+// ErrNotAbortable means AbortPromotion found no promotion it may undo.
+var ErrNotAbortable = errors.New("checkpoint: the promotion cannot be aborted")
+
+// AbortPromotion undoes the record of a promotion of epoch that has not
+// gone past StepStarted (nothing was changed on the standby, the stream
+// runs): the role is the standby of the epoch before again, with why
+// recorded in Aborted. Any other stored role is ErrNotAbortable.
+func (s *Store) AbortPromotion(epoch uint64, why string, at time.Time) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMaster)
+		var old Role
+		if v := b.Get(keyRole); v == nil {
+			return fmt.Errorf("%w: no promotion is recorded", ErrNotAbortable)
+		} else if err := json.Unmarshal(v, &old); err != nil {
+			return fmt.Errorf("checkpoint: stored role: %w", err)
+		}
+		if old.Role != RolePromoting || old.Epoch != epoch || old.Step != StepStarted || epoch == 0 {
+			return fmt.Errorf("%w: the stored role is %s of epoch %d at step %q, not the promotion of epoch %d at %s",
+				ErrNotAbortable, old.Role, old.Epoch, old.Step, epoch, StepStarted)
+		}
+		r := Role{Role: RoleStandby, Epoch: epoch - 1, UpdatedAt: at,
+			Aborted: fmt.Sprintf("promotion to epoch %d (by %s, %s) aborted at %s: %s", epoch, old.By, old.Reason, at.UTC().Format(time.RFC3339), why)}
+		v, _ := json.Marshal(r)
+		return b.Put(keyRole, v)
+	})
+}
 
 // LoadRole returns the stored role (RoleStandby, epoch 0, when none).
 func (s *Store) LoadRole() (Role, error) {

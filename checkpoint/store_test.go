@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -419,5 +420,81 @@ func TestRoleOnlyMovesForward(t *testing.T) {
 	}
 	if err := s.SaveRole(Role{Role: RolePromoting, Epoch: 2, Step: StepStarted}); err != nil {
 		t.Fatalf("next epoch: %v", err)
+	}
+}
+
+// TestRoleStepsOfBothOrders: the steps of today's order move forward, and
+// a promotion stored at a step of the older order (drain before fence)
+// goes on to the step its resume records next.
+func TestRoleStepsOfBothOrders(t *testing.T) {
+	for _, seq := range [][]string{
+		{StepStarted, StepIsolated, StepStreamStopped, StepApplied, StepWritable},
+		{StepStarted, StepStreamEnd, StepStreamStopped, StepApplied, StepWritable},
+		{StepStarted, StepStreamEnd, StepDrained, StepApplied, StepWritable},
+		{StepStarted, StepStreamEnd, StepDrained, StepFenced, StepApplied, StepWritable},
+	} {
+		s, err := Open(filepath.Join(t.TempDir(), "c.db"), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, step := range seq {
+			if err := s.SaveRole(Role{Role: RolePromoting, Epoch: 1, Step: step}); err != nil {
+				t.Fatalf("%v: SaveRole(%s): %v", seq, step, err)
+			}
+		}
+		if err := s.SaveRole(Role{Role: RolePromoting, Epoch: 1, Step: StepStarted}); !errors.Is(err, ErrRoleBackwards) {
+			t.Fatalf("%v: back to started: %v", seq, err)
+		}
+		s.Close()
+	}
+	// What each step says is done.
+	for _, c := range []struct {
+		step                     string
+		stopped, drained, fenced bool
+	}{
+		{StepStarted, false, false, false}, {StepIsolated, false, false, true}, {StepStreamStopped, true, false, true},
+		{StepApplied, true, true, true}, {StepWritable, true, true, true}, {StepDone, true, true, true},
+		{StepStreamEnd, true, false, false}, {StepDrained, true, true, false}, {StepFenced, true, true, true},
+	} {
+		if StreamStopped(c.step) != c.stopped || Drained(c.step) != c.drained || Isolated(c.step) != c.fenced {
+			t.Errorf("step %s: stopped %v drained %v isolated %v, want %v %v %v", c.step,
+				StreamStopped(c.step), Drained(c.step), Isolated(c.step), c.stopped, c.drained, c.fenced)
+		}
+	}
+}
+
+// TestAbortPromotion: a promotion recorded at StepStarted can be aborted
+// (the standby of the epoch before, the reason kept); past it, or of
+// another epoch, it cannot.
+func TestAbortPromotion(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "c.db"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now()
+	if err := s.AbortPromotion(1, "x", now); !errors.Is(err, ErrNotAbortable) {
+		t.Fatalf("abort without a promotion: %v", err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(s.SaveRole(Role{Role: RolePromoting, Epoch: 1, Step: StepStarted, By: "detector", Reason: "dead"}))
+	if err := s.AbortPromotion(2, "x", now); !errors.Is(err, ErrNotAbortable) {
+		t.Fatalf("abort of another epoch: %v", err)
+	}
+	must(s.AbortPromotion(1, "the old master answered and is not fenced", now))
+	r, err := s.LoadRole()
+	if err != nil || r.Role != RoleStandby || r.Epoch != 0 || !strings.Contains(r.Aborted, "not fenced") || !strings.Contains(r.Aborted, "epoch 1") {
+		t.Fatalf("after the abort: %+v %v", r, err)
+	}
+	// The next attempt is epoch 1 again; past StepStarted it is no longer abortable.
+	must(s.SaveRole(Role{Role: RolePromoting, Epoch: 1, Step: StepStarted}))
+	must(s.SaveRole(Role{Role: RolePromoting, Epoch: 1, Step: StepIsolated}))
+	if err := s.AbortPromotion(1, "x", now); !errors.Is(err, ErrNotAbortable) {
+		t.Fatalf("abort past started: %v", err)
 	}
 }

@@ -1,9 +1,8 @@
 // Package failover turns the standby into the master when the master is
 // gone, without losing an acknowledged transaction (promise P4). This
-// documentation covers three of its parts, the operator's hooks, the fencing
-// of the old master and the gate that decides a promotion is lossless; the
-// detection and the promotion state machine document
-// themselves beside them.
+// documentation covers the operator's hooks, the fencing of the old master,
+// the promotion's invariants, the rejoin and the gate that decides a
+// promotion is lossless; the detection documents itself beside them.
 //
 // # Hooks
 //
@@ -174,6 +173,55 @@
 // agent to the master, while the master's events still arrive). Each is a
 // breach at the next sample (at most 2 s later) and can lose a commit only
 // if the master dies within that interval.
+//
+// # Promotion
+//
+// Promoter.Promote runs a recorded state machine; each step is saved in the
+// checkpoint store before the next begins, and a restart resumes from the
+// last one (checkpoint.Step*):
+//
+//	started → isolated → stream-stopped → applied → writable → done
+//	(decision) (fence, stonith) (stream ended) (drained) (read_only=OFF) (role master, hooks)
+//
+// Invariants:
+//   - The standby is made writable only after the old master was isolated:
+//     the SQL fence verified read_only=ON with its clients killed, or the
+//     stonith command exited 0, or neither could reach it (Isolation.Isolated).
+//     An old master that answered and is not fenced, with no stonith that
+//     worked, aborts the promotion: the record is undone
+//     (checkpoint.Store.AbortPromotion), the standby was not touched, the
+//     alert hook runs, the audit log says why, and the agent goes on as a
+//     standby (ErrAborted). Only --force goes past it, and the audit log
+//     records that it did ("FORCED past an old master that is not fenced").
+//   - The old master is isolated first, while the stream still runs. The
+//     gate's argument holds only until B + T (B: the stream last heard the
+//     master, T: its semi-sync timeout); after that a live old master falls
+//     back to async and returns OK for commits the standby never gets. A
+//     drain takes seconds to minutes, so fencing after it (as before) let a
+//     live master acknowledge lost commits for its whole length. Fencing
+//     before the stream stops also means the commits its clients make until
+//     the fence are still acknowledged by the agent (and drained), and that
+//     an abort needs no restart of the stream: nothing was stopped.
+//   - An old master that neither the fence nor stonith can reach (a host
+//     that is down, or alive behind a partition) does not stop the
+//     promotion: the gate decided before B + T that nothing acknowledged is
+//     missing. If it is in fact alive behind a partition, its clients on
+//     its side can still write there (async after T): only a stonith
+//     command that isolates it out of band (power, switch port, cloud API)
+//     closes that; configure one where partitions are possible.
+//   - A resumed promotion runs only the steps still to do; each is
+//     idempotent. Before the isolation the stream runs beside it, as it did
+//     before the restart; after the drain the applier is never started again
+//     (the direct applier's session sets read_only=ON), and a resume at
+//     writable makes the standby writable again. Steps recorded by older
+//     versions (stream-end, drained: not fenced yet; fenced: fenced and
+//     drained) resume with their fence; those cannot be aborted (the stream
+//     stopped for good): they wait, alerted, for a fence that works or for
+//     --force.
+//   - In failover.mode = auto a refusal or an abort is retried while the
+//     detector still says the master is dead and the gate still calls a
+//     promotion lossless (so at most about T after B); status shows
+//     "retrying: <why>" meanwhile.
 //
 // # Concurrency
 //

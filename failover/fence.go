@@ -70,8 +70,9 @@ type FenceResult struct {
 	KilledIDs []uint64
 	// Duration is the time the fence took.
 	Duration time.Duration
-	// session reports that the fence logged in.
-	session bool
+	// session reports that the fence logged in; readOnlyRead that it read
+	// read_only before setting it (WasReadOnly is then known).
+	session, readOnlyRead bool
 	// Err is nil when the old master is fenced or unreachable. It wraps
 	// ErrFenceFailed when the old master answered but is not fenced, or is
 	// the caller's context error, or an invalid DSN.
@@ -81,6 +82,12 @@ type FenceResult struct {
 // Fenced reports that the old master answered and is now read-only with its
 // clients killed.
 func (r FenceResult) Fenced() bool { return r.Reachable && r.ReadOnly && r.Err == nil }
+
+// MayHaveSetReadOnly reports that the fence found read_only OFF and so may
+// have turned it ON: what undoing the fence (a switchover's abort) must set
+// back. A fence that found read_only ON, or never read it (it could not
+// connect or read it, and then set nothing), changed no read_only.
+func (r FenceResult) MayHaveSetReadOnly() bool { return r.readOnlyRead && !r.WasReadOnly }
 
 // Summary returns one line for the log and the audit log:
 //
@@ -294,29 +301,37 @@ WHERE GRANTEE = CONCAT("'", LEFT(CURRENT_USER(), LENGTH(CURRENT_USER()) - LENGTH
 
 // setReadOnly sets read_only=ON unless it is already. SET GLOBAL read_only
 // takes the global read lock, which waits for running writes and commits;
-// it waits at most a quarter of the timeout (lock_wait_timeout), and when
-// it times out the fence kills the clients in the way and tries once more.
+// it waits at most a quarter of the timeout, and at least a second
+// (lock_wait_timeout counts whole seconds, and 0 would be NOWAIT: any
+// running write would make it fail at once). When it times out, the fence
+// kills the clients in the way and tries again, while the timeout leaves
+// room for another wait.
 func (f fence) setReadOnly(ctx context.Context, res *FenceResult) error {
 	if err := f.conn.QueryRowContext(ctx, "SELECT @@global.read_only").Scan(&res.WasReadOnly); err != nil {
 		return fmt.Errorf("read read_only: %w", err)
 	}
+	res.readOnlyRead = true
 	if res.WasReadOnly {
 		return nil
 	}
-	wait := int(f.timeout / 4 / time.Second) // whole seconds; 0 is NOWAIT
+	wait := max(1, int(f.timeout/4/time.Second))
 	if _, err := f.conn.ExecContext(ctx, fmt.Sprintf("SET SESSION lock_wait_timeout = %d", wait)); err != nil {
 		return fmt.Errorf("set lock_wait_timeout: %w", err)
 	}
-	err := f.execReadOnly(ctx)
-	var me *mysql.MySQLError
-	if errors.As(err, &me) && me.Number == erLockWaitTimeout {
-		f.log.Warn("SET GLOBAL read_only waited too long for running writes; killing the clients first", "lock_wait_timeout", wait)
+	for {
+		err := f.execReadOnly(ctx)
+		var me *mysql.MySQLError
+		if !errors.As(err, &me) || me.Number != erLockWaitTimeout {
+			return err
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < time.Duration(wait)*time.Second+100*time.Millisecond {
+			return err
+		}
+		f.log.Warn("SET GLOBAL read_only waited too long for running writes; killing the clients and trying again", "lock_wait_timeout", wait)
 		if kerr := f.killClients(ctx, res); kerr != nil {
 			return kerr
 		}
-		err = f.execReadOnly(ctx)
 	}
-	return err
 }
 
 func (f fence) execReadOnly(ctx context.Context) error {

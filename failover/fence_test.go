@@ -9,6 +9,8 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -327,5 +329,52 @@ func TestFenceOldMasterBadDSN(t *testing.T) {
 	}
 	if strings.Contains(res.Summary(), fencerPassword) {
 		t.Errorf("the summary shows the password: %q", res.Summary())
+	}
+}
+
+// TestFenceOldMasterUnderLoad: 8 clients insert without pause and
+// reconnect at once when killed; the fence with the promoter's 2 s timeout
+// still gets read_only set and verified (SET GLOBAL read_only waits for
+// the running writes, it does not give up at the first one).
+func TestFenceOldMasterUnderLoad(t *testing.T) {
+	s := fenceServer(t)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	mc, err := mysql.ParseDSN(fenceDSN(s.Addr(), "app", appPassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc.Logger = fenceTestLogger{t}
+	connector, err := mysql.NewConnector(mc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(connector)
+	defer db.Close()
+	var wg sync.WaitGroup
+	var ok atomic.Int64
+	var next atomic.Int64
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if _, err := db.ExecContext(ctx, "INSERT INTO fence.t (id, v) VALUES (?, 'x')", next.Add(1)); err == nil {
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	harness.WaitFor(t, "the clients to write", 30*time.Second, func() bool { return ok.Load() > 200 })
+	log, _ := fenceLogger()
+	res := FenceOldMaster(context.Background(), fenceDSN(s.Addr(), "fencer", fencerPassword), 2*time.Second, log)
+	t.Log(res.Summary())
+	if !res.Fenced() {
+		t.Fatalf("the fence under load: %s", res.Summary())
+	}
+	stop()
+	wg.Wait()
+	if _, err := db.ExecContext(context.Background(), "INSERT INTO fence.t (id, v) VALUES (0, 'after')"); err == nil || !strings.Contains(err.Error(), "read-only") {
+		t.Fatalf("an insert after the fence: %v, want refused by read_only", err)
 	}
 }

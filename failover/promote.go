@@ -1,10 +1,12 @@
 package failover
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,10 +45,72 @@ type Standby interface {
 	MakeWritable(ctx context.Context) error
 }
 
-// Fencer fences the old master: read_only and its clients' connections
-// killed where it is reachable, then the operator's STONITH command.
+// Fencer isolates the old master: read_only verified and its clients'
+// connections killed where it is reachable (FenceOldMaster, unless the
+// SQL fence is off), then the operator's stonith command (if configured).
+// It runs before the stream stops and before anything changes on the
+// standby.
 type Fencer interface {
-	Fence(ctx context.Context) (summary string)
+	Fence(ctx context.Context) Isolation
+}
+
+// Isolation is what a Fencer found and did.
+type Isolation struct {
+	// SQL is the SQL fence's result; nil when the SQL fence is off.
+	SQL *FenceResult
+	// Stonith is the stonith command's result; nil when none is
+	// configured.
+	Stonith *HookResult
+}
+
+// Isolated reports whether a promotion may make the standby writable
+// beside this old master, or says why not. It may when stonith succeeded,
+// when the SQL fence verified read_only with the clients killed, when the
+// old master answered neither (unreachable: the gate's argument covers a
+// master alive behind a partition only until B + T; only stonith isolates
+// it for good), or when neither fence nor stonith is configured. It may
+// not when the old master answered and is not fenced, or the fence could
+// not be attempted, and no stonith succeeded: two writers.
+func (i Isolation) Isolated() (ok bool, why string) {
+	if i.Stonith != nil && i.Stonith.OK() {
+		return true, ""
+	}
+	var parts []string
+	switch {
+	case i.SQL == nil && i.Stonith == nil:
+		return true, ""
+	case i.SQL == nil:
+		parts = append(parts, "the SQL fence is off (failover.fence = false)")
+	case i.SQL.Fenced():
+		return true, ""
+	case !i.SQL.Reachable && i.SQL.Err == nil:
+		return true, ""
+	case i.SQL.Reachable:
+		parts = append(parts, "the old master answered and is not fenced: "+i.SQL.Summary())
+	default:
+		parts = append(parts, "the old master could not be fenced: "+i.SQL.Summary())
+	}
+	if i.Stonith != nil {
+		parts = append(parts, "stonith failed: "+i.Stonith.Summary())
+	} else {
+		parts = append(parts, "no stonith command is configured")
+	}
+	return false, strings.Join(parts, "; ")
+}
+
+// Summary is one line for the log, the audit log and the operator.
+func (i Isolation) Summary() string {
+	var parts []string
+	if i.SQL != nil {
+		parts = append(parts, i.SQL.Summary())
+	}
+	if i.Stonith != nil {
+		parts = append(parts, i.Stonith.Summary())
+	}
+	if len(parts) == 0 {
+		return "not fenced (failover.fence = false and no stonith command)"
+	}
+	return strings.Join(parts, "; ")
 }
 
 // Gate says whether a promotion now loses nothing a client was told was
@@ -93,10 +157,21 @@ type Request struct {
 // gate, a veto, or the agent's role refused it.
 var ErrRefused = errors.New("promotion refused")
 
+// ErrAborted means the promotion started but the old master answered and
+// could not be isolated: the record is undone (the role is standby again,
+// the stream never stopped, the standby was not touched), the alert hook
+// ran, and a later promotion may try again. --force goes past it.
+var ErrAborted = errors.New("promotion aborted")
+
 // Promoter runs promotions: a recorded state machine whose every step goes
 // to the checkpoint store before the next begins, so that a crash at any
-// step resumes there on restart (Resume). Promote and Resume may be called
-// from any goroutine; one promotion runs at a time.
+// step resumes there on restart (Resume). The order is: the decision, the
+// old master isolated (Fencer, while the stream runs; an answering old
+// master that is not isolated aborts the promotion unless forced), the
+// stream stopped for good, the drain, the standby writable, the role master
+// with the new epoch, post_promote (the package documentation has the
+// invariants). Promote and Resume may be called from any goroutine; one
+// promotion runs at a time.
 type Promoter struct {
 	Store     *checkpoint.Store
 	Stream    Stream
@@ -110,20 +185,25 @@ type Promoter struct {
 	NewAddr   string
 	Log       *slog.Logger
 	Now       func() time.Time
+	// AfterStep, when set, is called after each step is recorded (a test's
+	// crash injection; nil in production).
+	AfterStep func(r checkpoint.Role)
 
 	mu sync.Mutex // mu serializes promotions
 }
 
 // Result is what a promotion did.
 type Result struct {
-	Epoch    uint64
-	Applied  binlog.Position // the standby's position when it became writable
-	Fence    string
-	Hooks    []HookResult // the post_promote and alert hooks that ran
-	DryRun   bool
-	Lossless bool   // the gate's verdict (Forced when it said no)
-	Why      string // the gate's reason when not lossless
-	Took     time.Duration
+	Epoch   uint64
+	Applied binlog.Position // the standby's position when it became writable
+	Fence   string          // what isolating the old master did (Isolation.Summary)
+	// Isolation is the fencer's result, when it ran in this call.
+	Isolation *Isolation
+	Hooks     []HookResult // the post_promote and alert hooks that ran
+	DryRun    bool
+	Lossless  bool   // the gate's verdict (Forced when it said no)
+	Why       string // the gate's reason when not lossless
+	Took      time.Duration
 }
 
 // Promote checks the gate and the pre-promote hook and, unless it is a dry
@@ -166,12 +246,24 @@ func (p *Promoter) Promote(ctx context.Context, req Request) (Result, error) {
 		p.audit("promotion-refused", req, "pre_promote vetoed: "+err.Error())
 		return res, fmt.Errorf("%w: pre_promote hook vetoed it: %v", ErrRefused, err)
 	}
+	// The decision is what gets recorded next: the gate must still hold
+	// then (pre_promote may have taken up to its timeout, past B + T).
+	if req.Proof == "" && ok {
+		if ok, why = p.Gate.Lossless(); !ok {
+			res.Lossless, res.Why = false, why
+			if !req.Force {
+				p.alert(ctx, Event{Reason: "automatic promotion refused: " + why, Epoch: role.Epoch, OldMaster: p.OldAddr, NewMaster: p.NewAddr}, &res)
+				p.audit("promotion-refused", req, fmt.Sprintf("promotion refused after pre_promote (%s): %s; `hotstandby promote --force` promotes anyway", req.Reason, why))
+				return res, fmt.Errorf("%w: after pre_promote, a promotion now may lose committed transactions: %s (`hotstandby promote --force` promotes anyway and records it)", ErrRefused, why)
+			}
+		}
+	}
 	old := p.OldMaster
 	if st, err := p.Store.Load(); err == nil && st.Identity != nil {
 		old = *st.Identity // the master the relay log's positions belong to
 	}
 	r := checkpoint.Role{Role: checkpoint.RolePromoting, Epoch: res.Epoch, Step: checkpoint.StepStarted, StartedAt: start,
-		Reason: req.Reason, Forced: req.Force && !ok, By: req.By, OldMaster: old, OldAddr: p.OldAddr}
+		Reason: req.Reason, Forced: req.Force && !ok, ForceAsked: req.Force, By: req.By, OldMaster: old, OldAddr: p.OldAddr}
 	if err := p.save(&r); err != nil {
 		return res, err
 	}
@@ -186,16 +278,33 @@ func (p *Promoter) Promote(ctx context.Context, req Request) (Result, error) {
 
 // Resume finishes a promotion that a crash interrupted; it does nothing in
 // the standby role. It never goes back: each step is idempotent and runs
-// again from the last one recorded.
+// again from the last one recorded, except that a promotion still at
+// StepStarted whose fence fails is aborted as Promote aborts it.
 func (p *Promoter) Resume(ctx context.Context) (Result, error) {
+	return p.ResumeRequest(ctx, Request{By: "restart"})
+}
+
+// ResumeRequest is Resume on an operator's request: req.Force goes past a
+// fence that failed (recorded in the audit log), req.By is who asked.
+func (p *Promoter) ResumeRequest(ctx context.Context, req Request) (Result, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	r, err := p.Store.LoadRole()
 	if err != nil || r.Role != checkpoint.RolePromoting {
 		return Result{Epoch: r.Epoch}, err
 	}
-	p.Log.Warn("resuming an interrupted promotion", "epoch", r.Epoch, "step", r.Step, "reason", r.Reason)
-	p.audit("promotion", Request{By: "restart"}, fmt.Sprintf("promotion to epoch %d resumed after step %s", r.Epoch, r.Step))
+	if req.Force && !r.ForceAsked {
+		r.ForceAsked = true
+		if err := p.save(&r); err != nil {
+			return Result{Epoch: r.Epoch}, err
+		}
+	}
+	p.Log.Warn("resuming an interrupted promotion", "epoch", r.Epoch, "step", r.Step, "reason", r.Reason, "force", r.ForceAsked)
+	text := fmt.Sprintf("promotion to epoch %d resumed after step %s", r.Epoch, r.Step)
+	if req.Force {
+		text += " (--force)"
+	}
+	p.audit("promotion", req, text)
 	return p.run(ctx, r, Result{Epoch: r.Epoch, Lossless: !r.Forced}, p.Now())
 }
 
@@ -206,43 +315,80 @@ func (p *Promoter) run(ctx context.Context, r checkpoint.Role, res Result, start
 		p.audit("promotion", Request{By: r.By}, fmt.Sprintf("promotion to epoch %d stopped at %s: %v", r.Epoch, step, err))
 		return res, fmt.Errorf("promotion to epoch %d: %s: %w", r.Epoch, step, err)
 	}
+	writable := false // MakeWritable ran in this call
+	// The old master first, while the stream still runs: its clients'
+	// commits are acknowledged until it stops taking them.
 	if r.Step == checkpoint.StepStarted {
-		if err := p.Stream.StopForGood(ctx); err != nil {
-			return fail("stop the stream", err)
+		iso, ok, why := p.isolate(ctx, &r, &res)
+		if !ok && !r.ForceAsked {
+			return p.abort(ctx, r, res, why)
 		}
-		r.Step = checkpoint.StepStreamEnd
+		p.isolated(&r, iso, ok, why)
+		r.Step = checkpoint.StepIsolated
 		if err := p.save(&r); err != nil {
 			return fail("record", err)
 		}
 	}
-	if r.Step == checkpoint.StepStreamEnd {
+	// A promotion recorded by an older version, which drained before it
+	// fenced: the stream is stopped, the fence still to do. It cannot be
+	// aborted (the stream stopped for good); it waits for a fence that
+	// works, or for --force.
+	if r.Step == checkpoint.StepStreamEnd || r.Step == checkpoint.StepDrained {
+		iso, ok, why := p.isolate(ctx, &r, &res)
+		if !ok && !r.ForceAsked {
+			p.alert(ctx, Event{Reason: "promotion blocked: " + why, Epoch: r.Epoch, OldMaster: r.OldAddr, NewMaster: p.NewAddr}, &res)
+			return fail("isolate the old master", fmt.Errorf("%s: fix the fence (or stonith) and run `hotstandby promote` again, or `hotstandby promote --force`", why))
+		}
+		p.isolated(&r, iso, ok, why)
+		if r.Step == checkpoint.StepStreamEnd {
+			r.Step = checkpoint.StepStreamStopped
+		} else {
+			r.Step = checkpoint.StepApplied
+		}
+		if err := p.save(&r); err != nil {
+			return fail("record", err)
+		}
+	}
+	if r.Step == checkpoint.StepFenced { // older order: drained and fenced
+		r.Step = checkpoint.StepApplied
+	}
+	if r.Step == checkpoint.StepIsolated {
+		if err := p.Stream.StopForGood(ctx); err != nil {
+			return fail("stop the stream", err)
+		}
+		r.Step = checkpoint.StepStreamStopped
+		if err := p.save(&r); err != nil {
+			return fail("record", err)
+		}
+	}
+	if r.Step == checkpoint.StepStreamStopped {
 		target := p.Stream.Durable()
 		applied, err := p.Drainer.Drain(ctx, target)
 		if err != nil {
 			return fail("drain", err)
 		}
 		res.Applied = applied
-		r.Step, r.Target = checkpoint.StepDrained, applied.String()
+		r.Step, r.Target = checkpoint.StepApplied, applied.String()
 		if err := p.save(&r); err != nil {
 			return fail("record", err)
 		}
 		p.Log.Info("drained: every durable transaction is applied", "applied", applied.String(), "relay_end", target.Pos.String())
 	}
-	if r.Step == checkpoint.StepDrained {
-		res.Fence = p.Fencer.Fence(ctx)
-		p.Log.Info("old master fenced", "result", res.Fence)
-		r.Step = checkpoint.StepFenced
+	if r.Step == checkpoint.StepApplied {
+		if err := p.Standby.MakeWritable(ctx); err != nil {
+			return fail("make the standby writable", err)
+		}
+		writable = true
+		r.Step = checkpoint.StepWritable
 		if err := p.save(&r); err != nil {
 			return fail("record", err)
 		}
 	}
-	if r.Step == checkpoint.StepFenced {
+	if r.Step == checkpoint.StepWritable && !writable {
+		// Resumed after the standby was made writable: make sure it still
+		// is (idempotent; nothing may have set read_only since).
 		if err := p.Standby.MakeWritable(ctx); err != nil {
 			return fail("make the standby writable", err)
-		}
-		r.Step = checkpoint.StepWritable
-		if err := p.save(&r); err != nil {
-			return fail("record", err)
 		}
 	}
 	if r.Step == checkpoint.StepWritable {
@@ -253,7 +399,8 @@ func (p *Promoter) run(ctx context.Context, r checkpoint.Role, res Result, start
 		res.Took = p.Now().Sub(start)
 		p.Log.Warn("promoted: the standby is the master now; the agent never streams from the old master again",
 			"epoch", r.Epoch, "applied", r.Target, "took", res.Took.Round(time.Millisecond))
-		p.audit("promotion", Request{By: r.By}, fmt.Sprintf("promoted to epoch %d at %s (old master %s fenced: %s)", r.Epoch, r.Target, r.OldAddr, res.Fence))
+		res.Fence = cmp.Or(r.Fence, "fenced before a restart")
+		p.audit("promotion", Request{By: r.By}, fmt.Sprintf("promoted to epoch %d at %s (old master %s: %s)", r.Epoch, r.Target, r.OldAddr, res.Fence))
 		ev := Event{Reason: r.Reason, Epoch: r.Epoch, OldMaster: r.OldAddr, NewMaster: p.NewAddr, GTID: r.Target}
 		if hr := p.Hooks.PostPromote(ctx, ev); hr.Ran() {
 			res.Hooks = append(res.Hooks, hr)
@@ -261,6 +408,47 @@ func (p *Promoter) run(ctx context.Context, r checkpoint.Role, res Result, start
 		}
 	}
 	return res, nil
+}
+
+// isolate runs the fencer and logs what it did.
+func (p *Promoter) isolate(ctx context.Context, r *checkpoint.Role, res *Result) (Isolation, bool, string) {
+	iso := p.Fencer.Fence(ctx)
+	res.Isolation, res.Fence = &iso, iso.Summary()
+	ok, why := iso.Isolated()
+	if ok {
+		p.Log.Info("old master isolated", "epoch", r.Epoch, "result", res.Fence)
+	} else {
+		p.Log.Error("the old master is not isolated", "epoch", r.Epoch, "why", why, "force", r.ForceAsked)
+	}
+	return iso, ok, why
+}
+
+// isolated records the isolation in r, and audits a --force past a fence
+// that failed.
+func (p *Promoter) isolated(r *checkpoint.Role, iso Isolation, ok bool, why string) {
+	r.Fence = iso.Summary()
+	if !ok {
+		r.Fence += " (FORCED past it)"
+		p.audit("promotion", Request{By: r.By}, fmt.Sprintf("promotion to epoch %d FORCED past an old master that is not fenced: %s", r.Epoch, why))
+		p.Log.Warn("promote --force: going on beside an old master that is not fenced; it may still take writes", "why", why)
+	}
+}
+
+// abort undoes the record of a promotion at StepStarted whose old master
+// could not be isolated: nothing else was changed (the stream runs, the
+// standby is read-only), so the agent is simply a standby again. It alerts
+// and audits with the reason.
+func (p *Promoter) abort(ctx context.Context, r checkpoint.Role, res Result, why string) (Result, error) {
+	if err := p.Store.AbortPromotion(r.Epoch, why, p.Now()); err != nil {
+		p.Log.Error("the promotion could not be aborted; it stays at its first step and resumes (with the fence) when asked again", "err", err)
+		return res, fmt.Errorf("promotion to epoch %d: %s; and the abort was not recorded: %w", r.Epoch, why, err)
+	}
+	text := fmt.Sprintf("promotion to epoch %d aborted: %s; the standby stays read-only and streams from the old master again (`hotstandby promote --force` promotes anyway and records it)", r.Epoch, why)
+	p.Log.Error("promotion aborted: the old master answered and is not isolated; the standby stays read-only", "epoch", r.Epoch, "why", why)
+	p.audit("promotion-aborted", Request{By: r.By}, text)
+	p.alert(ctx, Event{Reason: "promotion aborted: " + why, Epoch: r.Epoch - 1, OldMaster: r.OldAddr, NewMaster: p.NewAddr}, &res)
+	res.Epoch = r.Epoch - 1
+	return res, fmt.Errorf("%w: %s (the standby stays read-only; `hotstandby promote --force` promotes anyway and records it)", ErrAborted, why)
 }
 
 func (p *Promoter) alert(ctx context.Context, ev Event, res *Result) {
@@ -274,6 +462,9 @@ func (p *Promoter) save(r *checkpoint.Role) error {
 	r.UpdatedAt = p.Now()
 	if err := p.Store.SaveRole(*r); err != nil {
 		return fmt.Errorf("record promotion step %s: %w", r.Step, err)
+	}
+	if p.AfterStep != nil {
+		p.AfterStep(*r)
 	}
 	return nil
 }

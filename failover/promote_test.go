@@ -24,6 +24,7 @@ type fakes struct {
 	why        string
 	veto       error
 	standbyErr error
+	iso        Isolation // what Fence returns (zero: nothing configured)
 }
 
 func (f *fakes) do(name string) error {
@@ -41,7 +42,7 @@ func (f *fakes) Drain(_ context.Context, t relay.Frontier) (binlog.Position, err
 }
 func (f *fakes) MakeWritable(context.Context) error { return f.do("writable") }
 func (f *fakes) Check(context.Context) error        { return f.standbyErr }
-func (f *fakes) Fence(context.Context) string       { _ = f.do("fence"); return "unreachable" }
+func (f *fakes) Fence(context.Context) Isolation    { _ = f.do("fence"); return f.iso }
 func (f *fakes) Lossless() (bool, string)           { return f.lossless, f.why }
 func (f *fakes) PrePromote(context.Context, Event) error {
 	_ = f.do("pre")
@@ -79,11 +80,11 @@ func TestPromoteSteps(t *testing.T) {
 		wantRole  string
 	}{
 		{name: "lossless", f: fakes{lossless: true}, req: Request{Reason: "dead", By: "detector"},
-			wantCalls: "pre stop drain fence writable post", wantRole: checkpoint.RoleMaster},
+			wantCalls: "pre fence stop drain writable post", wantRole: checkpoint.RoleMaster},
 		{name: "not lossless: refused, alert", f: fakes{why: "master fell back to async"}, req: Request{Reason: "dead", By: "detector"},
 			wantErr: ErrRefused, wantCalls: "alert", wantRole: checkpoint.RoleStandby},
 		{name: "not lossless, forced", f: fakes{why: "master fell back to async"}, req: Request{Reason: "operator", By: "uid 0", Force: true},
-			wantCalls: "pre stop drain fence writable post", wantRole: checkpoint.RoleMaster},
+			wantCalls: "pre fence stop drain writable post", wantRole: checkpoint.RoleMaster},
 		{name: "veto", f: fakes{lossless: true, veto: errors.New("exit 3")}, req: Request{Reason: "dead"},
 			wantErr: ErrRefused, wantCalls: "pre", wantRole: checkpoint.RoleStandby},
 		{name: "dry run", f: fakes{lossless: true}, req: Request{DryRun: true}, wantCalls: "", wantRole: checkpoint.RoleStandby},
@@ -117,7 +118,7 @@ func TestPromoteSteps(t *testing.T) {
 // TestPromoteResumesAfterAFailedStep: a step that fails leaves the role
 // promoting at the last step done; Resume goes on from there (never back).
 func TestPromoteResumesAfterAFailedStep(t *testing.T) {
-	for _, step := range []string{"stop", "drain", "writable"} {
+	for _, step := range []string{"stop", "drain", "writable"} { // (a failed fence aborts: TestPromoteAbortsBesideAnUnfencedMaster)
 		t.Run(step, func(t *testing.T) {
 			f := &fakes{lossless: true, failAt: step}
 			p := newPromoter(t, f)

@@ -19,9 +19,10 @@ var ErrSwitchoverAborted = errors.New("switchover aborted")
 type LiveMaster interface {
 	// Freeze makes the master stop taking writes: read_only=ON, verified,
 	// and every client connection killed (replication ones kept). It
-	// returns one line saying what it did.
-	Freeze(ctx context.Context) (string, error)
-	// Thaw undoes Freeze (read_only=OFF) after an aborted switchover.
+	// returns what the fence found and did (also when it fails).
+	Freeze(ctx context.Context) (FenceResult, error)
+	// Thaw undoes Freeze (read_only=OFF) after an aborted switchover, when
+	// Freeze may have set read_only (FenceResult.MayHaveSetReadOnly).
 	Thaw(ctx context.Context) error
 	// LastGTID is the master's @@gtid_binlog_pos: what the standby must
 	// hold before it may take over.
@@ -74,13 +75,13 @@ func (s *Switchover) Run(ctx context.Context, by string) (SwitchoverResult, erro
 	}
 	frozenAt := s.Now()
 	freeze, err := s.Master.Freeze(ctx)
-	res.Freeze = freeze
+	res.Freeze = freeze.Summary()
 	if err != nil {
-		return res, s.abort(ctx, frozenAt, fmt.Errorf("the master could not be frozen: %w", err))
+		return res, s.abort(ctx, frozenAt, freeze, fmt.Errorf("the master could not be frozen: %w", err))
 	}
 	gtid, err := s.Master.LastGTID(ctx)
 	if err != nil {
-		return res, s.abort(ctx, frozenAt, fmt.Errorf("read the master's gtid_binlog_pos: %w", err))
+		return res, s.abort(ctx, frozenAt, freeze, fmt.Errorf("read the master's gtid_binlog_pos: %w", err))
 	}
 	res.GTID = gtid
 	s.Log.Warn("master frozen for a switchover; waiting for the standby", "gtid", gtid, "freeze", freeze, "timeout", s.Timeout)
@@ -89,14 +90,14 @@ func (s *Switchover) Run(ctx context.Context, by string) (SwitchoverResult, erro
 	for {
 		ok, where, err := s.Follower.Applied(gtid)
 		if err != nil {
-			return res, s.abort(ctx, frozenAt, err)
+			return res, s.abort(ctx, frozenAt, freeze, err)
 		}
 		if ok {
 			break
 		}
 		select {
 		case <-wctx.Done():
-			return res, s.abort(ctx, frozenAt, fmt.Errorf("the standby has not applied the master's last GTID %s within %s (%s)", gtid, s.Timeout, where))
+			return res, s.abort(ctx, frozenAt, freeze, fmt.Errorf("the standby has not applied the master's last GTID %s within %s (%s)", gtid, s.Timeout, where))
 		case <-time.After(poll):
 		}
 	}
@@ -106,8 +107,8 @@ func (s *Switchover) Run(ctx context.Context, by string) (SwitchoverResult, erro
 	res.Promoted = pr
 	res.Downtime = s.Now().Sub(frozenAt)
 	if err != nil {
-		if errors.Is(err, ErrRefused) {
-			return res, s.abort(ctx, frozenAt, err)
+		if errors.Is(err, ErrRefused) || errors.Is(err, ErrAborted) {
+			return res, s.abort(ctx, frozenAt, freeze, err)
 		}
 		// The promotion started: it resumes, never undoes; the master
 		// stays read-only.
@@ -156,13 +157,23 @@ func (s *Switchover) catchUp(ctx context.Context, poll time.Duration) error {
 	return nil
 }
 
-// abort thaws the master and says how long writes were stopped.
-func (s *Switchover) abort(ctx context.Context, frozenAt time.Time, cause error) error {
+// abort thaws the master, if the freeze may have made it read-only, and
+// says how long writes were stopped. A master that was read-only before the
+// switchover stays read-only.
+func (s *Switchover) abort(ctx context.Context, frozenAt time.Time, freeze FenceResult, cause error) error {
 	// Never thaw once anything promoted the standby (another switchover,
 	// an operator's promote): the old master would be a second writer.
 	if r, err := s.Promoter.Store.LoadRole(); err != nil || r.Role != checkpoint.RoleStandby {
 		s.Log.Error("switchover aborted; the master stays read-only: the standby is promoted or its role is unknown", "cause", cause, "role", r.Role, "err", err)
 		return fmt.Errorf("%w: %v; the master stays read-only (the agent's role is %q, not standby: %v)", ErrSwitchoverAborted, cause, r.Role, err)
+	}
+	if !freeze.MayHaveSetReadOnly() {
+		why := "it was read-only before the switchover (read_only=ON when the freeze connected)"
+		if !freeze.WasReadOnly {
+			why = "the freeze did not get as far as reading read_only, so it set nothing"
+		}
+		s.Log.Warn("switchover aborted; the master's read_only is left as it was", "cause", cause, "why", why)
+		return fmt.Errorf("%w: %v; the master's read_only is left as it was: %s", ErrSwitchoverAborted, cause, why)
 	}
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()

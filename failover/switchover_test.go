@@ -18,21 +18,24 @@ import (
 // fakeLiveMaster is a master whose GTID moves on with each read until it
 // is frozen.
 type fakeLiveMaster struct {
-	mu        sync.Mutex
-	frozen    bool
-	thawed    bool
-	freezeErr error
-	reads     int
+	mu          sync.Mutex
+	frozen      bool
+	thawed      bool
+	freezeErr   error
+	wasReadOnly bool // read_only was ON before the freeze
+	reads       int
 }
 
-func (m *fakeLiveMaster) Freeze(context.Context) (string, error) {
+func (m *fakeLiveMaster) Freeze(context.Context) (FenceResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	res := FenceResult{Addr: "10.0.0.1:3306", Reachable: true, session: true, readOnlyRead: true, WasReadOnly: m.wasReadOnly}
 	if m.freezeErr != nil {
-		return "fence: failed", m.freezeErr
+		res.Err = m.freezeErr
+		return res, m.freezeErr
 	}
-	m.frozen = true
-	return "fence: read_only=ON verified", nil
+	m.frozen, res.ReadOnly = true, true
+	return res, nil
 }
 
 func (m *fakeLiveMaster) Thaw(context.Context) error {
@@ -127,5 +130,18 @@ func TestSwitchoverNeverThawsAfterAPromotion(t *testing.T) {
 	_, err := sw.Run(context.Background(), "test")
 	if !errors.Is(err, ErrSwitchoverAborted) || !strings.Contains(err.Error(), "stays read-only") || m.thawed {
 		t.Fatalf("Run with the standby already promoted: %v (thawed %v); want aborted, the master left read-only", err, m.thawed)
+	}
+}
+
+// TestSwitchoverAbortLeavesAReadOnlyMasterReadOnly: a master that was
+// read-only before the switchover is not made writable by its abort.
+func TestSwitchoverAbortLeavesAReadOnlyMasterReadOnly(t *testing.T) {
+	store := newTestStore(t)
+	m := &fakeLiveMaster{wasReadOnly: true}
+	sw := &Switchover{Master: m, Follower: fakeFollower{"0-1-95"}, Promoter: &Promoter{Store: store, Now: time.Now},
+		Timeout: 50 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now}
+	_, err := sw.Run(context.Background(), "test")
+	if !errors.Is(err, ErrSwitchoverAborted) || m.thawed || !strings.Contains(err.Error(), "read-only before") {
+		t.Fatalf("Run: %v (thawed %v); want aborted with the master left read-only", err, m.thawed)
 	}
 }

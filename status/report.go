@@ -156,6 +156,13 @@ type FailoverReport struct {
 	// LosslessWhy says what may be lost when not.
 	LosslessNow bool   `json:"promotion_lossless_now"`
 	LosslessWhy string `json:"promotion_lossless_why_not,omitempty"`
+	// Retrying says why the automatic promotion is being tried again (it
+	// was refused or aborted, and the master is still dead and a promotion
+	// still proven lossless); "" when it is not.
+	Retrying string `json:"retrying,omitempty"`
+	// LastAborted is the last promotion aborted because the old master
+	// answered and could not be fenced: epoch, who, when, why.
+	LastAborted string `json:"last_aborted,omitempty"`
 }
 
 // PromotionReport is a promotion as recorded in the checkpoint store.
@@ -190,7 +197,7 @@ type DetectorReport struct {
 // AddRole fills in the role, the epoch and the last promotion.
 func (rep *Report) AddRole(r checkpoint.Role, mode string) {
 	rep.Role = r.Role
-	f := &FailoverReport{Mode: mode, Epoch: r.Epoch}
+	f := &FailoverReport{Mode: mode, Epoch: r.Epoch, LastAborted: r.Aborted}
 	if r.Step != "" {
 		f.Promotion = &PromotionReport{Step: r.Step, StartedAt: TimePtr(r.StartedAt), UpdatedAt: TimePtr(r.UpdatedAt), Reason: r.Reason,
 			By: r.By, Forced: r.Forced, OldMaster: r.OldAddr, Applied: r.Target, Rejoined: r.Rejoined}

@@ -138,6 +138,12 @@ func (t textView) failover(f FailoverReport, role string) {
 			lines = append(lines, "never streams from the old master again (hotstandby rejoin turns it into a replica)")
 		}
 	}
+	if f.Retrying != "" {
+		lines = append(lines, "retrying: "+f.Retrying)
+	}
+	if f.LastAborted != "" {
+		lines = append(lines, "last aborted: "+f.LastAborted)
+	}
 	if d := f.Detector; d != nil {
 		probe := "probe "
 		switch {

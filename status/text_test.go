@@ -374,3 +374,19 @@ func assertWidth(t *testing.T, text string, limit int) {
 		}
 	}
 }
+
+// TestWriteTextFailoverRetrying: the person's view says that the automatic
+// promotion is being retried and why, and the last aborted promotion.
+func TestWriteTextFailoverRetrying(t *testing.T) {
+	rep := status.Report{Daemon: "running", Role: "standby", Failover: &status.FailoverReport{Mode: "auto",
+		Retrying:    "attempt 2 at 12:00:01.000: promotion refused: pre_promote hook vetoed it",
+		LastAborted: "promotion to epoch 1 (by detector, master dead) aborted at 2026-12-07T12:00:00Z: the old master answered and is not fenced"}}
+	var b strings.Builder
+	rep.WriteText(&b, status.TextOptions{})
+	out := b.String()
+	for _, want := range []string{"retrying: attempt 2", "pre_promote hook vetoed it", "last aborted: promotion to epoch 1", "not fenced"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status text lacks %q:\n%s", want, out)
+		}
+	}
+}
