@@ -39,6 +39,7 @@ type Agent struct {
 	roleOps  roleOpLock     // one promote, switchover or rejoin at a time
 	failover *failoverParts // nil without a [standby] section
 	serve    serveParts     // the binlog server, with [serve]
+	oldWatch oldMasterWatch // the promoted agent's watch of the old master
 
 	// Set by Run: how the promoter stops the receiver and the applier for
 	// good, and learns that they have stopped.
@@ -181,6 +182,7 @@ func (a *Agent) runRole(ctx context.Context, wg *sync.WaitGroup) error {
 	a.stopStream, a.stopApplier = stopRecv, stopApplier
 	a.recvDone, a.applierDone = make(chan struct{}), make(chan struct{})
 	applierErr := make(chan error, 1)
+	a.startOldMasterWatch(ctx, wg)
 	startApplier := func() {
 		if a.replica != nil {
 			if err := a.replica.start(applierCtx, wg, a.applierDone); err != nil {
