@@ -44,10 +44,11 @@ type OldMasterEvent struct {
 	// Attempt counts the failed fences in a row, this one included (0 when
 	// it is fenced): the watch tries again after Retry, doubling.
 	Attempt int
-	// Window is from the watch's connection to the fence's verified
-	// read_only: how long, at most, clients of the returning server could
-	// write after the watch saw it (not counting the time from its first
-	// accepted connection to the watch's, one DownInterval at most).
+	// Window is from the watch's connection to its SET GLOBAL read_only
+	// and the read back: how long clients of the server could still start
+	// writes after the watch reached it. The time from the server's first
+	// accepted connection to the watch's (one DownInterval at most) comes
+	// before it; the fence that kills the clients comes after.
 	Window time.Duration
 }
 
@@ -66,8 +67,8 @@ func (e OldMasterEvent) Summary() string {
 	if !e.Fence.Fenced() {
 		outcome = "NOT FENCED"
 	}
-	return fmt.Sprintf("old master %s %s: %s, %s %s after the watch connected", e.Fence.Addr, how, outcome, e.Fence.Summary(),
-		e.Window.Round(time.Millisecond))
+	return fmt.Sprintf("old master %s %s: %s, read_only=ON set %s after the watch connected; %s", e.Fence.Addr, how, outcome,
+		e.Window.Round(time.Millisecond), e.Fence.Summary())
 }
 
 // OldMasterWatch keeps an old master from being a second writer after a
@@ -258,7 +259,7 @@ func (w *OldMasterWatch) Run(ctx context.Context) {
 				if ctx.Err() != nil {
 					return
 				}
-				ev.Window = ev.Fence.Duration + st.took
+				ev.Window = st.took
 				seenDown, other = false, 0
 				if ev.Fence.Fenced() {
 					retryAt, attempts = time.Time{}, 0
@@ -268,8 +269,8 @@ func (w *OldMasterWatch) Run(ctx context.Context) {
 					// Again after Retry, doubling up to 5 minutes: the
 					// usual cause (the fence user's privileges) does not
 					// go away by itself.
-					ev.Attempt = attempts + 1
 					attempts++
+					ev.Attempt = attempts
 					retryAt = w.Now().Add(min(w.Retry<<min(attempts-1, 6), 5*time.Minute))
 					log.Error(ev.Summary())
 					w.setState("up, NOT FENCED: " + ev.Fence.Summary())
