@@ -68,7 +68,11 @@ func (a *Agent) watchOldMaster(ctx context.Context) {
 			}
 			return false, ""
 		},
-		Paused:  a.rejoinRunning,
+		Paused: a.rejoinRunning,
+		Lock: func() (func(), bool) {
+			end, err := a.roleOps.begin("fence of the returning old master", "old-master watch")
+			return end, err == nil
+		},
 		OnEvent: func(ev failover.OldMasterEvent) { a.oldMasterEvent(ctx, role.Epoch, ev) },
 		Log:     a.log,
 	}

@@ -151,6 +151,13 @@ func TestPlannedRestartIsNoFailover(t *testing.T) {
 			if !slices.ContainsFunc(restartLines, func(l string) bool { return strings.HasPrefix(l, "master restarting: connection refused for ") }) {
 				t.Fatalf("status never said the master was restarting: %q", restartLines)
 			}
+			// The Stop event the shutdown wrote reached the agent on its
+			// return: the shutdown was clean.
+			if st := f.p.a.recv.Status(); st.CleanStop.IsZero() {
+				t.Errorf("the stream never delivered the master's Stop event")
+			} else {
+				t.Logf("the master's Stop event reached the agent at %s: %s", st.CleanStopAt.Format("15:04:05.000"), st.CleanStop)
+			}
 			t.Logf("restart took %s under 8 writers; %d commits OK'd, all on the standby; status said %q", took.Round(time.Millisecond), len(ok), restartLines[0])
 		})
 	}

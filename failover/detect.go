@@ -200,19 +200,23 @@ type DetectorView struct {
 //     exited 0 within WitnessTimeout while 1 and 2 kept holding;
 //  4. the failures are not a restart within its grace: when every failed
 //     probe of the run was refused (ErrProbeRefused: the host's kernel
-//     answers, nothing listens on the port), 1 counts only once the first
-//     of them is RestartGrace old (or the LimitGrace cap, if earlier).
-//     One probe that times out or fails otherwise ends the grace.
+//     answers, nothing listens on the port) or had its connection closed
+//     or reset by the peer (mariadbd ended under it), 1 counts only once
+//     the first of them is RestartGrace old (or the LimitGrace cap, if
+//     earlier). One probe that times out or fails otherwise (unreachable
+//     host or network, unresolved name, another server) ends the grace.
 //
 // # Restart or death
 //
 // What the agent sees tells a restart from a death only in part:
 //
 //	signal                                   meaning                         verdict
-//	probe refused (RST), stream EOF/refused  host up, mariadbd not          after RestartGrace (capped)
+//	probe refused (RST) or closed/reset by   host up, mariadbd not          after RestartGrace (capped)
+//	the peer, stream EOF/refused
 //	                                         listening: a restart, or a
 //	                                         crash systemd may restart
-//	probe times out / host unreachable       dead host, cut network,        at once (condition 1)
+//	probe times out, host or network         dead host, cut network,        at once (condition 1)
+//	unreachable, name not resolved
 //	                                         frozen server
 //	refused, then a timeout                  the host died meanwhile        at once
 //	"shutdown in progress" (1053), auth      a server answered              alive: count reset
@@ -285,7 +289,8 @@ type Detector struct {
 	witnessEpoch uint64    // the epoch of the last witness run
 	lastProbeErr string    // the last error counted as a failure
 	// allRefused says every failed probe of the current run of failures
-	// was refused (ErrProbeRefused); the run started at v.RefusedSince.
+	// was refused, or closed by the peer (probeHostUp); the run started at
+	// v.RefusedSince.
 	allRefused bool
 	// graceLimit, if set, caps the restart grace (LimitGrace).
 	graceLimit func() (time.Time, string)
@@ -420,7 +425,7 @@ func (d *Detector) round(ctx context.Context) bool {
 		if d.v.Failures == 0 {
 			d.allRefused, d.v.RefusedSince = true, end
 		}
-		if !errors.Is(err, ErrProbeRefused) {
+		if !probeHostUp(err) {
 			d.allRefused, d.v.RefusedSince = false, time.Time{}
 		}
 		d.v.Failures++

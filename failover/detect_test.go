@@ -603,7 +603,8 @@ func TestDefaultDetectConfigBudget(t *testing.T) {
 
 var (
 	timedOut  = probeStep{err: fmt.Errorf("%w: 127.0.0.1:3306 did not answer within 300ms (i/o timeout)", ErrProbeTimeout)}
-	lost      = probeStep{err: fmt.Errorf("%w: 127.0.0.1:3306: connect: no route to host", ErrProbeNetwork)}
+	lost      = probeStep{err: fmt.Errorf("%w: 127.0.0.1:3306: dial tcp: %w", ErrProbeNetwork, syscall.EHOSTUNREACH)}
+	reset     = probeStep{err: fmt.Errorf("%w: 127.0.0.1:3306: read: %w", ErrProbeNetwork, syscall.ECONNRESET)}
 	notMaster = probeStep{err: fmt.Errorf("%w: 127.0.0.1:3306 answers with server_id 7, the master's is 1", ErrProbeNotMaster)}
 )
 
@@ -682,6 +683,21 @@ func TestDetectorRestartGrace(t *testing.T) {
 				return refused
 			},
 			wantDead: true, wantReason: []string{"probe failed 6 times in a row (timeout: "},
+		},
+		{
+			name: "reset by the peer (mariadbd killed under the probe), then refused: restarting", grace: hour,
+			probe: func(n int) probeStep {
+				if n == 0 {
+					return reset
+				}
+				return refused
+			},
+			wantView: func(v DetectorView) error {
+				if !v.Restarting || v.Failures < 3 {
+					return fmt.Errorf("want restarting")
+				}
+				return nil
+			},
 		},
 		{
 			name: "the restart ends within the grace: alive, count and grace reset", grace: hour,

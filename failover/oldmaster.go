@@ -109,6 +109,11 @@ type OldMasterWatch struct {
 	// Paused reports that the watch must leave the old master alone for
 	// now. Nil: never.
 	Paused func() bool
+	// Lock, if set, is taken around each fence; ok false means another
+	// operation holds it (a rejoin), and the watch tries again at its next
+	// look. The agent passes its role lock, so that a fence never kills a
+	// rejoin's connections and a rejoin never starts during a fence.
+	Lock func() (unlock func(), ok bool)
 	// OnEvent receives each fence the watch did (audit, alert). It runs on
 	// the watch's goroutine.
 	OnEvent func(OldMasterEvent)
@@ -196,9 +201,10 @@ func (w *OldMasterWatch) Run(ctx context.Context) {
 		seenDown  bool      // unreachable since the last look
 		downSince time.Time // when it was first seen unreachable
 		lastDone  time.Time
-		retryAt   time.Time // after a failed fence: not before
-		other     uint32    // a server with this id answered last
-		attempts  int       // failed fences in a row
+		retryAt   time.Time       // after a failed fence: not before
+		other     uint32          // a server with this id answered last
+		attempts  int             // failed fences in a row
+		pending   *OldMasterEvent // a fence to do (or retry)
 	)
 	defer func() {
 		if conn != nil {
@@ -234,6 +240,7 @@ func (w *OldMasterWatch) Run(ctx context.Context) {
 				// Gone, or the connection was killed (our own fence kills
 				// it): connect again at once, so that only a failed
 				// connection counts as "unreachable".
+				log.Debug("old master watch: the connection failed; connecting again", "err", err)
 				conn.Close()
 				conn = nil
 				continue
@@ -247,22 +254,35 @@ func (w *OldMasterWatch) Run(ctx context.Context) {
 					w.setState(fmt.Sprintf("up, not the old master (server_id %d)", st.serverID))
 				}
 				seenDown = false
-			case seenDown || st.wasWritable:
-				if !seenDown && w.Now().Before(retryAt) {
+			case seenDown || st.wasWritable || pending != nil:
+				// The look made it read-only already; the fence (kills,
+				// verification) stays pending until it succeeds.
+				if seenDown || pending == nil {
+					pending = &OldMasterEvent{At: st.at, Returned: seenDown, WasWritable: st.wasWritable, Window: st.took}
+					if seenDown {
+						pending.DownFor = st.at.Sub(downSince)
+						retryAt = time.Time{}
+					}
+					seenDown, other = false, 0
+				}
+				if w.Now().Before(retryAt) {
 					break
 				}
-				ev := OldMasterEvent{At: st.at, Returned: seenDown, WasWritable: st.wasWritable}
-				if seenDown {
-					ev.DownFor = st.at.Sub(downSince)
+				unlock := func() {}
+				if w.Lock != nil {
+					var ok bool
+					if unlock, ok = w.Lock(); !ok {
+						break // a rejoin (or another role change) runs: next look
+					}
 				}
-				ev.Fence = FenceOldMaster(ctx, w.DSN, w.FenceTimeout, w.Log)
+				ev := *pending
+				ev.Fence = w.fence(ctx, conn, addr, st)
+				unlock()
 				if ctx.Err() != nil {
 					return
 				}
-				ev.Window = st.took
-				seenDown, other = false, 0
 				if ev.Fence.Fenced() {
-					retryAt, attempts = time.Time{}, 0
+					pending, retryAt, attempts = nil, time.Time{}, 0
 					log.Warn(ev.Summary())
 					w.setState("up, fenced (read-only)")
 				} else {
@@ -286,7 +306,7 @@ func (w *OldMasterWatch) Run(ctx context.Context) {
 				conn = nil
 			default:
 				w.setState("up, read-only")
-				seenDown, other = false, 0
+				other = 0
 			}
 		}
 		select {
@@ -296,6 +316,22 @@ func (w *OldMasterWatch) Run(ctx context.Context) {
 		case <-time.After(interval):
 		}
 	}
+}
+
+// fence fences the old master, unless its fence user lacks the privileges:
+// without PROCESS the processlist shows only the user's own connections,
+// so FenceOldMaster would kill only those (the agent's own, a rejoin's)
+// and still fail; then nothing is killed and the result says what is
+// missing.
+func (w *OldMasterWatch) fence(ctx context.Context, conn *sql.Conn, addr string, st watchLook) FenceResult {
+	pctx, cancel := context.WithTimeout(ctx, w.Timeout)
+	err := fence{conn: conn, log: w.Log, timeout: w.Timeout}.checkPrivileges(pctx)
+	cancel()
+	if err != nil {
+		return FenceResult{Addr: addr, Reachable: true, session: true, ReadOnly: st.readOnly,
+			Err: fmt.Errorf("%w: %w: nothing killed", ErrFenceFailed, err)}
+	}
+	return FenceOldMaster(ctx, w.DSN, w.FenceTimeout, w.Log)
 }
 
 // connect opens the watch's connection, or returns nil.
@@ -315,6 +351,7 @@ type watchLook struct {
 	took        time.Duration
 	serverID    uint32
 	wasWritable bool
+	readOnly    bool // after the look's SET
 }
 
 // look makes the server read-only if it is the old master, in its first
@@ -344,6 +381,7 @@ func (w *OldMasterWatch) look(ctx context.Context, conn *sql.Conn) (watchLook, e
 	st.took = time.Since(start)
 	// Not set when the SET was refused: then read_only now is what it was.
 	st.wasWritable = !ro || (wasRO.Valid && !wasRO.Bool)
+	st.readOnly = ro
 	if _, err := conn.ExecContext(qctx, "SET @hotstandby_was_ro = NULL"); err != nil {
 		return st, err
 	}

@@ -88,6 +88,7 @@ func TestOldMasterWatchLeavesOthersAlone(t *testing.T) {
 		return ro
 	}
 	dsn := fenceDSN(s.Addr(), "fencer", fencerPassword)
+	outer := t
 
 	t.Run("another server_id", func(t *testing.T) {
 		r := startWatch(t, &OldMasterWatch{DSN: dsn, ServerID: 7})
@@ -100,21 +101,6 @@ func TestOldMasterWatchLeavesOthersAlone(t *testing.T) {
 		alive("another server_id")
 		if ev := r.eventsNow(); len(ev) > 0 {
 			t.Fatalf("events %+v", ev)
-		}
-	})
-	t.Run("up and read-only at the start", func(t *testing.T) {
-		if err := s.Exec(ctx, "SET GLOBAL read_only = ON"); err != nil {
-			t.Fatal(err)
-		}
-		r := startWatch(t, &OldMasterWatch{DSN: dsn, ServerID: 1, UpInterval: time.Millisecond})
-		waitFor(t, "the watch to look", func() bool { return r.w.View().State == "up, read-only" })
-		alive("read-only at the start")
-		if ev := r.eventsNow(); len(ev) > 0 {
-			t.Fatalf("events %+v", ev)
-		}
-		r.stop(t) // before read_only goes OFF: a running watch would fence it
-		if err := s.Exec(ctx, "SET GLOBAL read_only = OFF"); err != nil {
-			t.Fatal(err)
 		}
 	})
 	t.Run("paused, then done", func(t *testing.T) {
@@ -142,6 +128,52 @@ func TestOldMasterWatchLeavesOthersAlone(t *testing.T) {
 		if ev := r.eventsNow(); len(ev) > 0 {
 			t.Fatalf("events %+v", ev)
 		}
+	})
+	t.Run("up and read-only at the start", func(t *testing.T) {
+		if err := s.Exec(ctx, "SET GLOBAL read_only = ON"); err != nil {
+			t.Fatal(err)
+		}
+		r := startWatch(t, &OldMasterWatch{DSN: dsn, ServerID: 1, UpInterval: time.Millisecond})
+		waitFor(t, "the watch to look", func() bool { return r.w.View().State == "up, read-only" })
+		alive("read-only at the start")
+		if ev := r.eventsNow(); len(ev) > 0 {
+			t.Fatalf("events %+v", ev)
+		}
+		r.stop(t) // before read_only goes OFF: a running watch would fence it
+		if err := s.Exec(ctx, "SET GLOBAL read_only = OFF"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("locked by a rejoin: no fence until it ends", func(t *testing.T) {
+		var held atomic.Bool
+		var tries atomic.Int64
+		held.Store(true)
+		r := startWatch(t, &OldMasterWatch{DSN: dsn, ServerID: 1, UpInterval: time.Millisecond,
+			Lock: func() (func(), bool) { tries.Add(1); return func() {}, !held.Load() }})
+		// read_only OFF until the watch wants to fence (a query a
+		// stopped watch left in flight may still set it ON).
+		waitFor(t, "the watch to want the lock", func() bool {
+			if tries.Load() == 0 {
+				if err := s.Exec(ctx, "SET GLOBAL read_only = OFF"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return tries.Load() > 0
+		})
+		waitFor(t, "20 tries of the lock", func() bool { return tries.Load() >= 20 })
+		alive("locked")
+		if ev := r.eventsNow(); len(ev) > 0 {
+			t.Fatalf("events %+v while locked", ev)
+		}
+		held.Store(false)
+		if ev := r.waitEvents(t, 1)[0]; !ev.Fence.Fenced() || !ev.WasWritable {
+			t.Fatalf("event %+v: want fenced once the lock is free", ev)
+		}
+		r.stop(t)
+		if err := s.Exec(ctx, "SET GLOBAL read_only = OFF"); err != nil {
+			t.Fatal(err)
+		}
+		app, _ = fenceClientConn(outer, s, "app", appPassword) // the fence killed the last one
 	})
 }
 
@@ -206,14 +238,16 @@ func TestOldMasterWatchFences(t *testing.T) {
 	r.stop(t)
 
 	// A fence user without the privileges: reported, retried, never
-	// "fenced".
+	// "fenced", and it kills nothing (not even its own user's other
+	// connections, which is all it could see).
 	if err := s.Exec(ctx, "SET GLOBAL read_only = OFF"); err != nil {
 		t.Fatal(err)
 	}
+	sameUser, _ := fenceClientConn(t, s, "app", appPassword)
 	r2 := startWatch(t, &OldMasterWatch{DSN: fenceDSN(s.Addr(), "app", appPassword), ServerID: 1, Retry: 20 * time.Millisecond})
 	evs := r2.waitEvents(t, 2)
 	for i, ev := range evs[:2] {
-		if ev.Fence.Fenced() || ev.Attempt != i+1 || !strings.Contains(ev.Summary(), "NOT FENCED") {
+		if ev.Fence.Fenced() || ev.Attempt != i+1 || !strings.Contains(ev.Summary(), "NOT FENCED: the fence user lacks READ_ONLY ADMIN, PROCESS, CONNECTION ADMIN: nothing killed") {
 			t.Fatalf("event %d %+v (%s): want a failed fence, attempt %d", i, ev, ev.Summary(), i+1)
 		}
 	}
@@ -222,5 +256,8 @@ func TestOldMasterWatchFences(t *testing.T) {
 	}
 	if st := r2.w.View().State; !strings.HasPrefix(st, "up, NOT FENCED: ") {
 		t.Fatalf("state %q", st)
+	}
+	if _, err := sameUser.ExecContext(ctx, "SELECT 1"); err != nil {
+		t.Fatalf("a failed fence killed a connection: %v", err)
 	}
 }
