@@ -24,12 +24,16 @@ func (a *Agent) startOldMasterWatch(ctx context.Context, wg *sync.WaitGroup) {
 	if a.failover == nil || !a.cfg.Failover.WatchOldMaster {
 		return
 	}
+	// What the watch needs of the configuration, read now: Config's
+	// methods copy it whole.
+	dsn, sameAddr := a.cfg.MasterDSN(), a.cfg.Master.Addr() == a.cfg.Standby.Addr()
+	timeout := max(time.Second, 3*a.cfg.Failover.ProbeTimeout.Duration)
 	wg.Add(1)
-	go func() { defer wg.Done(); a.watchOldMaster(ctx) }()
+	go func() { defer wg.Done(); a.watchOldMaster(ctx, dsn, sameAddr, timeout) }()
 }
 
 // watchOldMaster waits for the master role, then runs the watch.
-func (a *Agent) watchOldMaster(ctx context.Context) {
+func (a *Agent) watchOldMaster(ctx context.Context, dsn string, sameAddr bool, timeout time.Duration) {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	var role checkpoint.Role
@@ -48,8 +52,8 @@ func (a *Agent) watchOldMaster(ctx context.Context) {
 	if role.Rejoined != "" {
 		return // the old master is a replica of this one
 	}
-	if a.cfg.Master.Addr() == a.cfg.Standby.Addr() {
-		a.log.Warn("old master watch not started: [master] and [standby] name the same address", "addr", a.cfg.Master.Addr())
+	if sameAddr {
+		a.log.Warn("old master watch not started: [master] and [standby] name the same address")
 		return
 	}
 	id := role.OldMaster.ServerID
@@ -57,7 +61,7 @@ func (a *Agent) watchOldMaster(ctx context.Context) {
 		id = st.Identity.ServerID
 	}
 	w := &failover.OldMasterWatch{
-		DSN: a.cfg.MasterDSN(), ServerID: id, Timeout: max(time.Second, 3*a.cfg.Failover.ProbeTimeout.Duration),
+		DSN: dsn, ServerID: id, Timeout: timeout,
 		Done: func() (bool, string) {
 			r, err := a.store.LoadRole()
 			if err != nil || r.Epoch != role.Epoch || r.Role != checkpoint.RoleMaster {

@@ -237,9 +237,11 @@ func TestReturningOldMasterIsFenced(t *testing.T) {
 				defer oldDB.Close()
 				oldDB.SetMaxOpenConns(1)
 				for sctx.Err() == nil {
+					// A sample counts from when its read of the old master
+					// started: a read started after the fence must see it.
+					at := time.Now()
 					o := globalReadOnly(oldDB)
 					n := globalReadOnly(newDB)
-					at := time.Now() // when both answers were in
 					mu.Lock()
 					samples++
 					if o >= 0 && firstOld.IsZero() {
@@ -289,7 +291,7 @@ func TestReturningOldMasterIsFenced(t *testing.T) {
 			var inWindow []sample
 			for _, s := range both {
 				if s.at.After(fencedAt) {
-					t.Errorf("sample at %s (after the fence at %s) sees both servers writable", s.at.Format("15:04:05.000"), fencedAt.Format("15:04:05.000"))
+					t.Errorf("sample started at %s (after the fence ended at %s) sees both servers writable", s.at.Format("15:04:05.000"), fencedAt.Format("15:04:05.000"))
 				} else {
 					inWindow = append(inWindow, s)
 				}
@@ -324,4 +326,31 @@ func TestReturningOldMasterIsFenced(t *testing.T) {
 func readFileOr(path string) string {
 	b, _ := os.ReadFile(path)
 	return string(b)
+}
+
+// oldMasterEvents counts the promoted agent's old-master audit entries:
+// what its watch did about a returning old master.
+func (f *failoverEnv) oldMasterEvents() int {
+	f.t.Helper()
+	entries, err := f.p.a.store.AuditLog()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		if e.Kind == "old-master" {
+			n++
+		}
+	}
+	return n
+}
+
+// waitOldMasterEvents waits until there are n old-master audit entries. A
+// test that restarts the old master after a promotion waits for the
+// watch's fence before it uses the old master: the fence kills its clients.
+func (f *failoverEnv) waitOldMasterEvents(n int) {
+	f.t.Helper()
+	harness.WaitFor(f.t, "the old master watch to deal with the returning old master", 60*time.Second, func() bool {
+		return f.oldMasterEvents() >= n
+	})
 }

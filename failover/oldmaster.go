@@ -261,7 +261,7 @@ func (w *OldMasterWatch) Run(ctx context.Context) {
 					pending = &OldMasterEvent{At: st.at, Returned: seenDown, WasWritable: st.wasWritable, Window: st.took}
 					if seenDown {
 						pending.DownFor = st.at.Sub(downSince)
-						retryAt = time.Time{}
+						retryAt, attempts = time.Time{}, 0
 					}
 					seenDown, other = false, 0
 				}
@@ -286,12 +286,17 @@ func (w *OldMasterWatch) Run(ctx context.Context) {
 					log.Warn(ev.Summary())
 					w.setState("up, fenced (read-only)")
 				} else {
-					// Again after Retry, doubling up to 5 minutes: the
-					// usual cause (the fence user's privileges) does not
-					// go away by itself.
+					// Again after Retry, doubling up to 5 minutes; a fence
+					// user without the privileges not before the next
+					// return (a grant does not come by itself, and the
+					// watch must not start killing then, in the middle of
+					// whatever the operator does).
 					attempts++
 					ev.Attempt = attempts
 					retryAt = w.Now().Add(min(w.Retry<<min(attempts-1, 6), 5*time.Minute))
+					if errors.Is(ev.Fence.Err, errFenceUser) {
+						pending, retryAt = nil, time.Unix(1<<40, 0)
+					}
 					log.Error(ev.Summary())
 					w.setState("up, NOT FENCED: " + ev.Fence.Summary())
 				}
@@ -329,10 +334,14 @@ func (w *OldMasterWatch) fence(ctx context.Context, conn *sql.Conn, addr string,
 	cancel()
 	if err != nil {
 		return FenceResult{Addr: addr, Reachable: true, session: true, ReadOnly: st.readOnly,
-			Err: fmt.Errorf("%w: %w: nothing killed", ErrFenceFailed, err)}
+			Err: fmt.Errorf("%w: %w: %w: nothing killed", ErrFenceFailed, errFenceUser, err)}
 	}
 	return FenceOldMaster(ctx, w.DSN, w.FenceTimeout, w.Log)
 }
+
+// errFenceUser marks a fence the watch did not try: its user lacks the
+// privileges.
+var errFenceUser = errors.New("not tried")
 
 // connect opens the watch's connection, or returns nil.
 func (w *OldMasterWatch) connect(ctx context.Context, db *sql.DB) *sql.Conn {

@@ -244,12 +244,18 @@ func TestOldMasterWatchFences(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameUser, _ := fenceClientConn(t, s, "app", appPassword)
-	r2 := startWatch(t, &OldMasterWatch{DSN: fenceDSN(s.Addr(), "app", appPassword), ServerID: 1, Retry: 20 * time.Millisecond})
-	evs := r2.waitEvents(t, 2)
-	for i, ev := range evs[:2] {
-		if ev.Fence.Fenced() || ev.Attempt != i+1 || !strings.Contains(ev.Summary(), "NOT FENCED: the fence user lacks READ_ONLY ADMIN, PROCESS, CONNECTION ADMIN: nothing killed") {
-			t.Fatalf("event %d %+v (%s): want a failed fence, attempt %d", i, ev, ev.Summary(), i+1)
-		}
+	var looks atomic.Int64
+	r2 := startWatch(t, &OldMasterWatch{DSN: fenceDSN(s.Addr(), "app", appPassword), ServerID: 1, Retry: time.Millisecond,
+		UpInterval: time.Millisecond, Paused: func() bool { looks.Add(1); return false }})
+	ev = r2.waitEvents(t, 1)[0]
+	if ev.Fence.Fenced() || ev.Attempt != 1 || !strings.Contains(ev.Summary(), "NOT FENCED: not tried: the fence user lacks READ_ONLY ADMIN, PROCESS, CONNECTION ADMIN: nothing killed") {
+		t.Fatalf("event %+v (%s): want a fence not tried", ev, ev.Summary())
+	}
+	// Not tried again while up (only at its next return).
+	n := looks.Load()
+	waitFor(t, "50 more looks", func() bool { return looks.Load() >= n+50 })
+	if evs := r2.eventsNow(); len(evs) != 1 {
+		t.Fatalf("%d events: want the one, not retried while up", len(evs))
 	}
 	if ro := readOnly(); ro != "0" {
 		t.Fatalf("read_only=%s: the user cannot set it", ro)
