@@ -372,8 +372,11 @@ func (w *OldMasterWatch) look(ctx context.Context, conn *sql.Conn) (watchLook, e
 	st := watchLook{at: w.Now()}
 	start := time.Now()
 	// SET GLOBAL read_only to its own value does not wait for the global
-	// read lock; to ON it does (running commits end first).
-	q := fmt.Sprintf("SET @hotstandby_was_ro = @@global.read_only, GLOBAL read_only = IF(@@server_id = %d, 1, @@global.read_only)", w.ServerID)
+	// read lock; to ON it does (running commits end first, a LOCK TABLES
+	// ... WRITE holds it): at most a second here, then the fence kills the
+	// clients in the way and sets it.
+	q := fmt.Sprintf("SET @hotstandby_was_ro = @@global.read_only, SESSION lock_wait_timeout = 1, "+
+		"GLOBAL read_only = IF(@@server_id = %d, 1, @@global.read_only)", w.ServerID)
 	if _, err := conn.ExecContext(qctx, q); err != nil {
 		var me *mysql.MySQLError
 		if !errors.As(err, &me) {

@@ -2,6 +2,7 @@ package failover
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -265,5 +266,26 @@ func TestOldMasterWatchFences(t *testing.T) {
 	}
 	if _, err := sameUser.ExecContext(ctx, "SELECT 1"); err != nil {
 		t.Fatalf("a failed fence killed a connection: %v", err)
+	}
+}
+
+// TestOldMasterWatchTableLock: a client of the returning old master holds
+// LOCK TABLES ... WRITE, which SET GLOBAL read_only waits for: the watch's
+// first statement gives up after its lock wait, and the fence kills the
+// client and sets read_only.
+func TestOldMasterWatchTableLock(t *testing.T) {
+	s := fenceServer(t)
+	ctx := context.Background()
+	lockConn, lockID := fenceClientConn(t, s, "admin", adminPassword)
+	if _, err := lockConn.ExecContext(ctx, "LOCK TABLES fence.t WRITE"); err != nil {
+		t.Fatal(err)
+	}
+	r := startWatch(t, &OldMasterWatch{DSN: fenceDSN(s.Addr(), "fencer", fencerPassword), ServerID: 1, Timeout: 5 * time.Second})
+	ev := r.waitEvents(t, 1)[0]
+	if !ev.Fence.Fenced() || !ev.WasWritable || !slices.Contains(ev.Fence.KilledIDs, lockID) {
+		t.Fatalf("event %+v (%s): want fenced with the lock holder %d killed", ev, ev.Summary(), lockID)
+	}
+	if ro, _ := s.QueryString(ctx, "SELECT @@global.read_only"); ro != "1" {
+		t.Fatalf("read_only=%s", ro)
 	}
 }
