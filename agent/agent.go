@@ -36,6 +36,7 @@ type Agent struct {
 	roleOps  roleOpLock     // one promote, switchover or rejoin at a time
 	failover *failoverParts // nil without a [standby] section
 	serve    serveParts     // the binlog server, with [serve]
+	oldWatch oldMasterWatch // the promoted agent's watch of the old master
 
 	// Set by Run: how the promoter stops the receiver for good, and learns
 	// that it has stopped.
@@ -168,6 +169,7 @@ func (a *Agent) runRole(ctx, recvCtx context.Context, wg *sync.WaitGroup) error 
 	}
 	stopRecv := a.stopStream
 	applierErr := make(chan error, 1)
+	a.startOldMasterWatch(ctx, wg)
 	startApplier := func() {
 		a.mode.start(ctx, wg, func(err error) {
 			select {

@@ -136,6 +136,12 @@ type FailoverConfig struct {
 	StreamSilence  Duration `toml:"stream_silence"` // 0: twice master.heartbeat
 	Witness        []string `toml:"witness"`
 	WitnessTimeout Duration `toml:"witness_timeout"`
+	// RestartGrace: how long a master that refuses connections (a restart)
+	// may stay away before it is declared dead; "0s" turns it off.
+	RestartGrace Duration `toml:"restart_grace"`
+	// WatchOldMaster: after a promotion, fence the old master whenever it
+	// answers until it rejoins (failover.OldMasterWatch).
+	WatchOldMaster bool `toml:"watch_old_master"`
 	// Hooks (failover.HookConfig): argv, no shell.
 	PrePromote  []string `toml:"pre_promote"`
 	PostPromote []string `toml:"post_promote"`
@@ -221,6 +227,7 @@ func defaultFailover() FailoverConfig {
 		Mode: "manual", ProbeInterval: Duration{d.ProbeInterval}, ProbeTimeout: Duration{d.ProbeTimeout},
 		Failures: d.Failures, WitnessTimeout: Duration{d.WitnessTimeout},
 		HookTimeout: Duration{failover.DefaultHookTimeout}, Fence: true,
+		RestartGrace: Duration{d.RestartGrace}, WatchOldMaster: true,
 	}
 }
 
@@ -232,7 +239,8 @@ func (c Config) DetectConfig() failover.DetectConfig {
 		silence = 2 * c.Master.Heartbeat.Duration
 	}
 	return failover.DetectConfig{ProbeInterval: f.ProbeInterval.Duration, ProbeTimeout: f.ProbeTimeout.Duration,
-		Failures: f.Failures, StreamSilence: silence, Witness: f.Witness, WitnessTimeout: f.WitnessTimeout.Duration}
+		Failures: f.Failures, StreamSilence: silence, Witness: f.Witness, WitnessTimeout: f.WitnessTimeout.Duration,
+		RestartGrace: f.RestartGrace.Duration}
 }
 
 // HookConfig is the hooks' configuration.

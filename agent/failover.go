@@ -83,6 +83,7 @@ func (a *Agent) newFailover() (*failoverParts, error) {
 	}
 	fp.prober = p
 	fp.detector = failover.NewDetector(dc, p, agentStreamView{a, dc.StreamSilence}, a.log, time.Now)
+	fp.detector.LimitGrace(a.graceLimit)
 	return fp, nil
 }
 

@@ -106,7 +106,9 @@ func TestRejoinOldMasterReturns(t *testing.T) {
 		f := newFailoverEnvMode(t, `mode = "auto"`, ModeReplica)
 		f.failOver()
 		ctx := context.Background()
+		n := f.oldMasterEvents()
 		must(t, f.master.Restart(ctx))
+		f.waitOldMasterEvents(n + 1) // the watch's fence of the returning old master, before anything else touches it
 		f.grantRejoin(f.master)
 		must(t, f.master.Exec(ctx, "INSERT INTO test.t (c, payload) VALUES (7, 'errant')"))
 		errant, err := f.master.QueryString(ctx, "SELECT @@gtid_binlog_pos")
@@ -133,7 +135,9 @@ func TestRejoinOldMasterReturns(t *testing.T) {
 		for i := range 10 {
 			must(t, f.standby.Exec(ctx, "INSERT INTO test.t (c, payload) VALUES (?, 'on the new master')", i))
 		}
+		n := f.oldMasterEvents()
 		must(t, f.master.Restart(ctx))
+		f.waitOldMasterEvents(n + 1) // the watch's fence of the returning old master, before anything else touches it
 		f.grantRejoin(f.master)
 		msg, err := f.p.a.opRejoin(ctx, operator, control.Request{Op: "rejoin", DryRun: true})
 		if err != nil || !strings.Contains(msg, "dry run") {
@@ -288,9 +292,11 @@ func TestRejoinUnacknowledgedTail(t *testing.T) {
 	crashed := filepath.Join(f.dir, "m-crashed")
 	copyServerFiles(t, f.master.Dir(), crashed)
 	start := func(extra ...string) *sandbox.Server {
+		n := f.oldMasterEvents()
 		s, err := sandbox.Start(ctx, sandbox.Config{Dir: f.master.Dir(), Port: f.master.Port(), ServerID: 1, Master: true, Log: t.Logf,
 			Extra: append([]string{"rpl_semi_sync_master_timeout=100"}, extra...)})
 		must(t, err)
+		f.waitOldMasterEvents(n + 1) // the watch's fence of the returning old master, before anything else touches it
 		t.Cleanup(func() { s.Stop(context.Background()) })
 		f.grantRejoin(s)
 		return s

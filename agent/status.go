@@ -100,6 +100,7 @@ func (a *Agent) addFailover(rep *status.Report) {
 		v := d.View()
 		f.Detector = &status.DetectorReport{ProbeOK: v.ProbeOK, ProbeAt: status.TimePtr(v.ProbeAt), ProbeError: v.ProbeErr,
 			ProbeMS: float64(v.ProbeTook.Microseconds()) / 1000, Failures: v.Failures, StreamDown: v.StreamDown, StreamWhy: v.StreamWhy,
-			Witness: v.Witness, Dead: v.Dead, Since: status.TimePtr(v.Since)}
+			Witness: v.Witness, Dead: v.Dead, Since: status.TimePtr(v.Since), Restart: v.Restart}
 	}
+	f.OldMasterWatch = a.oldMasterLine()
 }

@@ -61,11 +61,29 @@ type DetectConfig struct {
 	// WitnessTimeout bounds one run of the witness; at the timeout its
 	// whole process group is killed and the answer counts as alive.
 	WitnessTimeout time.Duration `toml:"witness_timeout"`
+
+	// RestartGrace is how long a master whose host refuses the connection
+	// (the host is up, nothing listens: mariadbd is restarting, or crashed
+	// and systemd restarts it) may stay away before it is declared dead.
+	// Probes that time out or fail otherwise (a dead host, a cut network,
+	// a frozen server) get no grace. Zero turns the grace off. The grace
+	// never runs past the point where the gate could still prove a
+	// promotion lossless (see Detector.LimitGrace).
+	RestartGrace time.Duration `toml:"restart_grace"`
 }
 
 // DefaultDetectConfig returns the defaults: a 200 ms probe interval, a
 // 300 ms probe timeout, 3 failures, a 2 s stream silence (twice a 1 s
-// heartbeat), no witness, a 2 s witness timeout.
+// heartbeat), no witness, a 2 s witness timeout and a 5 s restart grace.
+//
+// Why 5 s: a routine restart of mariadbd (SIGTERM, shutdown, start) takes
+// 1-3 s on a server with a modest buffer pool, and must not cost a
+// failover; a crash that stays down must still fail over while the gate
+// can prove it lossless, that is within the master's
+// rpl_semi_sync_master_timeout (10 s by default) of its last word, with
+// room for the promotion's start. A longer grace is capped to that point
+// anyway (LimitGrace); a restart longer than the grace is a failover, and
+// the old master returning writable is then fenced by the promoted agent.
 func DefaultDetectConfig() DetectConfig {
 	return DetectConfig{
 		ProbeInterval:  200 * time.Millisecond,
@@ -73,6 +91,7 @@ func DefaultDetectConfig() DetectConfig {
 		Failures:       3,
 		StreamSilence:  2 * time.Second,
 		WitnessTimeout: 2 * time.Second,
+		RestartGrace:   5 * time.Second,
 	}
 }
 
@@ -95,6 +114,9 @@ func (c DetectConfig) Validate() error {
 	}
 	if c.Failures < 1 {
 		return fmt.Errorf("failover.failures = %d: want at least 1", c.Failures)
+	}
+	if c.RestartGrace < 0 {
+		return fmt.Errorf("failover.restart_grace = %s: want 0 (no grace) or more", c.RestartGrace)
 	}
 	if len(c.Witness) > 0 && strings.TrimSpace(c.Witness[0]) == "" {
 		return fmt.Errorf("failover.witness = %q: the first element must name the command", c.Witness)
@@ -148,6 +170,19 @@ type DetectorView struct {
 	WitnessAt time.Time
 	// WitnessRunning says a witness run is under way.
 	WitnessRunning bool
+	// Restarting says the verdict is held: every failed probe of the
+	// current run was refused (the host answers, mariadbd does not
+	// listen), for less than the restart grace. RefusedSince is when the
+	// first of them failed (zero when the run is not all refused); Grace is
+	// the grace in force for it (RestartGrace, or less where LimitGrace
+	// caps it). Restart is the line for status: "master restarting:
+	// connection refused for 3.1s, grace 5s", or after the grace "master
+	// refused connections for 5.2s, longer than the restart grace 5s: a
+	// death"; "" when the probes are answered or fail otherwise.
+	Restarting   bool
+	RefusedSince time.Time
+	Grace        time.Duration
+	Restart      string
 	// Dead says the master was declared dead and has not been seen alive
 	// since.
 	Dead bool
@@ -163,7 +198,41 @@ type DetectorView struct {
 //     or another server answered on the address);
 //  2. the stream is down (StreamView);
 //  3. no witness is configured, or the witness, started once 1 and 2 held,
-//     exited 0 within WitnessTimeout while 1 and 2 kept holding.
+//     exited 0 within WitnessTimeout while 1 and 2 kept holding;
+//  4. the failures are not a restart within its grace: when every failed
+//     probe of the run was refused (ErrProbeRefused: the host's kernel
+//     answers, nothing listens on the port) or had its connection closed
+//     or reset by the peer (mariadbd ended under it), 1 counts only once
+//     the first of them is RestartGrace old (or the LimitGrace cap, if
+//     earlier). One probe that times out or fails otherwise (unreachable
+//     host or network, unresolved name, another server) ends the grace.
+//
+// # Restart or death
+//
+// What the agent sees tells a restart from a death only in part:
+//
+//	signal                                   meaning                         verdict
+//	probe refused (RST) or closed/reset by   host up, mariadbd not          after RestartGrace (capped)
+//	the peer, stream EOF/refused
+//	                                         listening: a restart, or a
+//	                                         crash systemd may restart
+//	probe times out, host or network         dead host, cut network,        at once (condition 1)
+//	unreachable, name not resolved
+//	                                         frozen server
+//	refused, then a timeout                  the host died meanwhile        at once
+//	"shutdown in progress" (1053), auth      a server answered              alive: count reset
+//	error, too many connections
+//	another server_id on the address         not the master                 at once
+//
+// A refusal cannot tell a clean restart from a crash: both close the
+// listener. So the grace is a bound, not a guess: a restart that ends
+// within it costs no failover (the stream resumes where the relay log
+// ends); a crash that does not come back fails over once it runs out; a
+// restart that outlasts it is a failover, after which the promoted agent
+// fences the returning old master (OldMasterWatch). The grace cannot
+// outlast the gate: a promotion is provably lossless only within the
+// master's semi-sync timeout of its last word, so the agent caps the grace
+// there (LimitGrace), and a grace longer than that buys nothing.
 //
 // Any probe the master answers resets the count, however slow, as long as
 // it is within ProbeTimeout; so does an answer that refuses the probe
@@ -220,6 +289,24 @@ type Detector struct {
 	witnessStart time.Time // when the last witness run started
 	witnessEpoch uint64    // the epoch of the last witness run
 	lastProbeErr string    // the last error counted as a failure
+	// allRefused says every failed probe of the current run of failures
+	// was refused, or closed by the peer (probeHostUp); the run started at
+	// v.RefusedSince.
+	allRefused bool
+	// graceLimit, if set, caps the restart grace (LimitGrace).
+	graceLimit func() (time.Time, string)
+}
+
+// LimitGrace caps the restart grace: limit returns the latest time at which
+// a verdict is still of use, and why ("the gate proves a promotion lossless
+// only until 12:00:08.500: 10s semi-sync timeout after the last word"); a
+// zero time means no cap. The agent sets it from the gate: a grace that
+// outlasts the semi-sync timeout would turn every crash into a refused
+// promotion. Call it before Run; limit must not block.
+func (d *Detector) LimitGrace(limit func() (time.Time, string)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.graceLimit = limit
 }
 
 // NewDetector returns a Detector that probes with p and watches the stream
@@ -334,11 +421,19 @@ func (d *Detector) round(ctx context.Context) bool {
 	}
 	if answered {
 		d.v.Failures = 0
+		d.allRefused, d.v.RefusedSince = false, time.Time{}
 	} else {
+		if d.v.Failures == 0 {
+			d.allRefused, d.v.RefusedSince = true, end
+		}
+		if !probeHostUp(err) {
+			d.allRefused, d.v.RefusedSince = false, time.Time{}
+		}
 		d.v.Failures++
 		d.lastProbeErr = d.v.ProbeErr
 	}
 	d.v.StreamDown, d.v.StreamWhy = down, oneLine(why)
+	d.restartLocked(end)
 	alive := answered || !down
 	if alive {
 		d.epoch++
@@ -380,10 +475,50 @@ func (d *Detector) logRound(prev DetectorView, err error, answered bool) {
 	}
 }
 
+// restartLocked updates the restart view at now: whether the current run
+// of failures is all refused and within the grace. Called with d.mu held.
+func (d *Detector) restartLocked(now time.Time) {
+	wasRestarting := d.v.Restarting
+	d.v.Restarting, d.v.Grace, d.v.Restart = false, 0, ""
+	if !d.allRefused || d.cfg.RestartGrace <= 0 {
+		if wasRestarting {
+			d.log.Warn("master no longer refusing: the probe fails otherwise; no restart grace", "err", d.v.ProbeErr)
+		}
+		return
+	}
+	since := d.v.RefusedSince
+	refusedFor := now.Sub(since).Round(100 * time.Millisecond)
+	grace, capped := d.cfg.RestartGrace, ""
+	if d.graceLimit != nil {
+		if limit, why := d.graceLimit(); !limit.IsZero() && limit.Sub(since) < grace {
+			grace, capped = max(0, limit.Sub(since)).Round(100*time.Millisecond), why
+		}
+	}
+	d.v.Grace = grace
+	graceText := fmt.Sprintf("grace %s", grace)
+	if capped != "" {
+		graceText = fmt.Sprintf("grace %s (restart_grace %s, capped: %s)", grace, d.cfg.RestartGrace, capped)
+	}
+	if now.Sub(since) < grace {
+		d.v.Restarting = true
+		d.v.Restart = fmt.Sprintf("master restarting: connection refused for %s, %s", refusedFor, graceText)
+		if !wasRestarting {
+			d.log.Warn("master refuses connections: the host is up, mariadbd is not listening (a restart?); the verdict waits for the grace",
+				"grace", grace, "capped", capped)
+		}
+		return
+	}
+	d.v.Restart = fmt.Sprintf("master refused connections for %s, longer than the restart %s: a death", refusedFor, graceText)
+	if wasRestarting {
+		d.log.Warn("master still refuses connections after the restart grace", "refused_for", refusedFor, "grace", grace)
+	}
+}
+
 // suspectLocked reports whether conditions 1 and 2 hold: enough failed
-// probes in a row and the stream down. Called with d.mu held.
+// probes in a row and the stream down, and no restart grace holds the
+// verdict. Called with d.mu held.
 func (d *Detector) suspectLocked() bool {
-	return d.v.Failures >= d.cfg.Failures && d.v.StreamDown
+	return d.v.Failures >= d.cfg.Failures && d.v.StreamDown && !d.v.Restarting
 }
 
 // witnessDue reports whether a witness run should start now, and marks it
@@ -454,6 +589,9 @@ func (d *Detector) declareLocked(dead chan<- Verdict, witness string) {
 	at := d.now()
 	reason := fmt.Sprintf("probe failed %d times in a row (%s), stream down (%s), %s",
 		d.v.Failures, d.lastProbeErr, d.v.StreamWhy, witness)
+	if d.v.Restart != "" {
+		reason += "; " + d.v.Restart
+	}
 	d.v.Dead, d.v.Since = true, at
 	d.log.Error("master declared dead", "reason", reason)
 	select {

@@ -103,6 +103,7 @@ func testDetectConfig() DetectConfig {
 	cfg.ProbeInterval = time.Millisecond
 	cfg.ProbeTimeout = 5 * time.Second
 	cfg.WitnessTimeout = 10 * time.Second
+	cfg.RestartGrace = 0 // the restart grace has tests of its own
 	return cfg
 }
 
@@ -551,6 +552,8 @@ func TestDetectConfigValidate(t *testing.T) {
 		{name: "stream silence 0", change: func(c *DetectConfig) { c.StreamSilence = 0 }, wantErr: "failover.stream_silence = 0s: want more than 0"},
 		{name: "witness timeout 0", change: func(c *DetectConfig) { c.WitnessTimeout = 0 }, wantErr: "failover.witness_timeout = 0s: want more than 0"},
 		{name: "witness without command", change: func(c *DetectConfig) { c.Witness = []string{"", "db1"} }, wantErr: `failover.witness = ["" "db1"]: the first element must name the command`},
+		{name: "no restart grace", change: func(c *DetectConfig) { c.RestartGrace = 0 }},
+		{name: "restart grace negative", change: func(c *DetectConfig) { c.RestartGrace = -time.Second }, wantErr: "failover.restart_grace = -1s: want 0 (no grace) or more"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -576,9 +579,10 @@ func TestDetectConfigValidate(t *testing.T) {
 func TestDefaultDetectConfigBudget(t *testing.T) {
 	c := DefaultDetectConfig()
 	want := DetectConfig{ProbeInterval: 200 * time.Millisecond, ProbeTimeout: 300 * time.Millisecond,
-		Failures: 3, StreamSilence: 2 * time.Second, WitnessTimeout: 2 * time.Second}
+		Failures: 3, StreamSilence: 2 * time.Second, WitnessTimeout: 2 * time.Second, RestartGrace: 5 * time.Second}
 	if c.ProbeInterval != want.ProbeInterval || c.ProbeTimeout != want.ProbeTimeout || c.Failures != want.Failures ||
-		c.StreamSilence != want.StreamSilence || c.WitnessTimeout != want.WitnessTimeout || c.Witness != nil {
+		c.StreamSilence != want.StreamSilence || c.WitnessTimeout != want.WitnessTimeout || c.Witness != nil ||
+		c.RestartGrace != want.RestartGrace {
 		t.Fatalf("defaults %+v: want %+v", c, want)
 	}
 	// A refused master: Failures probes ProbeInterval apart, after waiting
@@ -589,4 +593,206 @@ func TestDefaultDetectConfigBudget(t *testing.T) {
 	if refused > 700*time.Millisecond || silent > 1200*time.Millisecond {
 		t.Errorf("probe share of detection: %s refused, %s silent: want about 1 s at most", refused, silent)
 	}
+	// A refused master waits out the restart grace on top; with MariaDB's
+	// default semi-sync timeout (10 s) the verdict must leave the
+	// promotion room before the gate stops proving it lossless.
+	if refused+c.RestartGrace > 10*time.Second-2*time.Second {
+		t.Errorf("a crash is declared %s after it, too close to a 10 s semi-sync timeout", refused+c.RestartGrace)
+	}
+}
+
+var (
+	timedOut  = probeStep{err: fmt.Errorf("%w: 127.0.0.1:3306 did not answer within 300ms (i/o timeout)", ErrProbeTimeout)}
+	lost      = probeStep{err: fmt.Errorf("%w: 127.0.0.1:3306: dial tcp: %w", ErrProbeNetwork, syscall.EHOSTUNREACH)}
+	reset     = probeStep{err: fmt.Errorf("%w: 127.0.0.1:3306: read: %w", ErrProbeNetwork, syscall.ECONNRESET)}
+	notMaster = probeStep{err: fmt.Errorf("%w: 127.0.0.1:3306 answers with server_id 7, the master's is 1", ErrProbeNotMaster)}
+)
+
+// TestDetectorRestartGrace: a master whose host refuses connections is
+// restarting until the restart grace runs out; one that times out (a dead
+// host, a cut network) or fails otherwise is dead at once; a restart that
+// ends within the grace is no death. One case per row of the Detector's
+// table.
+func TestDetectorRestartGrace(t *testing.T) {
+	const hour = time.Hour // a grace no test waits out
+	tests := []struct {
+		name  string
+		grace time.Duration
+		// limit, if set, is LimitGrace's cap, relative to the start.
+		limit time.Duration
+		probe func(n int) probeStep
+		// wantDead: a verdict is expected; with it, wantReason substrings.
+		wantDead   bool
+		wantReason []string
+		// wantGraceHeld: the verdict came no sooner than the grace (or
+		// the cap) after the first refused probe.
+		wantGraceHeld time.Duration
+		// wantView checks the view after 20 more rounds.
+		wantView func(DetectorView) error
+	}{
+		{
+			name: "refused within the grace: restarting, no verdict", grace: hour, probe: always(refused),
+			wantView: func(v DetectorView) error {
+				if !v.Restarting || v.Failures < 3 || v.RefusedSince.IsZero() || v.Grace != hour ||
+					!strings.HasPrefix(v.Restart, "master restarting: connection refused for ") || !strings.HasSuffix(v.Restart, ", grace 1h0m0s") {
+					return fmt.Errorf("want restarting with its line")
+				}
+				return nil
+			},
+		},
+		{
+			name: "refused past the grace: dead, the reason says so", grace: 150 * time.Millisecond, probe: always(refused),
+			wantDead:      true,
+			wantReason:    []string{"probe failed ", "(refused: ", "master refused connections for ", "longer than the restart grace 150ms: a death"},
+			wantGraceHeld: 150 * time.Millisecond,
+		},
+		{
+			name: "probes time out (dead host, cut network): dead at once", grace: hour, probe: always(timedOut),
+			wantDead: true, wantReason: []string{"probe failed 3 times in a row (timeout: "},
+			wantView: func(v DetectorView) error {
+				if v.Restarting || v.Restart != "" || !v.RefusedSince.IsZero() {
+					return fmt.Errorf("want no restart state")
+				}
+				return nil
+			},
+		},
+		{
+			name: "no route to host: dead at once", grace: hour, probe: always(lost),
+			wantDead: true, wantReason: []string{"(connection lost: "},
+		},
+		{
+			name: "another server on the address: dead at once", grace: hour, probe: always(notMaster),
+			wantDead: true, wantReason: []string{"(not the master: "},
+		},
+		{
+			name: "refused, then the host stops answering: dead at once", grace: hour,
+			probe: func(n int) probeStep {
+				if n < 10 {
+					return refused
+				}
+				return timedOut
+			},
+			wantDead: true, wantReason: []string{"(timeout: "},
+		},
+		{
+			name: "one timeout among refusals: the grace ends, dead", grace: hour,
+			probe: func(n int) probeStep {
+				if n == 5 {
+					return timedOut
+				}
+				return refused
+			},
+			wantDead: true, wantReason: []string{"probe failed 6 times in a row (timeout: "},
+		},
+		{
+			name: "reset by the peer (mariadbd killed under the probe), then refused: restarting", grace: hour,
+			probe: func(n int) probeStep {
+				if n == 0 {
+					return reset
+				}
+				return refused
+			},
+			wantView: func(v DetectorView) error {
+				if !v.Restarting || v.Failures < 3 {
+					return fmt.Errorf("want restarting")
+				}
+				return nil
+			},
+		},
+		{
+			name: "the restart ends within the grace: alive, count and grace reset", grace: hour,
+			probe: func(n int) probeStep {
+				if n < 10 {
+					return refused
+				}
+				return answered
+			},
+			wantView: func(v DetectorView) error {
+				if v.Restarting || v.Restart != "" || v.Failures != 0 || !v.ProbeOK {
+					return fmt.Errorf("want alive, no restart state")
+				}
+				return nil
+			},
+		},
+		{
+			name: "the server says shutdown in progress: alive", grace: hour,
+			probe: always(probeStep{err: fmt.Errorf("%w: Error 1053 (08S01): Server shutdown in progress", ErrProbeServer)}),
+			wantView: func(v DetectorView) error {
+				if v.Restarting || v.Failures != 0 {
+					return fmt.Errorf("want alive")
+				}
+				return nil
+			},
+		},
+		{
+			name: "the gate's limit caps the grace: dead at the limit", grace: hour, limit: 150 * time.Millisecond,
+			probe: always(refused), wantDead: true,
+			wantReason:    []string{"longer than the restart grace ", "(restart_grace 1h0m0s, capped: the test's limit)"},
+			wantGraceHeld: 100 * time.Millisecond, // the cap counts from the start, the run from its first failure
+		},
+		{
+			name: "grace 0: dead at once", grace: 0, probe: always(refused),
+			wantDead: true, wantReason: []string{"probe failed 3 times in a row (refused: "},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testDetectConfig()
+			cfg.RestartGrace = tt.grace
+			s := &fakeStream{}
+			s.set(true, "master ended the dump (EOF)")
+			p := newFakeProber(tt.probe)
+			r := startDetectorLimited(t, cfg, p, s, tt.limit)
+			if tt.wantDead {
+				v := r.waitVerdict(t)
+				for _, want := range tt.wantReason {
+					if !strings.Contains(v.Reason, want) {
+						t.Errorf("reason %q: want it to contain %q", v.Reason, want)
+					}
+				}
+				if tt.wantGraceHeld > 0 {
+					// The first refused probe ended no later than the
+					// first round; the verdict came after the grace.
+					if held := v.At.Sub(clockBase); held < tt.wantGraceHeld {
+						t.Errorf("verdict %s after the start: want the grace (%s) waited out", held, tt.wantGraceHeld)
+					}
+				}
+			}
+			r.waitRounds(t, 20)
+			if !tt.wantDead {
+				r.noVerdict(t)
+			}
+			if tt.wantView != nil {
+				if v := r.d.View(); tt.wantView(v) != nil {
+					t.Errorf("view %+v: %v", v, tt.wantView(v))
+				}
+			}
+		})
+	}
+}
+
+// startDetectorLimited is startDetector with LimitGrace capping the grace
+// at clockBase+limit (no cap when limit is 0).
+func startDetectorLimited(t *testing.T, cfg DetectConfig, p *fakeProber, s StreamView, limit time.Duration) *running {
+	t.Helper()
+	if limit == 0 {
+		return startDetector(t, cfg, p, s)
+	}
+	lb := &harness.SyncBuffer{}
+	log := slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r := &running{d: NewDetector(cfg, p, s, log, shiftedClock()), p: p, dead: make(chan Verdict, 1), log: lb, done: make(chan struct{})}
+	r.d.LimitGrace(func() (time.Time, string) { return clockBase.Add(limit), "the test's limit" })
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() {
+		defer close(r.done)
+		r.d.Run(ctx, r.dead)
+	}()
+	t.Cleanup(func() {
+		r.stop(t)
+		if t.Failed() {
+			t.Logf("detector log:\n%s", lb.String())
+		}
+	})
+	return r
 }

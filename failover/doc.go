@@ -1,8 +1,9 @@
 // Package failover turns the standby into the master when the master is
 // gone, without losing an acknowledged transaction (promise P4). This
 // documentation covers the operator's hooks, the fencing of the old master,
-// the promotion's invariants, the rejoin and the gate that decides a
-// promotion is lossless; the detection documents itself beside them.
+// the promotion's invariants, the rejoin, the gate that decides a promotion
+// is lossless, the restart grace and the watch of a returning old master;
+// the detection documents itself beside them.
 //
 // # Hooks
 //
@@ -222,6 +223,59 @@
 //     detector still says the master is dead and the gate still calls a
 //     promotion lossless (so at most about T after B); status shows
 //     "retrying: <why>" meanwhile.
+//
+// # A restart is not a death
+//
+// Invariant: the Detector declares a master dead whose host refuses
+// connections (the probe is refused: the host's kernel answers and nothing
+// listens on the port, as during a mariadbd restart or after a crash that
+// systemd restarts) only once the refusals have lasted restart_grace
+// (default 5 s), and never later than the gate can still prove a promotion
+// lossless (LimitGrace: the master's semi-sync timeout after its last word,
+// less a fifth of it, at least 1 s, for the promotion to start). A probe
+// that times out or fails otherwise (dead host, cut network, frozen
+// server, another server on the address) gets no grace: the verdict comes
+// after the usual Failures. While the grace holds, the Detector's view says
+// so ("master restarting: connection refused for 3.1s, grace 5s"), and a
+// verdict after it names it ("master refused connections for 5.0s, longer
+// than the restart grace 5s: a death"). The Detector's documentation has the
+// table of signals; detect_test.go has a test per row
+// (TestDetectorRestartGrace).
+//
+// What it costs: a mariadbd crash on a live host fails over up to the grace
+// later than before (about 5.6 s instead of 0.6 s with the defaults); a
+// restart longer than the grace still fails over, and the old master is
+// then fenced when it returns (below). A refusal cannot tell a clean
+// shutdown from a crash, so the grace is a bound, not a diagnosis.
+// Limits: an iptables REJECT rule answers like a refusal (with
+// icmp-port-unreachable), so a network cut made that way gets the grace
+// too; with systemd socket activation the port stays open while mariadbd
+// is down, so a restart looks like a frozen server and gets none.
+//
+// # The old master after a promotion
+//
+// Invariant: from the moment the agent's role is master until the old
+// master rejoins (checkpoint.Role.Rejoined, set by `hotstandby rejoin`),
+// the promoted agent's OldMasterWatch tries the old master's address every
+// 10 ms while it does not answer, and the moment it answers as the old
+// master (its @@server_id), sets read_only=ON in the watch's first
+// statement, then fences it (FenceOldMaster: read_only verified, clients
+// killed); it does the same whenever it finds it writable while up. Each
+// fence is audited (kind old-master) and runs the alert hook. It never
+// touches a server with another server_id on the address (a VIP that moved
+// to the new master), nor the old master while a rejoin holds the role lock,
+// nor an old master that is up and read-only when the watch starts (a
+// switchover's).
+//
+// The window it leaves: a server whose option file lacks read_only=ON takes
+// writes from its first accepted connection, before the watch's next
+// attempt: at most one attempt interval (10 ms) plus a handshake and a SET
+// GLOBAL, 4-30 ms measured over TCP on one host (TestReturningOldMasterIsFenced;
+// local clients on the old master's unix socket were seen to connect up to
+// about 100 ms before its TCP port answered). A client inside the window
+// can commit; what it committed is errant on the old master, which rejoin
+// then refuses. Only read_only=ON in every server's option file closes the
+// window; the watch bounds it and kills what connected.
 //
 // # Concurrency
 //

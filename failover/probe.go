@@ -72,6 +72,25 @@ func probeAnswered(err error) bool {
 	return errors.Is(err, ErrProbeAuth) || errors.Is(err, ErrProbeServer)
 }
 
+// probeHostUp reports whether err, a failed probe's error, shows that the
+// master's host answered at the TCP level while no MySQL server did: the
+// connection was refused (nothing listens on the port), or closed or reset
+// by the peer (mariadbd stopped or was killed under the probe). A timeout,
+// an unreachable host or network, or a name that does not resolve is not:
+// the host, or the way to it, is gone. The Detector gives the first kind
+// the restart grace.
+func probeHostUp(err error) bool {
+	if errors.Is(err, ErrProbeRefused) {
+		return true
+	}
+	if !errors.Is(err, ErrProbeNetwork) {
+		return false
+	}
+	var dns *net.DNSError
+	return !errors.As(err, &dns) && !errors.Is(err, syscall.EHOSTUNREACH) && !errors.Is(err, syscall.ENETUNREACH) &&
+		!errors.Is(err, syscall.EHOSTDOWN) && !errors.Is(err, syscall.ENETDOWN)
+}
+
 // SQLProberConfig says how an SQLProber reaches the master.
 type SQLProberConfig struct {
 	// Addr is the master's host:port.

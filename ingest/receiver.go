@@ -208,6 +208,14 @@ type Status struct {
 	// connection of its own.
 	SilentSince time.Time
 	DumpThread  string
+	// CleanStop is where the master's last Stop event ended, and
+	// CleanStopAt when the stream delivered it: a clean shutdown of the
+	// master (a restart) writes one at the end of its binlog. The dump
+	// sends it when the agent resumes after the restart (or before the
+	// end of the dump, with shutdown_wait_for_slaves). A master that came
+	// back without one crashed. Zero until one is received in this run.
+	CleanStop   binlog.FilePos
+	CleanStopAt time.Time
 }
 
 func NewReceiver(cfg Config, log *slog.Logger, store *checkpoint.Store, hooks Hooks) *Receiver {
@@ -575,6 +583,10 @@ func (r *Receiver) write(ctx context.Context, conn *binlog.Conn, q *queue) error
 			if w.Heartbeat {
 				r.update(func(s *Status) { s.LastHeartbeat = r.now() })
 				continue
+			}
+			if w.Stored && w.Header.Type == binlog.StopEvent {
+				r.log.Info("the master's binlog has a Stop event here: it shut down cleanly", "at", w.End.String())
+				r.update(func(s *Status) { s.CleanStop, s.CleanStopAt = w.End, r.now() })
 			}
 			if w.Stored {
 				stored++

@@ -163,6 +163,10 @@ type FailoverReport struct {
 	// LastAborted is the last promotion aborted because the old master
 	// answered and could not be fenced: epoch, who, when, why.
 	LastAborted string `json:"last_aborted,omitempty"`
+	// OldMasterWatch is the promoted agent's watch of the old master:
+	// "old master watch: up, fenced (read-only); last: ..."; "" before a
+	// promotion and once it rejoined.
+	OldMasterWatch string `json:"old_master_watch,omitempty"`
 }
 
 // PromotionReport is a promotion as recorded in the checkpoint store.
@@ -192,6 +196,10 @@ type DetectorReport struct {
 	Witness    string     `json:"witness,omitempty"`
 	Dead       bool       `json:"master_dead"`
 	Since      *time.Time `json:"since,omitempty"`
+	// Restart: "master restarting: connection refused for 3.1s, grace
+	// 5s" while a refusing master is given its restart grace, and why it
+	// ran out after; "" otherwise.
+	Restart string `json:"restart,omitempty"`
 }
 
 // AddRole fills in the role, the epoch and the last promotion.

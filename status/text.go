@@ -158,12 +158,18 @@ func (t textView) failover(f FailoverReport, role string) {
 		if d.StreamDown {
 			lines = append(lines, "stream down: "+d.StreamWhy)
 		}
+		if d.Restart != "" {
+			lines = append(lines, d.Restart)
+		}
 		if d.Witness != "" {
 			lines = append(lines, "witness: "+d.Witness)
 		}
 		if d.Dead {
 			lines = append(lines, "MASTER DECLARED DEAD since "+t.at(d.Since))
 		}
+	}
+	if f.OldMasterWatch != "" {
+		lines = append(lines, f.OldMasterWatch)
 	}
 	if role == "standby" || role == "" {
 		if f.LosslessNow {
