@@ -205,12 +205,21 @@ func (c *Conn) identity() (Identity, error) {
 // MasterStatus returns the master's current binlog position and, on MariaDB,
 // @@gtid_binlog_pos.
 func (c *Conn) MasterStatus() (Position, error) {
+	return masterStatus(c, c.id.Flavor)
+}
+
+// querier is what masterStatus asks the master (a *Conn before its dump).
+type querier interface {
+	Query(q string) ([][]string, error)
+}
+
+func masterStatus(c querier, flavor Flavor) (Position, error) {
 	q := "SHOW MASTER STATUS"
-	if c.id.Flavor == MySQL {
+	if flavor == MySQL {
 		q = "SHOW BINARY LOG STATUS"
 	}
 	rows, err := c.Query(q)
-	if err != nil && c.id.Flavor == MySQL {
+	if err != nil && flavor == MySQL {
 		rows, err = c.Query("SHOW MASTER STATUS")
 	}
 	if err != nil {
@@ -220,13 +229,13 @@ func (c *Conn) MasterStatus() (Position, error) {
 		return Position{}, &SourceError{Op: "SHOW MASTER STATUS", Err: errors.New("binary logging is off on the master (log_bin)"), Permanent: true}
 	}
 	pos, _ := strconv.ParseUint(rows[0][1], 10, 64)
-	p := Position{FilePos: FilePos{File: rows[0][0], Pos: pos}, GTID: NewGTIDSet(c.id.Flavor)}
+	p := Position{FilePos: FilePos{File: rows[0][0], Pos: pos}, GTID: NewGTIDSet(flavor)}
 	gq := "SELECT @@gtid_binlog_pos"
-	if c.id.Flavor == MySQL {
+	if flavor == MySQL {
 		gq = "SELECT @@gtid_executed"
 	}
 	if rows, err := c.Query(gq); err == nil && len(rows) == 1 {
-		if set, err := ParseGTIDSet(c.id.Flavor, strings.ReplaceAll(rows[0][0], "\n", "")); err == nil {
+		if set, err := ParseGTIDSet(flavor, strings.ReplaceAll(rows[0][0], "\n", "")); err == nil {
 			p.GTID = set
 		}
 	}
