@@ -231,6 +231,7 @@ func (a *Agent) runRole(ctx context.Context, wg *sync.WaitGroup) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); a.monitor.Run(recvCtx, 2*time.Second) }()
+	a.takeOverStandby(ctx) // first run only: before the apply mode reads the standby
 	if a.replica != nil {
 		startApplier()
 		if a.failover.detector != nil {

@@ -47,8 +47,8 @@ func (m *busyMaster) Query(q string) ([][]string, error) {
 		return [][]string{{"mysql-bin.000001", pos, "", "", m.gtidAt(m.commits)}}, nil
 	case q == "SELECT @@gtid_binlog_pos", q == "SELECT @@GLOBAL.gtid_binlog_pos", q == "SELECT @@gtid_executed":
 		return [][]string{{m.gtidAt(m.commits)}}, nil
-	case strings.HasPrefix(q, "SELECT BINLOG_GTID_POS('mysql-bin.000001', "):
-		at, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(q, "SELECT BINLOG_GTID_POS('mysql-bin.000001', "), ")"), 10, 64)
+	case strings.HasPrefix(q, "SELECT IFNULL(BINLOG_GTID_POS('mysql-bin.000001', "):
+		at, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(q, "SELECT IFNULL(BINLOG_GTID_POS('mysql-bin.000001', "), "), 'NULL')"), 10, 64)
 		for n := 0; n <= m.commits; n++ {
 			if m.end(n) == at {
 				return [][]string{{m.gtidAt(n)}}, nil

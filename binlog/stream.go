@@ -255,7 +255,7 @@ func masterStatus(c querier, flavor Flavor) (Position, error) {
 	if err != nil {
 		return Position{}, err
 	}
-	state, err := gtidQuery(c, MariaDB, fmt.Sprintf("SELECT BINLOG_GTID_POS('%s', %d)", strings.ReplaceAll(at.pos.File, "'", "''"), at.pos.Pos))
+	state, err := gtidQuery(c, MariaDB, BinlogGTIDPosQuery(at.pos))
 	if err != nil {
 		return Position{}, err
 	}
@@ -301,6 +301,14 @@ func showMasterStatus(c querier, q string) (statusRow, error) {
 		return statusRow{}, &SourceError{Op: q, Err: fmt.Errorf("position %q: %w", rows[0][1], err)}
 	}
 	return statusRow{pos: FilePos{File: rows[0][0], Pos: pos}, row: rows[0][0] + ":" + rows[0][1], cols: rows[0]}, nil
+}
+
+// BinlogGTIDPosQuery is the statement that asks a MariaDB master for the
+// GTID state its binlog has at p (BINLOG_GTID_POS), answering the text NULL
+// where the function answers NULL: p is no event boundary, or its file is
+// not there.
+func BinlogGTIDPosQuery(p FilePos) string {
+	return fmt.Sprintf("SELECT IFNULL(BINLOG_GTID_POS('%s', %d), 'NULL')", strings.ReplaceAll(p.File, "'", "''"), p.Pos)
 }
 
 // gtidQuery runs a query that answers one GTID set. NULL (BINLOG_GTID_POS
