@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -175,14 +176,15 @@ func TestAdoptNativeReplica(t *testing.T) {
 				n, _ := db2.QueryString(ctx, "SELECT COUNT(*) FROM test.t")
 				return n != "" && n != "0" && w.committed.Load() > 300
 			})
-			if mode == ModeReplica {
+			if mode == ModeReplica && os.Getenv("ADOPT_SEMISYNC_ON") == "" {
 				must(t, db2.Exec(ctx, "SET GLOBAL rpl_semi_sync_slave_enabled=OFF"))
 			}
+			fallbacks := e.status("Rpl_semi_sync_master_no_times")
 			e.addStandbySection(db2, mode)
 			p := e.startInProcess(ingest.Hooks{})
 			harness.WaitFor(t, "the agent to stream and the writers to go on", 60*time.Second, func() bool {
 				st := p.a.recv.Status()
-				return st.State == ingest.StateFailed || (st.State == ingest.StateStreaming && st.Transactions > 300)
+				return st.State == ingest.StateFailed || (st.State == ingest.StateStreaming && st.Transactions > 1500)
 			})
 			if st := p.a.recv.Status(); st.State == ingest.StateFailed {
 				t.Fatalf("the stream stopped: %s", st.LastError)
@@ -212,10 +214,16 @@ func TestAdoptNativeReplica(t *testing.T) {
 			if log := p.log.String(); strings.Contains(log, "not in the relay log") || strings.Contains(log, "missing from the relay log") {
 				t.Fatalf("a refusal in the agent's log")
 			}
+			if f := e.status("Rpl_semi_sync_master_no_times"); f != fallbacks {
+				t.Fatalf("the master fell back to async %d times during the adoption", f-fallbacks)
+			}
 			if c := e.status("Rpl_semi_sync_master_clients"); c != 1 {
 				t.Fatalf("the master counts %d semi-sync replicas, want 1 (the agent)", c)
 			}
 			t.Logf("%s: %d commits during the adoption; DB2 at %s", mode, n, masterPos)
+			if os.Getenv("ADOPT_LOG") != "" {
+				t.Log(p.log.String())
+			}
 		})
 	}
 }

@@ -49,10 +49,13 @@ type StandbyGTIDs struct {
 type StandbyProbe func(ctx context.Context) (StandbyGTIDs, error)
 
 // masterHistory is what the first start asks the master about its binlog.
+// Not SHOW BINARY LOGS: it waits for the binlog's lock, which a master
+// holds while its commits wait for a semi-sync ACK (as when the standby
+// being adopted was its semi-sync replica and has just stopped), for as
+// long as rpl_semi_sync_master_timeout. A standby whose transactions the
+// master purged is told by the dump itself (error 1236, refused at once).
 type masterHistory struct {
 	state      []binlog.GTID  // @@gtid_binlog_state
-	oldestFile string         // the oldest binlog file (SHOW BINARY LOGS)
-	oldest     binlog.GTIDSet // BINLOG_GTID_POS(oldestFile, 4): the state before it
 	startAt    binlog.GTIDSet // a file start: BINLOG_GTID_POS there
 	startKnown bool           // startAt was answered (not NULL)
 }
@@ -65,16 +68,6 @@ func readMasterHistory(q historyQuerier, start binlog.Start) (masterHistory, err
 	}
 	if len(rows) == 1 {
 		m.state = parseGTIDList(rows[0][0])
-	}
-	logs, err := q.Query("SHOW BINARY LOGS")
-	if err != nil {
-		return m, err
-	}
-	if len(logs) > 0 {
-		m.oldestFile = logs[0][0]
-		if m.oldest, _, err = gtidPosAt(q, binlog.FilePos{File: m.oldestFile, Pos: 4}); err != nil {
-			return m, err
-		}
 	}
 	if start.Kind == binlog.StartFile {
 		if m.startAt, m.startKnown, err = gtidPosAt(q, start.File); err != nil {
@@ -181,12 +174,6 @@ func planStart(start binlog.Start, sb StandbyGTIDs, m masterHistory) (startPlan,
 				g, sb.ContinuesFrom, masterLast[d], gtidList(m.state), what)
 		}
 	}
-	for _, o := range m.oldest.MariaDBGTIDs() {
-		if c, ok := cont[o.Domain]; !ok || c.Seq < o.Seq {
-			return refuse("it is at %s (%s) and the master's oldest binary log %s begins after %s: the master purged the transactions the standby needs; rebuild it with hotstandby clone",
-				posText(cont, o.Domain), sb.ContinuesFrom, m.oldestFile, o)
-		}
-	}
 	var startAt binlog.GTIDSet
 	switch start.Kind {
 	case binlog.StartCurrent:
@@ -277,6 +264,7 @@ func (r *Receiver) firstStart(ctx context.Context, conn *binlog.Conn) (relay.Fro
 		}
 		switch {
 		case plan.adopt:
+			r.adopted = fmt.Sprintf("the standby %s is at %s (%s)", sb.Addr, plan.at, sb.ContinuesFrom)
 			r.log.Info("first run: adopting the standby: starting where it is", "standby", sb.Addr, sb.ContinuesFrom, plan.at.String())
 			return relay.Frontier{Pos: binlog.Position{GTID: plan.at}}, nil
 		case plan.empty && start.Kind == binlog.StartCurrent:

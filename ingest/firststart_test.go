@@ -16,9 +16,8 @@ func TestPlanStart(t *testing.T) {
 		}
 		return g
 	}
-	master := masterHistory{state: parseGTIDList("0-1-100"), oldestFile: "mysql-bin.000001", oldest: set("")}
-	purged := masterHistory{state: parseGTIDList("0-1-100"), oldestFile: "mysql-bin.000007", oldest: set("0-1-60")}
-	twoServers := masterHistory{state: parseGTIDList("0-2-40,0-1-100"), oldestFile: "mysql-bin.000001", oldest: set("")}
+	master := masterHistory{state: parseGTIDList("0-1-100")}
+	twoServers := masterHistory{state: parseGTIDList("0-2-40,0-1-100")}
 	replicaOf := func(slave, binlogState string) StandbyGTIDs {
 		return StandbyGTIDs{Addr: "db2:3306", ServerID: 2, ContinuesFrom: SlavePos, SlavePos: set(slave), BinlogState: parseGTIDList(binlogState)}
 	}
@@ -48,9 +47,6 @@ func TestPlanStart(t *testing.T) {
 			wantErr: "it is at 0-1-120 (gtid_slave_pos) and the master's binlog is at 0-1-100 (gtid_binlog_state 0-1-100): the standby is ahead of the master"},
 		{name: "diverged from the master", start: current, sb: replicaOf("0-3-50", "0-3-50"), m: master,
 			wantErr: "it is at 0-3-50 (gtid_slave_pos) and the master's binlog is at 0-1-100 (gtid_binlog_state 0-1-100): the standby has diverged"},
-		{name: "the master purged what it needs", start: current, sb: replicaOf("0-1-50", "0-1-50"), m: purged,
-			wantErr: "it is at 0-1-50 (gtid_slave_pos) and the master's oldest binary log mysql-bin.000007 begins after 0-1-60: the master purged"},
-		{name: "at the purge point: continues", start: current, sb: replicaOf("0-1-60", "0-1-60"), m: purged, want: startPlan{adopt: true, at: set("0-1-60")}},
 		{name: "replica mode, gtid_slave_pos behind its binlog", start: current, sb: replicaOf("0-1-50", "0-1-90"), m: master,
 			wantErr: "it holds the master's transactions up to 0-1-90 (gtid_binlog_pos), but gtid_slave_pos, which replica mode continues from, is at 0-1-50: if it holds exactly the master's transactions up to 0-1-90, SET GLOBAL gtid_slave_pos = '0-1-90'"},
 		{name: "replica mode, no gtid_slave_pos but the master's GTIDs in its binlog", start: current, sb: replicaOf("", "0-1-90"), m: master,
@@ -61,7 +57,7 @@ func TestPlanStart(t *testing.T) {
 		{name: "explicit GTID start after the standby", start: binlog.Start{Kind: binlog.StartGTID, GTID: "0-1-95"}, sb: replicaOf("0-1-90", "0-1-90"), m: master,
 			wantErr: `start = "gtid:0-1-95" begins after 0-1-95 in domain 0, and the standby is at 0-1-90 (gtid_slave_pos): the transactions in between would never reach it; set start = "current"`},
 		{name: "explicit file start after the standby", start: binlog.Start{Kind: binlog.StartFile, File: binlog.FilePos{File: "mysql-bin.000001", Pos: 9000}},
-			sb: replicaOf("0-1-90", "0-1-90"), m: masterHistory{state: master.state, oldest: set(""), startAt: set("0-1-93"), startKnown: true},
+			sb: replicaOf("0-1-90", "0-1-90"), m: masterHistory{state: master.state, startAt: set("0-1-93"), startKnown: true},
 			wantErr: `start = "file:mysql-bin.000001:9000" begins after 0-1-93`},
 		{name: "explicit file start with an empty standby", start: binlog.Start{Kind: binlog.StartFile, File: binlog.FilePos{File: "mysql-bin.000001", Pos: 4}},
 			sb: replicaOf("", ""), m: master, want: startPlan{empty: true}},

@@ -60,7 +60,8 @@ type Receiver struct {
 	relay     *relay.Writer
 	ckpt      *checkpointer
 	identity  binlog.Identity
-	preflight bool // done once per run
+	preflight bool   // done once per run
+	adopted   string // the standby's position this first run starts at ("" if none), for messages
 
 	changed chan struct{} // the durable frontier moved (capacity 1)
 
@@ -270,6 +271,10 @@ func (r *Receiver) session(ctx context.Context) error {
 		where := from.File.String()
 		if from.UseGTID {
 			where = "GTID " + from.GTID.String()
+		}
+		if r.adopted != "" {
+			return &binlog.SourceError{Op: "stream from " + where, Permanent: true,
+				Err: fmt.Errorf("%w (%s, where this first run starts: the master's binlog no longer has the transactions after it (purged) or never had them; rebuild the standby with hotstandby clone)", err, r.adopted)}
 		}
 		return &binlog.SourceError{Op: "stream from " + where, Permanent: true,
 			Err: fmt.Errorf("%w (the master no longer has these events, or never had them: if they were purged, this standby must be rebuilt from a fresh copy)", err)}
