@@ -227,3 +227,118 @@ func TestAdoptNativeReplica(t *testing.T) {
 		})
 	}
 }
+
+// TestFirstStartRefusesAStandbyThatCannotContinue: beside a standby that
+// holds the master's transactions, a first run that the standby cannot
+// continue from stops at once with one line that names both positions and
+// the fix, before anything is streamed or acknowledged.
+func TestFirstStartRefusesAStandbyThatCannotContinue(t *testing.T) {
+	tests := []struct {
+		name  string
+		mode  string
+		setup func(t *testing.T, e *testEnv, db2 *sandbox.Server, caughtUp string)
+		want  []string // in the last line
+	}{
+		{name: "ahead of the master", mode: ModeReplica,
+			setup: func(t *testing.T, e *testEnv, db2 *sandbox.Server, caughtUp string) {
+				must(t, db2.Exec(context.Background(), "SET GLOBAL gtid_slave_pos = '0-1-999999'"))
+			},
+			want: []string{"it is at 0-1-999999 (gtid_slave_pos) and the master's binlog is at ", "is ahead of the master", "hotstandby clone"}},
+		{name: "a write of its own, direct mode", mode: ModeDirect,
+			setup: func(t *testing.T, e *testEnv, db2 *sandbox.Server, caughtUp string) {
+				must(t, db2.Exec(context.Background(), "INSERT INTO test.t (c) VALUES (-1)"))
+			},
+			want: []string{"(gtid_binlog_pos) and the master's binlog is at ", "has transactions of its own the master never had (written on it: errant)", "hotstandby clone"}},
+		{name: "the master purged what it needs", mode: ModeReplica,
+			setup: func(t *testing.T, e *testEnv, db2 *sandbox.Server, caughtUp string) {
+				e.exec("INSERT INTO test.t (c) VALUES (1)")
+				e.exec("FLUSH BINARY LOGS")
+				// A file the binlog checkpoint still needs is kept (with a warning only).
+				harness.WaitFor(t, "the master to purge mysql-bin.000001", 30*time.Second, func() bool {
+					e.exec("PURGE BINARY LOGS TO 'mysql-bin.000002'")
+					first, err := e.master.QueryString(context.Background(), "SELECT IFNULL(BINLOG_GTID_POS('mysql-bin.000001', 4), 'gone')")
+					return err == nil && first == "gone"
+				})
+			},
+			want: []string{"(gtid_slave_pos), where this first run starts: the master's binlog no longer has the transactions after it", "hotstandby clone"}},
+		{name: "a configured start after it", mode: ModeReplica,
+			setup: func(t *testing.T, e *testEnv, db2 *sandbox.Server, caughtUp string) {
+				e.exec("INSERT INTO test.t (c) VALUES (1)")
+				e.exec("INSERT INTO test.t (c) VALUES (2)")
+				at := query(t, e.master, "SELECT @@GLOBAL.gtid_binlog_pos")
+				writeFile(t, e.cfgPath, strings.Replace(readFile(t, e.cfgPath), `start = "current"`, `start = "gtid:`+at+`"`, 1))
+			},
+			want: []string{"begins after ", "and the standby is at ", "(gtid_slave_pos): the transactions in between would never reach it", `set start = "current"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.exec("SET GLOBAL rpl_semi_sync_master_enabled=OFF")
+			db2 := e.nativeReplica(false)
+			e.exec("INSERT INTO test.t (c) VALUES (0)")
+			want := query(t, e.master, "SELECT @@GLOBAL.gtid_binlog_pos")
+			harness.WaitFor(t, "DB2 to catch up", 30*time.Second, func() bool {
+				v, err := db2.QueryString(context.Background(), "SELECT @@GLOBAL.gtid_slave_pos")
+				return err == nil && v == want
+			})
+			must(t, db2.Exec(context.Background(), "STOP SLAVE"))
+			tt.setup(t, e, db2, want)
+			e.addStandbySection(db2, tt.mode)
+			out, code := e.runToExit(60 * time.Second)
+			line := lastLine(out)
+			t.Logf("exit %d: %s", code, line)
+			for _, w := range append(tt.want, "standby 127.0.0.1:") {
+				if code != 1 || !strings.Contains(line, w) {
+					t.Fatalf("exit %d, last line %q; want exit 1 and %q in it", code, line, w)
+				}
+			}
+			if strings.Contains(out, "msg=streaming") && !strings.Contains(tt.name, "purged") {
+				t.Fatalf("the agent streamed before refusing:\n%s", out)
+			}
+			assertNoSecret(t, "the agent's output", out, e.password)
+		})
+	}
+}
+
+// TestFirstStartWaitsForTheStandby: a first run beside a standby that does
+// not answer never guesses where it is (start = "current" would skip what
+// it lacks): it streams nothing, says why, and adopts the standby where it
+// is once it answers. DB2 here is a native replica of the master that was
+// down when the agent was installed and replicates from the master again
+// when it comes back.
+func TestFirstStartWaitsForTheStandby(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.exec("SET GLOBAL rpl_semi_sync_master_enabled=OFF")
+	db2 := e.nativeReplica(false)
+	w := startWriters(t, e.master, 4)
+	harness.WaitFor(t, "DB2 to apply the writers' commits", 60*time.Second, func() bool {
+		n, _ := db2.QueryString(ctx, "SELECT COUNT(*) FROM test.t")
+		return n != "" && n != "0"
+	})
+	must(t, db2.Stop(ctx))
+	e.addStandbySection(db2, ModeReplica)
+	p := e.startInProcess(ingest.Hooks{})
+	harness.WaitFor(t, "the stream to say it waits for the standby", 60*time.Second, func() bool {
+		return strings.Contains(p.a.recv.Status().LastError, "first run: read where the standby is")
+	})
+	if st := p.a.recv.Status(); st.Transactions != 0 || st.State == ingest.StateStreaming {
+		t.Fatalf("the agent streamed before it knew where the standby is: %+v", st)
+	}
+	must(t, db2.Restart(ctx))
+	harness.WaitFor(t, "the agent to stream", 60*time.Second, func() bool {
+		st := p.a.recv.Status()
+		return st.State == ingest.StateFailed || (st.State == ingest.StateStreaming && st.Transactions > 200)
+	})
+	if st := p.a.recv.Status(); st.State == ingest.StateFailed {
+		t.Fatalf("the stream stopped: %s", st.LastError)
+	}
+	if _, err := w.stop(); err != nil {
+		t.Fatalf("writers: %v", err)
+	}
+	e.waitApplied(db2, 2*time.Minute)
+	rows, _ := e.master.QueryString(ctx, "SELECT COUNT(*) FROM test.t")
+	var want int
+	fmt.Sscan(rows, &want)
+	assertSameRows(t, e.master, db2, want)
+}

@@ -167,7 +167,10 @@ func planStart(start binlog.Start, sb StandbyGTIDs, m masterHistory) (startPlan,
 		g := cont[d]
 		if seq, ok := knows[[2]uint32{g.Domain, g.Server}]; !ok || seq < g.Seq {
 			what := "has diverged from the master: the master's binlog never had that transaction"
-			if masterLast[d].Seq < g.Seq {
+			switch {
+			case g.Server == sb.ServerID:
+				what = "has transactions of its own the master never had (written on it: errant)"
+			case masterLast[d].Seq < g.Seq:
 				what = "is ahead of the master: it has transactions the master never had (it replicated from another server, or the master was rebuilt)"
 			}
 			return refuse("it is at %s (%s) and the master's binlog is at %s (gtid_binlog_state %s): the standby %s; rebuild it from this master with hotstandby clone",

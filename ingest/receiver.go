@@ -274,7 +274,7 @@ func (r *Receiver) session(ctx context.Context) error {
 		}
 		if r.adopted != "" {
 			return &binlog.SourceError{Op: "stream from " + where, Permanent: true,
-				Err: fmt.Errorf("%w (%s, where this first run starts: the master's binlog no longer has the transactions after it (purged) or never had them; rebuild the standby with hotstandby clone)", err, r.adopted)}
+				Err: fmt.Errorf("%w (%s, where this first run starts: the master's binlog no longer has the transactions after it (purged) or never had them; rebuild the standby with hotstandby clone into a fresh data_dir)", err, r.adopted)}
 		}
 		return &binlog.SourceError{Op: "stream from " + where, Permanent: true,
 			Err: fmt.Errorf("%w (the master no longer has these events, or never had them: if they were purged, this standby must be rebuilt from a fresh copy)", err)}
