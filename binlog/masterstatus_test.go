@@ -104,3 +104,26 @@ func TestMasterStatusExactUnderLoad(t *testing.T) {
 		})
 	}
 }
+
+// nullMaster is a busy master whose BINLOG_GTID_POS answers NULL (the file
+// was purged between the two statements).
+type nullMaster struct{ busyMaster }
+
+func (m *nullMaster) Query(q string) ([][]string, error) {
+	if strings.Contains(q, "BINLOG_GTID_POS") {
+		return [][]string{{"NULL"}}, nil
+	}
+	return m.busyMaster.Query(q)
+}
+
+// TestMasterStatusNullIsAnError: a NULL from BINLOG_GTID_POS is a
+// retryable error, never an empty GTID state (which would make the relay's
+// base claim nothing of the master's history).
+func TestMasterStatusNullIsAnError(t *testing.T) {
+	m := &nullMaster{busyMaster{flavor: MariaDB, every: 1, commits: 10}}
+	p, err := masterStatus(m, MariaDB)
+	var se *SourceError
+	if !errors.As(err, &se) || se.Permanent {
+		t.Fatalf("masterStatus = %s, %v; want a retryable SourceError", p, err)
+	}
+}
