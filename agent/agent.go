@@ -221,6 +221,7 @@ func (a *Agent) runRole(ctx, recvCtx context.Context, wg *sync.WaitGroup) error 
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); a.monitor.Run(recvCtx, 2*time.Second) }()
+	a.takeOverStandby(ctx) // first run only: before the apply mode reads the standby
 	startApplier()
 	wg.Add(1)
 	go func() { defer wg.Done(); a.purgeLoop(recvCtx, purgeEvery(a.cfg.Relay.Retention.Duration)) }()

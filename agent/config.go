@@ -487,7 +487,7 @@ func (c Config) IngestConfig() ingest.Config {
 			TLS: tc, TLSFallback: fallback, OnPlaintext: obs.RecordPlain,
 		},
 		DataDir: c.DataDir, RelayDir: c.RelayDir(), SegmentSize: c.Relay.SegmentSizeMB << 20,
-		CheckpointInterval: c.Relay.CheckpointInterval.Duration, Start: c.Start,
+		CheckpointInterval: c.Relay.CheckpointInterval.Duration, Start: c.Start, Standby: c.standbyProbe(),
 		ReconnectInitial: c.Reconnect.Initial.Duration, ReconnectMax: c.Reconnect.Max.Duration,
 	}
 }

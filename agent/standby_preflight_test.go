@@ -266,25 +266,29 @@ func TestStandbyRelayGapRefused(t *testing.T) {
 		e.exec("INSERT INTO test.t (c) VALUES (?)", i)
 	}
 	e.exec("SET GLOBAL rpl_semi_sync_master_timeout = 10000")
-	standby := e.withStandbyMode(ModeDirect) // the direct applier's preflight
-	// The relay log starts at the master's current position...
+	// The relay log starts at the master's current position: a first run
+	// before the standby is configured (beside a standby that holds the
+	// master's transactions, a first run that starts after it is refused
+	// at once: TestFirstStartRefusesAStandbyThatCannotContinue)...
 	pos := e.masterPos()
-	cfg := readFile(t, e.cfgPath)
-	if !strings.Contains(cfg, `start = "file:mysql-bin.000001:4"`) {
-		t.Fatal("withStandby's start line not found")
+	g, err := binlog.ParseGTID(query(t, e.master, "SELECT @@gtid_binlog_pos"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	writeFile(t, e.cfgPath, strings.Replace(cfg, `start = "file:mysql-bin.000001:4"`, `start = "file:`+pos.String()+`"`, 1))
+	next := g.Seq + 1 // the relay log's first transaction
+	writeFile(t, e.cfgPath, strings.Replace(readFile(t, e.cfgPath), `start = "current"`, `start = "file:`+pos.String()+`"`, 1))
+	first := e.startInProcess(ingest.Hooks{})
+	e.waitSemiSyncClient()
+	if err := first.stop(); err != nil {
+		t.Fatal(err)
+	}
+	standby := e.withStandbyMode(ModeDirect) // the direct applier's preflight
 	// ...and the standby is an old copy, at 0-1-3.
 	for _, q := range []string{"RESET MASTER", "SET GLOBAL gtid_binlog_state = '0-1-3'"} {
 		if err := standby.Exec(ctx, q); err != nil {
 			t.Fatal(err)
 		}
 	}
-	g, err := binlog.ParseGTID(query(t, e.master, "SELECT @@gtid_binlog_pos"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	next := g.Seq + 1 // the relay log's first transaction
 	p := e.startInProcess(ingest.Hooks{})
 	e.waitSemiSyncClient()
 	e.exec("INSERT INTO test.t (c) VALUES (100)")

@@ -28,7 +28,9 @@
 //
 // Dial connects as a replica (Conn); StartDump registers and asks for the
 // binlog from a file position or a GTID set, with annotate-rows events and
-// semi-sync when configured. ReadEvent is called from one goroutine; the
+// semi-sync when configured. MasterStatus returns the master's position
+// with the GTID state at exactly that position (never a state read a
+// commit later). ReadEvent is called from one goroutine; the
 // semi-sync ACK goes straight onto the socket from another (AckWriter),
 // with a write deadline. Errors are *SourceError, permanent or retryable;
 // none of them carries the password. With SourceConfig.TLS the connection

@@ -202,35 +202,131 @@ func (c *Conn) identity() (Identity, error) {
 	return out, nil
 }
 
-// MasterStatus returns the master's current binlog position and, on MariaDB,
-// @@gtid_binlog_pos.
+// MasterStatus returns the master's current binlog position (SHOW MASTER
+// STATUS) with the GTID state at exactly that position: on MariaDB the
+// @@gtid_binlog_pos the binlog had there, on MySQL the status row's own
+// Executed_Gtid_Set. The two are one fact: a first start takes the pair as
+// the relay log's base, and a GTID set newer than the position would claim
+// transactions the relay never receives.
+//
+// MariaDB answers the position and the GTID state in two statements, and
+// under load transactions commit between them. So it reads the position,
+// the state, and the position again: the same position twice means no
+// transaction was written in between (both reads take the binlog's lock,
+// under which a transaction's GTID and its events are written), and the
+// state is the position's. After stableReads tries that saw commits, the
+// server computes the state at the last position read
+// (BINLOG_GTID_POS(file, pos), which reads that binlog file up to pos).
 func (c *Conn) MasterStatus() (Position, error) {
-	q := "SHOW MASTER STATUS"
-	if c.id.Flavor == MySQL {
-		q = "SHOW BINARY LOG STATUS"
+	return masterStatus(c, c.id.Flavor)
+}
+
+// stableReads is how many times MasterStatus tries a position, state,
+// position read before asking BINLOG_GTID_POS.
+const stableReads = 3
+
+// querier is what masterStatus asks the master (a *Conn before its dump).
+type querier interface {
+	Query(q string) ([][]string, error)
+}
+
+func masterStatus(c querier, flavor Flavor) (Position, error) {
+	if flavor == MySQL {
+		return mysqlMasterStatus(c)
 	}
-	rows, err := c.Query(q)
-	if err != nil && c.id.Flavor == MySQL {
-		rows, err = c.Query("SHOW MASTER STATUS")
+	for range stableReads {
+		before, err := showMasterStatus(c, "SHOW MASTER STATUS")
+		if err != nil {
+			return Position{}, err
+		}
+		state, err := gtidQuery(c, MariaDB, "SELECT @@GLOBAL.gtid_binlog_pos")
+		if err != nil {
+			return Position{}, err
+		}
+		after, err := showMasterStatus(c, "SHOW MASTER STATUS")
+		if err != nil {
+			return Position{}, err
+		}
+		if after.row == before.row {
+			return Position{FilePos: after.pos, GTID: state}, nil
+		}
 	}
+	at, err := showMasterStatus(c, "SHOW MASTER STATUS")
 	if err != nil {
 		return Position{}, err
 	}
-	if len(rows) == 0 {
-		return Position{}, &SourceError{Op: "SHOW MASTER STATUS", Err: errors.New("binary logging is off on the master (log_bin)"), Permanent: true}
+	state, err := gtidQuery(c, MariaDB, BinlogGTIDPosQuery(at.pos))
+	if err != nil {
+		return Position{}, err
 	}
-	pos, _ := strconv.ParseUint(rows[0][1], 10, 64)
-	p := Position{FilePos: FilePos{File: rows[0][0], Pos: pos}, GTID: NewGTIDSet(c.id.Flavor)}
-	gq := "SELECT @@gtid_binlog_pos"
-	if c.id.Flavor == MySQL {
-		gq = "SELECT @@gtid_executed"
-	}
-	if rows, err := c.Query(gq); err == nil && len(rows) == 1 {
-		if set, err := ParseGTIDSet(c.id.Flavor, strings.ReplaceAll(rows[0][0], "\n", "")); err == nil {
-			p.GTID = set
+	return Position{FilePos: at.pos, GTID: state}, nil
+}
+
+// mysqlMasterStatus reads MySQL's status row, whose Executed_Gtid_Set is
+// the state at its position (one statement).
+func mysqlMasterStatus(c querier) (Position, error) {
+	st, err := showMasterStatus(c, "SHOW BINARY LOG STATUS")
+	if err != nil {
+		if st, err = showMasterStatus(c, "SHOW MASTER STATUS"); err != nil {
+			return Position{}, err
 		}
 	}
-	return p, nil
+	if len(st.cols) < 5 {
+		return Position{}, &SourceError{Op: "SHOW MASTER STATUS", Err: errors.New("no Executed_Gtid_Set column"), Permanent: true}
+	}
+	set, err := ParseGTIDSet(MySQL, strings.ReplaceAll(st.cols[4], "\n", ""))
+	if err != nil {
+		return Position{}, &SourceError{Op: "SHOW MASTER STATUS", Err: fmt.Errorf("Executed_Gtid_Set %q: %w", st.cols[4], err)}
+	}
+	return Position{FilePos: st.pos, GTID: set}, nil
+}
+
+// statusRow is one answer of SHOW MASTER STATUS.
+type statusRow struct {
+	pos  FilePos
+	row  string // the whole row, to tell two answers apart
+	cols []string
+}
+
+func showMasterStatus(c querier, q string) (statusRow, error) {
+	rows, err := c.Query(q)
+	if err != nil {
+		return statusRow{}, err
+	}
+	if len(rows) == 0 || len(rows[0]) < 2 {
+		return statusRow{}, &SourceError{Op: q, Err: errors.New("binary logging is off on the master (log_bin)"), Permanent: true}
+	}
+	pos, err := strconv.ParseUint(rows[0][1], 10, 64)
+	if err != nil {
+		return statusRow{}, &SourceError{Op: q, Err: fmt.Errorf("position %q: %w", rows[0][1], err)}
+	}
+	return statusRow{pos: FilePos{File: rows[0][0], Pos: pos}, row: rows[0][0] + ":" + rows[0][1], cols: rows[0]}, nil
+}
+
+// BinlogGTIDPosQuery is the statement that asks a MariaDB master for the
+// GTID state its binlog has at p (BINLOG_GTID_POS), answering the text NULL
+// where the function answers NULL: p is no event boundary, or its file is
+// not there.
+func BinlogGTIDPosQuery(p FilePos) string {
+	return fmt.Sprintf("SELECT IFNULL(BINLOG_GTID_POS('%s', %d), 'NULL')", strings.ReplaceAll(p.File, "'", "''"), p.Pos)
+}
+
+// gtidQuery runs a query that answers one GTID set. NULL (BINLOG_GTID_POS
+// of a position that is no event boundary, or of a purged file) is an
+// error the caller retries.
+func gtidQuery(c querier, flavor Flavor, q string) (GTIDSet, error) {
+	rows, err := c.Query(q)
+	if err != nil {
+		return GTIDSet{}, err
+	}
+	if len(rows) != 1 || len(rows[0]) != 1 || strings.EqualFold(rows[0][0], "NULL") {
+		return GTIDSet{}, &SourceError{Op: firstWords(q), Err: fmt.Errorf("no GTID state in the answer %q", rows)}
+	}
+	set, err := ParseGTIDSet(flavor, strings.ReplaceAll(rows[0][0], "\n", ""))
+	if err != nil {
+		return GTIDSet{}, &SourceError{Op: firstWords(q), Err: fmt.Errorf("%q: %w", rows[0][0], err)}
+	}
+	return set, nil
 }
 
 // DumpFrom is where a dump starts: a file position, or (GTID set non-empty

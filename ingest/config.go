@@ -28,6 +28,10 @@ type Config struct {
 	// Start is where the very first run starts: "current", "gtid:SET" or
 	// "file:NAME:POS" (binlog.ParseStart).
 	Start string
+	// Standby, when set (a [standby] is configured), reads where the
+	// standby is before the very first run: a standby that holds the
+	// master's transactions is adopted (see firstStart). nil: no standby.
+	Standby StandbyProbe
 	// ReconnectInitial and ReconnectMax bound the exponential backoff
 	// between two sessions.
 	ReconnectInitial, ReconnectMax time.Duration

@@ -27,6 +27,49 @@
 // Checkpoints go to bbolt from their own goroutine, never between fsync and
 // ACK.
 //
+// # The first run
+//
+// The very first run (no checkpoint) starts at Config.Start, and its start
+// is persisted before anything is streamed. Invariant: the relay log's GTID
+// base is the master's GTID state at exactly the relay's first position.
+// start = "current" takes both from binlog.(*Conn).MasterStatus, which reads
+// them as one fact (a GTID set read a round trip later would claim
+// transactions the relay never gets, and the continuity check would then
+// refuse a healthy master as rebuilt).
+//
+// With a standby configured (Config.Standby), the first run reads where it
+// is before it starts (the agent stops the standby's own replication from
+// another source first, so that the position stays put). Invariant: the
+// first run never starts after a transaction of the master that the standby
+// lacks, and never streams onto a standby whose history is not the master's:
+//   - the standby's position is the variable its apply mode continues from
+//     (StandbyGTIDs.ContinuesFrom): gtid_slave_pos in replica mode, which
+//     the standby sends with MASTER_USE_GTID=slave_pos; gtid_binlog_pos in
+//     direct mode, whose applier takes gtid_binlog_state as its checkpoint.
+//     Not gtid_current_pos: it mixes in the standby's own writes. Only the
+//     master's domains count (those in its gtid_binlog_state): a domain
+//     left from another master is no position in this one;
+//   - empty: neither gtid_slave_pos nor gtid_binlog_state holds a GTID of
+//     the master's domains that the master wrote (its own writes, of a
+//     server_id the master never had, do not count). Only then does the
+//     configured start apply as is ("current": from now on; fill the
+//     standby with hotstandby clone);
+//   - otherwise start = "current" starts after the standby's position (a
+//     GTID dump), so an adopted native replica loses nothing; another start
+//     must not begin after it in any domain;
+//   - refused at once, in one line naming both positions and the fix
+//     (ErrStandbyCannotContinue): the other variable ahead of the one the
+//     mode continues from (replica mode: its binlog holds the master's
+//     transactions past gtid_slave_pos; direct mode: it replicated without
+//     log_slave_updates), a position the master's gtid_binlog_state does not
+//     hold (the standby is ahead, diverged, or has errant writes last), and
+//     a configured start after it. A standby whose next transactions the
+//     master purged is refused by the dump (error 1236) with the standby's
+//     position. SHOW BINARY LOGS is not asked: it waits out the semi-sync
+//     timeout while the adopted replica's commits wait for an ACK;
+//   - a standby that does not answer is retried: its position is never
+//     guessed.
+//
 // # The monitor
 //
 // Monitor polls the master on a connection of its own every 2 s: the

@@ -61,7 +61,8 @@ type Receiver struct {
 	relay     *relay.Writer
 	ckpt      *checkpointer
 	identity  binlog.Identity
-	preflight bool // done once per run
+	preflight bool   // done once per run
+	adopted   string // the standby's position this first run starts at ("" if none), for messages
 
 	changed chan struct{} // the durable frontier moved (capacity 1)
 
@@ -328,7 +329,7 @@ func (r *Receiver) session(ctx context.Context) error {
 		}
 		r.preflight = true
 	}
-	from, err := r.resumePoint(conn)
+	from, err := r.resumePoint(ctx, conn)
 	if err != nil {
 		return err
 	}
@@ -370,6 +371,10 @@ func (r *Receiver) session(ctx context.Context) error {
 		where := from.File.String()
 		if from.UseGTID {
 			where = "GTID " + from.GTID.String()
+		}
+		if r.adopted != "" {
+			return &binlog.SourceError{Op: "stream from " + where, Permanent: true,
+				Err: fmt.Errorf("%w (%s, where this first run starts: the master's binlog no longer has the transactions after it (purged) or never had them; rebuild the standby with hotstandby clone into a fresh data_dir)", err, r.adopted)}
 		}
 		return &binlog.SourceError{Op: "stream from " + where, Permanent: true,
 			Err: fmt.Errorf("%w (the master no longer has these events, or never had them: if they were purged, this standby must be rebuilt from a fresh copy)", err)}
@@ -441,7 +446,7 @@ func (r *Receiver) RecoverRelay() (relay.Frontier, error) {
 // resumePoint opens the relay log on first use and returns where the dump
 // must start: after the last whole transaction in the relay log, or, on the
 // very first run, at the configured start.
-func (r *Receiver) resumePoint(conn *binlog.Conn) (binlog.DumpFrom, error) {
+func (r *Receiver) resumePoint(ctx context.Context, conn *binlog.Conn) (binlog.DumpFrom, error) {
 	if r.relay == nil {
 		st, err := r.store.Load()
 		if err != nil {
@@ -449,7 +454,7 @@ func (r *Receiver) resumePoint(conn *binlog.Conn) (binlog.DumpFrom, error) {
 		}
 		hint := st.Received
 		if hint.Pos.FilePos.IsZero() && hint.Pos.GTID.IsZero() {
-			if hint, err = r.firstStart(conn); err != nil {
+			if hint, err = r.firstStart(ctx, conn); err != nil {
 				return binlog.DumpFrom{}, err
 			}
 			// Persist the start before anything is streamed, so that a crash
@@ -488,29 +493,6 @@ func (r *Receiver) resumePoint(conn *binlog.Conn) (binlog.DumpFrom, error) {
 		return binlog.DumpFrom{GTID: end.Pos.GTID, UseGTID: true}, nil
 	}
 	return binlog.DumpFrom{File: end.Pos.FilePos}, nil
-}
-
-// firstStart turns the configured start into the first frontier.
-func (r *Receiver) firstStart(conn *binlog.Conn) (relay.Frontier, error) {
-	start, _ := binlog.ParseStart(r.cfg.Start) // validated with the config
-	switch start.Kind {
-	case binlog.StartGTID:
-		set, err := binlog.ParseGTIDSet(r.identity.Flavor, start.GTID)
-		if err != nil {
-			return relay.Frontier{}, &binlog.SourceError{Op: "start " + start.String(), Err: err, Permanent: true}
-		}
-		r.log.Info("first run: starting after GTID set", "gtid", set.String())
-		return relay.Frontier{Pos: binlog.Position{GTID: set}}, nil
-	case binlog.StartFile:
-		r.log.Info("first run: starting at file position", "from", start.File.String())
-		return relay.Frontier{Pos: binlog.Position{FilePos: start.File, GTID: binlog.NewGTIDSet(r.identity.Flavor)}}, nil
-	}
-	ms, err := conn.MasterStatus()
-	if err != nil {
-		return relay.Frontier{}, err
-	}
-	r.log.Info("first run: starting at the master's current position", "from", ms.String())
-	return relay.Frontier{Pos: ms}, nil
 }
 
 // pump runs the reader goroutine and the writer loop until one fails.
