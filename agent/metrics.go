@@ -72,7 +72,7 @@ func (m *metrics) register(a *Agent) {
 			return b2f(s == "applying" || s == "waiting")
 		})
 		gauge("hotstandby_apply_lag_transactions", "Transactions received but not yet applied (by GTID sequence, per domain); NaN when unknown.", func() float64 {
-			if lag, ok := a.applier.Status().Applied.GTID.SeqBehind(st().Received.GTID); ok && !st().Received.GTID.IsZero() {
+			if lag, ok := a.applier.Status().Behind(st().Received.GTID); ok && !st().Received.GTID.IsZero() {
 				return float64(lag)
 			}
 			return math.NaN()

@@ -37,6 +37,9 @@ func (a *Agent) liveReport() status.Report {
 		as := a.applier.Status()
 		applied := status.Pos(as.Applied)
 		rep.Applied = &applied
+		if n, ok := as.Behind(st.Received.GTID); ok { // not the master's history before the relay log's start
+			rep.Lag.AppliedTransactions = &n
+		}
 		rep.Applier = &status.ApplierReport{State: as.State, Standby: a.cfg.Standby.Addr(), Transactions: &as.Transactions,
 			LastAppliedAt: status.TimePtr(as.AppliedAt), LastError: as.LastError, FailedGTID: as.FailedGTID, Errant: as.Errant, Warnings: as.Warnings}
 	}
