@@ -415,6 +415,9 @@ func (a *Applier) session(ctx context.Context, db *sql.DB, pendingSkip *string) 
 	if err := s.preflight(ctx, recheck); err != nil {
 		return err
 	}
+	if err := s.earlierSessions(ctx); err != nil {
+		return err
+	}
 	if skipGTID != "" {
 		if err := s.applyEmpty(ctx, skipGTID); err != nil {
 			// still pending: the next session commits it
