@@ -78,6 +78,9 @@ func (m *directMode) report(rep *status.Report, recv ingest.Status) {
 	as := m.ap.Status()
 	applied := status.Pos(as.Applied)
 	rep.Applied = &applied
+	if n, ok := as.Behind(recv.Received.GTID); ok { // not the master's history before the relay log's start
+		rep.Lag.AppliedTransactions = &n
+	}
 	rep.Applier = &status.ApplierReport{State: as.State, Standby: m.a.cfg.Standby.Addr(), Transactions: &as.Transactions,
 		LastAppliedAt: status.TimePtr(as.AppliedAt), LastError: as.LastError, FailedGTID: as.FailedGTID, Errant: as.Errant, Warnings: as.Warnings}
 	if n, ok := rep.ApplyLagTransactions(); ok && n != 0 && as.AppliedEventTS != 0 && recv.LastEventTS >= as.AppliedEventTS {
@@ -193,7 +196,7 @@ func (m *directMode) registerMetrics(reg *prometheus.Registry, recv func() inges
 	})
 	gauge("hotstandby_apply_lag_transactions", "Transactions received but not yet applied (by GTID sequence, per domain); NaN when unknown.", func() float64 {
 		received := recv().Received.GTID
-		if lag, ok := st().Applied.GTID.SeqBehind(received); ok && !received.IsZero() {
+		if lag, ok := st().Behind(received); ok && !received.IsZero() {
 			return float64(lag)
 		}
 		return math.NaN()

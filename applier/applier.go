@@ -108,6 +108,31 @@ type Status struct {
 	Warnings []string
 }
 
+// Behind is how many transactions of the relay log, up to received (the
+// GTID state of its received end), the standby has not applied, summed over
+// the GTID domains; false when it cannot be measured. Counted from the
+// standby's position (Applied) and from the relay log's GTID state where the
+// applier last caught up with it (CaughtUp): a relay log that starts after
+// transactions the standby never had (start = "current" on a master with a
+// history) holds none of them, and they are not lag: the applier will never
+// apply them, and when it has applied everything the relay log holds it is 0
+// transactions behind, not the length of the master's history.
+func (s Status) Behind(received binlog.GTIDSet) (int64, bool) {
+	at := map[uint32]binlog.GTID{}
+	for _, set := range []binlog.GTIDSet{s.Applied.GTID, s.CaughtUp.Pos.GTID} {
+		for _, g := range set.MariaDBGTIDs() {
+			if g.Seq >= at[g.Domain].Seq {
+				at[g.Domain] = g
+			}
+		}
+	}
+	base := binlog.NewGTIDSet(binlog.MariaDB)
+	for _, g := range at {
+		base = base.AddMariaDB(g)
+	}
+	return base.SeqBehind(received)
+}
+
 // Applier applies the relay log to the standby.
 type Applier struct {
 	cfg  Config
@@ -388,6 +413,9 @@ func (a *Applier) session(ctx context.Context, db *sql.DB, pendingSkip *string) 
 		return err
 	}
 	if err := s.preflight(ctx, recheck); err != nil {
+		return err
+	}
+	if err := s.earlierSessions(ctx); err != nil {
 		return err
 	}
 	if skipGTID != "" {

@@ -23,6 +23,35 @@
 // bbolt "applied" frontier mirrors the state with its relay position; it is a
 // hint for where to start reading, never the truth.
 //
+// Earlier sessions. An agent killed (or a standby connection lost) in the
+// middle of a round trip leaves its session on the standby, which runs the
+// statements it received to their end and rolls back an open transaction
+// only once it sees the client gone. The standby's GTID state is the
+// checkpoint only once no earlier session can still commit: at every session
+// start, before it reads that state, the applier waits while another thread
+// of its user with an InnoDB transaction that changed rows runs a statement
+// (its leading COMMIT may still land; read too early, the state misses that
+// transaction, which is then applied again and refused: a duplicate key, a
+// lock, gtid_strict_mode: a stop no skip fixes), and kills such a thread that
+// sleeps (its client is gone and the server has not noticed: it can only roll
+// back, and its row locks would stop the applier at innodb_lock_wait_timeout).
+// A transaction is never applied twice in any case: gtid_strict_mode refuses
+// a GTID the standby has; this keeps the applier from stopping on it.
+// (Needs the PROCESS privilege; without it, a warning, and the check is
+// skipped.) A long DDL an earlier session still runs is not waited for.
+//
+// Visibility. With AFTER_SYNC a commit is in the master's binlog and its
+// gtid_binlog_pos before the master makes it visible, and the standby may
+// apply it first (the relay log has it durably; the ACK, and the master's
+// commit, come after): for that moment the standby shows a transaction the
+// master does not show yet. Equal GTID positions mean equal data only once
+// the master has finished the commits in flight.
+//
+// Lag. Status.Behind counts the relay log's transactions the standby has
+// not applied: from the standby's position and from the relay log's GTID
+// state where the applier last caught up, so that the master's history from
+// before the relay log's start (start = "current") is never lag.
+//
 // Preflight. Exactly-once holds only if the standby keeps its GTID state
 // durably and refuses a GTID twice, so at every session start, before
 // anything is applied, the applier reads the standby's settings:

@@ -6,8 +6,11 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/hotstandby/hotstandby/binlog"
 	"github.com/hotstandby/hotstandby/relay"
@@ -94,6 +97,82 @@ func (s *session) setup(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// earlierSessions settles what an earlier session of the applier left on
+// the standby before this one reads the standby's GTID state: a thread of
+// the applier's user, other than this one, in an InnoDB transaction that
+// changed rows. Its agent was killed or its connection lost, and the server
+// is not done with it yet:
+//   - running a statement: its last round trip, whose leading COMMIT may
+//     still land. Reading the state before then misses that transaction,
+//     applies it again, and stops on what refuses the second copy (its row
+//     lock, then a duplicate key; gtid_strict_mode), an error no skip fixes.
+//     The session waits until the statement has ended;
+//   - sleeping: the server has not seen its client go (a host that died, a
+//     cut network). Its COMMIT never comes, it can only roll back, and its
+//     row locks would hold this session's statements until
+//     innodb_lock_wait_timeout and stop the applier. The session kills it.
+//
+// Other threads of the user (verify's reads) change no rows and are left
+// alone. Without the PROCESS privilege the check cannot see other threads'
+// transactions; it is skipped with a warning.
+func (s *session) earlierSessions(ctx context.Context) error {
+	const q = "SELECT p.id, p.command, IFNULL(p.state, ''), p.time, LEFT(IFNULL(p.info, ''), 80) " +
+		"FROM information_schema.processlist p JOIN information_schema.innodb_trx x ON x.trx_mysql_thread_id = p.id " +
+		"WHERE p.user = SUBSTRING_INDEX(USER(), '@', 1) AND p.id <> CONNECTION_ID() AND x.trx_rows_modified > 0"
+	logged := map[int64]bool{}
+	for {
+		rows, err := s.conn.QueryContext(ctx, q)
+		if err != nil {
+			var me *mysql.MySQLError
+			if errors.As(err, &me) && (me.Number == 1227 || me.Number == 1142 || me.Number == 1044) {
+				s.a.log.Warn("cannot look for an earlier session's transaction on the standby (the applier's user lacks PROCESS): a restart of the agent during a round trip may stop the applier on a duplicate", "err", err)
+				return nil
+			}
+			return fmt.Errorf("applier: look for earlier sessions on the standby: %w", err)
+		}
+		running := 0
+		var kill []int64
+		for rows.Next() {
+			var id, secs int64
+			var command, state, info string
+			if err := rows.Scan(&id, &command, &state, &secs, &info); err != nil {
+				rows.Close()
+				return fmt.Errorf("applier: look for earlier sessions on the standby: %w", err)
+			}
+			if command == "Sleep" {
+				kill = append(kill, id)
+				s.a.log.Warn("ending an abandoned transaction of an earlier session on the standby (its client is gone; it can only roll back)", "thread", id, "idle_seconds", secs)
+				continue
+			}
+			running++
+			if !logged[id] {
+				logged[id] = true
+				s.a.log.Info("waiting for an earlier session's statement on the standby to end before reading its GTID state", "thread", id, "command", command, "state", state, "seconds", secs, "statement", info)
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("applier: look for earlier sessions on the standby: %w", err)
+		}
+		for _, id := range kill {
+			var me *mysql.MySQLError
+			// 1094: gone meanwhile.
+			if err := s.exec(ctx, "KILL CONNECTION "+strconv.FormatInt(id, 10)); err != nil && !(errors.As(err, &me) && me.Number == 1094) {
+				return fmt.Errorf("applier: end an earlier session's transaction on the standby (thread %d): %w", id, err)
+			}
+		}
+		if running == 0 && len(kill) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func (s *session) readState(ctx context.Context) (gtidState, error) {

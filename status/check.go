@@ -30,8 +30,15 @@ func DefaultCheckThresholds() CheckThresholds {
 
 // ApplyLagTransactions is how many transactions the applier is behind the
 // received frontier, counted per GTID domain; false when it cannot be
-// measured (no applier, or no GTIDs on one side).
+// measured (no applier, or no GTIDs on one side). The daemon's own count
+// (Lag.AppliedTransactions), when the report has it, is the answer: it knows
+// where the relay log starts, and the master's transactions from before
+// then are not lag; otherwise (a stopped daemon's report) the received and
+// applied GTID positions are compared.
 func (rep Report) ApplyLagTransactions() (int64, bool) {
+	if n := rep.Lag.AppliedTransactions; n != nil {
+		return *n, true
+	}
 	if rep.Applied == nil || rep.Received.GTID == "" {
 		return 0, false
 	}
