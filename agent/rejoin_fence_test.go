@@ -33,7 +33,7 @@ func TestRejoinFencesBeforeTheErrantCheck(t *testing.T) {
 		f := newFailoverEnvMode(t, `mode = "auto"`, ModeReplica)
 		f.failOver()
 		ctx := context.Background()
-		must(t, f.master.Restart(ctx)) // writable: read_only is not in its option file
+		f.restartOldMaster(ctx) // writable: read_only is not in its option file
 		f.grantRejoin(f.master)
 		must(t, f.master.CreateUser(ctx, "app", "app-secret", "SELECT, INSERT"))
 		app, err := sql.Open("mysql", "app:app-secret@tcp("+f.master.Addr()+")/test")
@@ -83,7 +83,7 @@ func TestRejoinFencesBeforeTheErrantCheck(t *testing.T) {
 		f := newFailoverEnvMode(t, `mode = "auto"`, ModeReplica)
 		f.failOver()
 		ctx := context.Background()
-		must(t, f.master.Restart(ctx))
+		f.restartOldMaster(ctx)
 		f.grantRejoin(f.master)
 		// The agent's user may do everything a rejoin needs but fence.
 		must(t, f.master.CreateUser(ctx, "repl", f.password, strings.Replace(rejoinPrivs, "READ_ONLY ADMIN, ", "", 1)))
@@ -100,7 +100,7 @@ func TestRejoinFencesBeforeTheErrantCheck(t *testing.T) {
 		f := newFailoverEnvMode(t, `mode = "auto"`, ModeReplica)
 		f.failOver()
 		ctx := context.Background()
-		must(t, f.master.Restart(ctx))
+		f.restartOldMaster(ctx)
 		f.grantRejoin(f.master)
 		db, err := sql.Open("mysql", f.master.RootDSN("test"))
 		must(t, err)
@@ -161,7 +161,7 @@ func TestRejoinAfterAnUnfinishedRejoin(t *testing.T) {
 	for i := range 5 {
 		must(t, f.standby.Exec(ctx, "INSERT INTO test.t (c, payload) VALUES (?, 'on the new master')", i))
 	}
-	must(t, f.master.Restart(ctx))
+	f.restartOldMaster(ctx)
 	f.grantRejoin(f.master)
 
 	must(t, f.master.Exec(ctx, "SET GLOBAL server_id = 77"))
@@ -203,7 +203,7 @@ func TestRejoinWhileTheNewMasterTakesWrites(t *testing.T) {
 	f := newFailoverEnvMode(t, `mode = "auto"`, ModeReplica)
 	f.failOver()
 	ctx := context.Background()
-	must(t, f.master.Restart(ctx))
+	f.restartOldMaster(ctx)
 	f.grantRejoin(f.master)
 	db, err := sql.Open("mysql", f.standby.RootDSN("test"))
 	must(t, err)
@@ -243,7 +243,7 @@ func ownHoleEnv(t *testing.T) *failoverEnv {
 	}
 	f.failOver()
 	ctx := context.Background()
-	must(t, f.master.Restart(ctx))
+	f.restartOldMaster(ctx)
 	f.grantRejoin(f.master)
 	conn, err := f.standby.DB().Conn(ctx)
 	must(t, err)

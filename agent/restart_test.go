@@ -354,3 +354,15 @@ func (f *failoverEnv) waitOldMasterEvents(n int) {
 		return f.oldMasterEvents() >= n
 	})
 }
+
+// restartOldMaster restarts the old master after a promotion and waits for
+// the watch's fence of it (it kills every client connection), so that what
+// the test does next is not cut by it.
+func (f *failoverEnv) restartOldMaster(ctx context.Context) {
+	f.t.Helper()
+	n := f.oldMasterEvents()
+	if err := f.master.Restart(ctx); err != nil {
+		f.t.Fatal(err)
+	}
+	f.waitOldMasterEvents(n + 1)
+}
