@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -210,7 +211,16 @@ func (e *testEnv) startInProcess(hooks ingest.Hooks) *inProcess {
 	p := &inProcess{a: a, cancel: cancel, done: make(chan error, 1), log: lb}
 	go func() { p.done <- a.Run(ctx) }()
 	e.t.Cleanup(func() {
-		p.stop()
+		if e.t.Failed() {
+			// Where each goroutine is, before the stop changes it: a
+			// failure that is a hang shows its cause here.
+			var stacks bytes.Buffer
+			_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+			e.t.Logf("goroutines at the failure:\n%s", stacks.String())
+		}
+		if err := p.stop(); err != nil {
+			e.t.Errorf("in-process agent: %v", err)
+		}
 		e.checkNoPanic("in-process agent", lb.String())
 		if e.t.Failed() {
 			e.t.Logf("agent log:\n%s", lb.String())
