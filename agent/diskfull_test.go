@@ -39,6 +39,16 @@ func TestFullDiskLosesNothing(t *testing.T) {
 		r, err := status.Get(ctx, c.StatusSource())
 		return err == nil && strings.Contains(r.Stream.LastError, "no space left on device")
 	})
+	// The relay disk's metrics show it, so HotstandbyRelayDiskNearlyFull
+	// (packaging/prometheus) fires: its expression is avail/size < 0.10.
+	fams := scrape(t, c.Status.Listen)
+	size, avail := value(t, fams, "hotstandby_relay_filesystem_size_bytes"), value(t, fams, "hotstandby_relay_filesystem_avail_bytes")
+	if size != 1<<20 || !(avail/size < 0.10) {
+		t.Errorf("relay filesystem: size %v bytes (the tmpfs has %d), avail %v: the relay-disk alert would not fire", size, 1<<20, avail)
+	}
+	if used := value(t, fams, "hotstandby_relay_bytes"); !(used > 0 && used <= size) {
+		t.Errorf("hotstandby_relay_bytes %v on a full %v-byte disk", used, size)
+	}
 	// Killed in the middle of a failing write, the relay may end in a torn
 	// event; recovery (as at the next start) cuts it, and everything left is
 	// the master's, with no gap.

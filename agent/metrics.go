@@ -8,8 +8,10 @@ import (
 
 	"github.com/hotstandby/hotstandby/checkpoint"
 	"github.com/hotstandby/hotstandby/ingest"
+	"github.com/hotstandby/hotstandby/status"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sys/unix"
 )
 
 // metrics are the agent's Prometheus metrics, on a registry of its own (no
@@ -49,6 +51,7 @@ func (m *metrics) register(a *Agent) {
 	counter("hotstandby_received_bytes_total", "Bytes of events stored in the relay log.", func() float64 { return float64(st().Bytes) })
 	counter("hotstandby_stream_reconnects_total", "Times the stream to the master was re-established after an error.", func() float64 { return float64(st().Reconnects) })
 	counter("hotstandby_semisync_acks_total", "Semi-sync ACKs sent to the master.", func() float64 { return float64(a.recv.AckStats().Sent) })
+	registerRelayDiskGauges(m.reg, a.cfg.RelayDir())
 	gauge("hotstandby_stream_up", "1 while the stream from the master is established.", func() float64 { return b2f(st().State == ingest.StateStreaming) })
 	registerPositionGauges(m.reg, "received", func() (string, uint64) { p := st().Received; return p.File, p.Pos })
 	registerPositionGauges(m.reg, "acked", func() (string, uint64) { p := st().Acked; return p.File, p.Pos })
@@ -81,6 +84,42 @@ func (m *metrics) register(a *Agent) {
 		}
 		return math.NaN()
 	})
+}
+
+// registerRelayDiskGauges adds the relay log's size and the free and total
+// space of the filesystem that holds it (statfs at each scrape; NaN when it
+// fails). A full relay disk stops the ACKs, so the master waits and then
+// commits without them: alert before it is full.
+func registerRelayDiskGauges(reg *prometheus.Registry, dir string) {
+	fs := func(f func(st *unix.Statfs_t, bs float64) float64) func() float64 {
+		return func() float64 {
+			var st unix.Statfs_t
+			if err := unix.Statfs(dir, &st); err != nil {
+				return math.NaN()
+			}
+			bs := float64(st.Frsize)
+			if bs == 0 {
+				bs = float64(st.Bsize)
+			}
+			return f(&st, bs)
+		}
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hotstandby_relay_filesystem_avail_bytes",
+			Help: "Space available to the agent on the filesystem of the relay log (statfs f_bavail); NaN when unknown."},
+			fs(func(st *unix.Statfs_t, bs float64) float64 { return float64(st.Bavail) * bs })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hotstandby_relay_filesystem_size_bytes",
+			Help: "Size of the filesystem of the relay log (statfs f_blocks); NaN when unknown."},
+			fs(func(st *unix.Statfs_t, bs float64) float64 { return float64(st.Blocks) * bs })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hotstandby_relay_bytes",
+			Help: "Disk space the relay log's segments take, the live segment's preallocated tail included; NaN when unknown."},
+			func() float64 {
+				if r := status.RelayUsage(dir); r != nil {
+					return float64(r.Bytes)
+				}
+				return math.NaN()
+			}),
+	)
 }
 
 // registerPositionGauges adds the gauges of one frontier's master binlog
