@@ -129,11 +129,31 @@ func (m *Monitor) View() MasterView {
 }
 
 // Run polls every interval until ctx ends.
+//
+// The end of ctx ends a sample in flight: its connection is interrupted,
+// so a stop of the agent never waits for a master that is slow to answer
+// (a sample's round trips take no context).
 func (m *Monitor) Run(ctx context.Context, every time.Duration) {
 	var conn *binlog.Conn
-	defer func() {
+	var connMu sync.Mutex // guards conn against the interrupt below
+	setConn := func(c *binlog.Conn) {
+		connMu.Lock()
+		conn = c
+		connMu.Unlock()
+	}
+	stopInterrupt := context.AfterFunc(ctx, func() {
+		connMu.Lock()
+		defer connMu.Unlock()
 		if conn != nil {
-			conn.Quit()
+			_ = conn.Interrupt()
+		}
+	})
+	defer stopInterrupt()
+	defer func() {
+		connMu.Lock()
+		defer connMu.Unlock()
+		if conn != nil {
+			conn.Close() // Run returns only once ctx ended
 		}
 	}()
 	t := time.NewTicker(every)
@@ -148,12 +168,20 @@ func (m *Monitor) Run(ctx context.Context, every time.Duration) {
 				m.view.Err, m.view.PosKnown, m.view.SemiSync = err.Error(), false, ""
 				m.mu.Unlock()
 			} else {
-				conn, m.prev = c, nil
+				m.prev = nil
+				setConn(c)
+				if ctx.Err() != nil {
+					return // the interrupt may have run before conn was set
+				}
 			}
 		}
 		if conn != nil && !m.poll(conn) {
-			conn.Close()
-			conn = nil
+			c := conn
+			setConn(nil)
+			c.Close()
+			if ctx.Err() != nil {
+				return
+			}
 		}
 		select {
 		case <-t.C:
