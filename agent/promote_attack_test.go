@@ -72,6 +72,69 @@ func TestResumedPromotionKeepsWhatTheMasterCommittedWhileTheAgentWasDown(t *test
 	}
 }
 
+// TestOldMasterThawedDuringTheDrainIsFencedBeforeTheStandbyIsWritable:
+// the master froze (SIGSTOP: its TCP port accepts, nothing answers), so
+// the promotion's fence found it unreachable and went on; the agent was
+// killed after the stream stopped, and the master woke up, writable,
+// before the drain finished. When the standby becomes writable the old
+// master must already be read-only: never two writable servers (the watch
+// of the old master starts only with the master role, after that).
+func TestOldMasterThawedDuringTheDrainIsFencedBeforeTheStandbyIsWritable(t *testing.T) {
+	for _, mode := range []string{ModeReplica, ModeDirect} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t)
+			standby := e.withStandbyMode(mode)
+			writeFile(t, e.cfgPath, readFile(t, e.cfgPath)+"\n[failover]\nmode = \"auto\"\n")
+			grantFence(t, e)
+			p := e.startProcessEnv(killAfterStepEnv + "=" + checkpoint.StepStreamStopped)
+			e.waitSemiSyncClient()
+			ctx := context.Background()
+			report := func() status.Report {
+				r, err := status.Fetch(ctx, e.config().Status.Listen)
+				if err != nil {
+					return status.Report{}
+				}
+				return r
+			}
+			harness.WaitFor(t, "a promotion to be proven lossless", 60*time.Second, func() bool {
+				r := report()
+				return r.Failover != nil && r.Failover.LosslessNow
+			})
+			e.exec("INSERT INTO test.t (id, c) VALUES (8001, 1)")
+			must(t, syscall.Kill(e.master.PID(), syscall.SIGSTOP))
+			cont := sync1(func() { _ = syscall.Kill(e.master.PID(), syscall.SIGCONT) })
+			t.Cleanup(cont)
+			harness.WaitFor(t, "the agent to kill itself after the stream stopped", 90*time.Second, p.Exited)
+			if !strings.Contains(p.Log(), "kill -9 after the promotion step") {
+				t.Fatalf("the agent exited without the crash injection:\n%s", p.LogTail(40))
+			}
+			cont()
+			if ro := must1(e.master.QueryString(ctx, "SELECT @@global.read_only")); ro != "0" {
+				t.Fatalf("the frozen master was fenced after all (read_only=%s): the test needs it unfenced", ro)
+			}
+			// Stop the next run right after the standby was made writable:
+			// the moment two writers would exist.
+			p2 := e.startProcessEnv(killAfterStepEnv + "=" + checkpoint.StepWritable)
+			harness.WaitFor(t, "the resumed promotion to stop after making the standby writable", 90*time.Second, p2.Exited)
+			if !strings.Contains(p2.Log(), "kill -9 after the promotion step") {
+				t.Fatalf("the agent exited without the crash injection:\n%s", p2.LogTail(40))
+			}
+			sro := must1(standby.QueryString(ctx, "SELECT @@global.read_only"))
+			mro := must1(e.master.QueryString(ctx, "SELECT @@global.read_only"))
+			if sro == "0" && mro == "0" {
+				t.Fatalf("two writable servers: the standby was made writable beside the old master that woke up during the drain\n%s", p2.LogTail(40))
+			}
+			p2.start()
+			harness.WaitFor(t, "the promotion to finish", 90*time.Second, func() bool {
+				return report().Role == checkpoint.RoleMaster
+			})
+			if missing := missingIDs(t, standby, []int64{8001}); len(missing) > 0 {
+				t.Fatalf("committed ids missing on the new master: %v", missing)
+			}
+		})
+	}
+}
+
 // grantFence gives the [master] user, the fence user, what the fence
 // needs, unlogged (the standby has no such user to grant to).
 func grantFence(t *testing.T, e *testEnv) {

@@ -214,6 +214,17 @@
 //     promotion aborts with both positions (the old master stays fenced,
 //     read-only); --force goes past it, recorded in the audit log.
 //     TestResumedPromotionKeepsWhatTheMasterCommittedWhileTheAgentWasDown.
+//   - Right before the standby is made writable, the SQL fence runs once
+//     more (Rechecker, within a second): an old master that did not
+//     answer at the isolation because it was frozen (a paused VM,
+//     SIGSTOP: its port accepts, nothing answers) may have woken up
+//     during the drain, writable. One that still does not answer changes
+//     nothing; one that answers must be fenced and hold nothing beyond the
+//     relay log's durable frontier (what it committed after its timeout,
+//     async, with the stream stopped), or the standby stays read-only,
+//     the alert hook runs, and the promotion waits at its step for
+//     `hotstandby promote` (or --force, recorded).
+//     TestOldMasterThawedDuringTheDrainIsFencedBeforeTheStandbyIsWritable.
 //   - An old master that neither the fence nor stonith can reach (a host
 //     that is down, or alive behind a partition) does not stop the
 //     promotion: the gate decided before B + T that nothing acknowledged is

@@ -388,6 +388,9 @@ func (p *Promoter) run(ctx context.Context, r checkpoint.Role, res Result, start
 		p.Log.Info("drained: every durable transaction is applied", "applied", applied.String(), "relay_end", target.Pos.String())
 	}
 	if r.Step == checkpoint.StepApplied {
+		if err := p.recheck(ctx, &r, &res); err != nil {
+			return fail("fence the old master again", err)
+		}
 		if err := p.Standby.MakeWritable(ctx); err != nil {
 			return fail("make the standby writable", err)
 		}
@@ -421,6 +424,60 @@ func (p *Promoter) run(ctx context.Context, r checkpoint.Role, res Result, start
 		}
 	}
 	return res, nil
+}
+
+// Rechecker is a Fencer that can fence the old master again over SQL
+// alone (no stonith), just before the standby is made writable.
+type Rechecker interface {
+	// Recheck runs the SQL fence once more; nil when the SQL fence is off.
+	Recheck(ctx context.Context) *FenceResult
+}
+
+// recheck fences the old master once more right before the standby is
+// made writable: one that did not answer at the isolation (frozen: a
+// paused VM, SIGSTOP, a stall; its TCP port accepts and nothing answers)
+// may have woken up during the drain, writable. One that answers now must
+// be fenced and hold nothing the relay log lacks (a commit it returned OK
+// for after its semi-sync timeout, async, while the stream was stopped);
+// otherwise the standby stays read-only, the alert hook runs, and only
+// --force goes on.
+func (p *Promoter) recheck(ctx context.Context, r *checkpoint.Role, res *Result) error {
+	rc, ok := p.Fencer.(Rechecker)
+	if !ok {
+		return nil
+	}
+	fr := rc.Recheck(ctx)
+	if fr == nil || (!fr.Reachable && fr.Err == nil) {
+		return nil // off, or still not answering: the isolation's verdict stands
+	}
+	var why string
+	switch {
+	case !fr.Fenced():
+		why = "the old master answers again and is not fenced: " + fr.Summary()
+	case fr.EndErr != nil:
+		why = "the old master answers again; it is fenced but its binlog end is unknown: " + fr.EndErr.Error()
+	case fr.End != "":
+		held := p.Stream.Durable().Pos
+		flavor := cmp.Or(held.GTID.Flavor(), r.OldMaster.Flavor, p.OldMaster.Flavor, binlog.MariaDB)
+		end, err := binlog.ParseGTIDSet(flavor, fr.End)
+		if err != nil {
+			why = fmt.Sprintf("the fenced old master's GTID state %q: %v", fr.End, err)
+		} else if in, err := held.GTID.Contains(end); held.GTID.IsZero() || err != nil || !in {
+			why = fmt.Sprintf("the old master answered again after the stream stopped and holds %s, beyond the relay log's %s: it returned OK for commits the standby lacks", end, held.String())
+		}
+	}
+	if why == "" {
+		p.Log.Warn("the old master answers again: fenced before the standby is made writable", "epoch", r.Epoch, "result", fr.Summary())
+		r.Fence += "; again before writable: " + fr.Summary()
+		return nil
+	}
+	if r.ForceAsked {
+		p.audit("promotion", Request{By: r.By}, fmt.Sprintf("promotion to epoch %d FORCED past it: %s", r.Epoch, why))
+		r.Fence += "; " + why + " (FORCED past it)"
+		return nil
+	}
+	p.alert(ctx, Event{Reason: "promotion blocked before the standby is made writable: " + why, Epoch: r.Epoch, OldMaster: r.OldAddr, NewMaster: p.NewAddr}, res)
+	return fmt.Errorf("%s: the standby stays read-only; fix it and run `hotstandby promote` again, or `hotstandby promote --force`", why)
 }
 
 // DefaultCatchUp is Promoter.CatchUp's default.

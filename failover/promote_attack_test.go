@@ -94,3 +94,55 @@ func TestPromotionWaitsForTheFencedMastersEnd(t *testing.T) {
 		}
 	})
 }
+
+// recheckFencer is the fakes with a second SQL fence.
+type recheckFencer struct {
+	*fakes
+	again *FenceResult
+}
+
+func (f *recheckFencer) Recheck(context.Context) *FenceResult { _ = f.do("refence"); return f.again }
+
+// TestPromotionFencesAgainBeforeWritable: an old master that did not
+// answer at the isolation (frozen) may answer during the drain, writable.
+// Right before the standby is made writable it is fenced again: still
+// silent or fenced with nothing the relay log lacks, the promotion goes
+// on; answering and not fenced, or holding commits the relay log lacks,
+// the standby stays read-only (only --force goes on, recorded).
+func TestPromotionFencesAgainBeforeWritable(t *testing.T) {
+	with := func(end string) *FenceResult { r := *isoFenced; r.End = end; return &r }
+	tests := []struct {
+		name     string
+		again    *FenceResult
+		force    bool
+		wantRole string
+		wantErr  string
+	}{
+		{"still silent", isoUnreachable, false, checkpoint.RoleMaster, ""},
+		{"fenced, nothing new", with("0-1-7"), false, checkpoint.RoleMaster, ""},
+		{"fenced, wrote past the relay log", with("0-1-9"), false, checkpoint.RolePromoting, "beyond the relay log"},
+		{"answers, not fenced", isoAnsweredNotFenced, false, checkpoint.RolePromoting, "not fenced"},
+		{"answers, not fenced, forced", isoAnsweredNotFenced, true, checkpoint.RoleMaster, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &catchUpStream{fakes: &fakes{lossless: true, iso: Isolation{SQL: isoUnreachable}}, gtid: "0-1-7"}
+			p := newPromoter(t, s.fakes)
+			p.Stream, p.Fencer = s, &recheckFencer{fakes: s.fakes, again: tt.again}
+			_, err := p.Promote(context.Background(), Request{Reason: "dead", By: "detector", Force: tt.force})
+			if (err == nil) != (tt.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("Promote = %v, want error %q", err, tt.wantErr)
+			}
+			calls := strings.Join(s.calls, " ")
+			if !strings.Contains(calls, "drain refence") {
+				t.Fatalf("calls %q: no second fence after the drain", calls)
+			}
+			if tt.wantErr != "" && strings.Contains(calls, "writable") {
+				t.Fatalf("calls %q: the standby was made writable", calls)
+			}
+			if r, _ := p.Store.LoadRole(); r.Role != tt.wantRole {
+				t.Fatalf("role %s, want %s", r.Role, tt.wantRole)
+			}
+		})
+	}
+}
