@@ -146,3 +146,40 @@ func TestPromotionFencesAgainBeforeWritable(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentPromotionsPromoteOnce: the detector's promotion and an
+// operator's `promote` racing: one promotes (one epoch, one drain, one
+// MakeWritable), the other is refused, whatever the order.
+func TestConcurrentPromotionsPromoteOnce(t *testing.T) {
+	f := &fakes{lossless: true}
+	p := newPromoter(t, f)
+	errs := make(chan error, 2)
+	var start sync.WaitGroup
+	start.Add(1)
+	for _, by := range []string{"detector", "uid 0 (root) pid 1"} {
+		go func() {
+			start.Wait()
+			_, err := p.Promote(context.Background(), Request{Reason: "race", By: by})
+			errs <- err
+		}()
+	}
+	start.Done()
+	var refused, ok int
+	for range 2 {
+		switch err := <-errs; {
+		case err == nil:
+			ok++
+		case errors.Is(err, ErrRefused):
+			refused++
+		default:
+			t.Fatalf("unexpected error: %v", err)
+		}
+	}
+	calls := strings.Join(f.calls, " ")
+	if ok != 1 || refused != 1 || strings.Count(calls, "writable") != 1 || strings.Count(calls, "drain") != 1 {
+		t.Fatalf("ok %d refused %d, calls %q: want one promotion", ok, refused, calls)
+	}
+	if r, _ := p.Store.LoadRole(); r.Role != checkpoint.RoleMaster || r.Epoch != 1 {
+		t.Fatalf("role %s epoch %d, want master epoch 1", r.Role, r.Epoch)
+	}
+}
