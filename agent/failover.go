@@ -448,6 +448,16 @@ func (f agentFencer) Fence(ctx context.Context) failover.Isolation {
 	return iso
 }
 
+// Recheck runs the SQL fence again (failover.Rechecker), within a second:
+// an old master that still does not answer costs the promotion no more.
+func (f agentFencer) Recheck(ctx context.Context) *failover.FenceResult {
+	if !f.a.cfg.Failover.Fence {
+		return nil
+	}
+	res := failover.FenceOldMaster(ctx, f.a.cfg.MasterDSN(), time.Second, f.a.log)
+	return &res
+}
+
 // agentHooks runs the operator's hooks.
 type agentHooks struct {
 	a     *Agent

@@ -203,6 +203,28 @@
 //     before the stream stops also means the commits its clients make until
 //     the fence are still acknowledged by the agent (and drained), and that
 //     an abort needs no restart of the stream: nothing was stopped.
+//   - When the fence reached the old master, the stream stops only once
+//     the relay log durably holds that master's GTID state as the fence
+//     left it (FenceResult.End: gtid_binlog_pos read after read_only was
+//     verified and its clients killed); a master that answers can have
+//     returned OK for commits the agent never received (it fell back to
+//     async: the agent was down, as after a crash at the first step, or
+//     the fence came more than T after B), and those are in its binlog.
+//     If the stream does not hold it within Promoter.CatchUp (30 s), the
+//     promotion aborts with both positions (the old master stays fenced,
+//     read-only); --force goes past it, recorded in the audit log.
+//     TestResumedPromotionKeepsWhatTheMasterCommittedWhileTheAgentWasDown.
+//   - Right before the standby is made writable, the SQL fence runs once
+//     more (Rechecker, within a second): an old master that did not
+//     answer at the isolation because it was frozen (a paused VM,
+//     SIGSTOP: its port accepts, nothing answers) may have woken up
+//     during the drain, writable. One that still does not answer changes
+//     nothing; one that answers must be fenced and hold nothing beyond the
+//     relay log's durable frontier (what it committed after its timeout,
+//     async, with the stream stopped), or the standby stays read-only,
+//     the alert hook runs, and the promotion waits at its step for
+//     `hotstandby promote` (or --force, recorded).
+//     TestOldMasterThawedDuringTheDrainIsFencedBeforeTheStandbyIsWritable.
 //   - An old master that neither the fence nor stonith can reach (a host
 //     that is down, or alive behind a partition) does not stop the
 //     promotion: the gate decided before B + T that nothing acknowledged is

@@ -28,8 +28,9 @@ var errFenceDeadline = errors.New("failover: fence timeout")
 
 // MariaDB error numbers the fence tells apart.
 const (
-	erLockWaitTimeout = 1205 // ER_LOCK_WAIT_TIMEOUT: SET GLOBAL read_only waited too long
-	erNoSuchThread    = 1094 // ER_NO_SUCH_THREAD: the connection ended before KILL
+	erLockWaitTimeout       = 1205 // ER_LOCK_WAIT_TIMEOUT: SET GLOBAL read_only waited too long
+	erNoSuchThread          = 1094 // ER_NO_SUCH_THREAD: the connection ended before KILL
+	erUnknownSystemVariable = 1193 // ER_UNKNOWN_SYSTEM_VARIABLE: gtid_binlog_pos on MySQL
 )
 
 // fenceSkipCommands are the processlist commands of threads the fence does
@@ -70,6 +71,14 @@ type FenceResult struct {
 	KilledIDs []uint64
 	// Duration is the time the fence took.
 	Duration time.Duration
+	// End is the old master's binlog end as the fence left it: its
+	// @@global.gtid_binlog_pos (@@global.gtid_executed on MySQL), read once
+	// read_only was verified and its clients killed, so that nothing but
+	// a user with READ_ONLY ADMIN writes past it. A promotion stops the
+	// stream only once the relay log durably holds it. "" when the fence
+	// did not succeed, or the read failed (EndErr).
+	End    string
+	EndErr error
 	// session reports that the fence logged in; readOnlyRead that it read
 	// read_only before setting it (WasReadOnly is then known).
 	session, readOnlyRead bool
@@ -240,7 +249,24 @@ func (f fence) run(ctx context.Context, res *FenceResult) {
 	}
 	if len(errs) > 0 {
 		res.Err = fmt.Errorf("%w: %w", ErrFenceFailed, errs)
+		return
 	}
+	res.End, res.EndErr = f.binlogEnd(ctx)
+}
+
+// binlogEnd reads the fenced old master's GTID state: gtid_binlog_pos on
+// MariaDB, gtid_executed on MySQL.
+func (f fence) binlogEnd(ctx context.Context) (string, error) {
+	var end string
+	err := f.conn.QueryRowContext(ctx, "SELECT @@GLOBAL.gtid_binlog_pos").Scan(&end)
+	var me *mysql.MySQLError
+	if errors.As(err, &me) && me.Number == erUnknownSystemVariable {
+		err = f.conn.QueryRowContext(ctx, "SELECT @@GLOBAL.gtid_executed").Scan(&end)
+	}
+	if err != nil {
+		return "", fmt.Errorf("read the fenced old master's GTID state: %w", err)
+	}
+	return strings.TrimSpace(end), nil
 }
 
 // fenceErrors joins errors on one line, for a one-line Summary.

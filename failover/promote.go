@@ -185,6 +185,10 @@ type Promoter struct {
 	NewAddr   string
 	Log       *slog.Logger
 	Now       func() time.Time
+	// CatchUp bounds the wait, once the fence reached the old master, for
+	// the stream to hold durably what that master had written
+	// (FenceResult.End) before it stops; zero is DefaultCatchUp.
+	CatchUp time.Duration
 	// AfterStep, when set, is called after each step is recorded (a test's
 	// crash injection; nil in production).
 	AfterStep func(r checkpoint.Role)
@@ -324,6 +328,15 @@ func (p *Promoter) run(ctx context.Context, r checkpoint.Role, res Result, start
 			return p.abort(ctx, r, res, why)
 		}
 		p.isolated(&r, iso, ok, why)
+		if ok {
+			if err := p.catchUp(ctx, r, iso); err != nil {
+				if !r.ForceAsked {
+					return p.abort(ctx, r, res, err.Error())
+				}
+				r.Fence += "; " + err.Error() + " (FORCED past it)"
+				p.audit("promotion", Request{By: r.By}, fmt.Sprintf("promotion to epoch %d FORCED past a stream that does not hold the fenced old master's end: %v", r.Epoch, err))
+			}
+		}
 		r.Step = checkpoint.StepIsolated
 		if err := p.save(&r); err != nil {
 			return fail("record", err)
@@ -375,6 +388,9 @@ func (p *Promoter) run(ctx context.Context, r checkpoint.Role, res Result, start
 		p.Log.Info("drained: every durable transaction is applied", "applied", applied.String(), "relay_end", target.Pos.String())
 	}
 	if r.Step == checkpoint.StepApplied {
+		if err := p.recheck(ctx, &r, &res); err != nil {
+			return fail("fence the old master again", err)
+		}
 		if err := p.Standby.MakeWritable(ctx); err != nil {
 			return fail("make the standby writable", err)
 		}
@@ -408,6 +424,117 @@ func (p *Promoter) run(ctx context.Context, r checkpoint.Role, res Result, start
 		}
 	}
 	return res, nil
+}
+
+// Rechecker is a Fencer that can fence the old master again over SQL
+// alone (no stonith), just before the standby is made writable.
+type Rechecker interface {
+	// Recheck runs the SQL fence once more; nil when the SQL fence is off.
+	Recheck(ctx context.Context) *FenceResult
+}
+
+// recheck fences the old master once more right before the standby is
+// made writable: one that did not answer at the isolation (frozen: a
+// paused VM, SIGSTOP, a stall; its TCP port accepts and nothing answers)
+// may have woken up during the drain, writable. One that answers now must
+// be fenced and hold nothing the relay log lacks (a commit it returned OK
+// for after its semi-sync timeout, async, while the stream was stopped);
+// otherwise the standby stays read-only, the alert hook runs, and only
+// --force goes on.
+func (p *Promoter) recheck(ctx context.Context, r *checkpoint.Role, res *Result) error {
+	rc, ok := p.Fencer.(Rechecker)
+	if !ok {
+		return nil
+	}
+	fr := rc.Recheck(ctx)
+	if fr == nil || (!fr.Reachable && fr.Err == nil) {
+		return nil // off, or still not answering: the isolation's verdict stands
+	}
+	var why string
+	switch {
+	case !fr.Fenced():
+		why = "the old master answers again and is not fenced: " + fr.Summary()
+	case fr.EndErr != nil:
+		why = "the old master answers again; it is fenced but its binlog end is unknown: " + fr.EndErr.Error()
+	case fr.End != "":
+		held := p.Stream.Durable().Pos
+		flavor := cmp.Or(held.GTID.Flavor(), r.OldMaster.Flavor, p.OldMaster.Flavor, binlog.MariaDB)
+		end, err := binlog.ParseGTIDSet(flavor, fr.End)
+		if err != nil {
+			why = fmt.Sprintf("the fenced old master's GTID state %q: %v", fr.End, err)
+		} else if in, err := held.GTID.Contains(end); held.GTID.IsZero() || err != nil || !in {
+			why = fmt.Sprintf("the old master answered again after the stream stopped and holds %s, beyond the relay log's %s: it returned OK for commits the standby lacks", end, held.String())
+		}
+	}
+	if why == "" {
+		p.Log.Warn("the old master answers again: fenced before the standby is made writable", "epoch", r.Epoch, "result", fr.Summary())
+		r.Fence += "; again before writable: " + fr.Summary()
+		return nil
+	}
+	if r.ForceAsked {
+		p.audit("promotion", Request{By: r.By}, fmt.Sprintf("promotion to epoch %d FORCED past it: %s", r.Epoch, why))
+		r.Fence += "; " + why + " (FORCED past it)"
+		return nil
+	}
+	p.alert(ctx, Event{Reason: "promotion blocked before the standby is made writable: " + why, Epoch: r.Epoch, OldMaster: r.OldAddr, NewMaster: p.NewAddr}, res)
+	return fmt.Errorf("%s: the standby stays read-only; fix it and run `hotstandby promote` again, or `hotstandby promote --force`", why)
+}
+
+// DefaultCatchUp is Promoter.CatchUp's default.
+const DefaultCatchUp = 30 * time.Second
+
+// catchUp waits until the stream durably holds the binlog end of an old
+// master the fence reached (FenceResult.End), so that stopping the stream
+// loses nothing that master committed: the commits it returned OK for
+// while it fell back to async (the agent was down, or the fence came more
+// than T after the stream last heard it) are in its binlog, not yet in the
+// relay log. It fails, saying what is missing, after CatchUp.
+func (p *Promoter) catchUp(ctx context.Context, r checkpoint.Role, iso Isolation) error {
+	if iso.SQL == nil || !iso.SQL.Fenced() {
+		return nil // unreachable (the gate's argument), or stonith: nothing to read
+	}
+	if iso.SQL.EndErr != nil {
+		return fmt.Errorf("the old master is fenced but its binlog end is unknown, so the stream cannot be shown to hold it: %w", iso.SQL.EndErr)
+	}
+	if iso.SQL.End == "" {
+		return nil // no GTID written there, ever
+	}
+	flavor := cmp.Or(p.Stream.Durable().Pos.GTID.Flavor(), r.OldMaster.Flavor, p.OldMaster.Flavor, binlog.MariaDB)
+	end, err := binlog.ParseGTIDSet(flavor, iso.SQL.End)
+	if err != nil {
+		return fmt.Errorf("the fenced old master's GTID state %q: %w", iso.SQL.End, err)
+	}
+	wait := cmp.Or(p.CatchUp, DefaultCatchUp)
+	deadline := time.Now().Add(wait)
+	logged := false
+	for {
+		held := p.Stream.Durable().Pos
+		if held.GTID.IsZero() {
+			// Not known yet (a resumed promotion: the stream is recovering
+			// its relay log), or nothing held: keep waiting.
+		} else if ok, err := held.GTID.Contains(end); err != nil {
+			return fmt.Errorf("compare the fenced old master's end %s with the relay log's %s: %w", end, held.GTID, err)
+		} else if ok {
+			if logged {
+				p.Log.Info("the stream holds the fenced old master's end", "epoch", r.Epoch, "end", end.String())
+			}
+			return nil
+		}
+		if !logged {
+			p.Log.Warn("the fenced old master wrote past what the stream holds: waiting for the stream before stopping it",
+				"epoch", r.Epoch, "old_master_end", end.String(), "relay_durable", held.String(), "wait", wait)
+			logged = true
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the old master is fenced, but the stream does not hold what it wrote: its binlog ends at %s, the relay log durably at %s after %s (stopping the stream now would lose what it committed since)",
+				end, held.String(), wait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // isolate runs the fencer and logs what it did.
