@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/hotstandby/hotstandby/harness"
+	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/hotstandby/hotstandby/sandbox"
+	"github.com/hotstandby/hotstandby/status"
 )
 
 // runSetupCheck runs the built `hotstandby check --config` and returns its
@@ -387,4 +389,32 @@ func withExtra(cfg sandbox.Config, extra ...string) sandbox.Config {
 	}
 	cfg.Extra = extra
 	return cfg
+}
+
+// TestReplicaModePreflightAgentServerID: in replica mode a standby with the
+// agent's server_id is refused by run's preflight (the same function check
+// calls) before anything is configured, instead of an IO thread stopped on
+// error 1593 ("master and slave have equal server ids").
+func TestReplicaModePreflightAgentServerID(t *testing.T) {
+	e := newEnv(t)
+	standby := e.withStandbyMode(ModeReplica)
+	must(t, standby.Exec(context.Background(), "SET GLOBAL server_id=9001"))
+	p := e.startInProcess(ingest.Hooks{})
+	var rep status.Report
+	harness.WaitFor(t, "the preflight to refuse the standby", 60*time.Second, func() bool {
+		rep = p.a.liveReport()
+		return rep.Applier != nil && rep.Applier.State == "error"
+	})
+	if !strings.Contains(rep.Applier.LastError, "server_id=9001: it is the agent's server_id") {
+		t.Fatalf("applier error %q, want the agent's server_id named", rep.Applier.LastError)
+	}
+	rows, err := standby.DB().Query("SHOW SLAVE STATUS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	configured := rows.Next()
+	rows.Close()
+	if configured {
+		t.Fatal("a refused standby was configured as a replica")
+	}
 }
