@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -167,9 +168,29 @@ func (s *setupCheckEnv) expectOK(t *testing.T) {
 func TestSetupCheck(t *testing.T) {
 	s := newSetupCheckEnv(t)
 	ctx := context.Background()
+	// check only reads: the servers' GTID state, read_only, the master's
+	// replicas and the data directory are as before it ran.
+	state := func() string {
+		var b strings.Builder
+		for _, srv := range []*sandbox.Server{s.master, s.standby} {
+			v, err := srv.QueryString(ctx, "SELECT CONCAT(@@gtid_binlog_state, '/', @@read_only, '/', @@server_id)")
+			must(t, err)
+			b.WriteString(v + ";")
+		}
+		n, err := s.master.QueryString(ctx, "SELECT COUNT(*) FROM information_schema.processlist WHERE command LIKE 'Binlog Dump%'")
+		must(t, err)
+		return b.String() + n
+	}
+	before := state()
 	for _, mode := range []string{ModeReplica, ModeDirect} {
 		s.config(t, withMode(mode))
 		s.expectOK(t)
+	}
+	if after := state(); after != before {
+		t.Fatalf("check changed the servers: %s, before %s", after, before)
+	}
+	if _, err := os.Stat(filepath.Join(s.dir, "agent")); !os.IsNotExist(err) {
+		t.Fatalf("check created the data directory (%v)", err)
 	}
 	s.config(t, withMode(ModeReplica))
 
