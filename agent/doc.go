@@ -33,5 +33,16 @@
 // hooks and the witness run without the daemon's HOTSTANDBY_ variables.
 // Scrubbed errors keep their chain (Unwrap).
 //
+// Setup check. SetupCheck (`hotstandby check`) reports what `run` would
+// refuse (ERROR, exit 2) or warn about (WARNING, exit 1), one line each with
+// where and the fix (the exact GRANT or SET GLOBAL where there is one). It
+// calls the preflights run calls (ingest.MasterPreflight,
+// applier.Preflight, replica.Preflight, the fence's privilege reading), so
+// the two cannot disagree on a setting; what run cannot see before it
+// streams (privileges, disk, TLS, failover timing) is checked beside them.
+// Invariant: it only reads. It changes nothing on either server, opens no
+// checkpoint store and creates no file, so it may run beside a live daemon;
+// its lines never hold a password.
+//
 // Nothing imports agent but cmd/hotstandby.
 package agent

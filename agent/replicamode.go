@@ -140,7 +140,7 @@ func (m *replicaMode) startReplica(ctx context.Context, wg *sync.WaitGroup) erro
 		srv.Close()
 		return fmt.Errorf("replica mode: standby connection: %w", err)
 	}
-	cfg.Source = replica.Source{Host: host, Port: port, User: user, Password: password, HeartbeatPeriod: a.cfg.Master.Heartbeat.Duration}
+	cfg.Source = replica.Source{Host: host, Port: port, User: user, Password: password, HeartbeatPeriod: a.cfg.Master.Heartbeat.Duration, ServerID: a.cfg.ServerID}
 	cfg.ParallelThreads = a.cfg.Standby.ParallelThreads
 	cfg.MasterServerID = func() uint32 { return a.recv.Status().Identity.ServerID }
 	cfg.Logger = a.log

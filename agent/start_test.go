@@ -126,8 +126,8 @@ func TestPreflightWarnings(t *testing.T) {
 	})
 	warnings := strings.Join(rep.Stream.Warnings, "\n")
 	for _, want := range []string{
-		"master binlog_row_metadata = MINIMAL: set binlog_row_metadata=FULL",
-		"master rpl_semi_sync_master_wait_point = AFTER_COMMIT: set it to AFTER_SYNC",
+		"master " + e.master.Addr() + ": binlog_row_metadata = MINIMAL: set binlog_row_metadata=FULL",
+		"master " + e.master.Addr() + ": rpl_semi_sync_master_wait_point = AFTER_COMMIT: set it to AFTER_SYNC",
 	} {
 		if !strings.Contains(warnings, want) || !strings.Contains(p.log.String(), want) {
 			t.Errorf("warning %q missing; status warnings:\n%s", want, warnings)

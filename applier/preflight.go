@@ -2,6 +2,7 @@ package applier
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -9,10 +10,10 @@ import (
 	"github.com/go-sql-driver/mysql"
 )
 
-// finding is one result of the standby preflight: a setting of the standby
+// Finding is one result of the standby preflight: a setting of the standby
 // that breaks exactly-once apply (Fatal: the applier applies nothing while
 // it holds) or weakens it after a power loss (a warning).
-type finding struct {
+type Finding struct {
 	// Variable is the server variable, as in SHOW GLOBAL VARIABLES.
 	Variable string
 	// Value is its value on the standby, Want the value to set.
@@ -34,9 +35,9 @@ type standbySettings struct {
 }
 
 // readSettings reads the standby's settings for the preflight.
-func (s *session) readSettings(ctx context.Context) (standbySettings, error) {
+func readSettings(ctx context.Context, conn *sql.Conn) (standbySettings, error) {
 	var v standbySettings
-	err := s.conn.QueryRowContext(ctx, "SELECT @@GLOBAL.log_bin, @@GLOBAL.gtid_strict_mode, @@GLOBAL.sync_binlog, "+
+	err := conn.QueryRowContext(ctx, "SELECT @@GLOBAL.log_bin, @@GLOBAL.gtid_strict_mode, @@GLOBAL.sync_binlog, "+
 		"@@GLOBAL.innodb_flush_log_at_trx_commit, @@GLOBAL.server_id").
 		Scan(&v.LogBin, &v.GTIDStrictMode, &v.SyncBinlog, &v.FlushAtCommit, &v.ServerID)
 	if err != nil {
@@ -50,15 +51,14 @@ func (s *session) readSettings(ctx context.Context) (standbySettings, error) {
 // Status.Warnings and the log, once per session (a re-check logs them only
 // if they changed); fatal findings return a StopError.
 func (s *session) preflight(ctx context.Context, recheck bool) error {
-	v, err := s.readSettings(ctx)
-	if err != nil {
-		return err
-	}
 	master := uint32(0)
 	if s.a.cfg.MasterServerID != nil {
 		master = s.a.cfg.MasterServerID()
 	}
-	findings := checkSettings(s.a.standbyAddr(), v, master, s.a.cfg.Recheck)
+	findings, err := Preflight(ctx, s.conn, s.a.standbyAddr(), master, s.a.cfg.Recheck)
+	if err != nil {
+		return err
+	}
 	var fatal, warnings []string
 	for _, f := range findings {
 		if f.Fatal {
@@ -80,18 +80,35 @@ func (s *session) preflight(ctx context.Context, recheck bool) error {
 	return nil
 }
 
+// Preflight is the standby preflight of apply mode direct, the one each
+// applier session runs before it applies anything and `hotstandby check`
+// shows: it reads the standby's settings and judges them (on conn). standby is
+// host:port for the lines, master the master's server_id (0 while
+// unknown), recheck how often a stopped applier checks again (named in the
+// fatal lines; zero: DefaultRecheck). It changes nothing on the standby.
+func Preflight(ctx context.Context, conn *sql.Conn, standby string, master uint32, recheck time.Duration) ([]Finding, error) {
+	v, err := readSettings(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	if recheck <= 0 {
+		recheck = DefaultRecheck
+	}
+	return checkSettings(standby, v, master, recheck), nil
+}
+
 // checkSettings judges the standby's settings. master is the master's
 // server_id, 0 while unknown. recheck is how often a stopped applier checks
 // again (named in the fatal lines).
-func checkSettings(standby string, v standbySettings, master uint32, recheck time.Duration) []finding {
+func checkSettings(standby string, v standbySettings, master uint32, recheck time.Duration) []Finding {
 	again := fmt.Sprintf(" (the applier checks again every %s)", recheck)
-	var fs []finding
+	var fs []Finding
 	add := func(fatal bool, variable, value, want, text string) {
 		line := fmt.Sprintf("standby %s: %s=%s: %s", standby, variable, value, text)
 		if fatal {
 			line += again
 		}
-		fs = append(fs, finding{Variable: variable, Value: value, Want: want, Fatal: fatal, Text: line})
+		fs = append(fs, Finding{Variable: variable, Value: value, Want: want, Fatal: fatal, Text: line})
 	}
 	if !v.LogBin {
 		add(true, "log_bin", "OFF", "ON", "exactly-once apply needs the binary log (its gtid_binlog_state is the applied checkpoint; "+

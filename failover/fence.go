@@ -292,37 +292,64 @@ var fenceNeeds = [][]string{
 
 // checkPrivileges reports the privileges the fence user lacks. Without
 // PROCESS the processlist shows only the user's own connections, and the
-// fence would kill nothing without noticing. It reads the privileges
-// granted to the user directly, not through a role.
+// fence would kill nothing without noticing.
 func (f fence) checkPrivileges(ctx context.Context) error {
-	rows, err := f.conn.QueryContext(ctx, `SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES
-WHERE GRANTEE = CONCAT("'", LEFT(CURRENT_USER(), LENGTH(CURRENT_USER()) - LENGTH(SUBSTRING_INDEX(CURRENT_USER(), '@', -1)) - 1),
-	"'@'", SUBSTRING_INDEX(CURRENT_USER(), '@', -1), "'")`)
+	_, have, err := GlobalPrivileges(ctx, f.conn)
 	if err != nil {
 		return fmt.Errorf("read the fence user's privileges: %w", err)
 	}
-	defer rows.Close()
-	var have []string
-	for rows.Next() {
-		var p string
-		if err := rows.Scan(&p); err != nil {
-			return fmt.Errorf("read the fence user's privileges: %w", err)
-		}
-		have = append(have, p)
+	if missing := MissingFencePrivileges(have); len(missing) > 0 {
+		return fmt.Errorf("the fence user lacks %s", strings.Join(missing, ", "))
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read the fence user's privileges: %w", err)
-	}
+	return nil
+}
+
+// MissingFencePrivileges returns the global privileges the fence needs
+// that have (GlobalPrivileges) lacks, by their first name: READ_ONLY
+// ADMIN, PROCESS, CONNECTION ADMIN.
+func MissingFencePrivileges(have []string) []string {
 	var missing []string
 	for _, need := range fenceNeeds {
 		if !slices.ContainsFunc(need, func(p string) bool { return slices.Contains(have, p) }) {
 			missing = append(missing, need[0])
 		}
 	}
-	if len(missing) > 0 {
-		return fmt.Errorf("the fence user lacks %s", strings.Join(missing, ", "))
+	return missing
+}
+
+// GlobalPrivileges reads the global privileges granted to the connected
+// user directly, not through a role (information_schema.USER_PRIVILEGES),
+// and the account as a GRANT names it ('repl'@'10.0.0.%').
+func GlobalPrivileges(ctx context.Context, conn *sql.Conn) (account string, privs []string, err error) {
+	// One round trip (the fence runs against a deadline); a user without
+	// any global privilege still yields its CURRENT_USER() row.
+	rows, err := conn.QueryContext(ctx, `SELECT CURRENT_USER(), p.PRIVILEGE_TYPE FROM (SELECT 1) one
+LEFT JOIN information_schema.USER_PRIVILEGES p
+ON p.GRANTEE = CONCAT("'", LEFT(CURRENT_USER(), LENGTH(CURRENT_USER()) - LENGTH(SUBSTRING_INDEX(CURRENT_USER(), '@', -1)) - 1),
+	"'@'", SUBSTRING_INDEX(CURRENT_USER(), '@', -1), "'")`)
+	if err != nil {
+		return "", nil, err
 	}
-	return nil
+	defer rows.Close()
+	var current string
+	for rows.Next() {
+		var p sql.NullString
+		if err := rows.Scan(&current, &p); err != nil {
+			return "", nil, err
+		}
+		if p.Valid {
+			privs = append(privs, p.String)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return "", nil, err
+	}
+	user, host := current, ""
+	if i := strings.LastIndex(current, "@"); i >= 0 {
+		user, host = current[:i], current[i+1:]
+	}
+	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+	return q(user) + "@" + q(host), privs, nil
 }
 
 // setReadOnly sets read_only=ON unless it is already. SET GLOBAL read_only

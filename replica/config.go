@@ -26,6 +26,10 @@ type Source struct {
 	User, Password string
 	// HeartbeatPeriod is MASTER_HEARTBEAT_PERIOD; 0 keeps the server's default.
 	HeartbeatPeriod time.Duration
+	// ServerID is the source's server_id (the agent's binlog server answers
+	// with the agent's): the standby's must differ, or its IO thread stops
+	// (error 1593). 0: unknown, not checked.
+	ServerID uint32
 }
 
 // Addr returns host:port.

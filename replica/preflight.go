@@ -28,9 +28,9 @@ type settings struct {
 	ServerID                                uint32
 }
 
-func readSettings(ctx context.Context, db *sql.DB) (settings, error) {
+func readSettings(ctx context.Context, conn *sql.Conn) (settings, error) {
 	var v settings
-	err := db.QueryRowContext(ctx, "SELECT @@GLOBAL.log_bin, @@GLOBAL.log_slave_updates, @@GLOBAL.gtid_strict_mode, "+
+	err := conn.QueryRowContext(ctx, "SELECT @@GLOBAL.log_bin, @@GLOBAL.log_slave_updates, @@GLOBAL.gtid_strict_mode, "+
 		"@@GLOBAL.sync_binlog, @@GLOBAL.innodb_flush_log_at_trx_commit, @@GLOBAL.server_id").
 		Scan(&v.LogBin, &v.LogSlaveUpdates, &v.GTIDStrictMode, &v.SyncBinlog, &v.FlushAtCommit, &v.ServerID)
 	if err != nil {
@@ -39,9 +39,22 @@ func readSettings(ctx context.Context, db *sql.DB) (settings, error) {
 	return v, nil
 }
 
+// Preflight is the standby preflight of apply mode replica, the one Run
+// does before it configures anything and `hotstandby check` shows: it reads
+// the standby's settings on conn and judges them. standby is host:port for
+// the lines, master the master's server_id (0 while unknown), source the
+// binlog server's (Source.ServerID). It changes nothing on the standby.
+func Preflight(ctx context.Context, conn *sql.Conn, standby string, master, source uint32) ([]Finding, error) {
+	v, err := readSettings(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	return checkSettings(standby, v, master, source), nil
+}
+
 // checkSettings judges the standby's settings for replica mode. master is
-// the master's server_id, 0 while unknown.
-func checkSettings(standby string, v settings, master uint32) []Finding {
+// the master's server_id, source the binlog server's, 0 while unknown.
+func checkSettings(standby string, v settings, master, source uint32) []Finding {
 	var fs []Finding
 	add := func(fatal bool, variable, value, want, text string) {
 		line := fmt.Sprintf("standby %s: %s=%s: %s", standby, variable, value, text)
@@ -61,6 +74,11 @@ func checkSettings(standby string, v settings, master uint32) []Finding {
 	if master != 0 && v.ServerID == master {
 		add(true, "server_id", fmt.Sprint(v.ServerID), "another server_id", "it is the master's server_id: the standby's IO thread "+
 			"would ignore the master's own events; give the standby a server_id of its own (SET GLOBAL server_id and in its options)")
+	}
+	if source != 0 && v.ServerID == source && v.ServerID != master {
+		add(true, "server_id", fmt.Sprint(v.ServerID), "another server_id", "it is the agent's server_id, which its binlog server "+
+			"answers with: the standby's IO thread refuses a source with its own server_id (error 1593); give the standby or the agent "+
+			"a server_id of its own (SET GLOBAL server_id on the standby and in its options, or server_id in the agent's configuration)")
 	}
 	switch v.FlushAtCommit {
 	case 1, 3:

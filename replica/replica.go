@@ -130,16 +130,21 @@ func (r *Replica) step(ctx context.Context) error {
 // preflight checks the standby's settings; false means a fatal finding
 // holds (Status.Findings names it).
 func (r *Replica) preflight(ctx context.Context) (bool, error) {
-	v, err := readSettings(ctx, r.db)
-	if err != nil {
-		return false, err
-	}
 	master := uint32(0)
 	if r.cfg.MasterServerID != nil {
 		master = r.cfg.MasterServerID()
 	}
+	conn, err := r.db.Conn(ctx)
+	if err != nil {
+		return false, err
+	}
+	findings, err := Preflight(ctx, conn, r.standbyAddr(), master, r.cfg.Source.ServerID)
+	conn.Close()
+	if err != nil {
+		return false, err
+	}
 	var fatal, warn []string
-	for _, f := range checkSettings(r.standbyAddr(), v, master) {
+	for _, f := range findings {
 		if f.Fatal {
 			fatal = append(fatal, f.Text)
 		} else {

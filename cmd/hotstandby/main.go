@@ -52,6 +52,7 @@ commands:
   relay    show --config FILE --gtid G | --from FILE:POS [-v]  transactions, events, tables, rows
   sandbox  up|down --dir DIR       start/stop a local master and standby (demo)
   clone    --config FILE [--workers N] [--replace] [--with-grants]  provision the standby from the live master
+  check    --config FILE           everything run would refuse or warn about, one line each with the fix; exit 0 OK, 1 warnings, 2 errors
 `
 
 // usageError is a bad command line or configuration: exit code 2.
@@ -84,6 +85,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdRelay(args[1:], stdout, stderr)
 	case "clone":
 		err = cmdClone(args[1:], stdout, stderr)
+	case "check":
+		err = cmdCheck(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
