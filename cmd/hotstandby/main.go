@@ -11,6 +11,8 @@
 //	hotstandby verify  --config FILE          compare master and standby
 //	hotstandby sandbox up|down --dir DIR      local master + standby for the demo
 //	hotstandby clone   --config FILE          provision the standby from the master
+//	hotstandby version [--json]               the build (version, revision, Go)
+//	hotstandby config example                 the commented configuration
 //
 // Exit codes: 0 success, 1 the daemon or command failed, 2 bad usage or
 // configuration.
@@ -22,6 +24,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/hotstandby/hotstandby/buildinfo"
 	"io"
 	"os"
 	"os/signal"
@@ -52,6 +55,8 @@ commands:
   relay    show --config FILE --gtid G | --from FILE:POS [-v]  transactions, events, tables, rows
   sandbox  up|down --dir DIR       start/stop a local master and standby (demo)
   clone    --config FILE [--workers N] [--replace] [--with-grants]  provision the standby from the live master
+  version  [--json]                the build: module version, VCS revision and date, Go version
+  config   example                 print the fully commented configuration (/etc/hotstandby/hotstandby.toml)
 `
 
 // usageError is a bad command line or configuration: exit code 2.
@@ -84,6 +89,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdRelay(args[1:], stdout, stderr)
 	case "clone":
 		err = cmdClone(args[1:], stdout, stderr)
+	case "version":
+		err = cmdVersion(args[1:], stdout, stderr)
+	case "config":
+		err = cmdConfig(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -153,7 +162,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("hotstandby starting", "config", fs.Lookup("config").Value.String(), "data_dir", cfg.DataDir, "master", cfg.Master.Addr(), "server_id", cfg.ServerID)
+	log.Info("hotstandby starting", "version", buildinfo.Get().String(), "config", fs.Lookup("config").Value.String(), "data_dir", cfg.DataDir, "master", cfg.Master.Addr(), "server_id", cfg.ServerID)
 	if err := a.Run(ctx); err != nil {
 		log.Error("stopped", "err", err)
 		return err
