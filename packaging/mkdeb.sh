@@ -70,6 +70,7 @@ Description: keeps a MariaDB standby hot, with lossless failover
 CONTROL
 (cd "$root" && find . -type f ! -path './DEBIAN/*' -printf '%P\0' | sort -z | xargs -0 md5sum >DEBIAN/md5sums)
 mkdir -p "$out"
+rm -f "$out"/hotstandby_*.deb # one package in OUTDIR: dpkg -i OUTDIR/hotstandby_*.deb
 deb="$out/hotstandby_${version}_${arch}.deb"
 dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null
 echo "$deb"
