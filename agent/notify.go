@@ -42,7 +42,7 @@ func (a *Agent) notifySystemd(ctx context.Context) {
 	poll := 100 * time.Millisecond // until READY
 	every := 5 * time.Second       // STATUS= after READY, without a watchdog
 	if watchdog > 0 {
-		every = watchdog / 2
+		every = watchdogPeriod(watchdog)
 		poll = min(poll, every)
 	}
 	ready, lastStatus := false, ""
@@ -85,4 +85,12 @@ func (a *Agent) serving(st ingest.Status) bool {
 	}
 	role, err := a.store.LoadRole()
 	return err == nil && role.Role != checkpoint.RoleStandby
+}
+
+// watchdogPeriod is half of WatchdogSec, as sd_watchdog_enabled(3) asks,
+// but never below 50ms: a hostile or mistyped WATCHDOG_USEC=1 must not
+// turn the loop into a busy one (systemd then kills the daemon, which says
+// what is wrong; it does not spin a core).
+func watchdogPeriod(watchdog time.Duration) time.Duration {
+	return max(watchdog/2, 50*time.Millisecond)
 }

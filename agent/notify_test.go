@@ -170,3 +170,11 @@ func indexOf(list []string, s string) int {
 	}
 	return len(list)
 }
+
+func TestWatchdogPeriod(t *testing.T) {
+	for in, want := range map[time.Duration]time.Duration{20 * time.Second: 10 * time.Second, 300 * time.Millisecond: 150 * time.Millisecond, time.Microsecond: 50 * time.Millisecond} {
+		if got := watchdogPeriod(in); got != want {
+			t.Errorf("watchdogPeriod(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
