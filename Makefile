@@ -7,10 +7,16 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.7.0
 LOCK         = flock /tmp/hotstandby-bench.lock
 BENCH        = $(LOCK) env HOTSTANDBY_BENCH=1 $(GO) test ./bench -v -count=1 -timeout 60m
 
-.PHONY: build test test-short test-repeat lint bench bench-ingest bench-semisync bench-apply bench-serve bench-waitpoint bench-keepup bench-clone bench-failover soak-failover demo demo-down clean
+.PHONY: build test test-short test-repeat lint bench bench-ingest bench-semisync bench-apply bench-serve bench-waitpoint bench-keepup bench-clone bench-failover soak-failover demo demo-down clean deb
 
 build:
 	$(GO) build -o bin/hotstandby ./cmd/hotstandby
+
+# The Debian package (packaging/mkdeb.sh, dpkg-deb): dist/hotstandby_*.deb
+# with the static binary, the systemd unit, /etc/hotstandby/hotstandby.toml,
+# hotstandby(8) and the maintainer scripts.
+deb:
+	GO=$(GO) bash packaging/mkdeb.sh dist
 
 # Unit and integration tests (real MariaDB servers on 127.0.0.1), with the
 # race detector.
@@ -102,4 +108,4 @@ demo-down:
 	-bin/hotstandby sandbox down --dir demo
 
 clean:
-	rm -rf bin demo
+	rm -rf bin demo dist

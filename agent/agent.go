@@ -137,6 +137,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		go func() { _ = srv.Serve(ln) }()
 		a.log.Info("status endpoint listening", "addr", ln.Addr().String())
 	}
+	wg.Add(1)
+	go func() { defer wg.Done(); a.notifySystemd(ctx) }()
 	err = a.runRole(ctx, recvCtx, &wg)
 	cancel()
 	wg.Wait()

@@ -44,5 +44,11 @@
 // checkpoint store and creates no file, so it may run beside a live daemon;
 // its lines never hold a password.
 //
+// systemd. Under Type=notify (NOTIFY_SOCKET set) the daemon says READY=1
+// exactly once, and only once the stream is up, waits for its master, or
+// the recorded role runs no stream; a refusal (exit 1) comes before any
+// READY=1. WATCHDOG=1 follows only after READY=1, every WatchdogSec/2, and
+// only while the receiver's status lock is free (notify.go).
+//
 // Nothing imports agent but cmd/hotstandby.
 package agent

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/hotstandby/hotstandby/buildinfo"
 	"math"
 	"net/http"
 	"strconv"
@@ -34,6 +35,10 @@ func newMetrics() *metrics {
 	m.ackLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "hotstandby_semisync_ack_latency_seconds", Help: "Time from receiving a batch that asks for an ACK to sending the ACK (write + fsync + send).", Buckets: latencyBuckets})
 	m.reg.MustRegister(m.fsync, m.ackLatency)
+	b := buildinfo.Get()
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hotstandby_build_info",
+		Help:        "1, labelled with the running daemon's build: module version, VCS revision, Go version.",
+		ConstLabels: prometheus.Labels{"version": b.Version, "revision": b.Revision, "goversion": b.GoVersion}}, func() float64 { return 1 }))
 	return m
 }
 

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"github.com/hotstandby/hotstandby/buildinfo"
 	"io"
 	"log/slog"
 	"math"
@@ -113,6 +114,17 @@ func TestMetricsAndHealth(t *testing.T) {
 	}
 	if f := fams["hotstandby_errors_total"]; f == nil || len(f.Metric) != 4 {
 		t.Errorf("hotstandby_errors_total by kind: %v", f)
+	}
+	if f := fams["hotstandby_build_info"]; f == nil || len(f.Metric) != 1 || f.Metric[0].GetGauge().GetValue() != 1 {
+		t.Errorf("hotstandby_build_info: %v", f)
+	} else {
+		labels := map[string]string{}
+		for _, l := range f.Metric[0].Label {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if b := buildinfo.Get(); labels["version"] != b.Version || labels["revision"] != b.Revision || labels["goversion"] != b.GoVersion {
+			t.Errorf("hotstandby_build_info labels %v, want the build %+v", labels, b)
+		}
 	}
 	harness.WaitFor(t, "the master's semi-sync state in the metrics", 10*time.Second, func() bool {
 		return value(t, scrape(t, addr), "hotstandby_master_semisync_up") == 1

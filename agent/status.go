@@ -2,6 +2,7 @@ package agent
 
 import (
 	"encoding/json"
+	"github.com/hotstandby/hotstandby/buildinfo"
 	"net/http"
 	"time"
 
@@ -14,7 +15,8 @@ import (
 func (a *Agent) liveReport() status.Report {
 	st := a.recv.Status()
 	ack := a.recv.AckStats()
-	rep := status.Report{Schema: status.ReportSchemaVersion, Daemon: "running", Role: "standby"}
+	build := buildinfo.Get()
+	rep := status.Report{Schema: status.ReportSchemaVersion, Daemon: "running", Role: "standby", Build: &build}
 	rep.Stream = status.StreamReport{
 		State: st.State, Master: a.cfg.Master.Addr(),
 		ConnectedSince: status.TimePtr(st.ConnectedSince), LastEventAt: status.TimePtr(st.LastEventAt),

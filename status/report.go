@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hotstandby/hotstandby/buildinfo"
 	"net/http"
 	"time"
 
@@ -241,6 +242,9 @@ type Report struct {
 	// Clone is a clone in progress, or one that failed (absent when none
 	// ran, or the last completed).
 	Clone *CloneReport `json:"clone,omitempty"`
+	// Build is the running daemon's build (running only; `hotstandby
+	// version` prints the installed binary's).
+	Build *buildinfo.Info `json:"build,omitempty"`
 }
 
 // CloneReport is `hotstandby clone`'s record while it has not completed.

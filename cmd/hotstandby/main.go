@@ -11,6 +11,9 @@
 //	hotstandby verify  --config FILE          compare master and standby
 //	hotstandby sandbox up|down --dir DIR      local master + standby for the demo
 //	hotstandby clone   --config FILE          provision the standby from the master
+//	hotstandby version [--json]               the build (version, revision, Go)
+//	hotstandby config example                 the commented configuration
+//	hotstandby check   --config FILE          what run would refuse or warn about
 //
 // Exit codes: 0 success, 1 the daemon or command failed, 2 bad usage or
 // configuration.
@@ -22,6 +25,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/hotstandby/hotstandby/buildinfo"
 	"io"
 	"os"
 	"os/signal"
@@ -53,6 +57,8 @@ commands:
   sandbox  up|down --dir DIR       start/stop a local master and standby (demo)
   clone    --config FILE [--workers N] [--replace] [--with-grants]  provision the standby from the live master
   check    --config FILE           everything run would refuse or warn about, one line each with the fix; exit 0 OK, 1 warnings, 2 errors
+  version  [--json]                the build: module version, VCS revision and date, Go version
+  config   example                 print the fully commented configuration (/etc/hotstandby/hotstandby.toml)
 `
 
 // usageError is a bad command line or configuration: exit code 2.
@@ -87,6 +93,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdClone(args[1:], stdout, stderr)
 	case "check":
 		err = cmdCheck(args[1:], stdout, stderr)
+	case "version":
+		err = cmdVersion(args[1:], stdout, stderr)
+	case "config":
+		err = cmdConfig(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -156,7 +166,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("hotstandby starting", "config", fs.Lookup("config").Value.String(), "data_dir", cfg.DataDir, "master", cfg.Master.Addr(), "server_id", cfg.ServerID)
+	log.Info("hotstandby starting", "version", buildinfo.Get().String(), "config", fs.Lookup("config").Value.String(), "data_dir", cfg.DataDir, "master", cfg.Master.Addr(), "server_id", cfg.ServerID)
 	if err := a.Run(ctx); err != nil {
 		log.Error("stopped", "err", err)
 		return err
