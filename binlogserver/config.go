@@ -17,6 +17,17 @@ type Source interface {
 	Durable() relay.Frontier
 }
 
+// Watcher is a Source that says when its durable frontier moves (the
+// agent's ingest.Receiver is one). With a Watcher the server never polls:
+// a caught-up dump sleeps until the relay writer publishes a new frontier.
+type Watcher interface {
+	Source
+	// DurableWatch returns the durable frontier and a channel closed when
+	// it moves again, read together: a move between the two is never
+	// lost. It is called from many goroutines and must not block.
+	DurableWatch() (relay.Frontier, <-chan struct{})
+}
+
 // Config configures a Server.
 type Config struct {
 	// Listen is the TCP address to listen on ("127.0.0.1:3307"). A missing
@@ -39,7 +50,7 @@ type Config struct {
 	// back to file positions. Empty: DefaultVersion.
 	Version string
 	// Poll is how often the durable frontier is looked at while replicas
-	// are caught up. Zero: 2 ms.
+	// are caught up, only when Source is not a Watcher. Zero: 2 ms.
 	Poll time.Duration
 	// TLS, when set, is offered to replicas (CLIENT_SSL in the handshake):
 	// a replica with MASTER_SSL=1 switches to it before it logs in.

@@ -174,8 +174,13 @@ func fatal(msg string) *mysql.MyError {
 }
 
 // durable returns the durable frontier and a channel closed when it moves
-// again (taken first, so that no move is missed).
+// again. From a Watcher both come from one publication; from a polled
+// Source the channel is taken first. Either way a move after the frontier
+// was read closes the channel: no move is missed.
 func (st *stream) durable() (relay.Frontier, <-chan struct{}) {
+	if w := st.s.watcher; w != nil {
+		return w.DurableWatch()
+	}
 	ch := st.s.waitChan()
 	return st.s.cfg.Source.Durable(), ch
 }

@@ -42,6 +42,26 @@ func (s *movingSource) set(f relay.Frontier) {
 	s.mu.Unlock()
 }
 
+// watchingSource is a movingSource that wakes the server when it moves
+// (a Watcher, as the agent's receiver is): the server does not poll it.
+type watchingSource struct {
+	movingSource
+	n relay.Notifier
+}
+
+func (s *watchingSource) DurableWatch() (relay.Frontier, <-chan struct{}) { return s.n.Watch() }
+
+func (s *watchingSource) set(f relay.Frontier) {
+	s.movingSource.set(f)
+	s.n.Publish(f)
+}
+
+// settableSource is the frontier a fixture moves.
+type settableSource interface {
+	Source
+	set(relay.Frontier)
+}
+
 // txnEnd is where one committed transaction ends in the source's binlog,
 // and the id of the row it inserted.
 type txnEnd struct {
@@ -59,7 +79,7 @@ type relayFixture struct {
 	files  []string // the master files, in order
 	sizes  []int64
 	ends   []txnEnd // every insert's commit, in order
-	src    *movingSource
+	src    settableSource
 	srv    *Server
 	pw     string
 }
@@ -67,6 +87,13 @@ type relayFixture struct {
 // newRelayFixture commits files×perFile single-row inserts on a fresh
 // server, in files binlog files, and serves them.
 func newRelayFixture(t *testing.T, files, perFile int) *relayFixture {
+	t.Helper()
+	return newRelayFixtureSource(t, files, perFile, &watchingSource{})
+}
+
+// newRelayFixtureSource is newRelayFixture with the given source (a
+// polled movingSource or a watchingSource).
+func newRelayFixtureSource(t *testing.T, files, perFile int, src settableSource) *relayFixture {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("integration test")
@@ -83,7 +110,7 @@ func newRelayFixture(t *testing.T, files, perFile int) *relayFixture {
 			t.Fatal(err)
 		}
 	}
-	f := &relayFixture{t: t, dir: base, source: s, relay: filepath.Join(base, "relay"), src: &movingSource{}, pw: "pw-" + harness.RandHex(8)}
+	f := &relayFixture{t: t, dir: base, source: s, relay: filepath.Join(base, "relay"), src: src, pw: "pw-" + harness.RandHex(8)}
 	id := 0
 	for range files {
 		for range perFile {
@@ -290,7 +317,12 @@ func heartbeats(t *testing.T, r *sandbox.Server) int64 {
 // the frontier moves to the end, it gets every remaining event, across
 // segments and master files.
 func TestDumpBehindThenCaughtUp(t *testing.T) {
-	f := newRelayFixture(t, 3, 700)
+	t.Run("watched", func(t *testing.T) { testDumpBehindThenCaughtUp(t, &watchingSource{}) })
+	t.Run("polled", func(t *testing.T) { testDumpBehindThenCaughtUp(t, &movingSource{}) })
+}
+
+func testDumpBehindThenCaughtUp(t *testing.T, src settableSource) {
+	f := newRelayFixtureSource(t, 3, 700, src)
 	cut := 700 + 350 // in the middle of the second file
 	f.durableAt(cut)
 	r := f.newReplica(t, "r1", 2, nil, fmt.Sprintf("MASTER_LOG_FILE='%s', MASTER_LOG_POS=4, MASTER_USE_GTID=no", f.files[0]))

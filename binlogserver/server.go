@@ -23,6 +23,8 @@ import (
 // Serve.
 type Server struct {
 	cfg  Config
+	// watcher is cfg.Source when it is a Watcher (no poll); else nil.
+	watcher Watcher
 	log  *slog.Logger
 	ln   net.Listener
 	conf *server.Server
@@ -113,6 +115,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("binlogserver: user %q: %w", cfg.User, err)
 	}
 	s.auth = auth
+	s.watcher, _ = cfg.Source.(Watcher)
 	ln, err := net.Listen("tcp", ListenAddr(cfg.Listen))
 	if err != nil {
 		return nil, fmt.Errorf("binlogserver: listen %s: %w", cfg.Listen, err)
@@ -155,8 +158,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Unlock()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	wg.Add(1)
-	go func() { defer wg.Done(); s.watch(ctx) }()
+	if s.watcher == nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.watch(ctx) }()
+	}
 	go func() { <-ctx.Done(); s.Close() }()
 	s.log.Info("serving the relay log to replicas", "addr", s.Addr(), "user", s.cfg.User,
 		"tls", s.TLSMode())
@@ -223,9 +228,10 @@ func (s *Server) untrack(c net.Conn) {
 	c.Close()
 }
 
-// watch polls the durable frontier and wakes the dumps when it moves. With
-// no dump registered it sleeps until one is: an agent without downstream
-// replicas spends nothing on it.
+// watch polls the durable frontier and wakes the dumps when it moves, for a
+// Source that is not a Watcher (a Watcher wakes them itself). With no dump
+// registered it sleeps until one is: an agent without downstream replicas
+// spends nothing on it.
 func (s *Server) watch(ctx context.Context) {
 	t := time.NewTicker(s.cfg.Poll)
 	defer t.Stop()

@@ -65,6 +65,7 @@ type Receiver struct {
 	adopted   string // the standby's position this first run starts at ("" if none), for messages
 
 	changed chan struct{} // the durable frontier moved (capacity 1)
+	notify  relay.Notifier // the durable frontier, with a wake-up for every reader (binlog server)
 
 	heard heardBook // what the gate's B is made of
 
@@ -169,10 +170,16 @@ func (r *Receiver) AckStats() semisync.Stats { return r.acker.Stats() }
 // Changed signals a move of the durable frontier (applier.Source).
 func (r *Receiver) Changed() <-chan struct{} { return r.changed }
 
+// DurableWatch returns the durable frontier and a channel closed when it
+// moves again, read together (binlogserver.Watcher): a reader that checks,
+// then waits on the channel, misses no move.
+func (r *Receiver) DurableWatch() (relay.Frontier, <-chan struct{}) { return r.notify.Watch() }
+
 func (r *Receiver) publishDurable(f relay.Frontier) {
 	r.mu.Lock()
 	r.durable = f
 	r.mu.Unlock()
+	r.notify.Publish(f)
 	select {
 	case r.changed <- struct{}{}:
 	default:
