@@ -22,14 +22,14 @@ import (
 // Server serves the relay log to replicas. Create it with New, run it with
 // Serve.
 type Server struct {
-	cfg  Config
+	cfg Config
 	// watcher is cfg.Source when it is a Watcher (no poll); else nil.
 	watcher Watcher
-	log  *slog.Logger
-	ln   net.Listener
-	conf *server.Server
-	auth *authHandler
-	adm  *admission
+	log     *slog.Logger
+	ln      net.Listener
+	conf    *server.Server
+	auth    *authHandler
+	adm     *admission
 	// backoff is the first wait before answering a failed login past
 	// freeLoginFails (loginBackoffBase; 0 in the fuzz target).
 	backoff time.Duration

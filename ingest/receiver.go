@@ -64,7 +64,7 @@ type Receiver struct {
 	preflight bool   // done once per run
 	adopted   string // the standby's position this first run starts at ("" if none), for messages
 
-	changed chan struct{} // the durable frontier moved (capacity 1)
+	changed chan struct{}  // the durable frontier moved (capacity 1)
 	notify  relay.Notifier // the durable frontier, with a wake-up for every reader (binlog server)
 
 	heard heardBook // what the gate's B is made of
