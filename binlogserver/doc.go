@@ -33,10 +33,26 @@
 // While a replica is behind, events go out in 256 KiB writes (one write
 // deadline each); what is buffered is flushed when the dump reaches the
 // durable frontier. The frontier is read again only then, so a dump that
-// streams takes no lock that the relay's writer or the ACK path takes; the
-// frontier is polled (Config.Poll) while replicas are caught up, which
-// wakes each caught-up dump at most once per poll, however many groups
-// were fsynced meanwhile.
+// streams takes no lock that the relay's writer or the ACK path takes.
+//
+// Invariant (durable only): the server never sends a replica an event past
+// the durable (fsynced) frontier its Source last published; every read of
+// the relay log is bounded by a frontier read from the Source
+// (TestDumpBehindThenCaughtUp, watched and polled).
+//
+// Wake-ups: a caught-up dump sleeps until the frontier moves. When the
+// Source is a Watcher (the agent's receiver: the relay writer publishes
+// each new durable frontier into a relay.Notifier after its fsync), the
+// dump takes the frontier and the channel of that same publication in one
+// atomic load (DurableWatch), and the next publication closes that
+// channel. Invariant (no lost wake-up): a move between a dump's check and
+// its wait is never missed, since the channel it then waits on is already
+// closed (TestNotifierCheckThenWait, TestNotifierStress in relay,
+// TestWakeupEveryCommit here). The frontier is read once per move by the
+// writer and shared by every dump through the notice; no dump polls and
+// an idle server with caught-up replicas does nothing but heartbeats. A
+// Source that is not a Watcher is polled every Config.Poll (2 ms) by one
+// goroutine while dumps are registered, as before.
 //
 // A dump asked before the durable frontier is known (zero: the agent has not
 // recovered its relay log yet, or the relay log is empty) waits for it
