@@ -59,9 +59,11 @@ func TestCPUPerTxnBench(t *testing.T) {
 			se.waitSemiSyncClient()
 			var reps []*sandbox.Server
 			for i := range 4 {
-				r := se.newReplica(fmt.Sprintf("d%d", i+1), uint32(31+i), se.startGTID)
+				reps = append(reps, se.newReplica(fmt.Sprintf("d%d", i+1), uint32(31+i), se.startGTID))
+			}
+			se.loadN(8) // the replicas connect and catch up before the count starts
+			for i, r := range reps {
 				se.waitReplicaEqual(r, fmt.Sprintf("downstream %d", i+1))
-				reps = append(reps, r)
 			}
 			c0 := cpuTicks(t, p.Pid())
 			se.loadN(n)
