@@ -129,11 +129,18 @@ var _ = failover.ErrRefused
 // TestSwitchoverAbortKeepsAReadOnlyMasterReadOnly: the master is read-only
 // before the switchover (a DBA's maintenance, an earlier freeze); the
 // switchover is aborted after its freeze (pre_promote vetoes). The abort
-// undoes only what the switchover did: the master stays read-only. (Direct
-// mode: the switchover's code does not differ by apply mode here, and
-// replica mode's switchover is another item's fix.)
+// undoes only what the switchover did: the master stays read-only. In both
+// apply modes: the switchover waits for the standby through the apply mode
+// (gtid_slave_pos in replica mode, the applier in direct mode) before the
+// veto aborts it.
 func TestSwitchoverAbortKeepsAReadOnlyMasterReadOnly(t *testing.T) {
-	f := newFailoverEnvIn(t, ModeDirect, "mode = \"manual\"\npre_promote = [\"false\"]\n")
+	for _, mode := range []string{ModeReplica, ModeDirect} {
+		t.Run(mode, func(t *testing.T) { testSwitchoverAbortKeepsAReadOnlyMasterReadOnly(t, mode) })
+	}
+}
+
+func testSwitchoverAbortKeepsAReadOnlyMasterReadOnly(t *testing.T, mode string) {
+	f := newFailoverEnvIn(t, mode, "mode = \"manual\"\npre_promote = [\"false\"]\n")
 	f.grantRejoin(f.master)
 	ctx := context.Background()
 	f.exec("INSERT INTO test.t (c) VALUES (1)")
