@@ -365,33 +365,17 @@ func (m *replicaMode) behind(st replica.Status, received binlog.GTIDSet) (int64,
 // the relay's GTID state up to which the standby applied everything the
 // relay holds (m.caughtUp, moved forward here by caughtUpTo).
 func (m *replicaMode) lagBase(applied binlog.GTIDSet) binlog.GTIDSet {
-	var srv relayServer
-	m.mu.Lock()
-	srv = m.srv
-	m.mu.Unlock()
-	if srv != nil {
-		if g, ok := caughtUpTo(srv.Replicas(), m.a.recv.Durable(), applied); ok {
-			m.mu.Lock()
-			m.caughtUp = g
-			m.mu.Unlock()
-		}
+	var g binlog.GTIDSet
+	ok := false
+	if srv := m.server(); srv != nil {
+		g, ok = caughtUpTo(srv.Replicas(), m.a.recv.Durable(), applied)
 	}
 	m.mu.Lock()
-	caughtUp := m.caughtUp
-	m.mu.Unlock()
-	at := map[uint32]binlog.GTID{}
-	for _, set := range []binlog.GTIDSet{applied, caughtUp} {
-		for _, g := range set.MariaDBGTIDs() {
-			if g.Seq >= at[g.Domain].Seq {
-				at[g.Domain] = g
-			}
-		}
+	defer m.mu.Unlock()
+	if ok {
+		m.caughtUp = binlog.LatestPerDomain(m.caughtUp, g) // never back: two callers may race
 	}
-	base := binlog.NewGTIDSet(binlog.MariaDB)
-	for _, g := range at {
-		base = base.AddMariaDB(g)
-	}
-	return base
+	return binlog.LatestPerDomain(applied, m.caughtUp)
 }
 
 // caughtUpTo returns the relay's GTID state at durable when the standby is
