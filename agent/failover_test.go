@@ -78,6 +78,24 @@ func newFailoverEnvWith(t *testing.T, failoverTOML string, s failoverSetup) *fai
 
 func (f *failoverEnv) report() status.Report { return f.p.a.liveReport() }
 
+// startSemiSyncReplica starts a second replica of the master (not the
+// agent's standby), a native one in semi-sync, replicating from now on.
+func (f *failoverEnv) startSemiSyncReplica() *sandbox.Server {
+	t := f.t
+	t.Helper()
+	ctx := context.Background()
+	replica, err := sandbox.Start(ctx, sandbox.Config{Dir: filepath.Join(f.dir, "r2"), ServerID: 3, Log: t.Logf,
+		Extra: []string{"rpl_semi_sync_slave_enabled=ON"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { replica.Stop(context.Background()) })
+	must(t, replica.Exec(ctx, fmt.Sprintf("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='repl', MASTER_PASSWORD='%s', MASTER_USE_GTID=slave_pos",
+		f.master.Port(), f.password)))
+	must(t, replica.Exec(ctx, "START SLAVE"))
+	return replica
+}
+
 // processReport is the status of the agent that runs as a process
 // (startProcess), from its status endpoint; empty while it does not answer.
 func (e *testEnv) processReport() status.Report {
@@ -304,16 +322,7 @@ func TestFailoverRefusedAfterAsyncFallback(t *testing.T) {
 func TestFailoverRefusedWithASecondSemiSyncReplica(t *testing.T) {
 	f := newFailoverEnv(t, `mode = "auto"`)
 	f.waitLossless()
-	ctx := context.Background()
-	replica, err := sandbox.Start(ctx, sandbox.Config{Dir: filepath.Join(f.dir, "r2"), ServerID: 3, Log: t.Logf,
-		Extra: []string{"rpl_semi_sync_slave_enabled=ON"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { replica.Stop(context.Background()) })
-	must(t, replica.Exec(ctx, fmt.Sprintf("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='repl', MASTER_PASSWORD='%s', MASTER_USE_GTID=slave_pos",
-		f.master.Port(), f.password)))
-	must(t, replica.Exec(ctx, "START SLAVE"))
+	f.startSemiSyncReplica()
 	harness.WaitFor(t, "the master to count two semi-sync replicas", 30*time.Second, func() bool {
 		return f.status("Rpl_semi_sync_master_clients") == 2
 	})

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,7 +13,6 @@ import (
 	"github.com/hotstandby/hotstandby/checkpoint"
 	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/ingest"
-	"github.com/hotstandby/hotstandby/sandbox"
 )
 
 // newGateEnv is a master, a standby in the given apply mode and an agent
@@ -106,15 +104,7 @@ func TestGateRefusesASecondSemiSyncReplicaWhileTheStreamIsDown(t *testing.T) {
 	harness.WaitFor(t, "the master to count no semi-sync replica", 30*time.Second, func() bool {
 		return f.status("Rpl_semi_sync_master_clients") == 0
 	})
-	replica, err := sandbox.Start(ctx, sandbox.Config{Dir: filepath.Join(f.dir, "r2"), ServerID: 3, Log: t.Logf,
-		Extra: []string{"rpl_semi_sync_slave_enabled=ON"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { replica.Stop(context.Background()) })
-	must(t, replica.Exec(ctx, fmt.Sprintf("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='repl', MASTER_PASSWORD='%s', MASTER_USE_GTID=slave_pos",
-		f.master.Port(), f.password)))
-	must(t, replica.Exec(ctx, "START SLAVE"))
+	f.startSemiSyncReplica()
 	harness.WaitFor(t, "the master to count the other replica as its one semi-sync replica", 30*time.Second, func() bool {
 		return f.status("Rpl_semi_sync_master_clients") == 1
 	})
