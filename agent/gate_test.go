@@ -194,7 +194,6 @@ func TestStatusLagNeverNegative(t *testing.T) {
 // master wrote, and the promotion is refused.
 func TestGateRefusesAfterAFallbackTheMonitorDidNotSee(t *testing.T) {
 	var hold atomic.Bool
-	t.Cleanup(func() { hold.Store(false) })
 	hooks := ingest.Hooks{Sync: func(f *os.File) error {
 		for hold.Load() {
 			time.Sleep(5 * time.Millisecond) // fault injection: a stalled disk
@@ -202,6 +201,9 @@ func TestGateRefusesAfterAFallbackTheMonitorDidNotSee(t *testing.T) {
 		return f.Sync()
 	}}
 	f := newFailoverEnvWith(t, `mode = "auto"`, failoverSetup{mode: ModeReplica, hooks: hooks, proxy: true})
+	// Registered after the agent's start, so it runs before the agent's
+	// stop: a stop waits for the stalled fsync.
+	t.Cleanup(func() { hold.Store(false) })
 	f.exec("SET GLOBAL rpl_semi_sync_master_timeout = 6000")
 	set := time.Now()
 	harness.WaitFor(t, "a proof with the new timeout, and the gate lossless", 60*time.Second, func() bool {
