@@ -64,6 +64,12 @@ func testApplyLagAfterStartAtCurrent(t *testing.T, mode string) {
 		return ok && n == want && rep.Lag.AppliedTransactions != nil && *rep.Lag.AppliedTransactions == want
 	}
 	var rep status.Report
+	t.Cleanup(func() {
+		if t.Failed() {
+			n, ok := rep.ApplyLagTransactions()
+			t.Logf("last status: received %q applied %+v lag %d (known %v) %+v applier %+v", rep.Received.GTID, rep.Applied, n, ok, rep.Lag, rep.Applier)
+		}
+	})
 	harness.WaitFor(t, "the stream and the applier up", 60*time.Second, func() bool {
 		rep = report()
 		return caughtUp(rep)
