@@ -89,6 +89,15 @@ func testApplyLagAfterStartAtCurrent(t *testing.T, mode string) {
 	if err := standby.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if mode == ModeReplica {
+		// The agent knows the standby is down before the commit arrives
+		// (the lag is then counted from the standby's last known state).
+		// The direct applier finds out only at its next transaction.
+		harness.WaitFor(t, "the agent to see the standby down", 60*time.Second, func() bool {
+			rep = report()
+			return rep.Applier != nil && rep.Applier.State != "waiting"
+		})
+	}
 	e.exec("INSERT INTO test.t (c) VALUES (1)")
 	one, _ := e.master.QueryString(ctx, "SELECT @@gtid_binlog_pos")
 	harness.WaitFor(t, "status to count the unapplied commit", 60*time.Second, func() bool {

@@ -351,7 +351,10 @@ func (m *replicaMode) report(rep *status.Report, recv ingest.Status) {
 // history) is never served to the standby and is not lag, as
 // applier.Status.Behind counts it in direct mode. false while unknown.
 func (m *replicaMode) behind(st replica.Status, received binlog.GTIDSet) (int64, bool) {
-	if received.IsZero() || (st.Applied == "" && st.State != replica.StateRunning) {
+	// gtid_slave_pos read once is known, empty or not, also while the
+	// standby is down: it only grows, so the count from the last reading
+	// is never less than the truth.
+	if received.IsZero() || st.CheckedAt.IsZero() {
 		return 0, false
 	}
 	applied, err := binlog.ParseGTIDSet(binlog.MariaDB, st.Applied)
