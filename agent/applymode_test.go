@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hotstandby/hotstandby/applier"
+	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/binlogserver"
 	"github.com/hotstandby/hotstandby/checkpoint"
 	"github.com/hotstandby/hotstandby/control"
 	"github.com/hotstandby/hotstandby/failover"
@@ -138,5 +140,44 @@ func TestApplyModeBeforeStart(t *testing.T) {
 				t.Fatalf("panics:\n%s", l)
 			}
 		})
+	}
+}
+
+// TestCaughtUpTo: replica mode takes the relay's GTID state as the lag's
+// base only when the standby provably applied everything the relay holds up
+// to it; otherwise the base stays where it was.
+func TestCaughtUpTo(t *testing.T) {
+	gs := func(s string) binlog.GTIDSet {
+		g, err := binlog.ParseGTIDSet(binlog.MariaDB, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	at := binlog.FilePos{File: "mysql-bin.000001", Pos: 900}
+	durable := relay.Frontier{Segment: 1, Offset: 500, Pos: binlog.Position{FilePos: at, GTID: gs("0-1-5,1-1-3")}}
+	done := binlogserver.Replica{Mode: "gtid", Requested: "0-1-2", Sent: at, SentGTID: "0-1-5", CaughtUp: true}
+	for _, c := range []struct {
+		name    string
+		reps    []binlogserver.Replica
+		durable relay.Frontier
+		applied string
+		want    string // "": not known
+	}{
+		{"caught up and applied", []binlogserver.Replica{done}, durable, "0-1-5", "0-1-5,1-1-3"},
+		{"the relay log empty", nil, relay.Frontier{Pos: binlog.Position{FilePos: at, GTID: gs("0-1-3")}}, "", "0-1-3"},
+		{"nothing received", nil, relay.Frontier{}, "", ""},
+		{"no standby dump", nil, durable, "0-1-5", ""},
+		{"two dumps", []binlogserver.Replica{done, done}, durable, "0-1-5", ""},
+		{"dump not caught up", []binlogserver.Replica{func() binlogserver.Replica { r := done; r.CaughtUp = false; return r }()}, durable, "0-1-5", ""},
+		{"sent before durable", []binlogserver.Replica{func() binlogserver.Replica { r := done; r.Sent.Pos = 800; return r }()}, durable, "0-1-5", ""},
+		{"sent not applied", []binlogserver.Replica{done}, durable, "0-1-4", ""},
+		{"asked state not applied", []binlogserver.Replica{func() binlogserver.Replica { r := done; r.Requested = "0-1-2,2-1-9"; return r }()}, durable, "0-1-5", ""},
+		{"file mode", []binlogserver.Replica{func() binlogserver.Replica { r := done; r.Mode = "file"; return r }()}, durable, "0-1-5", ""},
+	} {
+		got, ok := caughtUpTo(c.reps, c.durable, gs(c.applied))
+		if (c.want == "") == ok || (ok && got.String() != gs(c.want).String()) {
+			t.Errorf("%s: caughtUpTo = %q, %v; want %q", c.name, got, ok, c.want)
+		}
 	}
 }

@@ -22,6 +22,16 @@
 // and after it has ended: it reports "connecting" or refuses; it never
 // dereferences what start has not made yet.
 //
+// Apply lag. In both modes "N transactions behind" counts the received
+// transactions the standby has not applied and can still get from the relay
+// log: from the later, per GTID domain, of the standby's applied position
+// and the relay's GTID state up to which the standby provably applied
+// everything the relay holds (direct mode: where the applier caught up;
+// replica mode: an empty relay log, or the standby's dump caught up at the
+// durable frontier with every GTID it asked from and was sent in
+// gtid_slave_pos). The master's history from before the relay log's start
+// is never lag; a base only moves forward while the agent runs.
+//
 // Panics. A panic in a control operation, or in the goroutine a switchover
 // runs on, is recovered, logged at ERROR with its stack and answered as an
 // error (control.ErrOpPanicked): one broken operation must not end the

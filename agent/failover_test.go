@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,30 +25,96 @@ import (
 	"github.com/hotstandby/hotstandby/status"
 )
 
-// failoverEnv is a master, a standby and an agent with failover.mode auto.
+// failoverEnv is a master, a standby and an in-process agent with a
+// [failover] section.
 type failoverEnv struct {
 	*testEnv
 	standby *sandbox.Server
 	p       *inProcess
+	proxy   *dumpProxy // failoverSetup.proxy: between the agent and the master
 }
 
+// failoverSetup is how newFailoverEnvWith builds a failoverEnv.
+type failoverSetup struct {
+	mode  string       // the standby's apply mode; "": the harness's (withStandby)
+	hooks ingest.Hooks // the agent's
+	proxy bool         // every agent connection to the master goes through a dumpProxy
+}
+
+// newFailoverEnv: the harness's apply mode, no hooks, no proxy.
 func newFailoverEnv(t *testing.T, failoverTOML string) *failoverEnv {
 	t.Helper()
-	return newFailoverEnvHooks(t, failoverTOML, ingest.Hooks{})
+	return newFailoverEnvWith(t, failoverTOML, failoverSetup{})
 }
 
-func newFailoverEnvHooks(t *testing.T, failoverTOML string, hooks ingest.Hooks) *failoverEnv {
+// newFailoverEnvMode is newFailoverEnv with the standby's apply mode chosen
+// (the users' default is ModeReplica).
+func newFailoverEnvMode(t *testing.T, failoverTOML, mode string) *failoverEnv {
+	t.Helper()
+	return newFailoverEnvWith(t, failoverTOML, failoverSetup{mode: mode})
+}
+
+// newFailoverEnvWith starts the agent with failoverTOML as its [failover]
+// section and waits until the master counts it as its semi-sync replica.
+func newFailoverEnvWith(t *testing.T, failoverTOML string, s failoverSetup) *failoverEnv {
 	t.Helper()
 	e := newEnv(t)
-	standby := e.withStandby()
-	writeFile(t, e.cfgPath, readFile(t, e.cfgPath)+"\n[failover]\n"+failoverTOML+"\n")
-	f := &failoverEnv{testEnv: e, standby: standby}
-	f.p = e.startInProcess(hooks)
+	f := &failoverEnv{testEnv: e}
+	if s.mode == "" {
+		f.standby = e.withStandby()
+	} else {
+		f.standby = e.withStandbyMode(s.mode)
+	}
+	cfg := readFile(t, e.cfgPath)
+	if s.proxy {
+		f.proxy = newDumpProxy(t, e.master.Addr())
+		cfg = strings.Replace(cfg, "port = "+strconv.Itoa(e.master.Port()), "port = "+strconv.Itoa(f.proxy.port()), 1)
+	}
+	writeFile(t, e.cfgPath, cfg+"\n[failover]\n"+failoverTOML+"\n")
+	f.p = e.startInProcess(s.hooks)
 	e.waitSemiSyncClient()
 	return f
 }
 
 func (f *failoverEnv) report() status.Report { return f.p.a.liveReport() }
+
+// startSemiSyncReplica starts a second replica of the master (not the
+// agent's standby), a native one in semi-sync, replicating from now on.
+func (f *failoverEnv) startSemiSyncReplica() *sandbox.Server {
+	t := f.t
+	t.Helper()
+	ctx := context.Background()
+	replica, err := sandbox.Start(ctx, sandbox.Config{Dir: filepath.Join(f.dir, "r2"), ServerID: 3, Log: t.Logf,
+		Extra: []string{"rpl_semi_sync_slave_enabled=ON"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { replica.Stop(context.Background()) })
+	must(t, replica.Exec(ctx, fmt.Sprintf("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='repl', MASTER_PASSWORD='%s', MASTER_USE_GTID=slave_pos",
+		f.master.Port(), f.password)))
+	must(t, replica.Exec(ctx, "START SLAVE"))
+	return replica
+}
+
+// processReport is the status of the agent that runs as a process
+// (startProcess), from its status endpoint; empty while it does not answer.
+func (e *testEnv) processReport() status.Report {
+	r, err := status.Fetch(context.Background(), e.config().Status.Listen)
+	if err != nil {
+		return status.Report{}
+	}
+	return r
+}
+
+// waitProcessLossless waits until the agent process can prove a promotion
+// now lossless.
+func (e *testEnv) waitProcessLossless() {
+	e.t.Helper()
+	harness.WaitFor(e.t, "a promotion to be proven lossless", 60*time.Second, func() bool {
+		r := e.processReport()
+		return r.Failover != nil && r.Failover.LosslessNow
+	})
+}
 
 // waitLossless waits until the agent can prove a promotion now lossless:
 // the monitor needs two samples of the master in semi-sync.
@@ -206,7 +273,7 @@ func TestFailoverRefusedAfterAsyncFallback(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}}
-	f := newFailoverEnvHooks(t, `mode = "auto"`, hooks)
+	f := newFailoverEnvWith(t, `mode = "auto"`, failoverSetup{hooks: hooks})
 	f.waitLossless()
 	f.exec("SET GLOBAL rpl_semi_sync_master_timeout = 300")
 	hold.Store(true)
@@ -255,16 +322,7 @@ func TestFailoverRefusedAfterAsyncFallback(t *testing.T) {
 func TestFailoverRefusedWithASecondSemiSyncReplica(t *testing.T) {
 	f := newFailoverEnv(t, `mode = "auto"`)
 	f.waitLossless()
-	ctx := context.Background()
-	replica, err := sandbox.Start(ctx, sandbox.Config{Dir: filepath.Join(f.dir, "r2"), ServerID: 3, Log: t.Logf,
-		Extra: []string{"rpl_semi_sync_slave_enabled=ON"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { replica.Stop(context.Background()) })
-	must(t, replica.Exec(ctx, fmt.Sprintf("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='repl', MASTER_PASSWORD='%s', MASTER_USE_GTID=slave_pos",
-		f.master.Port(), f.password)))
-	must(t, replica.Exec(ctx, "START SLAVE"))
+	f.startSemiSyncReplica()
 	harness.WaitFor(t, "the master to count two semi-sync replicas", 30*time.Second, func() bool {
 		return f.status("Rpl_semi_sync_master_clients") == 2
 	})
@@ -344,17 +402,8 @@ stonith = ["sh", "-c", "while [ -f %s ]; do sleep 0.05; done"]
 	p := e.startProcess()
 	e.waitSemiSyncClient()
 	ctx := context.Background()
-	report := func() status.Report {
-		r, err := status.Fetch(ctx, e.config().Status.Listen)
-		if err != nil {
-			return status.Report{}
-		}
-		return r
-	}
-	harness.WaitFor(t, "a promotion to be proven lossless", 60*time.Second, func() bool {
-		r := report()
-		return r.Failover != nil && r.Failover.LosslessNow
-	})
+	report := e.processReport
+	e.waitProcessLossless()
 	for i := range 20 {
 		e.exec("INSERT INTO test.t (id, c) VALUES (?, 1)", 1000+i)
 	}

@@ -19,13 +19,6 @@ import (
 	"github.com/hotstandby/hotstandby/ingest"
 )
 
-// newFailoverEnvIn is newFailoverEnvMode with the mode first, as the fence
-// tests read it.
-func newFailoverEnvIn(t *testing.T, mode, failoverTOML string) *failoverEnv {
-	t.Helper()
-	return newFailoverEnvMode(t, failoverTOML, mode)
-}
-
 // holdHook is a hook command that touches started and then waits while
 // hold exists: the test decides when the hook returns.
 func holdHook(started, hold string) string {
@@ -43,8 +36,8 @@ func TestAutoPromotionAbortsBesideAnUnfencedMaster(t *testing.T) {
 	dir := t.TempDir()
 	started, hold, alerts := filepath.Join(dir, "pre.started"), filepath.Join(dir, "pre.hold"), filepath.Join(dir, "alerts")
 	writeFile(t, hold, "")
-	f := newFailoverEnvIn(t, ModeReplica, fmt.Sprintf("mode = \"auto\"\nhook_timeout = \"90s\"\npre_promote = %s\nalert = [\"sh\", \"-c\", \"echo \\\"$HOTSTANDBY_REASON\\\" >> %s\"]\n",
-		holdHook(started, hold), alerts))
+	f := newFailoverEnvMode(t, fmt.Sprintf("mode = \"auto\"\nhook_timeout = \"90s\"\npre_promote = %s\nalert = [\"sh\", \"-c\", \"echo \\\"$HOTSTANDBY_REASON\\\" >> %s\"]\n",
+		holdHook(started, hold), alerts), ModeReplica)
 	f.waitLossless()
 	ctx := context.Background()
 	must(t, syscall.Kill(f.master.PID(), syscall.SIGSTOP))
@@ -129,11 +122,18 @@ var _ = failover.ErrRefused
 // TestSwitchoverAbortKeepsAReadOnlyMasterReadOnly: the master is read-only
 // before the switchover (a DBA's maintenance, an earlier freeze); the
 // switchover is aborted after its freeze (pre_promote vetoes). The abort
-// undoes only what the switchover did: the master stays read-only. (Direct
-// mode: the switchover's code does not differ by apply mode here, and
-// replica mode's switchover is another item's fix.)
+// undoes only what the switchover did: the master stays read-only. In both
+// apply modes: the switchover waits for the standby through the apply mode
+// (gtid_slave_pos in replica mode, the applier in direct mode) before the
+// veto aborts it.
 func TestSwitchoverAbortKeepsAReadOnlyMasterReadOnly(t *testing.T) {
-	f := newFailoverEnvIn(t, ModeDirect, "mode = \"manual\"\npre_promote = [\"false\"]\n")
+	for _, mode := range []string{ModeReplica, ModeDirect} {
+		t.Run(mode, func(t *testing.T) { testSwitchoverAbortKeepsAReadOnlyMasterReadOnly(t, mode) })
+	}
+}
+
+func testSwitchoverAbortKeepsAReadOnlyMasterReadOnly(t *testing.T, mode string) {
+	f := newFailoverEnvMode(t, "mode = \"manual\"\npre_promote = [\"false\"]\n", mode)
 	f.grantRejoin(f.master)
 	ctx := context.Background()
 	f.exec("INSERT INTO test.t (c) VALUES (1)")
@@ -179,7 +179,7 @@ func TestAutoPromotionRetriesWhileTheGateHolds(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			veto := filepath.Join(t.TempDir(), "veto")
 			writeFile(t, veto, "")
-			f := newFailoverEnvIn(t, ModeReplica, fmt.Sprintf("mode = \"auto\"\npre_promote = [\"sh\", \"-c\", \"test ! -f %s\"]\n", veto))
+			f := newFailoverEnvMode(t, fmt.Sprintf("mode = \"auto\"\npre_promote = [\"sh\", \"-c\", \"test ! -f %s\"]\n", veto), ModeReplica)
 			f.exec("SET GLOBAL rpl_semi_sync_master_timeout = " + c.timeout)
 			f.exec("INSERT INTO test.t (c) VALUES (1)")
 			harness.WaitFor(t, "a proof with the new timeout", 60*time.Second, func() bool {
@@ -243,7 +243,7 @@ func must2(t *testing.T, ms string) int64 {
 func TestPromotionFencesBeforeTheDrain(t *testing.T) {
 	for _, mode := range []string{ModeReplica, ModeDirect} {
 		t.Run(mode, func(t *testing.T) {
-			f := newFailoverEnvIn(t, mode, `mode = "manual"`)
+			f := newFailoverEnvMode(t, `mode = "manual"`, mode)
 			f.grantRejoin(f.master) // the fence user can fence
 			ctx := context.Background()
 			f.exec("SET GLOBAL rpl_semi_sync_master_timeout = 1000")

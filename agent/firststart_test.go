@@ -160,11 +160,10 @@ mode = %q
 // "GTID ... is not in the relay log" for ever while the agent acknowledged
 // commits DB2 never got.
 //
-// In replica mode DB2's semi-sync is turned off (SET GLOBAL, effective at
-// its next IO thread start: the agent's re-pointing) just before the agent
-// is installed: the binlog server of this branch does not speak semi-sync
-// to a replica that asks for it ("Missing magic number for semi-sync
-// packet", issue 16 item 8, another branch). Direct mode keeps it ON.
+// DB2 keeps rpl_semi_sync_slave_enabled=ON (the operator's leftover setting
+// from its native semi-sync replication): in replica mode it then asks the
+// agent's binlog server for semi-sync, which the server speaks, and DB2
+// replicates from it in semi-sync without a 1593 error.
 func TestAdoptNativeReplica(t *testing.T) {
 	for _, mode := range []string{ModeReplica, ModeDirect} {
 		t.Run(mode, func(t *testing.T) {
@@ -176,9 +175,6 @@ func TestAdoptNativeReplica(t *testing.T) {
 				n, _ := db2.QueryString(ctx, "SELECT COUNT(*) FROM test.t")
 				return n != "" && n != "0" && w.committed.Load() > 300
 			})
-			if mode == ModeReplica && os.Getenv("ADOPT_SEMISYNC_ON") == "" {
-				must(t, db2.Exec(ctx, "SET GLOBAL rpl_semi_sync_slave_enabled=OFF"))
-			}
 			fallbacks := e.status("Rpl_semi_sync_master_no_times")
 			e.addStandbySection(db2, mode)
 			p := e.startInProcess(ingest.Hooks{})
@@ -205,6 +201,12 @@ func TestAdoptNativeReplica(t *testing.T) {
 			if mode == ModeReplica {
 				if got := query(t, db2, "SELECT @@GLOBAL.gtid_slave_pos"); got != masterPos {
 					t.Fatalf("DB2 gtid_slave_pos %s, DB1 %s", got, masterPos)
+				}
+				if on := query(t, db2, "SELECT @@GLOBAL.rpl_semi_sync_slave_enabled"); on != "1" {
+					t.Fatalf("DB2's rpl_semi_sync_slave_enabled = %s: the operator's setting was changed", on)
+				}
+				if reps := p.a.mode.(*replicaMode).server().Replicas(); len(reps) != 1 || !reps[0].SemiSync {
+					t.Fatalf("DB2's dump from the agent's binlog server: %+v; want one, in semi-sync", reps)
 				}
 			}
 			rep := p.a.liveReport()

@@ -3,13 +3,8 @@ package agent
 import (
 	"context"
 	"database/sql"
-	"encoding/binary"
 	"fmt"
-	"io"
-	"net"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,114 +13,15 @@ import (
 	"github.com/hotstandby/hotstandby/checkpoint"
 	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/ingest"
-	"github.com/hotstandby/hotstandby/sandbox"
 )
-
-// dumpProxy forwards MySQL protocol connections to the master. A
-// connection that sent a binlog dump request (COM_BINLOG_DUMP or
-// COM_BINLOG_DUMP_GTID) is a dump connection: while stall is set, nothing
-// the master sends on a dump connection, established or new, reaches the
-// agent (the master's socket stays open and drained, so its dump thread
-// stays registered); while refuse is set, a dump request closes the
-// connection before the master sees it. Other connections (the monitor,
-// the probe, the fence) pass.
-type dumpProxy struct {
-	ln      net.Listener
-	target  string
-	stall   atomic.Bool
-	refuse  atomic.Bool
-	stalled atomic.Int64 // packets held back from the agent
-	refused atomic.Int64 // dump requests refused
-}
-
-func newDumpProxy(t *testing.T, target string) *dumpProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &dumpProxy{ln: ln, target: target}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			var dump atomic.Bool
-			go func() { p.toMaster(s, c, &dump); s.Close(); c.Close() }()
-			go func() { p.toAgent(c, s, &dump); c.Close() }()
-		}
-	}()
-	t.Cleanup(func() { ln.Close() })
-	return p
-}
-
-func (p *dumpProxy) port() int { return p.ln.Addr().(*net.TCPAddr).Port }
-
-func (p *dumpProxy) toMaster(dst io.Writer, src io.Reader, dump *atomic.Bool) {
-	hdr := make([]byte, 4)
-	for {
-		if _, err := io.ReadFull(src, hdr); err != nil {
-			return
-		}
-		body := make([]byte, int(binary.LittleEndian.Uint32(append(hdr[:3:3], 0))))
-		if _, err := io.ReadFull(src, body); err != nil {
-			return
-		}
-		if len(body) > 0 && (body[0] == 0x12 || body[0] == 0x1e) {
-			if p.refuse.Load() {
-				p.refused.Add(1)
-				return
-			}
-			dump.Store(true)
-		}
-		if _, err := dst.Write(append(hdr, body...)); err != nil {
-			return
-		}
-	}
-}
-
-func (p *dumpProxy) toAgent(dst io.Writer, src io.Reader, dump *atomic.Bool) {
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if dump.Load() && p.stall.Load() {
-				p.stalled.Add(1)
-			} else if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
 
 // newGateEnv is a master, a standby in the given apply mode and an agent
 // with failover.mode auto whose every connection to the master goes
 // through a dumpProxy.
 func newGateEnv(t *testing.T, mode string) (*failoverEnv, *dumpProxy) {
 	t.Helper()
-	return newGateEnvHooks(t, mode, ingest.Hooks{})
-}
-
-func newGateEnvHooks(t *testing.T, mode string, hooks ingest.Hooks) (*failoverEnv, *dumpProxy) {
-	t.Helper()
-	e := newEnv(t)
-	standby := e.withStandbyMode(mode)
-	proxy := newDumpProxy(t, e.master.Addr())
-	cfg := strings.Replace(readFile(t, e.cfgPath), "port = "+strconv.Itoa(e.master.Port()), "port = "+strconv.Itoa(proxy.port()), 1)
-	writeFile(t, e.cfgPath, cfg+"\n[failover]\nmode = \"auto\"\n")
-	f := &failoverEnv{testEnv: e, standby: standby}
-	f.p = e.startInProcess(hooks)
-	e.waitSemiSyncClient()
-	return f, proxy
+	f := newFailoverEnvWith(t, `mode = "auto"`, failoverSetup{mode: mode, proxy: true})
+	return f, f.proxy
 }
 
 // waitGateRefuses waits until the gate answers not lossless with a reason
@@ -208,15 +104,7 @@ func TestGateRefusesASecondSemiSyncReplicaWhileTheStreamIsDown(t *testing.T) {
 	harness.WaitFor(t, "the master to count no semi-sync replica", 30*time.Second, func() bool {
 		return f.status("Rpl_semi_sync_master_clients") == 0
 	})
-	replica, err := sandbox.Start(ctx, sandbox.Config{Dir: filepath.Join(f.dir, "r2"), ServerID: 3, Log: t.Logf,
-		Extra: []string{"rpl_semi_sync_slave_enabled=ON"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { replica.Stop(context.Background()) })
-	must(t, replica.Exec(ctx, fmt.Sprintf("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='repl', MASTER_PASSWORD='%s', MASTER_USE_GTID=slave_pos",
-		f.master.Port(), f.password)))
-	must(t, replica.Exec(ctx, "START SLAVE"))
+	f.startSemiSyncReplica()
 	harness.WaitFor(t, "the master to count the other replica as its one semi-sync replica", 30*time.Second, func() bool {
 		return f.status("Rpl_semi_sync_master_clients") == 1
 	})
@@ -306,14 +194,16 @@ func TestStatusLagNeverNegative(t *testing.T) {
 // master wrote, and the promotion is refused.
 func TestGateRefusesAfterAFallbackTheMonitorDidNotSee(t *testing.T) {
 	var hold atomic.Bool
-	t.Cleanup(func() { hold.Store(false) })
 	hooks := ingest.Hooks{Sync: func(f *os.File) error {
 		for hold.Load() {
 			time.Sleep(5 * time.Millisecond) // fault injection: a stalled disk
 		}
 		return f.Sync()
 	}}
-	f, _ := newGateEnvHooks(t, ModeReplica, hooks)
+	f := newFailoverEnvWith(t, `mode = "auto"`, failoverSetup{mode: ModeReplica, hooks: hooks, proxy: true})
+	// Registered after the agent's start, so it runs before the agent's
+	// stop: a stop waits for the stalled fsync.
+	t.Cleanup(func() { hold.Store(false) })
 	f.exec("SET GLOBAL rpl_semi_sync_master_timeout = 6000")
 	set := time.Now()
 	harness.WaitFor(t, "a proof with the new timeout, and the gate lossless", 60*time.Second, func() bool {

@@ -219,7 +219,9 @@ func (e *testEnv) startInProcess(hooks ingest.Hooks) *inProcess {
 			e.t.Logf("goroutines at the failure:\n%s", stacks.String())
 		}
 		if err := p.stop(); err != nil {
-			e.t.Errorf("in-process agent: %v", err)
+			var stacks bytes.Buffer
+			_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+			e.t.Errorf("in-process agent: %v; goroutines now:\n%s", err, stacks.String())
 		}
 		e.checkNoPanic("in-process agent", lb.String())
 		if e.t.Failed() {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/hotstandby/hotstandby/checkpoint"
 	"github.com/hotstandby/hotstandby/harness"
-	"github.com/hotstandby/hotstandby/status"
 )
 
 // TestResumedPromotionKeepsWhatTheMasterCommittedWhileTheAgentWasDown is a
@@ -33,17 +32,7 @@ func TestResumedPromotionKeepsWhatTheMasterCommittedWhileTheAgentWasDown(t *test
 			p := e.startProcessEnv(killAfterStepEnv + "=" + checkpoint.StepStarted)
 			e.waitSemiSyncClient()
 			ctx := context.Background()
-			report := func() status.Report {
-				r, err := status.Fetch(ctx, e.config().Status.Listen)
-				if err != nil {
-					return status.Report{}
-				}
-				return r
-			}
-			harness.WaitFor(t, "a promotion to be proven lossless", 60*time.Second, func() bool {
-				r := report()
-				return r.Failover != nil && r.Failover.LosslessNow
-			})
+			e.waitProcessLossless()
 			must(t, syscall.Kill(e.master.PID(), syscall.SIGSTOP))
 			cont := sync1(func() { _ = syscall.Kill(e.master.PID(), syscall.SIGCONT) })
 			t.Cleanup(cont)
@@ -60,7 +49,7 @@ func TestResumedPromotionKeepsWhatTheMasterCommittedWhileTheAgentWasDown(t *test
 			}
 			p.start()
 			harness.WaitFor(t, "the resumed promotion to finish", 90*time.Second, func() bool {
-				return report().Role == checkpoint.RoleMaster
+				return e.processReport().Role == checkpoint.RoleMaster
 			})
 			if missing := missingIDs(t, standby, ids); len(missing) > 0 {
 				t.Fatalf("commits the old master returned OK for are missing on the new master: %v\n%s", missing, p.LogTail(60))
@@ -89,17 +78,7 @@ func TestOldMasterThawedDuringTheDrainIsFencedBeforeTheStandbyIsWritable(t *test
 			p := e.startProcessEnv(killAfterStepEnv + "=" + checkpoint.StepStreamStopped)
 			e.waitSemiSyncClient()
 			ctx := context.Background()
-			report := func() status.Report {
-				r, err := status.Fetch(ctx, e.config().Status.Listen)
-				if err != nil {
-					return status.Report{}
-				}
-				return r
-			}
-			harness.WaitFor(t, "a promotion to be proven lossless", 60*time.Second, func() bool {
-				r := report()
-				return r.Failover != nil && r.Failover.LosslessNow
-			})
+			e.waitProcessLossless()
 			e.exec("INSERT INTO test.t (id, c) VALUES (8001, 1)")
 			must(t, syscall.Kill(e.master.PID(), syscall.SIGSTOP))
 			cont := sync1(func() { _ = syscall.Kill(e.master.PID(), syscall.SIGCONT) })
@@ -126,7 +105,7 @@ func TestOldMasterThawedDuringTheDrainIsFencedBeforeTheStandbyIsWritable(t *test
 			}
 			p2.start()
 			harness.WaitFor(t, "the promotion to finish", 90*time.Second, func() bool {
-				return report().Role == checkpoint.RoleMaster
+				return e.processReport().Role == checkpoint.RoleMaster
 			})
 			if missing := missingIDs(t, standby, []int64{8001}); len(missing) > 0 {
 				t.Fatalf("committed ids missing on the new master: %v", missing)

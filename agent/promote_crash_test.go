@@ -14,7 +14,6 @@ import (
 	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/hotstandby/hotstandby/sandbox"
-	"github.com/hotstandby/hotstandby/status"
 )
 
 // startProcessEnv is startProcess with extra environment variables (kept
@@ -66,17 +65,8 @@ func TestPromotionKilledAtEveryStep(t *testing.T) {
 				p := e.startProcessEnv(killAfterStepEnv + "=" + step)
 				e.waitSemiSyncClient()
 				ctx := context.Background()
-				report := func() status.Report {
-					r, err := status.Fetch(ctx, e.config().Status.Listen)
-					if err != nil {
-						return status.Report{}
-					}
-					return r
-				}
-				harness.WaitFor(t, "a promotion to be proven lossless", 60*time.Second, func() bool {
-					r := report()
-					return r.Failover != nil && r.Failover.LosslessNow
-				})
+				report := e.processReport
+				e.waitProcessLossless()
 				ids := make([]int64, 20)
 				for i := range ids {
 					ids[i] = int64(1000 + i)
@@ -134,17 +124,8 @@ func TestResumedPromotionAbortsBesideAnUnfencedMaster(t *testing.T) {
 	p := e.startProcessEnv(killAfterStepEnv + "=" + checkpoint.StepStarted)
 	e.waitSemiSyncClient()
 	ctx := context.Background()
-	report := func() status.Report {
-		r, err := status.Fetch(ctx, e.config().Status.Listen)
-		if err != nil {
-			return status.Report{}
-		}
-		return r
-	}
-	harness.WaitFor(t, "a promotion to be proven lossless", 60*time.Second, func() bool {
-		r := report()
-		return r.Failover != nil && r.Failover.LosslessNow
-	})
+	report := e.processReport
+	e.waitProcessLossless()
 	must(t, syscall.Kill(e.master.PID(), syscall.SIGSTOP))
 	cont := sync1(func() { _ = syscall.Kill(e.master.PID(), syscall.SIGCONT) })
 	t.Cleanup(cont)

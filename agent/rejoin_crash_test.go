@@ -18,28 +18,9 @@ import (
 	"github.com/hotstandby/hotstandby/control"
 	"github.com/hotstandby/hotstandby/failover"
 	"github.com/hotstandby/hotstandby/harness"
-	"github.com/hotstandby/hotstandby/ingest"
 	"github.com/hotstandby/hotstandby/sandbox"
 	"github.com/hotstandby/hotstandby/verify"
 )
-
-// newFailoverEnvMode is newFailoverEnv with the standby's apply mode chosen
-// (the users' default is ModeReplica).
-func newFailoverEnvMode(t *testing.T, failoverTOML, mode string) *failoverEnv {
-	t.Helper()
-	return newFailoverEnvModeHooks(t, failoverTOML, mode, ingest.Hooks{})
-}
-
-func newFailoverEnvModeHooks(t *testing.T, failoverTOML, mode string, hooks ingest.Hooks) *failoverEnv {
-	t.Helper()
-	e := newEnv(t)
-	standby := e.withStandbyMode(mode)
-	writeFile(t, e.cfgPath, readFile(t, e.cfgPath)+"\n[failover]\n"+failoverTOML+"\n")
-	f := &failoverEnv{testEnv: e, standby: standby}
-	f.p = e.startInProcess(hooks)
-	e.waitSemiSyncClient()
-	return f
-}
 
 // truncatedFrom matches MariaDB's crash recovery line "Successfully truncated
 // binlog file: ... to remove transactions starting from GTID 0-1-12940".

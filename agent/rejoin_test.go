@@ -253,7 +253,7 @@ func TestRejoinUnacknowledgedTail(t *testing.T) {
 		}
 		return file.Sync()
 	}}
-	f := newFailoverEnvModeHooks(t, `mode = "auto"`, ModeReplica, hooks)
+	f := newFailoverEnvWith(t, `mode = "auto"`, failoverSetup{mode: ModeReplica, hooks: hooks})
 	ctx := context.Background()
 	for i := range 5 {
 		f.exec("INSERT INTO test.t (c, payload) VALUES (?, 'acknowledged')", i)

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hotstandby/hotstandby/binlog"
+	"github.com/hotstandby/hotstandby/binlogserver"
 	"github.com/hotstandby/hotstandby/checkpoint"
 	"github.com/hotstandby/hotstandby/control"
 	"github.com/hotstandby/hotstandby/ingest"
@@ -49,6 +50,8 @@ type relayServer interface {
 	// OldestNeeded is the oldest relay segment a connected replica reads
 	// (false: none connected).
 	OldestNeeded() (uint64, bool)
+	// Replicas is what it knows of each connected replica's dump.
+	Replicas() []binlogserver.Replica
 }
 
 // replicaMode is the agent's part in replica mode: the binlog server and the
@@ -63,6 +66,10 @@ type replicaMode struct {
 	runDone    chan struct{}      // closed once rep.Run has returned
 	stopped    bool               // stop was called: never start again
 	badApplied string             // a gtid_slave_pos that did not parse, logged once
+	// caughtUp is the relay log's GTID state at the latest point up to
+	// which the standby is known to have applied every transaction the
+	// relay holds (caughtUpTo); empty until known. See lagBase.
+	caughtUp binlog.GTIDSet
 
 	purgeMu sync.Mutex                // purgeMu guards the field below
 	segGTID map[uint64]binlog.GTIDSet // the GTIDs of closed relay segments (they never change)
@@ -296,7 +303,7 @@ func (m *replicaMode) skip(ctx context.Context, p control.Peer, gtid string) (st
 }
 
 // report fills in the applier part of the status report from the replica.
-func (m *replicaMode) report(rep *status.Report, _ ingest.Status) {
+func (m *replicaMode) report(rep *status.Report, recv ingest.Status) {
 	ap := &status.ApplierReport{State: "connecting", Standby: m.a.cfg.Standby.Addr(), Mode: ModeReplica,
 		ParallelThreads: m.a.cfg.Standby.ParallelThreads}
 	rep.Applier = ap
@@ -329,10 +336,89 @@ func (m *replicaMode) report(rep *status.Report, _ ingest.Status) {
 		}
 	}
 	ap.Transactions = appliedSinceStart(st)
+	if n, ok := m.behind(st, recv.Received.GTID); ok {
+		rep.Lag.AppliedTransactions = &n
+	}
 	if st.BehindSeconds >= 0 {
 		s := st.BehindSeconds
 		rep.Lag.AppliedSeconds = &s
 	}
+}
+
+// behind counts the received transactions the standby has not applied, per
+// GTID domain by sequence number, from lagBase: the master's history from
+// before the relay log's start (start = "current" on a master with a
+// history) is never served to the standby and is not lag, as
+// applier.Status.Behind counts it in direct mode. false while unknown.
+func (m *replicaMode) behind(st replica.Status, received binlog.GTIDSet) (int64, bool) {
+	// gtid_slave_pos read once is known, empty or not, also while the
+	// standby is down: it only grows, so the count from the last reading
+	// is never less than the truth.
+	if received.IsZero() || st.CheckedAt.IsZero() {
+		return 0, false
+	}
+	applied, err := binlog.ParseGTIDSet(binlog.MariaDB, st.Applied)
+	if err != nil {
+		return 0, false
+	}
+	return m.lagBase(applied).SeqBehind(received)
+}
+
+// lagBase is, per GTID domain, the later of the standby's gtid_slave_pos and
+// the relay's GTID state up to which the standby applied everything the
+// relay holds (m.caughtUp, moved forward here by caughtUpTo).
+func (m *replicaMode) lagBase(applied binlog.GTIDSet) binlog.GTIDSet {
+	var g binlog.GTIDSet
+	ok := false
+	if srv := m.server(); srv != nil {
+		g, ok = caughtUpTo(srv.Replicas(), m.a.recv.Durable(), applied)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ok {
+		m.caughtUp = binlog.LatestPerDomain(m.caughtUp, g) // never back: two callers may race
+	}
+	return binlog.LatestPerDomain(applied, m.caughtUp)
+}
+
+// caughtUpTo returns the relay's GTID state at durable when the standby is
+// known to have applied every transaction the relay holds up to there:
+// the standby's binlog server has one replica (the standby), dumping in
+// GTID mode, that has been sent everything durable up to durable's
+// position (its dump is caught up and its last event ends there), and the
+// standby's gtid_slave_pos (applied, read after srv's snapshot or before:
+// it only grows) holds both the state it asked to start from and the last
+// GTID of each domain sent on this connection. The dump sends every
+// relay transaction after the asked state, so the standby then has all
+// of them; the GTIDs of durable that it lacks are from before the relay
+// log's start. false: not known now (the last answer stays valid).
+func caughtUpTo(reps []binlogserver.Replica, durable relay.Frontier, applied binlog.GTIDSet) (binlog.GTIDSet, bool) {
+	if durable.Pos.GTID.IsZero() {
+		return binlog.GTIDSet{}, false
+	}
+	if durable.Segment == 0 {
+		// The relay log holds nothing yet (a first start at the master's
+		// current position, before its first event): every GTID received
+		// is from before its start.
+		return durable.Pos.GTID, true
+	}
+	if len(reps) != 1 {
+		return binlog.GTIDSet{}, false
+	}
+	r := reps[0]
+	if r.Mode != "gtid" || !r.CaughtUp || r.Sent != durable.Pos.FilePos {
+		return binlog.GTIDSet{}, false
+	}
+	for _, text := range []string{r.Requested, r.SentGTID} {
+		set, err := binlog.ParseGTIDSet(binlog.MariaDB, text)
+		if err != nil {
+			return binlog.GTIDSet{}, false
+		}
+		if ok, err := applied.Contains(set); err != nil || !ok {
+			return binlog.GTIDSet{}, false
+		}
+	}
+	return durable.Pos.GTID, true
 }
 
 // appliedSinceStart counts the transactions the standby applied since this
@@ -402,12 +488,8 @@ func (m *replicaMode) registerMetrics(reg *prometheus.Registry, recv func() inge
 	gauge("hotstandby_replica_sql_errno", "Last_SQL_Errno of the standby's SQL thread (0: none).", func() float64 { return float64(st().LastSQLErrno) })
 	gauge("hotstandby_replica_parallel_threads", "slave_parallel_threads configured on the standby.", func() float64 { return float64(st().ParallelThreads) })
 	gauge("hotstandby_replica_seconds_behind_master", "Seconds_Behind_Master of the standby (-1: NULL).", func() float64 { return float64(st().BehindSeconds) })
-	gauge("hotstandby_apply_lag_transactions", "Transactions received by the agent and not yet in the standby's gtid_slave_pos.", func() float64 {
-		g, err := binlog.ParseGTIDSet(binlog.MariaDB, st().Applied)
-		if err != nil {
-			return -1
-		}
-		n, ok := g.SeqBehind(recvGTID())
+	gauge("hotstandby_apply_lag_transactions", "Transactions received by the agent and not yet in the standby's gtid_slave_pos (the master's history before the relay log's start is not lag).", func() float64 {
+		n, ok := m.behind(st(), recvGTID())
 		if !ok {
 			return -1
 		}

@@ -394,17 +394,8 @@ mode = "auto"
 	p := e.startProcessEnv(killAfterStepEnv + "=" + checkpoint.StepApplied)
 	e.waitSemiSyncClient()
 	ctx := context.Background()
-	report := func() status.Report {
-		r, err := status.Fetch(ctx, e.config().Status.Listen)
-		if err != nil {
-			return status.Report{}
-		}
-		return r
-	}
-	harness.WaitFor(t, "a promotion to be proven lossless", 60*time.Second, func() bool {
-		r := report()
-		return r.Failover != nil && r.Failover.LosslessNow
-	})
+	report := e.processReport
+	e.waitProcessLossless()
 	for i := range 20 {
 		e.exec("INSERT INTO test.t (id, c) VALUES (?, 1)", 1000+i)
 	}

@@ -151,7 +151,7 @@ func TestSwitchoverBadInput(t *testing.T) {
 		}
 		return file.Sync()
 	}}
-	f := newFailoverEnvHooks(t, `mode = "manual"`, hooks)
+	f := newFailoverEnvWith(t, `mode = "manual"`, failoverSetup{hooks: hooks})
 	f.grantRejoin(f.master)
 	ctx := context.Background()
 

@@ -118,19 +118,7 @@ type Status struct {
 // apply them, and when it has applied everything the relay log holds it is 0
 // transactions behind, not the length of the master's history.
 func (s Status) Behind(received binlog.GTIDSet) (int64, bool) {
-	at := map[uint32]binlog.GTID{}
-	for _, set := range []binlog.GTIDSet{s.Applied.GTID, s.CaughtUp.Pos.GTID} {
-		for _, g := range set.MariaDBGTIDs() {
-			if g.Seq >= at[g.Domain].Seq {
-				at[g.Domain] = g
-			}
-		}
-	}
-	base := binlog.NewGTIDSet(binlog.MariaDB)
-	for _, g := range at {
-		base = base.AddMariaDB(g)
-	}
-	return base.SeqBehind(received)
+	return binlog.LatestPerDomain(s.Applied.GTID, s.CaughtUp.Pos.GTID).SeqBehind(received)
 }
 
 // Applier applies the relay log to the standby.

@@ -252,6 +252,21 @@ func (s GTIDSet) AddMariaDB(g GTID) GTIDSet {
 	return out
 }
 
+// LatestPerDomain returns the MariaDB set that holds, for each domain of
+// any of sets, the GTID with the highest sequence number among them (on a
+// tie, the one of the later set).
+func LatestPerDomain(sets ...GTIDSet) GTIDSet {
+	out := GTIDSet{flavor: MariaDB, mariadb: map[uint32]GTID{}}
+	for _, set := range sets {
+		for d, g := range set.mariadb {
+			if have, ok := out.mariadb[d]; !ok || g.Seq >= have.Seq {
+				out.mariadb[d] = g
+			}
+		}
+	}
+	return out
+}
+
 // AddMySQL returns a copy of s with one more MySQL transaction sid:gno.
 func (s GTIDSet) AddMySQL(sid [16]byte, gno int64) GTIDSet {
 	var gs *gomysql.MysqlGTIDSet

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -42,12 +43,11 @@ func TestMonitorStopsWithASampleInFlight(t *testing.T) {
 	// the round trip.
 	m := NewMonitor(binlog.SourceConfig{Addr: srv.Addr(), User: "mon", Password: pw,
 		ConnectTimeout: 5 * time.Second, ReadTimeout: 10 * time.Minute}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil)
-	started := make(chan struct{}, 1) // a sample began (read calls stream first)
+	// read calls stream once before its round trips and once after them:
+	// an odd count is a sample in flight.
+	var streamCalls atomic.Int64
 	m.stream = func() StreamView {
-		select {
-		case started <- struct{}{}:
-		default:
-		}
+		streamCalls.Add(1)
 		return StreamView{}
 	}
 	mctx, cancel := context.WithCancel(ctx)
@@ -67,12 +67,9 @@ func TestMonitorStopsWithASampleInFlight(t *testing.T) {
 	}
 	t.Cleanup(thaw) // before the server's Stop, which runs after
 	harness.WaitFor(t, "every thread of mariadbd to stop", 30*time.Second, func() bool { return frozen(pid) })
-	// A sample that begins now waits on the frozen server.
-	select {
-	case <-started:
-	default:
-	}
-	<-started
+	// A sample in flight now waits on the frozen server, and one begins
+	// every 50 ms.
+	harness.WaitFor(t, "a sample in flight on the frozen server", 30*time.Second, func() bool { return streamCalls.Load()%2 == 1 })
 	cancel()
 	select {
 	case <-done:
