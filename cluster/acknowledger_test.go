@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hotstandby/hotstandby/harness"
+	"github.com/hotstandby/hotstandby/tlsconf"
 )
 
 // okSpan is a stretch of time during which a prober saw Check answer OK
@@ -109,6 +110,12 @@ var standbyNames = []string{"s0", "s1", "s2"}
 // start starts a member named name talking to the given etcd members.
 func (g *group) start(name string, role Role, ems ...*etcdMember) *member {
 	g.t.Helper()
+	return g.startWith(name, role, tlsconf.Settings{}, ems...)
+}
+
+// startWith is start with the TLS settings sec.
+func (g *group) startWith(name string, role Role, sec tlsconf.Settings, ems ...*etcdMember) *member {
+	g.t.Helper()
 	if len(ems) == 0 {
 		ems = g.etcd.members
 	}
@@ -116,7 +123,7 @@ func (g *group) start(name string, role Role, ems ...*etcdMember) *member {
 	for _, m := range ems {
 		eps = append(eps, m.clientURL)
 	}
-	cfg := Config{Etcd: eps, Name: g.name, Member: name, Role: role, Standbys: standbyNames, LeaseTTL: 2 * time.Second}
+	cfg := Config{Etcd: eps, Settings: sec, Name: g.name, Member: name, Role: role, Standbys: standbyNames, LeaseTTL: 2 * time.Second}
 	a, err := Start(cfg, slog.New(slog.NewTextHandler(testWriter{g.t}, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	if err != nil {
 		g.t.Fatal(err)
@@ -423,5 +430,53 @@ func TestDRMemberNeverAcknowledges(t *testing.T) {
 		if string(kv.Value) == "dr0" {
 			t.Fatalf("the DR member campaigned: key %s", kv.Key)
 		}
+	}
+}
+
+// TestAcknowledgerOverTLS runs the election against etcd serving https with
+// client certificates required: verify-full against the CA, the agent's
+// client certificate; a member without a client certificate never gets a
+// lease, and one that does not trust the server's CA neither.
+func TestAcknowledgerOverTLS(t *testing.T) {
+	needEtcd(t)
+	dir := t.TempDir()
+	ca := harness.NewCA(t, dir, "etcd-ca")
+	sec := &etcdTLS{ca: ca, server: ca.LocalServer(t, "etcd"), client: ca.Issue(t, harness.CertSpec{Name: "test", Client: true})}
+	ec := startEtcdWith(t, 3, sec)
+	g := newGroup(t, ec)
+	agent := ca.Issue(t, harness.CertSpec{Name: "agent", Client: true})
+	other := harness.NewCA(t, t.TempDir(), "other-ca")
+	good := g.startWith("s0", RoleStandby, tlsconf.Settings{Level: "verify-full", CAFile: ca.File, CertFile: agent.Cert, KeyFile: agent.Key})
+	noCert := g.startWith("s1", RoleStandby, tlsconf.Settings{Level: "verify-full", CAFile: ca.File})
+	wrongCA := g.startWith("s2", RoleStandby, tlsconf.Settings{Level: "verify-full", CAFile: other.File, CertFile: agent.Cert, KeyFile: agent.Key})
+	if ack := g.acknowledger("the member with a client certificate", 30*time.Second); ack != good {
+		t.Fatalf("%s won, want s0", ack.name)
+	}
+	heldFor(t, good, 2*good.cfg.ttl())
+	g.onlyOne(good)
+	for _, m := range []*member{noCert, wrongCA} {
+		if p := m.a.Check(); p.OK || p.Reason != "no lease in etcd yet" {
+			t.Fatalf("%s: %+v, want no lease", m.name, p)
+		}
+	}
+	// verify-full checks the name: a reader expecting another server
+	// name is refused; with the right settings it reads the leader.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reader := g.startWith("dr0", RoleDR, tlsconf.Settings{Level: "verify-full", CAFile: ca.File, CertFile: agent.Cert, KeyFile: agent.Key})
+	if name, _, err := reader.a.Leader(ctx); err != nil || name != "s0" {
+		t.Fatalf("Leader = %q, %v; want s0", name, err)
+	}
+	misnamed := g.startWith("dr1", RoleDR, tlsconf.Settings{Level: "verify-full", CAFile: ca.File, CertFile: agent.Cert, KeyFile: agent.Key, ServerName: "etcd.elsewhere"})
+	mctx, mcancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer mcancel()
+	if name, _, err := misnamed.a.Leader(mctx); err == nil {
+		t.Fatalf("Leader over a certificate for another name = %q, want an error", name)
+	}
+	named := g.startWith("dr2", RoleDR, tlsconf.Settings{Level: "verify-full", CAFile: ca.File, CertFile: agent.Cert, KeyFile: agent.Key, ServerName: "localhost"})
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	if name, _, err := named.a.Leader(ctx2); err != nil || name != "s0" {
+		t.Fatalf("Leader with server_name = localhost (in the certificate) = %q, %v; want s0", name, err)
 	}
 }

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -230,9 +232,32 @@ func (c Config) TLSConfig() (tc *tls.Config, warning string, err error) {
 		return nil, "", err
 	}
 	tc = cl.Config(nil)
-	if c.ServerName == "" {
-		// Each endpoint's own host is checked (gRPC sets it per connection).
-		tc.ServerName = ""
+	// gRPC sets tls.Config.ServerName to each endpoint's host, whatever it
+	// held: verify-full then checks each endpoint's own host. A configured
+	// server_name is checked here instead, on the verified chain.
+	tc.ServerName = ""
+	if cl.Mode == tlsconf.VerifyFull && c.ServerName != "" {
+		tc.InsecureSkipVerify = true
+		tc.VerifyConnection = verifyName(tc.RootCAs, c.ServerName)
 	}
 	return tc, cl.Warning, nil
+}
+
+// verifyName checks the server's chain against roots and its certificate
+// against name (not the host dialed).
+func verifyName(roots *x509.CertPool, name string) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("tls: the server sent no certificate")
+		}
+		inter := x509.NewCertPool()
+		for _, c := range cs.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: name})
+		if err != nil {
+			return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
+		}
+		return nil
+	}
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hotstandby/hotstandby/harness"
+	"github.com/hotstandby/hotstandby/tlsconf"
 )
 
 // etcdBin is Debian's etcd-server (3.4); .ci/run installs it.
@@ -33,6 +35,15 @@ type etcdMember struct {
 type etcdCluster struct {
 	t       *testing.T
 	members []*etcdMember
+	tls     *tls.Config // the test clients' TLS (nil: plain http)
+}
+
+// etcdTLS makes a cluster serve https with client certificates required:
+// its server certificate and the CA that signs the clients'.
+type etcdTLS struct {
+	ca     *harness.CA
+	server harness.CertFiles
+	client harness.CertFiles // for the test's own clients
 }
 
 // needEtcd skips the test when etcd is not installed.
@@ -65,11 +76,28 @@ func freePorts(t *testing.T, n int) []int {
 
 // startEtcd starts an n-member cluster and waits until every member serves
 // a linearizable read.
-func startEtcd(t *testing.T, n int) *etcdCluster {
+func startEtcd(t *testing.T, n int) *etcdCluster { return startEtcdWith(t, n, nil) }
+
+// startEtcdWith is startEtcd, serving https with client certificates when
+// sec is not nil.
+func startEtcdWith(t *testing.T, n int, sec *etcdTLS) *etcdCluster {
 	t.Helper()
 	needEtcd(t)
 	ports := freePorts(t, 2*n)
 	c := &etcdCluster{t: t}
+	scheme := "http"
+	if sec != nil {
+		scheme = "https"
+		pool, err := tlsconf.LoadCA(sec.ca.File)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pair, err := tls.LoadX509KeyPair(sec.client.Cert, sec.client.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.tls = &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	}
 	var initial []string
 	for i := range n {
 		initial = append(initial, fmt.Sprintf("e%d=http://127.0.0.1:%d", i, ports[2*i+1]))
@@ -80,13 +108,17 @@ func startEtcd(t *testing.T, n int) *etcdCluster {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		m := &etcdMember{name: fmt.Sprintf("e%d", i), clientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i])}
+		m := &etcdMember{name: fmt.Sprintf("e%d", i), clientURL: fmt.Sprintf("%s://127.0.0.1:%d", scheme, ports[2*i])}
 		peer := fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1])
 		args := []string{"--name", m.name, "--data-dir", filepath.Join(dir, "data"),
 			"--listen-client-urls", m.clientURL, "--advertise-client-urls", m.clientURL,
 			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
 			"--initial-cluster-token", token, "--logger", "zap", "--log-outputs", "stderr"}
+		if sec != nil {
+			args = append(args, "--cert-file", sec.server.Cert, "--key-file", sec.server.Key,
+				"--client-cert-auth", "--trusted-ca-file", sec.ca.File)
+		}
 		m.proc = harness.Start(t, etcdBin, args, filepath.Join(dir, "etcd.log"), nil, nil)
 		c.members = append(c.members, m)
 	}
@@ -113,7 +145,7 @@ func (c *etcdCluster) client(ms ...*etcdMember) *clientv3.Client {
 	for _, m := range ms {
 		eps = append(eps, m.clientURL)
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 2 * time.Second, TLS: c.tls, Logger: zap.NewNop()})
 	if err != nil {
 		c.t.Fatal(err)
 	}
