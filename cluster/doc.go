@@ -57,6 +57,36 @@
 // static list of standby members), so every acknowledged commit is fsynced
 // on a majority and any majority read at failover holds it.
 //
+// # How it plugs in (not wired yet)
+//
+// The master's semi-sync ACK is written in one place, ingest's receiver
+// calling semisync.Acker.Ack(conn.AckWriter(), pos) after each fsync batch
+// for the newest position that asked for an ACK. With a [cluster]:
+//   - The agent is the master's semi-sync replica only while it holds the
+//     seat: a member that is not the acknowledger streams from the
+//     acknowledger's binlog server, not from the master (the master must
+//     see one semi-sync client, or the proof "the agent is the only ACKer"
+//     breaks). The member that wins connects to the master; the one that
+//     loses its permit stops ACKing at once and closes its dump connection.
+//   - Before each ACK the receiver asks Check; when OK it ACKs
+//     AckFrontier(own durable frontier, peers' reports, standbys, quorum)
+//     instead of its own frontier (semisync.Acker still refuses anything
+//     past its own durable frontier), with Permit.Remaining as the
+//     socket's write deadline. When the frontier does not cover the
+//     position asked for yet, the ACK waits for the next peer ACK, not for
+//     the next fsync: the receiver needs a second wake-up source.
+//   - The peers' reports come from the binlog server's semi-sync towards
+//     replicas: each member's agent is a semi-sync replica of the
+//     acknowledger's binlog server and ACKs there only after its own fsync
+//     (its own Acker: P1). binlogserver.Replica.Acked is that position,
+//     keyed by server_id; [cluster] needs a server_id per member name to
+//     map it. An ACK's position is the replica's own claim: cap it at what
+//     the binlog server sent that connection before counting it, so a
+//     buggy peer cannot vouch for events it never got. binlogserver must
+//     offer a way to be woken on each ACK (WaitAcked's channel exists).
+//   - The epoch goes with the acknowledger's identity into status and,
+//     at promotion, into the checkpoint's epoch (the fencing token).
+//
 // # Goroutines
 //
 // Start and Close are called by the owner. Check, Terms and Leader may be

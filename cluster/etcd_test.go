@@ -213,3 +213,10 @@ func (c *etcdCluster) cont(m *etcdMember) {
 
 // clientPrefix is clientv3.WithPrefix (named here to keep imports short).
 func clientPrefix() clientv3.OpOption { return clientv3.WithPrefix() }
+
+// st0Key is the member's current election key ("" when it holds no seat).
+func (a *Acknowledger) st0Key() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.st.key
+}
