@@ -529,3 +529,52 @@ func TestAcknowledgerKeyDeletedByHand(t *testing.T) {
 	})
 	g.onlyOne(next)
 }
+
+// TestCloseWithEtcdFrozen: Close returns, and Check answers not OK at
+// once, even when the only etcd member the member talks to is frozen: for
+// a campaigning member (the library's resignation would wait on etcd for
+// as long as the client lives) and for the acknowledger (its revoke cannot
+// reach etcd; the lease then expires there and the third member wins).
+func TestCloseWithEtcdFrozen(t *testing.T) {
+	ec := startEtcd(t, 3)
+	g := newGroup(t, ec)
+	via := map[*member]*etcdMember{}
+	for i, n := range standbyNames {
+		via[g.start(n, RoleStandby, ec.members[i])] = ec.members[i]
+	}
+	ack := g.acknowledger("an acknowledger", 30*time.Second)
+	heldFor(t, ack, ack.cfg.ttl())
+	var campaigner, third *member
+	for _, m := range g.members {
+		switch {
+		case m == ack:
+		case campaigner == nil:
+			campaigner = m
+		default:
+			third = m
+		}
+	}
+	closeFrozen := func(m *member) {
+		ec.stop(via[m])
+		defer ec.cont(via[m])
+		start := bootClock()
+		closed := make(chan struct{})
+		go func() { m.a.Close(); close(closed) }()
+		harness.WaitFor(t, "Close of "+m.name+" to return with its etcd frozen", 60*time.Second, func() bool {
+			select {
+			case <-closed:
+				return true
+			default:
+				return false
+			}
+		})
+		t.Logf("Close of %s returned after %s with its etcd frozen", m.name, bootClock().Sub(start))
+		if p := m.a.Check(); p.OK || p.Reason != "closed" {
+			t.Fatalf("after Close: %+v", p)
+		}
+	}
+	closeFrozen(campaigner)
+	closeFrozen(ack)
+	g.members = []*member{third}
+	g.acknowledger("the third member after the closed acknowledger's lease expired", 60*time.Second)
+}
