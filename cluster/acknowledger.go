@@ -98,6 +98,19 @@ func (a *Acknowledger) Terms() []Term {
 	return append([]Term(nil), a.terms...)
 }
 
+// Guard is the etcd condition "this member's term (epoch) still holds the
+// seat": a Txn guarded by it (If(guard)) writes only while the key of that
+// term exists, so a write prepared in one term (a promotion's record) cannot
+// land after another member won. ok is false when not the acknowledger.
+func (a *Acknowledger) Guard() (guard clientv3.Cmp, epoch int64, ok bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.st.leader {
+		return clientv3.Cmp{}, 0, false
+	}
+	return clientv3.Compare(clientv3.CreateRevision(a.st.key), "=", a.st.epoch), a.st.epoch, true
+}
+
 // Leader reads who holds the seat in etcd now: its member name and epoch
 // ("" and 0 when nobody does).
 func (a *Acknowledger) Leader(ctx context.Context) (string, int64, error) {

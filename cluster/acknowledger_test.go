@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/hotstandby/hotstandby/harness"
 	"github.com/hotstandby/hotstandby/tlsconf"
 )
@@ -273,6 +275,15 @@ func TestOneAcknowledgerAmongThree(t *testing.T) {
 			}
 		}
 	}
+	guard, _, ok := ack.a.Guard()
+	if !ok {
+		t.Fatal("the acknowledger has no guard")
+	}
+	for _, m := range g.members {
+		if _, _, ok := m.a.Guard(); ok && m != ack {
+			t.Fatalf("the campaigning %s has a guard", m.name)
+		}
+	}
 	// A graceful Close hands the seat over at once (the lease is revoked).
 	closed := bootClock()
 	ack.a.Close()
@@ -291,6 +302,18 @@ func TestOneAcknowledgerAmongThree(t *testing.T) {
 		t.Errorf("epoch went from %d to %d: want it to grow", old.Epoch, cur.Epoch)
 	}
 	g.onlyOne(next)
+	// The old term's guard no longer lets a write through; the new one's does.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cli := ec.client()
+	key := g.name + "/promotion"
+	if r, err := cli.Txn(ctx).If(guard).Then(clientv3.OpPut(key, ack.name)).Commit(); err != nil || r.Succeeded {
+		t.Fatalf("a write guarded by %s's old term: succeeded %v, err %v; want refused", ack.name, r != nil && r.Succeeded, err)
+	}
+	ng, _, _ := next.a.Guard()
+	if r, err := cli.Txn(ctx).If(ng).Then(clientv3.OpPut(key, next.name)).Commit(); err != nil || !r.Succeeded {
+		t.Fatalf("a write guarded by the current term: succeeded %v, err %v", r != nil && r.Succeeded, err)
+	}
 }
 
 func TestAcknowledgerCrashHandover(t *testing.T) {

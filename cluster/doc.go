@@ -11,7 +11,9 @@
 // lease_ttl (2 s). The member whose key has the lowest create revision
 // holds the seat; that revision is the epoch (Permit.Epoch, Term.Epoch),
 // which grows with every new acknowledger and is the fencing token a
-// promotion writes. A DR member never campaigns and never holds a lease.
+// promotion writes: Guard is the etcd condition under which a write made
+// in a term lands only while that term holds the seat. A DR member never
+// campaigns and never holds a lease.
 //
 // Check answers "may I acknowledge now?". Invariants:
 //   - OK only while the member's campaign has returned, its term has not
@@ -89,7 +91,7 @@
 //
 // # Goroutines
 //
-// Start and Close are called by the owner. Check, Terms and Leader may be
+// Start and Close are called by the owner. Check, Guard, Terms and Leader may be
 // called from any goroutine. Each Acknowledger runs one campaign goroutine
 // and, per lease, one renewal goroutine.
 //
