@@ -601,3 +601,44 @@ func TestCloseWithEtcdFrozen(t *testing.T) {
 	g.members = []*member{third}
 	g.acknowledger("the third member after the closed acknowledger's lease expired", 60*time.Second)
 }
+
+// TestAcknowledgerEtcdMinority: the etcd member the acknowledger talks to
+// stays up but loses its quorum (the two others frozen): it answers fast,
+// with errors, and serves stale reads. The acknowledger stops answering OK
+// within its TTL, its term ends, and no member answers OK until the
+// quorum is back.
+func TestAcknowledgerEtcdMinority(t *testing.T) {
+	ec := startEtcd(t, 3)
+	g := newGroup(t, ec)
+	for _, n := range standbyNames {
+		g.start(n, RoleStandby, ec.members[0])
+	}
+	old := g.acknowledger("an acknowledger", 30*time.Second)
+	heldFor(t, old, old.cfg.ttl())
+	stopped := bootClock()
+	ec.stop(ec.members[1])
+	ec.stop(ec.members[2])
+	harness.WaitFor(t, old.name+"'s term to end with etcd in a minority", 60*time.Second, func() bool {
+		return lastTerm(t, old).Ended
+	})
+	ot := lastTerm(t, old)
+	t.Logf("%s answered OK until %s after etcd lost its quorum; term ended %s after", old.name, ot.Until.Sub(stopped), bootClock().Sub(stopped))
+	if limit := stopped.Add(old.cfg.ttl() - old.a.margin); limit.Before(ot.Until) {
+		t.Fatalf("%s could answer OK until %s, past the loss + TTL - margin (%s)", old.name, ot.Until, limit)
+	}
+	resumed := bootClock()
+	ec.cont(ec.members[1])
+	ec.cont(ec.members[2])
+	for _, m := range g.members {
+		for _, s := range m.probe.seen() {
+			if s.to.Before(stopped) || resumed.Before(s.from) {
+				continue
+			}
+			if s.epoch != ot.Epoch || ot.Until.Before(s.to) {
+				t.Fatalf("%s answered OK while etcd had no quorum: %+v", m.name, s)
+			}
+		}
+	}
+	next := g.acknowledger("an acknowledger once etcd has its quorum back", 60*time.Second)
+	g.onlyOne(next)
+}
